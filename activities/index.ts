@@ -1,0 +1,10 @@
+import { createDataActivities, type DataActivityOptions } from './data.js';
+
+export type ActivityOptions = DataActivityOptions;
+
+/** Every activity the worker registers, bound to one store. */
+export function createActivities(options: ActivityOptions = {}) {
+  return { ...createDataActivities(options) };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

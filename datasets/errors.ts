@@ -1,0 +1,13 @@
+/**
+ * Errors a user can fix by changing their input. The CLI prints the message alone (no stack)
+ * and exits 2; activities turn them into non-retryable Temporal failures, so a bad file fails
+ * once instead of being retried for hours.
+ */
+export class BadInputError extends Error {
+  override readonly name = 'BadInputError';
+}
+
+/** The DuckDB file is locked by another process (DuckDB allows a single writer process). */
+export class StoreBusyError extends Error {
+  override readonly name = 'StoreBusyError';
+}

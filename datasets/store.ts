@@ -1,0 +1,177 @@
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { DuckDBInstance, type DuckDBConnection, type DuckDBValue } from '@duckdb/node-api';
+import { BadInputError, StoreBusyError } from './errors.js';
+import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
+
+export type Row = Record<string, unknown>;
+export type Params = Record<string, DuckDBValue> | DuckDBValue[];
+
+/** `--home` wins, then RETOOL_HOME, then `./.retool`. */
+export function resolveHome(home?: string): string {
+  return resolve(home ?? process.env.RETOOL_HOME ?? '.retool');
+}
+
+export function storePath(home?: string): string {
+  return join(resolveHome(home), 'retool.duckdb');
+}
+
+/**
+ * One DuckDB instance per file per process, shared by reference count: concurrent activities in
+ * a worker share it, and the file lock is released as soon as nobody uses it, so the CLI and a
+ * worker can take turns on the same store.
+ */
+const openInstances = new Map<string, { instance: DuckDBInstance; refs: number; migrated: boolean }>();
+
+const LOCK_ERROR = /Could not set lock on file|Conflicting lock is held/i;
+
+async function acquireInstance(path: string, waitForLockMs: number): Promise<DuckDBInstance> {
+  const shared = openInstances.get(path);
+  if (shared) {
+    shared.refs += 1;
+    return shared.instance;
+  }
+  const deadline = Date.now() + waitForLockMs;
+  for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
+    try {
+      const instance = await DuckDBInstance.create(path);
+      const again = openInstances.get(path);
+      if (again) {
+        // Another caller in this process opened it while we waited.
+        instance.closeSync();
+        again.refs += 1;
+        return again.instance;
+      }
+      openInstances.set(path, { instance, refs: 1, migrated: false });
+      return instance;
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      if (!LOCK_ERROR.test(message)) throw err;
+      if (Date.now() >= deadline) {
+        const pid = /PID (\d+)/.exec(message)?.[1];
+        throw new StoreBusyError(
+          `The dataset store ${path} is in use by another process${pid ? ` (PID ${pid})` : ''}. ` +
+            'DuckDB lets one process write a file at a time: wait for that command to finish, stop it, ' +
+            'or point this command at another store with --home DIR (or RETOOL_HOME).',
+        );
+      }
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+function releaseInstance(path: string): void {
+  const shared = openInstances.get(path);
+  if (!shared) return;
+  shared.refs -= 1;
+  if (shared.refs === 0) {
+    openInstances.delete(path);
+    shared.instance.closeSync();
+  }
+}
+
+export interface OpenOptions {
+  /** How long to wait for another process to release the file before failing. */
+  waitForLockMs?: number;
+}
+
+export class Store {
+  private closed = false;
+
+  private constructor(
+    readonly path: string,
+    readonly home: string,
+    readonly connection: DuckDBConnection,
+  ) {}
+
+  static async open(home?: string, options: OpenOptions = {}): Promise<Store> {
+    const dir = resolveHome(home);
+    mkdirSync(dir, { recursive: true });
+    const path = join(dir, 'retool.duckdb');
+    const instance = await acquireInstance(path, options.waitForLockMs ?? 10_000);
+    try {
+      const store = new Store(path, dir, await instance.connect());
+      const shared = openInstances.get(path)!;
+      if (!shared.migrated) {
+        await store.migrate();
+        shared.migrated = true;
+      }
+      return store;
+    } catch (err) {
+      releaseInstance(path);
+      throw err;
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.connection.closeSync();
+    releaseInstance(this.path);
+  }
+
+  async run(sql: string, params?: Params): Promise<void> {
+    await this.connection.run(sql, params);
+  }
+
+  async query<T extends Row = Row>(sql: string, params?: Params): Promise<T[]> {
+    const reader = await this.connection.runAndReadAll(sql, params);
+    return reader.getRowObjectsJS() as T[];
+  }
+
+  /** Runs `fn` in one transaction: all of it is written, or none of it. */
+  async transaction<T>(fn: () => Promise<T>): Promise<T> {
+    await this.run('BEGIN TRANSACTION');
+    try {
+      const result = await fn();
+      await this.run('COMMIT');
+      return result;
+    } catch (err) {
+      await this.run('ROLLBACK');
+      throw err;
+    }
+  }
+
+  async schemaVersion(): Promise<number> {
+    const rows = await this.query<{ v: number | null }>('SELECT max(version) AS v FROM schema_migrations');
+    return rows[0]?.v ?? 0;
+  }
+
+  private async migrate(): Promise<void> {
+    await this.run(
+      `CREATE TABLE IF NOT EXISTS schema_migrations (
+         version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ DEFAULT current_timestamp)`,
+    );
+    const current = await this.schemaVersion();
+    if (current > SCHEMA_VERSION) {
+      throw new BadInputError(
+        `The store ${this.path} has schema version ${current}, newer than this retool understands (${SCHEMA_VERSION}). Upgrade retool.`,
+      );
+    }
+    for (const migration of MIGRATIONS.filter((m) => m.version > current)) {
+      await this.transaction(async () => {
+        await this.run(migration.sql);
+        await this.run('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [migration.version, migration.name]);
+      });
+    }
+  }
+}
+
+/** Opens the store, runs `fn`, and always releases the file. */
+export async function withStore<T>(home: string | undefined, fn: (store: Store) => Promise<T>, options?: OpenOptions): Promise<T> {
+  const store = await Store.open(home, options);
+  try {
+    return await fn(store);
+  } finally {
+    store.close();
+  }
+}
+
+/** SQL string literal, for the places DuckDB takes no parameters (table functions, COPY). */
+export function sqlString(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`;
+}
+
+export function sqlIdent(text: string): string {
+  return `"${text.replaceAll('"', '""')}"`;
+}

@@ -1,0 +1,49 @@
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { startDevServer } from '../worker/temporal.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    temporalAddress: string;
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * One real Temporal dev server for the whole run (ephemeral, on free loopback ports), unless
+ * TEMPORAL_ADDRESS points at one that CI or a developer started.
+ */
+export default async function setup(project: TestProject) {
+  let child: ChildProcess | null = null;
+  let home: string | null = null;
+  let address = process.env.TEMPORAL_ADDRESS;
+  if (!address) {
+    home = mkdtempSync(join(tmpdir(), 'retool-test-temporal-'));
+    const started = await startDevServer({ home, port: await freePort(), uiPort: await freePort(), ephemeral: true });
+    child = started.child;
+    address = started.target.address;
+  }
+  project.provide('temporalAddress', address);
+  return async () => {
+    if (child && child.exitCode === null) {
+      const exited = new Promise((r) => child!.once('exit', r));
+      child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    }
+    if (home) rmSync(home, { recursive: true, force: true });
+  };
+}

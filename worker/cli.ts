@@ -1,0 +1,31 @@
+import { Command, CommanderError } from 'commander';
+import { benchCommand } from './commands/bench.js';
+import { dataCommand } from './commands/data.js';
+import { gradeCommand } from './commands/grade.js';
+import { serverCommand, startCommand, workerCommand } from './commands/temporal.js';
+import { reportError } from './output.js';
+
+/** Every command takes --json and --home; options are read merged with the program's. */
+function common(cmd: Command): Command {
+  return cmd
+    .option('--json', 'machine-readable output', false)
+    .option('--home <dir>', 'state folder (default: RETOOL_HOME or ./.retool)');
+}
+
+const program = new Command('retool')
+  .description('ReTool on Temporal: data, sandbox, model, SFT, RL and evaluation as durable workflows')
+  .showHelpAfterError()
+  .exitOverride();
+
+for (const cmd of [startCommand(common), serverCommand(common), workerCommand(common), dataCommand(common), gradeCommand(common), benchCommand(common)]) {
+  program.addCommand(cmd);
+}
+
+try {
+  await program.parseAsync(process.argv);
+  // Temporal's native runtime and DuckDB keep handles; a finished command should not linger.
+  process.exit(process.exitCode ?? 0);
+} catch (err) {
+  if (err instanceof CommanderError) process.exit(err.exitCode);
+  process.exit(reportError(err));
+}

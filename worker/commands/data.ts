@@ -1,0 +1,148 @@
+import { Command, Option } from 'commander';
+import { SingleBar, Presets } from 'cli-progress';
+import { splitDataset, synthesizeDataset } from '../../datasets/derive.js';
+import { BadInputError } from '../../datasets/errors.js';
+import { exportProblems, importProblems, readProblems } from '../../datasets/problems-io.js';
+import { listDatasets } from '../../datasets/registry.js';
+import type { DatasetInfo } from '../../datasets/schemas.js';
+import { withStore } from '../../datasets/store.js';
+import { FAMILIES } from '../../datasets/synth/index.js';
+import { emit, parseList, parseNumber, table, type CommonOptions } from '../output.js';
+import { prepareViaTemporal } from '../run-prepare.js';
+
+type Opts = CommonOptions & Record<string, unknown>;
+
+function describe(d: DatasetInfo): string {
+  const splits = Object.entries(d.splits).map(([k, v]) => `${k} ${v}`).join(', ');
+  const parents = d.parents.map((p) => `${p.name}@${p.version} (${p.relation})`).join(', ');
+  return `${d.name}@${d.version}: ${d.rowCount} ${d.kind} [${splits}] from ${d.source}${parents ? `, derived from ${parents}` : ''}`;
+}
+
+function progressBar(opts: CommonOptions, label: string) {
+  if (opts.json || !process.stderr.isTTY) return { update: () => {}, stop: () => {} };
+  const bar = new SingleBar({ format: `${label} [{bar}] {percentage}% {value}/{total} rows`, stream: process.stderr }, Presets.shades_classic);
+  let started = false;
+  return {
+    update(done: number, total: number) {
+      if (!started) bar.start(total, 0);
+      started = true;
+      bar.update(done);
+    },
+    stop: () => started && bar.stop(),
+  };
+}
+
+export function dataCommand(common: (cmd: Command) => Command): Command {
+  const data = new Command('data').description('the DuckDB dataset store: import, export, list, show, synthesise, split');
+  common(data.command('import').argument('<file>', 'a .jsonl, .json, .csv or .parquet file'))
+    .description('import problems with DuckDB\'s readers (all rows or none)')
+    .requiredOption('--name <name>', 'dataset name')
+    .option('--problem-field <field>', 'field holding the problem text', 'problem')
+    .option('--answer-field <field>', 'field holding the ground-truth answer', 'answer')
+    .option('--id-field <field>', 'field holding a unique id (default: "id" if present, else a hash)')
+    .option('--split-field <field>', 'field holding train/test (default: "split" if present)')
+    .addOption(new Option('--split <split>', 'put every row in this split').choices(['train', 'test']))
+    .addOption(new Option('--format <format>', 'override the format the extension implies').choices(['jsonl', 'json', 'csv', 'parquet']))
+    .option('--new-version', 'add a version when the name exists', false)
+    .action(async (file: string, opts: Opts) => {
+      const result = await withStore(opts.home, (store) =>
+        importProblems(store, {
+          file,
+          name: opts.name as string,
+          problemField: opts.problemField as string,
+          answerField: opts.answerField as string,
+          idField: opts.idField as string | undefined,
+          splitField: opts.splitField as string | undefined,
+          split: opts.split as 'train' | 'test' | undefined,
+          format: opts.format as 'jsonl' | undefined,
+          newVersion: Boolean(opts.newVersion),
+        }),
+      );
+      emit(opts, result, () => `imported ${describe(result.dataset)}${result.duplicateProblems ? ` (${result.duplicateProblems} duplicate problem texts)` : ''}`);
+    });
+
+  common(data.command('export').argument('<dataset>', 'NAME[@VERSION][:train|test]'))
+    .description('write a dataset to .parquet or .jsonl (readable by pandas and HF datasets)')
+    .requiredOption('--out <file>', 'output file (.parquet or .jsonl)')
+    .action(async (ref: string, opts: Opts) => {
+      const result = await withStore(opts.home, (store) => exportProblems(store, ref, opts.out as string));
+      emit(opts, result, () => `wrote ${result.rows} rows of ${result.dataset.name}@${result.dataset.version} to ${result.file}`);
+    });
+
+  common(data.command('list'))
+    .description('datasets with versions, sizes, splits and lineage')
+    .action(async (opts: Opts) => {
+      const datasets = await withStore(opts.home, (store) => listDatasets(store));
+      emit(opts, datasets, () =>
+        datasets.length === 0
+          ? 'no datasets yet: retool data import FILE --name NAME, or retool data synth --name NAME --count N --seed S'
+          : table(
+              datasets.map((d) => ({
+                dataset: `${d.name}@${d.version}`,
+                kind: d.kind,
+                rows: d.rowCount,
+                splits: Object.entries(d.splits).map(([k, v]) => `${k}:${v}`).join(' '),
+                source: d.source,
+                parents: d.parents.map((p) => `${p.name}@${p.version}`).join(' '),
+                created: d.createdAt,
+              })),
+              ['dataset', 'kind', 'rows', 'splits', 'source', 'parents', 'created'],
+            ),
+      );
+    });
+
+  common(data.command('show').argument('<dataset>', 'NAME[@VERSION][:train|test]'))
+    .description('rows of a dataset')
+    .option('--limit <n>', 'rows to show', parseNumber('--limit'), 10)
+    .option('--offset <n>', 'rows to skip', parseNumber('--offset'), 0)
+    .action(async (ref: string, opts: Opts) => {
+      const shown = await withStore(opts.home, (store) => readProblems(store, ref, opts.limit as number, opts.offset as number));
+      emit(opts, shown, () => `${describe(shown.dataset)}\n\n${table(shown.rows, ['id', 'split', 'family', 'level', 'answer', 'problem'])}`);
+    });
+
+  common(data.command('synth'))
+    .description('generate synthetic problems with exact answers (the built-in model\'s world)')
+    .requiredOption('--name <name>', 'dataset name')
+    .requiredOption('--count <n>', 'number of problems', parseNumber('--count'))
+    .requiredOption('--seed <n>', 'random seed', parseNumber('--seed'))
+    .option('--families <list>', `comma-separated subset of: ${FAMILIES.join(', ')}`, parseList)
+    .option('--levels <list>', 'comma-separated difficulty levels 1-4', (t: string) => parseList(t).map(parseNumber('--levels')))
+    .option('--test-fraction <f>', 'share of problems in the test split', parseNumber('--test-fraction'), 0.2)
+    .option('--new-version', 'add a version when the name exists', false)
+    .option('--via-temporal', 'run as the prepareData workflow on Temporal (visible in the UI)', false)
+    .action(async (opts: Opts) => {
+      const spec = {
+        name: opts.name as string,
+        count: opts.count as number,
+        seed: opts.seed as number,
+        families: opts.families as (typeof FAMILIES)[number][] | undefined,
+        levels: opts.levels as number[] | undefined,
+        testFraction: opts.testFraction as number,
+        newVersion: Boolean(opts.newVersion),
+      };
+      for (const f of spec.families ?? []) {
+        if (!(FAMILIES as readonly string[]).includes(f)) throw new BadInputError(`--families: unknown family "${f}" (known: ${FAMILIES.join(', ')})`);
+      }
+      if (opts.viaTemporal) {
+        const result = await prepareViaTemporal({ source: 'synth', ...spec }, {
+          home: opts.home,
+          onStarted: (id, url) => !opts.json && process.stderr.write(`started workflow ${id}${url ? `: ${url}` : ''}\n`),
+        });
+        emit(opts, result, () => `synthesised ${describe(result.dataset)}\nworkflow ${result.workflowId}${result.uiUrl ? `: ${result.uiUrl}` : ''}`);
+        return;
+      }
+      const bar = progressBar(opts, 'synth');
+      const dataset = await withStore(opts.home, (store) => synthesizeDataset(store, spec, bar.update)).finally(bar.stop);
+      emit(opts, dataset, () => `synthesised ${describe(dataset)}`);
+    });
+
+  common(data.command('split').argument('<dataset>', 'NAME[@VERSION]'))
+    .description('assign train/test by a hash of the problem text, as a new version')
+    .option('--test-fraction <f>', 'share of problems in the test split', parseNumber('--test-fraction'), 0.2)
+    .action(async (ref: string, opts: Opts) => {
+      const dataset = await withStore(opts.home, (store) => splitDataset(store, { dataset: ref, testFraction: opts.testFraction as number }));
+      emit(opts, dataset, () => `split ${describe(dataset)}`);
+    });
+
+  return data;
+}

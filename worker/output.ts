@@ -1,0 +1,55 @@
+import { ZodError } from 'zod';
+import { BadInputError, StoreBusyError } from '../datasets/errors.js';
+
+export interface CommonOptions {
+  json?: boolean;
+  home?: string;
+}
+
+/** Prints `value` as JSON with --json, else the human rendering. */
+export function emit(opts: CommonOptions, value: unknown, human: () => string): void {
+  process.stdout.write(opts.json ? `${JSON.stringify(value, bigintSafe, 2)}\n` : `${human()}\n`);
+}
+
+function bigintSafe(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value;
+}
+
+/** A plain text table: a header row and left-aligned columns. */
+export function table(rows: Record<string, unknown>[], columns: string[]): string {
+  const cell = (v: unknown) => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v)).replace(/\s+/g, ' ');
+  const widths = columns.map((c) => Math.min(80, Math.max(c.length, ...rows.map((r) => cell(r[c]).length))));
+  const line = (vals: string[]) => vals.map((v, i) => (v.length > widths[i]! ? `${v.slice(0, widths[i]! - 1)}…` : v.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(columns), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(columns.map((c) => cell(r[c]))))].join('\n');
+}
+
+/**
+ * One place that turns errors into exit codes: 2 with the message alone for input a person can
+ * fix (bad file, unknown dataset, busy store, invalid options), 1 with the stack for bugs.
+ */
+export function reportError(err: unknown): number {
+  if (err instanceof BadInputError || err instanceof StoreBusyError) {
+    process.stderr.write(`retool: ${err.message}\n`);
+    return 2;
+  }
+  if (err instanceof ZodError) {
+    const lines = err.issues.map((i) => `  ${i.path.join('.') || '(input)'}: ${i.message}`);
+    process.stderr.write(`retool: invalid options:\n${lines.join('\n')}\n`);
+    return 2;
+  }
+  if (err instanceof Error && err.name === 'CommanderError') return (err as Error & { exitCode: number }).exitCode;
+  process.stderr.write(`retool: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  return 1;
+}
+
+export function parseList(text: string): string[] {
+  return text.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+export function parseNumber(name: string) {
+  return (text: string): number => {
+    const n = Number(text);
+    if (text.trim() === '' || !Number.isFinite(n)) throw new BadInputError(`${name} must be a number, got "${text}"`);
+    return n;
+  };
+}

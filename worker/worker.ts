@@ -1,0 +1,65 @@
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { createActivities } from '../activities/index.js';
+import { TASK_QUEUES, type TemporalTarget } from './temporal.js';
+
+const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+let bundled: Promise<WorkflowBundleWithSourceMap> | null = null;
+
+/** Bundles the workflow code once per process (webpack takes seconds). */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundled ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger });
+  return bundled;
+}
+
+const noop = () => {};
+const quietBundlerLogger = { trace: noop, debug: noop, info: noop, warn: console.warn, error: console.error, log: noop };
+
+export interface WorkerOptions {
+  target: TemporalTarget;
+  home?: string;
+  /** Which task queues to poll; all of them by default. Workflows run on the train queue. */
+  taskQueues?: string[];
+}
+
+export interface RunningWorkers {
+  connection: NativeConnection;
+  workers: Worker[];
+  /** Resolves when every worker has stopped. */
+  done: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+/** Starts one worker per task queue on one connection. Activities open the store per call. */
+export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers> {
+  const connection = await NativeConnection.connect({ address: opts.target.address });
+  const activities = createActivities({ home: opts.home });
+  const queues = opts.taskQueues ?? Object.values(TASK_QUEUES);
+  const workers = await Promise.all(
+    queues.map(async (taskQueue) =>
+      Worker.create({
+        connection,
+        namespace: opts.target.namespace,
+        taskQueue,
+        activities,
+        ...(taskQueue === TASK_QUEUES.train ? { workflowBundle: await workflowBundle() } : {}),
+      }),
+    ),
+  );
+  const done = Promise.all(workers.map((w) => w.run())).then(() => undefined);
+  let stopping: Promise<void> | null = null;
+  return {
+    connection,
+    workers,
+    done,
+    shutdown() {
+      stopping ??= (async () => {
+        for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+        await done.catch(() => undefined);
+        await connection.close();
+      })();
+      return stopping;
+    },
+  };
+}
