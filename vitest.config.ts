@@ -8,5 +8,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Integration tests share one Temporal dev server and spawn real subprocesses; two cores only.
     maxWorkers: 2,
+    // Expected failures (bad-input tests) would otherwise log whole stacks from Temporal's worker.
+    env: { RETOOL_LOG_LEVEL: 'ERROR' },
   },
 });

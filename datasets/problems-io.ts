@@ -193,9 +193,14 @@ export async function importProblems(store: Store, options: ImportOptions): Prom
       if (bad[0]) throw new BadInputError(`${opts.file} ${rowLabel(Number(bad[0].r))}: field "level" is not an integer`);
     }
 
-    const used = new Set([problemField, answerField, idField, splitField, familyField, levelField].filter(Boolean));
+    // Fields without a column of their own are kept in `extra`; a column named `extra` (as our
+    // own exports write) is merged in, so export -> import round-trips.
+    const extraField = columns.has('extra') ? 'extra' : undefined;
+    const used = new Set([problemField, answerField, idField, splitField, familyField, levelField, extraField].filter(Boolean));
     const rest = [...columns.keys()].filter((c) => !used.has(c));
-    const extra = rest.length ? `to_json(struct_pack(${rest.map((c) => `${sqlIdent(c)} := ${sqlIdent(c)}`).join(', ')}))` : 'NULL';
+    const restJson = rest.length ? `to_json(struct_pack(${rest.map((c) => `${sqlIdent(c)} := ${sqlIdent(c)}`).join(', ')}))` : null;
+    const extraJson = extraField ? `CAST(${sqlIdent(extraField)} AS JSON)` : null;
+    const extra = restJson && extraJson ? `json_merge_patch(coalesce(${extraJson}, '{}'), ${restJson})` : (restJson ?? extraJson ?? 'NULL');
     const idExpr = idField ? text(idField) : `substr(md5(${text(problemField)} || chr(0) || ${text(answerField)}), 1, 16)`;
     const splitExpr = splitField ? text(splitField) : opts.split ? sqlString(opts.split) : 'NULL';
 

