@@ -3,7 +3,7 @@ import { extname, resolve } from 'node:path';
 import { z } from 'zod';
 import { BadInputError } from './errors.js';
 import { createDataset, resolveDataset, setRowCount } from './registry.js';
-import { DatasetNameSchema, SplitSchema, parseDatasetRef, type DatasetInfo } from './schemas.js';
+import { DatasetNameSchema, ProblemRowSchema, SplitSchema, parseDatasetRef, type DatasetInfo } from './schemas.js';
 import { sqlIdent, sqlString, type Store } from './store.js';
 
 export const ImportFormatSchema = z.enum(['jsonl', 'json', 'csv', 'parquet']);
@@ -264,6 +264,6 @@ export async function readProblems(store: Store, refText: string, limit = 10, of
   );
   return {
     dataset,
-    rows: rows.map((r) => ({ ...r, level: r.level === null ? null : Number(r.level), extra: r.extra ? JSON.parse(String(r.extra)) : null })),
+    rows: rows.map((r) => ProblemRowSchema.parse({ ...r, level: r.level === null ? null : Number(r.level), extra: r.extra ? JSON.parse(String(r.extra)) : null })),
   };
 }

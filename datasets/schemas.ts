@@ -34,7 +34,8 @@ export const ProblemRowSchema = z.object({
   family: z.string().nullable(),
   level: z.number().int().nullable(),
   split: SplitSchema.nullable(),
-  extra: z.record(z.string(), z.unknown()).nullable(),
+  // Fields of the source file that have no column of their own.
+  extra: z.unknown(),
 });
 export type ProblemRow = z.infer<typeof ProblemRowSchema>;
 
