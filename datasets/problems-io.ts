@@ -1,4 +1,4 @@
-import { existsSync, openSync, readSync, closeSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { z } from 'zod';
 import { BadInputError } from './errors.js';
@@ -111,6 +111,17 @@ function locateJsonLinesError(file: string): string | null {
   }
 }
 
+/** The 1-based line of the `rowIndex`-th non-blank line (DuckDB's row order for JSONL). */
+function jsonlLineOfRow(file: string, rowIndex: number): number {
+  let seen = -1;
+  const lines = readFileSync(file, 'utf8').split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    if (lines[i]!.trim() !== '') seen += 1;
+    if (seen === rowIndex) return i + 1;
+  }
+  return rowIndex + 1;
+}
+
 function explainReadError(file: string, format: ImportFormat, err: unknown): BadInputError {
   const raw = err instanceof Error ? err.message : String(err);
   const firstLine = raw.split('\n')[0]!.replace(/^[A-Za-z ]+Error: /, '');
@@ -145,14 +156,22 @@ export async function importProblems(store: Store, options: ImportOptions): Prom
   }
   const columns = new Map(described.map((c) => [c.column_name, c.column_type]));
   const fieldList = [...columns.keys()].join(', ') || '(none)';
-  const need = (field: string, flag: string): string => {
-    if (!columns.has(field)) throw new BadInputError(`${opts.file}: no field "${field}" in the rows (fields found: ${fieldList}); choose one with ${flag}.`);
-    return field;
-  };
-  const problemField = need(opts.problemField, '--problem-field');
-  const answerField = need(opts.answerField, '--answer-field');
-  const idField = opts.idField ? need(opts.idField, '--id-field') : columns.has('id') ? 'id' : undefined;
-  const splitField = opts.splitField ? need(opts.splitField, '--split-field') : !opts.split && columns.has('split') ? 'split' : undefined;
+  const missing = [
+    [opts.problemField, '--problem-field'],
+    [opts.answerField, '--answer-field'],
+    [opts.idField, '--id-field'],
+    [opts.splitField, '--split-field'],
+  ].find(([field]) => field !== undefined && !columns.has(field));
+  if (missing) {
+    // A file of blank lines, or `[]`, describes as one placeholder column: say what is wrong.
+    const counted = await store.query<{ n: bigint }>(`SELECT count(*) AS n FROM ${readerSql(file, format)}`).catch(() => [{ n: 1n }]);
+    if (Number(counted[0]!.n) === 0) throw new BadInputError(`${opts.file}: no rows to import`);
+    throw new BadInputError(`${opts.file}: no field "${missing[0]}" in the rows (fields found: ${fieldList}); choose one with ${missing[1]}.`);
+  }
+  const problemField = opts.problemField;
+  const answerField = opts.answerField;
+  const idField = opts.idField ?? (columns.has('id') ? 'id' : undefined);
+  const splitField = opts.splitField ?? (!opts.split && columns.has('split') ? 'split' : undefined);
   const familyField = columns.has('family') ? 'family' : undefined;
   const levelField = columns.has('level') ? 'level' : undefined;
 
@@ -169,7 +188,10 @@ export async function importProblems(store: Store, options: ImportOptions): Prom
     throw explainReadError(opts.file, format, err);
   }
   try {
-    const rowLabel = (rowid: number): string => (format === 'jsonl' ? `line ${rowid + 1}` : format === 'csv' ? `row ${rowid + 1} (line ${rowid + 2})` : `row ${rowid + 1}`);
+    // DuckDB skips blank lines and lets quoted CSV fields span lines, so a row's line is only
+    // known for JSONL, found by re-reading the file on this error path.
+    const rowLabel = (rowid: number): string =>
+      format === 'jsonl' ? `line ${jsonlLineOfRow(file, rowid)}` : format === 'csv' ? `data row ${rowid + 1} (after the header)` : `row ${rowid + 1}`;
     const [{ n }] = (await store.query<{ n: bigint }>(`SELECT count(*) AS n FROM ${staging}`)) as [{ n: bigint }];
     if (Number(n) === 0) throw new BadInputError(`${opts.file}: no rows to import`);
 
@@ -201,7 +223,13 @@ export async function importProblems(store: Store, options: ImportOptions): Prom
     const restJson = rest.length ? `to_json(struct_pack(${rest.map((c) => `${sqlIdent(c)} := ${sqlIdent(c)}`).join(', ')}))` : null;
     const extraJson = extraField ? `CAST(${sqlIdent(extraField)} AS JSON)` : null;
     const extra = restJson && extraJson ? `json_merge_patch(coalesce(${extraJson}, '{}'), ${restJson})` : (restJson ?? extraJson ?? 'NULL');
-    const idExpr = idField ? text(idField) : `substr(md5(${text(problemField)} || chr(0) || ${text(answerField)}), 1, 16)`;
+    const dups = await store.query<{ d: bigint }>(`SELECT count(*) - count(DISTINCT ${text(problemField)}) AS d FROM ${staging}`);
+    const duplicateProblems = Number(dups[0]?.d ?? 0);
+    // Ids hash the content; a repeated (problem, answer) pair gets a -2, -3... suffix so ids stay
+    // unique (the window costs a sort, so only when there are repeats).
+    const hashId = `substr(md5(${text(problemField)} || chr(0) || ${text(answerField)}), 1, 16)`;
+    const repeat = `row_number() OVER (PARTITION BY ${text(problemField)}, ${text(answerField)} ORDER BY rowid)`;
+    const idExpr = idField ? text(idField) : duplicateProblems > 0 ? `${hashId} || CASE WHEN ${repeat} > 1 THEN '-' || ${repeat} ELSE '' END` : hashId;
     const splitExpr = splitField ? text(splitField) : opts.split ? sqlString(opts.split) : 'NULL';
 
     const dataset = await store.transaction(async () => {
@@ -222,8 +250,7 @@ export async function importProblems(store: Store, options: ImportOptions): Prom
       await setRowCount(store, id, Number(n));
       return resolveDataset(store, { name: opts.name, version: (await store.query<{ v: number }>('SELECT version AS v FROM datasets WHERE id = $1', [id]))[0]!.v });
     });
-    const dups = await store.query<{ d: bigint }>(`SELECT count(*) - count(DISTINCT ${text(problemField)}) AS d FROM ${staging}`);
-    return { dataset, duplicateProblems: Number(dups[0]?.d ?? 0) };
+    return { dataset, duplicateProblems };
   } finally {
     await store.run(`DROP TABLE IF EXISTS ${staging}`);
   }

@@ -89,8 +89,9 @@ export class Store {
     mkdirSync(dir, { recursive: true });
     const path = join(dir, 'retool.duckdb');
     const instance = await acquireInstance(path, options.waitForLockMs ?? 10_000);
+    let store: Store | null = null;
     try {
-      const store = new Store(path, dir, await instance.connect());
+      store = new Store(path, dir, await instance.connect());
       const shared = openInstances.get(path)!;
       if (!shared.migrated) {
         await store.migrate();
@@ -98,7 +99,9 @@ export class Store {
       }
       return store;
     } catch (err) {
-      releaseInstance(path);
+      // A live connection would keep the instance, and the file lock, until garbage collection.
+      if (store) store.close();
+      else releaseInstance(path);
       throw err;
     }
   }
