@@ -1,0 +1,293 @@
+"""Fork server for the Python sandbox: one long-lived interpreter per pool slot.
+
+Reads one JSON request per line on stdin, forks a fresh child per request (so a run costs a fork,
+not an interpreter start), enforces the limits, and writes one JSON result per line on stdout.
+Runs inside bubblewrap under a dropped uid when the host has it; the Node side owns the policy,
+this file only enforces it. Plain standard library, no third-party imports.
+"""
+import base64
+import ctypes
+import gc
+import json
+import os
+import random
+import resource
+import select
+import shutil
+import signal
+import sys
+import time
+import traceback
+
+MEMORY_EXIT = 213
+PR_SET_DUMPABLE = 4
+
+# --pidns: we are alone in a private pid namespace, so kill(-1) reaches only the run's leftovers.
+IN_PIDNS = '--pidns' in sys.argv
+WORK_ROOT = sys.argv[sys.argv.index('--work-root') + 1] if '--work-root' in sys.argv else '/tmp'
+
+# Warm imports: paid once here, inherited by every forked child.
+for _name in os.environ.get('RETOOL_SANDBOX_PRELOAD', '').split(','):
+    if _name:
+        try:
+            __import__(_name)
+        except Exception:
+            pass
+
+# Preloaded objects never change again: keep the collector off their pages so forks share them.
+gc.freeze()
+
+# Non-dumpable: code running under the same uid can neither ptrace this process nor open its
+# /proc/<pid>/fd or mem, so it cannot tamper with the server that later runs other code.
+try:
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+except Exception:
+    pass
+
+PROTOCOL_OUT = os.fdopen(os.dup(1), 'w', buffering=1)
+PROTOCOL_IN = os.fdopen(os.dup(0), 'rb')
+devnull = os.open(os.devnull, os.O_RDWR)
+os.dup2(devnull, 0)
+os.dup2(devnull, 1)
+
+
+WAKE_R, WAKE_W = os.pipe()
+os.set_blocking(WAKE_R, False)
+os.set_blocking(WAKE_W, False)
+signal.set_wakeup_fd(WAKE_W, warn_on_full_buffer=False)
+signal.signal(signal.SIGCHLD, lambda *_: None)
+
+
+def drain_wakeups():
+    try:
+        while os.read(WAKE_R, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def set_limits(req):
+    def cap(res, value):
+        if value is None:
+            return
+        try:
+            resource.setrlimit(res, (value, value))
+        except (ValueError, OSError):
+            pass
+    cpu = req.get('cpuSeconds')
+    if cpu:
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    mem = req.get('memoryMb')
+    if mem:
+        cap(resource.RLIMIT_AS, mem * 1024 * 1024)
+    cap(resource.RLIMIT_NPROC, req.get('maxProcesses'))
+    cap(resource.RLIMIT_FSIZE, req.get('maxFileBytes'))
+    cap(resource.RLIMIT_NOFILE, req.get('maxOpenFiles', 256))
+    cap(resource.RLIMIT_CORE, 0)
+
+
+def child(req, workdir, stdin_fd, out_w, err_w):
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.setsid()
+    os.dup2(stdin_fd, 0)
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    os.closerange(3, 65536)
+    os.chdir(workdir)
+    os.environ['HOME'] = workdir
+    os.environ['TMPDIR'] = workdir
+    set_limits(req)
+    import io
+    sys.stdin = io.TextIOWrapper(os.fdopen(0, 'rb'), encoding='utf-8', errors='replace')
+    # Unbuffered: output written before os._exit() or a crash is still seen.
+    sys.stdout = io.TextIOWrapper(os.fdopen(1, 'wb', buffering=0), encoding='utf-8', errors='backslashreplace', write_through=True)
+    sys.stderr = io.TextIOWrapper(os.fdopen(2, 'wb', buffering=0), encoding='utf-8', errors='backslashreplace', write_through=True)
+    sys.argv = ['<code>']
+    seed = int.from_bytes(os.urandom(8), 'little')
+    random.seed(seed)
+    if 'numpy' in sys.modules:
+        sys.modules['numpy'].random.seed(seed % (2 ** 32))
+    code = 0
+    try:
+        compiled = compile(req['code'], '<code>', 'exec')
+        exec(compiled, {'__name__': '__main__', '__builtins__': __builtins__})
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if not isinstance(e.code, int) and e.code is not None:
+            print(e.code, file=sys.stderr)
+    except MemoryError:
+        traceback.print_exc()
+        code = MEMORY_EXIT
+    except BaseException as e:
+        # Drop our own exec frame: the model should see only its code in the traceback.
+        traceback.print_exception(type(e), e, e.__traceback__.tb_next if e.__traceback__ else None)
+        code = 1
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        pass
+    os._exit(code & 0xFF)
+
+
+def kill_leftovers(pid, status):
+    """Kills what the run left behind and returns the run's wait status (reaping it if needed)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    if IN_PIDNS:
+        # Daemons that setsid'd away from the group: everything in this namespace but us and init.
+        for _ in range(50):
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except OSError:
+                pass
+            others = [p for p in os.listdir('/proc') if p.isdigit() and int(p) not in (1, os.getpid())]
+            if not others:
+                break
+            time.sleep(0.002)
+    if status is None:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            status = 0
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG) == (0, 0):
+                break
+        except ChildProcessError:
+            break
+    return status
+
+
+def clear_work_root():
+    for name in os.listdir(WORK_ROOT):
+        path = os.path.join(WORK_ROOT, name)
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+        except OSError:
+            pass
+
+
+def run(req, n):
+    workdir = os.path.join(WORK_ROOT, 'run-%d' % n)
+    os.mkdir(workdir, 0o700)
+    stdin_fd = os.memfd_create('stdin')
+    os.write(stdin_fd, req.get('stdin', '').encode('utf-8'))
+    os.lseek(stdin_fd, 0, os.SEEK_SET)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            child(req, workdir, stdin_fd, out_w, err_w)
+        finally:
+            os._exit(120)
+    os.close(out_w)
+    os.close(err_w)
+    os.close(stdin_fd)
+    cap = req.get('maxOutputBytes', 1 << 20)
+    deadline = started + req.get('timeoutMs', 10000) / 1000.0
+    bufs = {out_r: bytearray(), err_r: bytearray()}
+    open_fds = [out_r, err_r]
+    drain_wakeups()
+    truncated = False
+    reason = None
+    status = None
+    exited_at = None
+    while True:
+        if status is None:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done == 0:
+                status = None
+            elif exited_at is None:
+                exited_at = time.monotonic()
+        now = time.monotonic()
+        if status is not None and (not open_fds or now - exited_at > 0.05):
+            break  # exited; a grandchild may hold the pipes open, so drain briefly and stop
+        if status is None and now >= deadline:
+            reason = 'timeout'
+            break
+        wait = 0.01 if status is not None else min(0.05, max(0.0, deadline - now))
+        # SIGCHLD writes to WAKE_R, so a child's exit ends the wait at once.
+        ready = select.select(open_fds + [WAKE_R], [], [], wait)[0]
+        if WAKE_R in ready:
+            drain_wakeups()
+            ready.remove(WAKE_R)
+        for fd in ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                open_fds.remove(fd)
+                continue
+            buf = bufs[fd]
+            room = cap - len(buf)
+            if room > 0:
+                buf += chunk[:room]
+            if len(chunk) > room:
+                truncated = True
+                reason = reason or 'output'
+        if reason == 'output':
+            break
+    status = kill_leftovers(pid, status)
+    for fd in (out_r, err_r):
+        os.close(fd)
+    clear_work_root()
+    duration_ms = (time.monotonic() - started) * 1000.0
+    exit_code = os.waitstatus_to_exitcode(status)
+    sig = -exit_code if exit_code < 0 else None
+    if reason == 'timeout':
+        outcome = 'timeout'
+    elif reason == 'output':
+        outcome = 'killed'
+    elif sig in (signal.SIGXCPU,):
+        outcome = 'timeout'
+        reason = 'cpu'
+    elif exit_code == MEMORY_EXIT:
+        outcome = 'memory'
+    elif sig is not None:
+        outcome = 'killed'
+    elif exit_code == 0:
+        outcome = 'ok'
+    else:
+        outcome = 'error'
+    return {
+        'status': outcome,
+        'reason': reason,
+        'exitCode': exit_code if sig is None else None,
+        'signal': signal.Signals(sig).name if sig else None,
+        'stdout': base64.b64encode(bytes(bufs[out_r])).decode('ascii'),
+        'stderr': base64.b64encode(bytes(bufs[err_r])).decode('ascii'),
+        'durationMs': round(duration_ms, 3),
+        'truncated': truncated,
+    }
+
+
+def main():
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    os.makedirs(WORK_ROOT, exist_ok=True)
+    PROTOCOL_OUT.write(json.dumps({'ready': True, 'pid': os.getpid(), 'uid': os.getuid()}) + '\n')
+    n = 0
+    for line in PROTOCOL_IN:
+        if not line.strip():
+            continue
+        n += 1
+        req = json.loads(line)
+        try:
+            result = run(req, n)
+        except Exception as e:  # a bug here, not in the user's code
+            result = {'status': 'sandbox_error', 'reason': 'server', 'exitCode': None, 'signal': None,
+                      'stdout': '', 'stderr': base64.b64encode(traceback.format_exc().encode()).decode('ascii'),
+                      'durationMs': 0, 'truncated': False}
+            clear_work_root()
+        result['id'] = req.get('id')
+        PROTOCOL_OUT.write(json.dumps(result) + '\n')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,84 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { cleanOutput } from './output.js';
+import { bwrapArgs, detectIsolation, SANDBOX_ENV, slotUid } from './isolation.js';
+import type { ExecResult, SandboxLimits } from './types.js';
+
+let nextSlot = 1000;
+
+/**
+ * One fresh process per run, for languages without a fork server (JavaScript). Limits come from
+ * prlimit (the util-linux tool) and V8's heap flag; under bubblewrap the code file is copied into
+ * the sandbox's private /tmp through a file descriptor, so nothing is written on the host.
+ */
+export async function runNodeOnce(code: string, stdin: string, limits: SandboxLimits): Promise<ExecResult> {
+  const isolation = detectIsolation();
+  const started = performance.now();
+  const heapMb = Math.max(16, Math.floor(limits.memoryMb * 0.75));
+  const prlimit = [
+    '/usr/bin/prlimit',
+    `--cpu=${limits.cpuSeconds}:${limits.cpuSeconds + 1}`,
+    `--data=${limits.memoryMb * 1024 * 1024}`,
+    `--nproc=${limits.maxProcesses}`,
+    `--fsize=${limits.maxFileBytes}`,
+    '--core=0',
+    '--',
+  ];
+  const node = process.execPath;
+  let host: string | null = null;
+  let file: string;
+  let args: string[];
+  let extraFd: Uint8Array | undefined;
+  if (isolation.mode === 'bubblewrap') {
+    file = isolation.bwrap!;
+    args = bwrapArgs({
+      argv: [...prlimit, node, `--max-old-space-size=${heapMb}`, '/tmp/main.js'],
+      readOnly: [node],
+      uid: slotUid(nextSlot++ % 4096),
+      extra: ['--file', '3', '/tmp/main.js'],
+    });
+    extraFd = Buffer.from(code, 'utf8');
+  } else {
+    host = mkdtempSync(join(tmpdir(), 'retool-js-'));
+    writeFileSync(join(host, 'main.js'), code);
+    file = prlimit[0]!;
+    args = [...prlimit.slice(1), node, `--max-old-space-size=${heapMb}`, join(host, 'main.js')];
+  }
+  try {
+    const proc = execa(file, args, {
+      input: stdin,
+      env: isolation.mode === 'bubblewrap' ? {} : { ...SANDBOX_ENV, HOME: host! },
+      extendEnv: false,
+      cwd: host ?? undefined,
+      stdio: ['pipe', 'pipe', 'pipe', ...(extraFd ? [extraFd] : [])],
+      encoding: 'buffer',
+      maxBuffer: limits.maxOutputBytes,
+      timeout: limits.timeoutMs,
+      killSignal: 'SIGKILL',
+      detached: isolation.mode !== 'bubblewrap',
+      cleanup: true,
+      reject: false,
+    });
+    const r = await proc;
+    if (isolation.mode !== 'bubblewrap' && proc.pid) {
+      try {
+        process.kill(-proc.pid, 'SIGKILL');
+      } catch {
+        // the group is gone already
+      }
+    }
+    const stdout = cleanOutput(r.stdout as Uint8Array);
+    const stderr = cleanOutput(r.stderr as Uint8Array);
+    const base = { exitCode: r.exitCode ?? null, stdout, stderr, durationMs: performance.now() - started, truncated: r.isMaxBuffer === true };
+    if (r.timedOut) return { ...base, status: 'timeout', reason: 'timeout' };
+    if (r.isMaxBuffer) return { ...base, status: 'killed', reason: 'output' };
+    if (r.signal === 'SIGXCPU') return { ...base, status: 'timeout', reason: 'cpu' };
+    if (/heap out of memory|Cannot allocate memory|ERR_MEMORY_ALLOCATION_FAILED|Array buffer allocation failed/i.test(stderr)) return { ...base, status: 'memory', reason: 'memory' };
+    if (r.signal) return { ...base, status: 'killed', reason: r.signal };
+    return { ...base, status: r.exitCode === 0 ? 'ok' : 'error', reason: null };
+  } finally {
+    if (host) rmSync(host, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,241 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { execa, type ResultPromise } from 'execa';
+import { cleanOutput } from './output.js';
+import { bwrapArgs, detectIsolation, pythonPrefix, SANDBOX_ENV, slotUid, VENV_PYTHON } from './isolation.js';
+import { ExecResultSchema, type ExecResult, type SandboxLimits } from './types.js';
+
+const SERVER_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'forkserver.py');
+/** Time the server gets beyond a run's own timeout before we call it hung and replace it. */
+const WATCHDOG_GRACE_MS = 3000;
+const START_TIMEOUT_MS = 30_000;
+
+interface WireResult {
+  id: number;
+  status: ExecResult['status'];
+  reason: string | null;
+  exitCode: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+  truncated: boolean;
+}
+
+interface Pending {
+  id: number;
+  resolve: (r: ExecResult) => void;
+  watchdog: NodeJS.Timeout;
+  started: number;
+}
+
+function failure(status: ExecResult['status'], reason: string, stderr: string, started: number): ExecResult {
+  return { status, reason, exitCode: null, stdout: '', stderr, durationMs: performance.now() - started, truncated: false };
+}
+
+/** One warm interpreter (in its own sandbox) that forks a child per request. */
+class Slot {
+  private proc: ResultPromise | null = null;
+  private pending: Pending | null = null;
+  private ready: Promise<void> | null = null;
+  private workRoot: string | null = null;
+  private nextId = 0;
+  busy = false;
+
+  constructor(
+    readonly index: number,
+    private readonly preload: string[],
+  ) {}
+
+  start(): Promise<void> {
+    this.ready ??= this.spawn();
+    return this.ready;
+  }
+
+  private async spawn(): Promise<void> {
+    const isolation = detectIsolation();
+    const preload = this.preload.join(',');
+    let file: string;
+    let args: string[];
+    if (isolation.mode === 'bubblewrap') {
+      file = isolation.bwrap!;
+      args = bwrapArgs({
+        argv: [VENV_PYTHON, '-I', SERVER_SCRIPT, '--pidns', '--work-root', '/tmp'],
+        readOnly: [pythonPrefix(), dirname(dirname(VENV_PYTHON)), SERVER_SCRIPT],
+        uid: slotUid(this.index),
+        env: { RETOOL_SANDBOX_PRELOAD: preload },
+      });
+    } else {
+      this.workRoot = mkdtempSync(join(tmpdir(), `retool-sandbox-${this.index}-`));
+      file = VENV_PYTHON;
+      args = ['-I', SERVER_SCRIPT, '--work-root', this.workRoot];
+    }
+    const proc = execa(file, args, {
+      env: isolation.mode === 'bubblewrap' ? {} : { ...SANDBOX_ENV, HOME: this.workRoot!, RETOOL_SANDBOX_PRELOAD: preload },
+      extendEnv: false,
+      stdin: 'pipe',
+      stdout: 'pipe',
+      stderr: 'pipe',
+      buffer: false,
+      reject: false,
+      // Without bubblewrap there is no pid namespace: a group of its own lets us kill it whole.
+      detached: isolation.mode !== 'bubblewrap',
+    });
+    this.proc = proc;
+    // A server that dies mid-write must not take this process down with EPIPE.
+    proc.stdin!.on('error', () => {});
+    let stderrTail = '';
+    proc.stderr!.on('data', (d: Buffer) => (stderrTail = (stderrTail + d.toString()).slice(-4000)));
+    const lines = createInterface({ input: proc.stdout! });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`sandbox slot ${this.index} did not start within ${START_TIMEOUT_MS} ms: ${stderrTail}`)), START_TIMEOUT_MS);
+      let started = false;
+      lines.on('line', (line) => {
+        const msg = JSON.parse(line) as WireResult & { ready?: boolean };
+        if (msg.ready) {
+          started = true;
+          clearTimeout(timer);
+          resolve();
+          return;
+        }
+        this.finish(msg);
+      });
+      void proc.then(() => {
+        clearTimeout(timer);
+        if (this.proc === proc) this.onServerExit(stderrTail);
+        if (!started) reject(new Error(`sandbox slot ${this.index} exited while starting: ${stderrTail.trim()}`));
+      });
+    });
+  }
+
+  /** The server died (killed by the code it ran, crashed, or by us): fail the run, start afresh. */
+  private onServerExit(stderrTail: string): void {
+    this.proc = null;
+    this.ready = null;
+    if (this.workRoot) rmSync(this.workRoot, { recursive: true, force: true });
+    const pending = this.pending;
+    if (pending) {
+      this.pending = null;
+      clearTimeout(pending.watchdog);
+      pending.resolve(failure('killed', 'sandbox server died', `the sandbox process was killed during the run ${stderrTail ? `(${stderrTail.trim().split('\n').pop()})` : ''}`.trim(), pending.started));
+    }
+  }
+
+  private finish(msg: WireResult): void {
+    const pending = this.pending;
+    if (!pending || pending.id !== msg.id) return;
+    this.pending = null;
+    clearTimeout(pending.watchdog);
+    pending.resolve(
+      ExecResultSchema.parse({
+        status: msg.status,
+        reason: msg.reason ?? (msg.signal ? msg.signal : null),
+        exitCode: msg.exitCode,
+        stdout: cleanOutput(Buffer.from(msg.stdout, 'base64')),
+        stderr: cleanOutput(Buffer.from(msg.stderr, 'base64')),
+        durationMs: msg.durationMs,
+        truncated: msg.truncated,
+      }),
+    );
+  }
+
+  async run(code: string, stdin: string, limits: SandboxLimits): Promise<ExecResult> {
+    const started = performance.now();
+    try {
+      await this.start();
+    } catch (err) {
+      this.ready = null;
+      return failure('sandbox_error', 'start', (err as Error).message, started);
+    }
+    const proc = this.proc!;
+    const id = ++this.nextId;
+    return new Promise<ExecResult>((resolve) => {
+      const watchdog = setTimeout(() => {
+        // The server itself is stuck: kill it (its namespace goes with it) and report a timeout.
+        const pending = this.pending;
+        this.pending = null;
+        this.kill();
+        pending?.resolve(failure('timeout', 'watchdog', 'the sandbox server stopped answering and was replaced', started));
+      }, limits.timeoutMs + WATCHDOG_GRACE_MS);
+      this.pending = { id, resolve, watchdog, started };
+      proc.stdin!.write(`${JSON.stringify({ id, code, stdin, ...limits })}\n`);
+    });
+  }
+
+  kill(): void {
+    const proc = this.proc;
+    if (!proc?.pid) return;
+    try {
+      if (detectIsolation().mode === 'bubblewrap') proc.kill('SIGKILL');
+      else process.kill(-proc.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+export interface PythonPoolOptions {
+  /** Warm interpreters, i.e. runs in parallel. */
+  size: number;
+  /** Modules imported once by each server and inherited by every run. */
+  preload?: string[];
+  /** Runs waiting for a slot beyond this are refused (backpressure). */
+  maxQueue?: number;
+}
+
+/** Bounded pool of fork servers with a FIFO queue. */
+export class PythonPool {
+  private readonly slots: Slot[];
+  private readonly queue: { run: (slot: Slot) => void }[] = [];
+  private readonly maxQueue: number;
+  private closed = false;
+
+  constructor(opts: PythonPoolOptions) {
+    // numpy.random is imported lazily by numpy 2; preloading it keeps per-run reseeding cheap.
+    const preload = opts.preload ?? ['numpy', 'numpy.random', 'sympy'];
+    this.slots = Array.from({ length: opts.size }, (_, i) => new Slot(i, preload));
+    this.maxQueue = opts.maxQueue ?? 4096;
+  }
+
+  get size(): number {
+    return this.slots.length;
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Starts every interpreter now rather than on first use. */
+  async warm(): Promise<void> {
+    await Promise.all(this.slots.map((s) => s.start()));
+  }
+
+  run(code: string, stdin: string, limits: SandboxLimits): Promise<ExecResult> {
+    if (this.closed) return Promise.resolve(failure('sandbox_error', 'closed', 'the sandbox pool is closed', performance.now()));
+    const free = this.slots.find((s) => !s.busy);
+    if (free) return this.runOn(free, code, stdin, limits);
+    if (this.queue.length >= this.maxQueue) {
+      return Promise.resolve(failure('sandbox_error', 'queue full', `more than ${this.maxQueue} runs are waiting for the sandbox`, performance.now()));
+    }
+    return new Promise((resolve) => this.queue.push({ run: (slot) => void this.runOn(slot, code, stdin, limits).then(resolve) }));
+  }
+
+  private async runOn(slot: Slot, code: string, stdin: string, limits: SandboxLimits): Promise<ExecResult> {
+    slot.busy = true;
+    try {
+      return await slot.run(code, stdin, limits);
+    } finally {
+      slot.busy = false;
+      const next = this.queue.shift();
+      if (next) next.run(slot);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const slot of this.slots) slot.kill();
+  }
+}
