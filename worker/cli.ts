@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { benchCommand } from './commands/bench.js';
 import { dataCommand } from './commands/data.js';
+import { execCommand } from './commands/exec.js';
 import { gradeCommand } from './commands/grade.js';
 import { serverCommand, startCommand, workerCommand } from './commands/temporal.js';
 import { reportError } from './output.js';
@@ -17,7 +18,7 @@ const program = new Command('retool')
   .showHelpAfterError()
   .exitOverride();
 
-for (const cmd of [startCommand(common), serverCommand(common), workerCommand(common), dataCommand(common), gradeCommand(common), benchCommand(common)]) {
+for (const cmd of [startCommand(common), serverCommand(common), workerCommand(common), dataCommand(common), execCommand(common), gradeCommand(common), benchCommand(common)]) {
   program.addCommand(cmd);
 }
 

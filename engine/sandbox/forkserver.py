@@ -86,14 +86,31 @@ def set_limits(req):
     cap(resource.RLIMIT_CORE, 0)
 
 
-def child(req, workdir, stdin_fd, out_w, err_w):
+def report(e):
+    """Prints the run's traceback to its stderr. Printing can itself fail when memory is spent (a
+    MemoryError a million frames deep): then drop the frames and print the exception's line alone,
+    rather than let the failure escape and end the run as a bare exit 120."""
+    try:
+        # Drop our own exec frame: the model should see only its code in the traceback.
+        traceback.print_exception(type(e), e, e.__traceback__.tb_next if e.__traceback__ else None)
+    except BaseException:
+        e.__traceback__ = None
+        try:
+            text = str(e)
+            os.write(2, ('%s: %s\n' % (type(e).__name__, text) if text else '%s\n' % type(e).__name__).encode('utf-8', 'replace'))
+        except BaseException:
+            pass
+
+
+def child(req, workdir, stdin_fd, out_w, err_w, done_w):
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.setsid()
     os.dup2(stdin_fd, 0)
     os.dup2(out_w, 1)
     os.dup2(err_w, 2)
-    os.closerange(3, 65536)
+    os.dup2(done_w, 3)
+    os.closerange(4, 65536)
     os.chdir(workdir)
     os.environ['HOME'] = workdir
     os.environ['TMPDIR'] = workdir
@@ -116,19 +133,55 @@ def child(req, workdir, stdin_fd, out_w, err_w):
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         if not isinstance(e.code, int) and e.code is not None:
             print(e.code, file=sys.stderr)
-    except MemoryError:
-        traceback.print_exc()
+    except MemoryError as e:
         code = MEMORY_EXIT
+        report(e)
     except BaseException as e:
-        # Drop our own exec frame: the model should see only its code in the traceback.
-        traceback.print_exception(type(e), e, e.__traceback__.tb_next if e.__traceback__ else None)
         code = 1
+        report(e)
     try:
         sys.stdout.flush()
         sys.stderr.flush()
     except BaseException:
         pass
+    # Close the output first, then report: the server answers without waiting for this
+    # process's memory to be torn down, which is most of a fork's cost.
+    for fd in (0, 1, 2):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    try:
+        os.write(3, b'%d' % (code & 0xFF))
+    except OSError:
+        pass
     os._exit(code & 0xFF)
+
+
+def alive_others():
+    """Processes in this namespace other than init and us, zombies excluded."""
+    me = os.getpid()
+    found = []
+    for name in os.listdir('/proc'):
+        if not name.isdigit() or int(name) in (1, me):
+            continue
+        try:
+            with open('/proc/%s/stat' % name) as f:
+                state = f.read().rsplit(')', 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != 'Z':
+            found.append(int(name))
+    return found
+
+
+def reap_all():
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG) == (0, 0):
+                return
+        except ChildProcessError:
+            return
 
 
 def kill_leftovers(pid, status):
@@ -137,28 +190,23 @@ def kill_leftovers(pid, status):
         os.killpg(pid, signal.SIGKILL)
     except OSError:
         pass
-    if IN_PIDNS:
-        # Daemons that setsid'd away from the group: everything in this namespace but us and init.
-        for _ in range(50):
-            try:
-                os.kill(-1, signal.SIGKILL)
-            except OSError:
-                pass
-            others = [p for p in os.listdir('/proc') if p.isdigit() and int(p) not in (1, os.getpid())]
-            if not others:
-                break
-            time.sleep(0.002)
     if status is None:
         try:
             _, status = os.waitpid(pid, 0)
         except ChildProcessError:
             status = 0
-    while True:
-        try:
-            if os.waitpid(-1, os.WNOHANG) == (0, 0):
+    if IN_PIDNS:
+        # Daemons that setsid'd away from the group: everything in this namespace but us and init.
+        for _ in range(500):
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except OSError:
+                pass
+            reap_all()
+            if not alive_others():
                 break
-        except ChildProcessError:
-            break
+            time.sleep(0.001)
+    reap_all()
     return status
 
 
@@ -175,6 +223,7 @@ def clear_work_root():
 
 
 def run(req, n):
+    """Runs one request; returns its result and the cleanup to do after the result is sent."""
     workdir = os.path.join(WORK_ROOT, 'run-%d' % n)
     os.mkdir(workdir, 0o700)
     stdin_fd = os.memfd_create('stdin')
@@ -182,45 +231,55 @@ def run(req, n):
     os.lseek(stdin_fd, 0, os.SEEK_SET)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
+    done_r, done_w = os.pipe()
     started = time.monotonic()
     pid = os.fork()
     if pid == 0:
         try:
-            child(req, workdir, stdin_fd, out_w, err_w)
+            child(req, workdir, stdin_fd, out_w, err_w, done_w)
         finally:
             os._exit(120)
-    os.close(out_w)
-    os.close(err_w)
-    os.close(stdin_fd)
+    for fd in (out_w, err_w, done_w, stdin_fd):
+        os.close(fd)
     cap = req.get('maxOutputBytes', 1 << 20)
     deadline = started + req.get('timeoutMs', 10000) / 1000.0
     bufs = {out_r: bytearray(), err_r: bytearray()}
     open_fds = [out_r, err_r]
+    watch = [done_r, WAKE_R]
     drain_wakeups()
     truncated = False
     reason = None
-    status = None
-    exited_at = None
+    status = None      # wait status, once reaped
+    reported = None    # exit code the child wrapper reported before exiting
+    finished_at = None
     while True:
         if status is None:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done == 0:
-                status = None
-            elif exited_at is None:
-                exited_at = time.monotonic()
+            reaped, wait_status = os.waitpid(pid, os.WNOHANG)
+            if reaped:
+                status = wait_status
         now = time.monotonic()
-        if status is not None and (not open_fds or now - exited_at > 0.05):
-            break  # exited; a grandchild may hold the pipes open, so drain briefly and stop
-        if status is None and now >= deadline:
+        if finished_at is None and (status is not None or reported is not None):
+            finished_at = now
+        if finished_at is not None and (not open_fds or now - finished_at > 0.05):
+            break  # done; a leftover process may hold the pipes open, so drain briefly and stop
+        if finished_at is None and now >= deadline:
             reason = 'timeout'
             break
-        wait = 0.01 if status is not None else min(0.05, max(0.0, deadline - now))
+        wait = 0.01 if finished_at is not None else min(0.05, max(0.0, deadline - now))
         # SIGCHLD writes to WAKE_R, so a child's exit ends the wait at once.
-        ready = select.select(open_fds + [WAKE_R], [], [], wait)[0]
+        ready = select.select(open_fds + watch, [], [], wait)[0]
         if WAKE_R in ready:
             drain_wakeups()
-            ready.remove(WAKE_R)
+        if done_r in ready:
+            data = os.read(done_r, 64)
+            watch.remove(done_r)
+            try:
+                reported = int(data)
+            except ValueError:
+                pass
         for fd in ready:
+            if fd not in bufs:
+                continue
             chunk = os.read(fd, 65536)
             if not chunk:
                 open_fds.remove(fd)
@@ -234,18 +293,19 @@ def run(req, n):
                 reason = reason or 'output'
         if reason == 'output':
             break
-    status = kill_leftovers(pid, status)
-    for fd in (out_r, err_r):
-        os.close(fd)
-    clear_work_root()
+    if reason is not None:
+        status = kill_leftovers(pid, status)
     duration_ms = (time.monotonic() - started) * 1000.0
-    exit_code = os.waitstatus_to_exitcode(status)
+    if status is not None:
+        exit_code = os.waitstatus_to_exitcode(status)
+    else:
+        exit_code = reported
     sig = -exit_code if exit_code < 0 else None
     if reason == 'timeout':
         outcome = 'timeout'
     elif reason == 'output':
         outcome = 'killed'
-    elif sig in (signal.SIGXCPU,):
+    elif sig == signal.SIGXCPU:
         outcome = 'timeout'
         reason = 'cpu'
     elif exit_code == MEMORY_EXIT:
@@ -256,7 +316,7 @@ def run(req, n):
         outcome = 'ok'
     else:
         outcome = 'error'
-    return {
+    result = {
         'status': outcome,
         'reason': reason,
         'exitCode': exit_code if sig is None else None,
@@ -266,6 +326,14 @@ def run(req, n):
         'durationMs': round(duration_ms, 3),
         'truncated': truncated,
     }
+
+    def cleanup():
+        kill_leftovers(pid, status)
+        for fd in (out_r, err_r, done_r):
+            os.close(fd)
+        clear_work_root()
+
+    return result, cleanup
 
 
 def main():
@@ -278,15 +346,17 @@ def main():
             continue
         n += 1
         req = json.loads(line)
+        cleanup = clear_work_root
         try:
-            result = run(req, n)
-        except Exception as e:  # a bug here, not in the user's code
+            result, cleanup = run(req, n)
+        except Exception:  # a bug here, not in the user's code
             result = {'status': 'sandbox_error', 'reason': 'server', 'exitCode': None, 'signal': None,
                       'stdout': '', 'stderr': base64.b64encode(traceback.format_exc().encode()).decode('ascii'),
                       'durationMs': 0, 'truncated': False}
-            clear_work_root()
         result['id'] = req.get('id')
         PROTOCOL_OUT.write(json.dumps(result) + '\n')
+        # After answering, so the caller is not kept waiting; the next request waits for it.
+        cleanup()
 
 
 if __name__ == '__main__':

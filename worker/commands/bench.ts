@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { benchData } from '../../bench/data.js';
+import { benchSandbox } from '../../bench/sandbox.js';
 import { emit, parseNumber, type CommonOptions } from '../output.js';
 
 export function benchCommand(common: (cmd: Command) => Command): Command {
@@ -10,6 +11,13 @@ export function benchCommand(common: (cmd: Command) => Command): Command {
     .option('--repeats <n>', 'runs; the report gives medians', parseNumber('--repeats'), 3)
     .action(async (opts: CommonOptions & { rows: number; repeats: number }) => {
       const result = await benchData({ rows: opts.rows, repeats: opts.repeats, onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`) });
+      emit(opts, result, () => JSON.stringify(result, null, 2));
+    });
+  common(bench.command('sandbox'))
+    .description('naive python -c spawns against the warm sandbox pool: runs/s, p50/p99')
+    .option('--runs <n>', 'runs per configuration (compute runs use half)', parseNumber('--runs'), 400)
+    .action(async (opts: CommonOptions & { runs: number }) => {
+      const result = await benchSandbox({ runs: opts.runs, onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`) });
       emit(opts, result, () => JSON.stringify(result, null, 2));
     });
   return bench;
