@@ -87,19 +87,23 @@ def set_limits(req):
 
 
 def report(e):
-    """Prints the run's traceback to its stderr. Printing can itself fail when memory is spent (a
-    MemoryError a million frames deep): then drop the frames and print the exception's line alone,
-    rather than let the failure escape and end the run as a bare exit 120."""
+    """Prints the run's traceback to its stderr. Printing can itself fail when memory is spent (an
+    exception a million frames deep): then drop the frames and print the exception's line alone,
+    rather than let the failure escape and end the run as a bare exit 120. Returns True when the
+    traceback could not be printed for want of memory."""
     try:
         # Drop our own exec frame: the model should see only its code in the traceback.
         traceback.print_exception(type(e), e, e.__traceback__.tb_next if e.__traceback__ else None)
+        return False
+    except BaseException as failure:
+        out_of_memory = isinstance(failure, MemoryError)
+    e.__traceback__ = None
+    try:
+        text = str(e)
+        os.write(2, ('%s: %s\n' % (type(e).__name__, text) if text else '%s\n' % type(e).__name__).encode('utf-8', 'replace'))
     except BaseException:
-        e.__traceback__ = None
-        try:
-            text = str(e)
-            os.write(2, ('%s: %s\n' % (type(e).__name__, text) if text else '%s\n' % type(e).__name__).encode('utf-8', 'replace'))
-        except BaseException:
-            pass
+        pass
+    return out_of_memory
 
 
 def child(req, workdir, stdin_fd, out_w, err_w, done_w):
@@ -137,15 +141,17 @@ def child(req, workdir, stdin_fd, out_w, err_w, done_w):
         code = MEMORY_EXIT
         report(e)
     except BaseException as e:
-        code = 1
-        report(e)
+        # No memory left even to print its traceback (CPython 3.11 reports a failed frame
+        # allocation in deep recursion as SystemError): the run hit its memory limit.
+        code = MEMORY_EXIT if report(e) else 1
     try:
         sys.stdout.flush()
         sys.stderr.flush()
     except BaseException:
         pass
     # Close the output first, then report: the server answers without waiting for this
-    # process's memory to be torn down, which is most of a fork's cost.
+    # process's memory to be torn down, which is most of a fork's cost. Code can write to fd 3
+    # itself, as it can choose its exit code; either way it is killed at cleanup.
     for fd in (0, 1, 2):
         try:
             os.close(fd)

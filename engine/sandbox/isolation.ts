@@ -55,9 +55,12 @@ export function detectIsolation(): Isolation {
   return detected;
 }
 
-/** A uid per pool slot, so RLIMIT_NPROC counts one slot's processes, not every sandbox's. */
+/**
+ * A uid per pool slot (0-127) or one-shot run (128-255), so RLIMIT_NPROC counts one run's
+ * processes, not every sandbox's; the block of 256 is chosen by this process's pid.
+ */
 export function slotUid(slot: number): number {
-  return 100_000 + ((process.pid * 64 + slot) % 800_000);
+  return 100_000 + (process.pid % 4096) * 256 + (slot % 256);
 }
 
 export const SANDBOX_ENV: Record<string, string> = {

@@ -6,7 +6,7 @@ import { cleanOutput } from './output.js';
 import { bwrapArgs, detectIsolation, SANDBOX_ENV, slotUid } from './isolation.js';
 import type { ExecResult, SandboxLimits } from './types.js';
 
-let nextSlot = 1000;
+let nextRun = 0;
 
 /**
  * One fresh process per run, for languages without a fork server (JavaScript). Limits come from
@@ -36,7 +36,7 @@ export async function runNodeOnce(code: string, stdin: string, limits: SandboxLi
     args = bwrapArgs({
       argv: [...prlimit, node, `--max-old-space-size=${heapMb}`, '/tmp/main.js'],
       readOnly: [node],
-      uid: slotUid(nextSlot++ % 4096),
+      uid: slotUid(128 + (nextRun++ % 128)),
       extra: ['--file', '3', '/tmp/main.js'],
     });
     extraFd = Buffer.from(code, 'utf8');
@@ -54,6 +54,8 @@ export async function runNodeOnce(code: string, stdin: string, limits: SandboxLi
       cwd: host ?? undefined,
       stdio: ['pipe', 'pipe', 'pipe', ...(extraFd ? [extraFd] : [])],
       encoding: 'buffer',
+      // Output as written, like the Python pool's (execa would drop a final newline).
+      stripFinalNewline: false,
       maxBuffer: limits.maxOutputBytes,
       timeout: limits.timeoutMs,
       killSignal: 'SIGKILL',

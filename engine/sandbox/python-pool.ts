@@ -189,7 +189,7 @@ export interface PythonPoolOptions {
 /** Bounded pool of fork servers with a FIFO queue. */
 export class PythonPool {
   private readonly slots: Slot[];
-  private readonly queue: { run: (slot: Slot) => void }[] = [];
+  private readonly queue: { run: (slot: Slot) => void; cancel: () => void }[] = [];
   private readonly maxQueue: number;
   private closed = false;
 
@@ -220,7 +220,12 @@ export class PythonPool {
     if (this.queue.length >= this.maxQueue) {
       return Promise.resolve(failure('sandbox_error', 'queue full', `more than ${this.maxQueue} runs are waiting for the sandbox`, performance.now()));
     }
-    return new Promise((resolve) => this.queue.push({ run: (slot) => void this.runOn(slot, code, stdin, limits).then(resolve) }));
+    return new Promise((resolve) =>
+      this.queue.push({
+        run: (slot) => void this.runOn(slot, code, stdin, limits).then(resolve),
+        cancel: () => resolve(failure('sandbox_error', 'closed', 'the sandbox pool was closed before this run started', performance.now())),
+      }),
+    );
   }
 
   private async runOn(slot: Slot, code: string, stdin: string, limits: SandboxLimits): Promise<ExecResult> {
@@ -236,6 +241,7 @@ export class PythonPool {
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const waiting of this.queue.splice(0)) waiting.cancel();
     for (const slot of this.slots) slot.kill();
   }
 }
