@@ -44,9 +44,9 @@ async function measure(total: number, concurrency: number, call: () => Promise<b
   return { runs: total, runs_per_s: +(total / seconds).toFixed(1), p50_ms: +quantile(latencies, 0.5).toFixed(2), p99_ms: +quantile(latencies, 0.99).toFixed(2) };
 }
 
-export async function benchSandbox(opts: { runs: number; onProgress?: (what: string) => void }) {
+export async function benchSandbox(opts: { runs: number; preload?: string[]; onProgress?: (what: string) => void }) {
   const wide = 2 * cpus().length;
-  const sandbox = new Sandbox({ poolSize: wide });
+  const sandbox = new Sandbox({ poolSize: wide, preload: opts.preload });
   await sandbox.warm();
   const results: Record<string, Record<string, { naive: Measured; pool: Measured; pool_vs_naive_runs_per_s: number }>> = {};
   try {
@@ -67,6 +67,7 @@ export async function benchSandbox(opts: { runs: number; onProgress?: (what: str
   return {
     bench: 'sandbox',
     isolation: sandbox.isolation.mode,
+    preload: opts.preload ?? 'default (numpy, numpy.random, sympy)',
     pool_size: wide,
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version },
     results,

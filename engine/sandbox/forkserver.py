@@ -8,6 +8,7 @@ this file only enforces it. Plain standard library, no third-party imports.
 import base64
 import ctypes
 import gc
+import io
 import json
 import os
 import random
@@ -44,6 +45,13 @@ try:
 except Exception:
     pass
 
+# The run's stdio, made once: a child dup2()s its pipes onto fds 0-2 and uses these as they are.
+# Unbuffered output, so what is written before os._exit() or a crash is still seen.
+CHILD_STDIO = (
+    io.TextIOWrapper(open(0, 'rb', closefd=False), encoding='utf-8', errors='replace'),
+    io.TextIOWrapper(open(1, 'wb', buffering=0, closefd=False), encoding='utf-8', errors='backslashreplace', write_through=True),
+    io.TextIOWrapper(open(2, 'wb', buffering=0, closefd=False), encoding='utf-8', errors='backslashreplace', write_through=True),
+)
 PROTOCOL_OUT = os.fdopen(os.dup(1), 'w', buffering=1)
 PROTOCOL_IN = os.fdopen(os.dup(0), 'rb')
 devnull = os.open(os.devnull, os.O_RDWR)
@@ -106,7 +114,7 @@ def report(e):
     return out_of_memory
 
 
-def child(req, workdir, stdin_fd, out_w, err_w, done_w):
+def child(req, compiled, workdir, stdin_fd, out_w, err_w, done_w):
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.setsid()
@@ -119,11 +127,7 @@ def child(req, workdir, stdin_fd, out_w, err_w, done_w):
     os.environ['HOME'] = workdir
     os.environ['TMPDIR'] = workdir
     set_limits(req)
-    import io
-    sys.stdin = io.TextIOWrapper(os.fdopen(0, 'rb'), encoding='utf-8', errors='replace')
-    # Unbuffered: output written before os._exit() or a crash is still seen.
-    sys.stdout = io.TextIOWrapper(os.fdopen(1, 'wb', buffering=0), encoding='utf-8', errors='backslashreplace', write_through=True)
-    sys.stderr = io.TextIOWrapper(os.fdopen(2, 'wb', buffering=0), encoding='utf-8', errors='backslashreplace', write_through=True)
+    sys.stdin, sys.stdout, sys.stderr = CHILD_STDIO
     sys.argv = ['<code>']
     seed = int.from_bytes(os.urandom(8), 'little')
     random.seed(seed)
@@ -131,7 +135,8 @@ def child(req, workdir, stdin_fd, out_w, err_w, done_w):
         sys.modules['numpy'].random.seed(seed % (2 ** 32))
     code = 0
     try:
-        compiled = compile(req['code'], '<code>', 'exec')
+        if isinstance(compiled, BaseException):
+            raise compiled
         exec(compiled, {'__name__': '__main__', '__builtins__': __builtins__})
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
@@ -190,13 +195,17 @@ def reap_all():
             return
 
 
-def kill_leftovers(pid, status):
-    """Kills what the run left behind and returns the run's wait status (reaping it if needed)."""
+def kill_leftovers(pid, status, wait=True):
+    """Kills what the run left behind; returns the run's wait status (reaping it if `wait`).
+
+    A child that reported its exit code is already exiting: with wait=False it is not waited
+    for, so tearing down its memory overlaps with the next run; a later sweep reaps it.
+    """
     try:
         os.killpg(pid, signal.SIGKILL)
     except OSError:
         pass
-    if status is None:
+    if status is None and wait:
         try:
             _, status = os.waitpid(pid, 0)
         except ChildProcessError:
@@ -204,13 +213,13 @@ def kill_leftovers(pid, status):
     if IN_PIDNS:
         # Daemons that setsid'd away from the group: everything in this namespace but us and init.
         for _ in range(500):
+            reap_all()
+            if not [p for p in alive_others() if p != pid]:
+                break
             try:
                 os.kill(-1, signal.SIGKILL)
             except OSError:
                 pass
-            reap_all()
-            if not alive_others():
-                break
             time.sleep(0.001)
     reap_all()
     return status
@@ -228,13 +237,29 @@ def clear_work_root():
             pass
 
 
+EXITING = []  # children that reported and were left to finish exiting in parallel
+
+
 def run(req, n):
     """Runs one request; returns its result and the cleanup to do after the result is sent."""
+    # The previous child has had the time since our answer to tear down its memory; make sure it
+    # is gone before the next code runs, so a run never sees another run's process.
+    while EXITING:
+        try:
+            os.waitpid(EXITING.pop(), 0)
+        except ChildProcessError:
+            pass
     workdir = os.path.join(WORK_ROOT, 'run-%d' % n)
     os.mkdir(workdir, 0o700)
     stdin_fd = os.memfd_create('stdin')
     os.write(stdin_fd, req.get('stdin', '').encode('utf-8'))
     os.lseek(stdin_fd, 0, os.SEEK_SET)
+    # Compiled here, not in the child: a fresh child pays copy-on-write faults for every page
+    # the compiler touches, which cost more than running a short snippet.
+    try:
+        compiled = compile(req['code'], '<code>', 'exec')
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError) as e:
+        compiled = e
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     done_r, done_w = os.pipe()
@@ -242,7 +267,7 @@ def run(req, n):
     pid = os.fork()
     if pid == 0:
         try:
-            child(req, workdir, stdin_fd, out_w, err_w, done_w)
+            child(req, compiled, workdir, stdin_fd, out_w, err_w, done_w)
         finally:
             os._exit(120)
     for fd in (out_w, err_w, done_w, stdin_fd):
@@ -334,7 +359,9 @@ def run(req, n):
     }
 
     def cleanup():
-        kill_leftovers(pid, status)
+        kill_leftovers(pid, status, wait=False)
+        if status is None:
+            EXITING.append(pid)
         for fd in (out_r, err_r, done_r):
             os.close(fd)
         clear_work_root()

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { benchData } from '../../bench/data.js';
 import { benchSandbox } from '../../bench/sandbox.js';
-import { emit, parseNumber, type CommonOptions } from '../output.js';
+import { emit, parseList, parseNumber, type CommonOptions } from '../output.js';
 
 export function benchCommand(common: (cmd: Command) => Command): Command {
   const bench = new Command('bench').description('benchmarks that print JSON numbers (not pass/fail)');
@@ -16,8 +16,9 @@ export function benchCommand(common: (cmd: Command) => Command): Command {
   common(bench.command('sandbox'))
     .description('naive python -c spawns against the warm sandbox pool: runs/s, p50/p99')
     .option('--runs <n>', 'runs per configuration (compute runs use half)', parseNumber('--runs'), 400)
-    .action(async (opts: CommonOptions & { runs: number }) => {
-      const result = await benchSandbox({ runs: opts.runs, onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`) });
+    .option('--preload <modules>', 'modules each warm interpreter imports (default numpy,numpy.random,sympy)', parseList)
+    .action(async (opts: CommonOptions & { runs: number; preload?: string[] }) => {
+      const result = await benchSandbox({ runs: opts.runs, preload: opts.preload, onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`) });
       emit(opts, result, () => JSON.stringify(result, null, 2));
     });
   return bench;
