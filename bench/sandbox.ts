@@ -5,6 +5,7 @@ import { cpus } from 'node:os';
 import { execa } from 'execa';
 import { Sandbox } from '../engine/sandbox/index.js';
 import { VENV_PYTHON } from '../engine/sandbox/isolation.js';
+import { DEFAULT_LAZY_PRELOAD, DEFAULT_PRELOAD } from '../engine/sandbox/python-pool.js';
 
 export const WORKLOADS = {
   trivial_print: 'print(42)',
@@ -67,7 +68,8 @@ export async function benchSandbox(opts: { runs: number; preload?: string[]; onP
   return {
     bench: 'sandbox',
     isolation: sandbox.isolation.mode,
-    preload: opts.preload ?? 'default (numpy, numpy.random, sympy)',
+    preload: opts.preload ?? DEFAULT_PRELOAD,
+    lazy_preload: DEFAULT_LAZY_PRELOAD,
     pool_size: wide,
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version },
     results,

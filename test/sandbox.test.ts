@@ -655,3 +655,19 @@ describe('python sandbox: closing', () => {
     expect((await running).status).toBe('killed');
   });
 });
+
+describe('python sandbox: warm imports', () => {
+  it('imports sympy into the server on first use, so later runs get it for a fork', async () => {
+    const sandbox = new Sandbox({ poolSize: 1 });
+    try {
+      await sandbox.warm();
+      const loaded = "import sys; print('numpy' in sys.modules, 'sympy' in sys.modules)";
+      expect((await sandbox.run({ code: loaded })).stdout).toBe('True False\n');
+      const first = await sandbox.run({ code: 'import sympy\nprint(sympy.factorint(360))' });
+      expect(first).toMatchObject({ status: 'ok', stdout: '{2: 3, 3: 2, 5: 1}\n' });
+      expect((await sandbox.run({ code: loaded })).stdout).toBe('True True\n');
+    } finally {
+      await sandbox.close();
+    }
+  });
+});

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import random
+import re
 import resource
 import select
 import shutil
@@ -37,6 +38,21 @@ for _name in os.environ.get('RETOOL_SANDBOX_PRELOAD', '').split(','):
 
 # Preloaded objects never change again: keep the collector off their pages so forks share them.
 gc.freeze()
+
+# Modules imported into the server the first time a run's code imports them: every later run
+# gets them for a fork, and servers whose runs never use them stay small (forks are cheaper).
+LAZY = {name: re.compile(r'^\s*(?:import|from)\s+%s\b' % re.escape(name), re.M)
+        for name in os.environ.get('RETOOL_SANDBOX_LAZY', '').split(',') if name}
+
+
+def warm_lazy_imports(code):
+    for name in [n for n, pattern in LAZY.items() if pattern.search(code)]:
+        del LAZY[name]
+        try:
+            __import__(name)
+        except Exception:
+            pass
+        gc.freeze()
 
 # Non-dumpable: code running under the same uid can neither ptrace this process nor open its
 # /proc/<pid>/fd or mem, so it cannot tamper with the server that later runs other code.
@@ -254,6 +270,8 @@ def run(req, n):
     stdin_fd = os.memfd_create('stdin')
     os.write(stdin_fd, req.get('stdin', '').encode('utf-8'))
     os.lseek(stdin_fd, 0, os.SEEK_SET)
+    if LAZY:
+        warm_lazy_imports(req['code'])
     # Compiled here, not in the child: a fresh child pays copy-on-write faults for every page
     # the compiler touches, which cost more than running a short snippet.
     try:

@@ -12,6 +12,7 @@ export interface SandboxOptions {
   /** Warm Python interpreters; default 2 x cores. */
   poolSize?: number;
   preload?: string[];
+  lazyPreload?: string[];
   maxQueue?: number;
   /** Limits for runs that give none. */
   defaults?: Partial<SandboxLimits>;
@@ -31,7 +32,7 @@ export class Sandbox {
       (opts.warn ?? ((m: string) => process.stderr.write(`${m}\n`)))(`WARNING: the code sandbox runs without isolation: ${this.isolation.missing.join('; ')}`);
     }
     this.defaults = SandboxLimitsSchema.parse(opts.defaults ?? {});
-    this.pool = new PythonPool({ size: opts.poolSize ?? 2 * cpus().length, preload: opts.preload, maxQueue: opts.maxQueue });
+    this.pool = new PythonPool({ size: opts.poolSize ?? 2 * cpus().length, preload: opts.preload, lazyPreload: opts.lazyPreload, maxQueue: opts.maxQueue });
   }
 
   warm(): Promise<void> {

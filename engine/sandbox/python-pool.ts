@@ -48,6 +48,7 @@ class Slot {
   constructor(
     readonly index: number,
     private readonly preload: string[],
+    private readonly lazyPreload: string[],
   ) {}
 
   start(): Promise<void> {
@@ -66,7 +67,7 @@ class Slot {
         argv: [VENV_PYTHON, '-I', SERVER_SCRIPT, '--pidns', '--work-root', '/tmp'],
         readOnly: [pythonPrefix(), dirname(dirname(VENV_PYTHON)), SERVER_SCRIPT],
         uid: slotUid(this.index),
-        env: { RETOOL_SANDBOX_PRELOAD: preload },
+        env: { RETOOL_SANDBOX_PRELOAD: preload, RETOOL_SANDBOX_LAZY: this.lazyPreload.join(',') },
       });
     } else {
       this.workRoot = mkdtempSync(join(tmpdir(), `retool-sandbox-${this.index}-`));
@@ -74,7 +75,7 @@ class Slot {
       args = ['-I', SERVER_SCRIPT, '--work-root', this.workRoot];
     }
     const proc = execa(file, args, {
-      env: isolation.mode === 'bubblewrap' ? {} : { ...SANDBOX_ENV, HOME: this.workRoot!, RETOOL_SANDBOX_PRELOAD: preload },
+      env: isolation.mode === 'bubblewrap' ? {} : { ...SANDBOX_ENV, HOME: this.workRoot!, RETOOL_SANDBOX_PRELOAD: preload, RETOOL_SANDBOX_LAZY: this.lazyPreload.join(',') },
       extendEnv: false,
       stdin: 'pipe',
       stdout: 'pipe',
@@ -180,11 +181,18 @@ class Slot {
 export interface PythonPoolOptions {
   /** Warm interpreters, i.e. runs in parallel. */
   size: number;
-  /** Modules imported once by each server and inherited by every run. */
+  /** Modules imported once by each server at start and inherited by every run. */
   preload?: string[];
+  /** Modules a server imports into itself the first time a run imports them. */
+  lazyPreload?: string[];
   /** Runs waiting for a slot beyond this are refused (backpressure). */
   maxQueue?: number;
 }
+
+// numpy.random is imported lazily by numpy 2; preloading it keeps per-run reseeding cheap.
+export const DEFAULT_PRELOAD = ['numpy', 'numpy.random'];
+// sympy doubles a fork's cost, so a server takes it on only once its runs use it.
+export const DEFAULT_LAZY_PRELOAD = ['sympy', 'mpmath', 'scipy'];
 
 /** Bounded pool of fork servers with a FIFO queue. */
 export class PythonPool {
@@ -194,9 +202,7 @@ export class PythonPool {
   private closed = false;
 
   constructor(opts: PythonPoolOptions) {
-    // numpy.random is imported lazily by numpy 2; preloading it keeps per-run reseeding cheap.
-    const preload = opts.preload ?? ['numpy', 'numpy.random', 'sympy'];
-    this.slots = Array.from({ length: opts.size }, (_, i) => new Slot(i, preload));
+    this.slots = Array.from({ length: opts.size }, (_, i) => new Slot(i, opts.preload ?? DEFAULT_PRELOAD, opts.lazyPreload ?? DEFAULT_LAZY_PRELOAD));
     this.maxQueue = opts.maxQueue ?? 4096;
   }
 

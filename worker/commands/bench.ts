@@ -16,7 +16,7 @@ export function benchCommand(common: (cmd: Command) => Command): Command {
   common(bench.command('sandbox'))
     .description('naive python -c spawns against the warm sandbox pool: runs/s, p50/p99')
     .option('--runs <n>', 'runs per configuration (compute runs use half)', parseNumber('--runs'), 400)
-    .option('--preload <modules>', 'modules each warm interpreter imports (default numpy,numpy.random,sympy)', parseList)
+    .option('--preload <modules>', 'modules each warm interpreter imports at start (default numpy,numpy.random; sympy is imported on first use)', parseList)
     .action(async (opts: CommonOptions & { runs: number; preload?: string[] }) => {
       const result = await benchSandbox({ runs: opts.runs, preload: opts.preload, onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`) });
       emit(opts, result, () => JSON.stringify(result, null, 2));

@@ -24,9 +24,7 @@ export function execCommand(common: (cmd: Command) => Command): Command {
           throw new BadInputError(`--stdin-file ${opts.stdinFile}: ${(err as Error).message}`);
         }
       }
-      // One run needs one interpreter; skip the heavy preloads unless the code asks for them.
-      const preload = opts.lang === 'python' ? ['numpy', 'numpy.random', 'sympy'].filter((m) => code.includes(m.split('.')[0]!)) : [];
-      const sandbox = new Sandbox({ poolSize: 1, preload });
+      const sandbox = new Sandbox({ poolSize: 1 });
       try {
         const limits = { ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}), ...(opts.memoryMb ? { memoryMb: opts.memoryMb } : {}) };
         const result = await sandbox.run({ lang: opts.lang, code, stdin, limits });
