@@ -86,8 +86,8 @@ export function pythonPrefix(python = VENV_PYTHON): string {
 export interface SandboxCommandOptions {
   /** Program and arguments, run inside the sandbox. */
   argv: string[];
-  /** Host paths the program needs, bound read-only at the same place. */
-  readOnly: string[];
+  /** Host paths the program needs, bound read-only at the same place or at `dest`. */
+  readOnly: (string | { src: string; dest: string })[];
   uid: number;
   env?: Record<string, string>;
   /** Size of the private /tmp (tmpfs). */
@@ -111,15 +111,19 @@ export function bwrapArgs(opts: SandboxCommandOptions): string[] {
     if (existsSync(host)) args.push('--symlink', `usr/${link}`, host);
   }
   const made = new Set<string>(['/', '/usr', '/etc', '/tmp', '/proc', '/dev']);
-  for (const path of opts.readOnly.map((p) => realpathSync(p))) {
-    const parts = path.split('/').filter(Boolean);
+  for (const bind of opts.readOnly) {
+    const src = realpathSync(typeof bind === 'string' ? bind : bind.src);
+    const dest = typeof bind === 'string' ? src : bind.dest;
+    // Paths under /tmp would be hidden by the private /tmp: bind those elsewhere (dest).
+    if (dest === '/tmp' || dest.startsWith('/tmp/')) throw new Error(`cannot bind ${dest} into the sandbox: /tmp is private there`);
+    const parts = dest.split('/').filter(Boolean);
     for (let i = 1; i < parts.length; i++) {
       const ancestor = `/${parts.slice(0, i).join('/')}`;
       if (made.has(ancestor) || ancestor.startsWith('/usr/') || ancestor.startsWith('/etc/')) continue;
       made.add(ancestor);
       args.push('--perms', '0755', '--dir', ancestor);
     }
-    if (!path.startsWith('/usr/')) args.push('--ro-bind', path, path);
+    if (!(src === dest && dest.startsWith('/usr/'))) args.push('--ro-bind', src, dest);
   }
   args.push('--proc', '/proc', '--dev', '/dev');
   args.push('--perms', '1777', '--size', String(opts.tmpBytes ?? 64 * 1024 * 1024), '--tmpfs', '/tmp', '--chdir', '/tmp');

@@ -63,9 +63,11 @@ class Slot {
     let args: string[];
     if (isolation.mode === 'bubblewrap') {
       file = isolation.bwrap!;
+      // The venv and the server script get fixed places, so a checkout anywhere (even under
+      // /tmp, which is private in the sandbox) works; a venv does not care where it sits.
       args = bwrapArgs({
-        argv: [VENV_PYTHON, '-I', SERVER_SCRIPT, '--pidns', '--work-root', '/tmp'],
-        readOnly: [pythonPrefix(), dirname(dirname(VENV_PYTHON)), SERVER_SCRIPT],
+        argv: ['/opt/retool/venv/bin/python', '-I', '/opt/retool/forkserver.py', '--pidns', '--work-root', '/tmp'],
+        readOnly: [pythonPrefix(), { src: dirname(dirname(VENV_PYTHON)), dest: '/opt/retool/venv' }, { src: SERVER_SCRIPT, dest: '/opt/retool/forkserver.py' }],
         uid: slotUid(this.index),
         env: { RETOOL_SANDBOX_PRELOAD: preload, RETOOL_SANDBOX_LAZY: this.lazyPreload.join(',') },
       });
