@@ -1,0 +1,203 @@
+// A Qwen2 decoder (Qwen2ForCausalLM) in tfjs, in one file: RMSNorm, rotary embeddings,
+// grouped-query attention with q/k/v biases, SwiGLU MLP, tied or separate LM head, plus a value
+// head for PPO's critic. Parameter names are exactly Hugging Face's.
+import { tf } from '../tensor/backend.js';
+import { headDim, ropeTheta, type Qwen2Config } from './config.js';
+
+export type Params = Map<string, tf.Variable>;
+
+/** Keys and values of every layer for the tokens seen so far, with their positions and validity. */
+export interface KVCache {
+  k: tf.Tensor4D[]; // per layer [B, nKV, S, hd]
+  v: tf.Tensor4D[];
+  positions: tf.Tensor2D; // [B, S] int32
+  valid: tf.Tensor2D; // [B, S] float32, 1 for a real token, 0 for padding
+}
+
+export interface ForwardInput {
+  ids: tf.Tensor2D; // [B, T] int32
+  positions: tf.Tensor2D; // [B, T] int32
+  /** 1 where the token is real, 0 for padding; all real when absent. */
+  valid?: tf.Tensor2D;
+  cache?: KVCache;
+}
+
+export interface ForwardOutput {
+  logits: tf.Tensor3D; // [B, T, V]
+  hidden: tf.Tensor3D; // [B, T, H], after the final norm
+  cache?: KVCache;
+}
+
+export function parameterShapes(c: Qwen2Config): Map<string, number[]> {
+  const hd = headDim(c);
+  const H = c.hidden_size;
+  const shapes = new Map<string, number[]>([['model.embed_tokens.weight', [c.vocab_size, H]]]);
+  for (let i = 0; i < c.num_hidden_layers; i++) {
+    const p = `model.layers.${i}.`;
+    shapes.set(`${p}input_layernorm.weight`, [H]);
+    shapes.set(`${p}self_attn.q_proj.weight`, [c.num_attention_heads * hd, H]);
+    shapes.set(`${p}self_attn.q_proj.bias`, [c.num_attention_heads * hd]);
+    shapes.set(`${p}self_attn.k_proj.weight`, [c.num_key_value_heads * hd, H]);
+    shapes.set(`${p}self_attn.k_proj.bias`, [c.num_key_value_heads * hd]);
+    shapes.set(`${p}self_attn.v_proj.weight`, [c.num_key_value_heads * hd, H]);
+    shapes.set(`${p}self_attn.v_proj.bias`, [c.num_key_value_heads * hd]);
+    shapes.set(`${p}self_attn.o_proj.weight`, [H, c.num_attention_heads * hd]);
+    shapes.set(`${p}post_attention_layernorm.weight`, [H]);
+    shapes.set(`${p}mlp.gate_proj.weight`, [c.intermediate_size, H]);
+    shapes.set(`${p}mlp.up_proj.weight`, [c.intermediate_size, H]);
+    shapes.set(`${p}mlp.down_proj.weight`, [H, c.intermediate_size]);
+  }
+  shapes.set('model.norm.weight', [H]);
+  if (!c.tie_word_embeddings) shapes.set('lm_head.weight', [c.vocab_size, H]);
+  return shapes;
+}
+
+/** The critic's head, kept apart from the HF weights (saved in its own file). */
+export const VALUE_HEAD = { weight: 'value_head.weight', bias: 'value_head.bias' } as const;
+
+export class Qwen2Model {
+  readonly headDim: number;
+  private readonly invFreq: tf.Tensor1D;
+
+  constructor(
+    readonly config: Qwen2Config,
+    readonly params: Params,
+  ) {
+    this.headDim = headDim(config);
+    for (const [name, shape] of parameterShapes(config)) {
+      const p = params.get(name);
+      if (!p) throw new Error(`checkpoint lacks ${name}`);
+      if (p.shape.join(',') !== shape.join(',')) throw new Error(`${name} has shape [${p.shape}], config says [${shape}]`);
+    }
+    const half = this.headDim / 2;
+    this.invFreq = tf.tensor1d(Array.from({ length: half }, (_, i) => 1 / ropeTheta(config) ** ((2 * i) / this.headDim)));
+  }
+
+  /** Random weights as Hugging Face initialises them (normal 0.02, zero biases, unit norms). */
+  static init(config: Qwen2Config, seed = 0, withValueHead = false): Qwen2Model {
+    const params: Params = new Map();
+    let n = seed;
+    for (const [name, shape] of parameterShapes(config)) {
+      const value = name.endsWith('layernorm.weight') || name === 'model.norm.weight' ? tf.ones(shape) : name.endsWith('.bias') ? tf.zeros(shape) : tf.randomNormal(shape, 0, 0.02, 'float32', n++);
+      params.set(name, tf.variable(value, true, name));
+    }
+    const model = new Qwen2Model(config, params);
+    if (withValueHead) model.addValueHead(seed + 1_000_003);
+    return model;
+  }
+
+  addValueHead(seed = 0): void {
+    if (this.params.has(VALUE_HEAD.weight)) return;
+    this.params.set(VALUE_HEAD.weight, tf.variable(tf.randomNormal([1, this.config.hidden_size], 0, 0.02, 'float32', seed), true, VALUE_HEAD.weight));
+    this.params.set(VALUE_HEAD.bias, tf.variable(tf.zeros([1]), true, VALUE_HEAD.bias));
+  }
+
+  private p(name: string): tf.Variable {
+    return this.params.get(name)!;
+  }
+
+  private rmsNorm(x: tf.Tensor, weight: string): tf.Tensor {
+    const variance = tf.mean(tf.square(x), -1, true);
+    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, this.config.rms_norm_eps))), this.p(weight));
+  }
+
+  /** x [N, in] @ W^T (+ b): HF keeps linear weights as [out, in]. */
+  private linear(x: tf.Tensor2D, weight: string, bias?: string): tf.Tensor2D {
+    const y = tf.matMul(x, this.p(weight) as tf.Tensor2D, false, true);
+    return bias ? (tf.add(y, this.p(bias)) as tf.Tensor2D) : (y as tf.Tensor2D);
+  }
+
+  /** Rotary embedding on [B, heads, T, hd], HF's rotate-half convention. */
+  private rope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): tf.Tensor4D {
+    const half = this.headDim / 2;
+    const [x1, x2] = tf.split(x, [half, half], -1) as [tf.Tensor4D, tf.Tensor4D];
+    const rotated = tf.concat([tf.neg(x2), x1], -1);
+    return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as tf.Tensor4D;
+  }
+
+  forward(input: ForwardInput, opts: { useCache?: boolean } = {}): ForwardOutput {
+    const c = this.config;
+    const [B, T] = input.ids.shape;
+    const hd = this.headDim;
+    const nH = c.num_attention_heads;
+    const nKV = c.num_key_value_heads;
+    const rep = nH / nKV;
+    const valid = input.valid ?? tf.ones([B, T]);
+
+    // Positions of every key (cached + new) and which of them may be attended to.
+    const keyPositions = input.cache ? tf.concat([input.cache.positions, input.positions], 1) : input.positions;
+    const keyValid = input.cache ? tf.concat([input.cache.valid, valid], 1) : valid;
+    const S = keyPositions.shape[1];
+    const allowed = tf.logicalAnd(
+      tf.greater(tf.reshape(keyValid, [B, 1, S]), 0.5),
+      tf.lessEqual(tf.reshape(keyPositions, [B, 1, S]), tf.reshape(input.positions, [B, T, 1])),
+    );
+    const bias = tf.reshape(tf.mul(tf.sub(1, tf.cast(allowed, 'float32')), -1e9), [B, 1, 1, T, S]);
+
+    const freqs = tf.mul(tf.reshape(tf.cast(input.positions, 'float32'), [B, T, 1]), tf.reshape(this.invFreq, [1, 1, hd / 2]));
+    const angles = tf.concat([freqs, freqs], -1);
+    const cos = tf.reshape(tf.cos(angles), [B, 1, T, hd]) as tf.Tensor4D;
+    const sin = tf.reshape(tf.sin(angles), [B, 1, T, hd]) as tf.Tensor4D;
+
+    let h = tf.reshape(tf.gather(this.p('model.embed_tokens.weight'), tf.reshape(input.ids, [B * T])), [B * T, c.hidden_size]) as tf.Tensor2D;
+    const newK: tf.Tensor4D[] = [];
+    const newV: tf.Tensor4D[] = [];
+    for (let i = 0; i < c.num_hidden_layers; i++) {
+      const l = `model.layers.${i}.`;
+      const x = this.rmsNorm(h, `${l}input_layernorm.weight`) as tf.Tensor2D;
+      const heads = (t: tf.Tensor2D, n: number) => tf.transpose(tf.reshape(t, [B, T, n, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
+      const q = this.rope(heads(this.linear(x, `${l}self_attn.q_proj.weight`, `${l}self_attn.q_proj.bias`), nH), cos, sin);
+      let k = this.rope(heads(this.linear(x, `${l}self_attn.k_proj.weight`, `${l}self_attn.k_proj.bias`), nKV), cos, sin);
+      let v = heads(this.linear(x, `${l}self_attn.v_proj.weight`, `${l}self_attn.v_proj.bias`), nKV);
+      if (input.cache) {
+        k = tf.concat([input.cache.k[i]!, k], 2) as tf.Tensor4D;
+        v = tf.concat([input.cache.v[i]!, v], 2) as tf.Tensor4D;
+      }
+      if (opts.useCache) {
+        newK.push(k);
+        newV.push(v);
+      }
+      // Grouped-query attention without copying K/V: the query heads that share a KV head are
+      // stacked along the time axis of that head.
+      const qg = tf.reshape(q, [B, nKV, rep * T, hd]);
+      const scores = tf.reshape(tf.mul(tf.matMul(qg, k, false, true), 1 / Math.sqrt(hd)), [B, nKV, rep, T, S]);
+      const probs = tf.softmax(tf.add(scores, bias));
+      const attn = tf.matMul(tf.reshape(probs, [B, nKV, rep * T, S]), v);
+      const merged = tf.reshape(tf.transpose(tf.reshape(attn, [B, nH, T, hd]), [0, 2, 1, 3]), [B * T, nH * hd]) as tf.Tensor2D;
+      h = tf.add(h, this.linear(merged, `${l}self_attn.o_proj.weight`));
+      const y = this.rmsNorm(h, `${l}post_attention_layernorm.weight`) as tf.Tensor2D;
+      const gate = this.linear(y, `${l}mlp.gate_proj.weight`);
+      const gated = tf.mul(tf.mul(gate, tf.sigmoid(gate)), this.linear(y, `${l}mlp.up_proj.weight`)) as tf.Tensor2D;
+      h = tf.add(h, this.linear(gated, `${l}mlp.down_proj.weight`));
+    }
+    const hidden = this.rmsNorm(h, 'model.norm.weight') as tf.Tensor2D;
+    const head = c.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+    const logits = tf.reshape(tf.matMul(hidden, this.p(head), false, true), [B, T, c.vocab_size]) as tf.Tensor3D;
+    const out: ForwardOutput = { logits, hidden: tf.reshape(hidden, [B, T, c.hidden_size]) as tf.Tensor3D };
+    if (opts.useCache) out.cache = { k: newK, v: newV, positions: keyPositions as tf.Tensor2D, valid: keyValid as tf.Tensor2D };
+    return out;
+  }
+
+  /** The critic's estimate for every position, from the final hidden states: [B, T]. */
+  values(hidden: tf.Tensor3D): tf.Tensor2D {
+    const [B, T, H] = hidden.shape;
+    const v = tf.add(tf.matMul(tf.reshape(hidden, [B * T, H]) as tf.Tensor2D, this.p(VALUE_HEAD.weight), false, true), this.p(VALUE_HEAD.bias));
+    return tf.reshape(v, [B, T]) as tf.Tensor2D;
+  }
+
+  parameterCount(): number {
+    let n = 0;
+    for (const [name, p] of this.params) if (!name.startsWith('value_head.')) n += p.size;
+    return n;
+  }
+
+  dispose(): void {
+    for (const p of this.params.values()) p.dispose();
+    this.invFreq.dispose();
+  }
+}
+
+export function disposeCache(cache: KVCache | undefined): void {
+  if (!cache) return;
+  tf.dispose([...cache.k, ...cache.v, cache.positions, cache.valid]);
+}
