@@ -79,7 +79,7 @@ export class Qwen2Model {
     let n = seed;
     for (const [name, shape] of parameterShapes(config)) {
       const value = name.endsWith('layernorm.weight') || name === 'model.norm.weight' ? tf.ones(shape) : name.endsWith('.bias') ? tf.zeros(shape) : tf.randomNormal(shape, 0, 0.02, 'float32', n++);
-      params.set(name, tf.variable(value, true, name));
+      params.set(name, tf.variable(value, true));
     }
     const model = new Qwen2Model(config, params);
     if (withValueHead) model.addValueHead(seed + 1_000_003);
@@ -88,8 +88,8 @@ export class Qwen2Model {
 
   addValueHead(seed = 0): void {
     if (this.params.has(VALUE_HEAD.weight)) return;
-    this.params.set(VALUE_HEAD.weight, tf.variable(tf.randomNormal([1, this.config.hidden_size], 0, 0.02, 'float32', seed), true, VALUE_HEAD.weight));
-    this.params.set(VALUE_HEAD.bias, tf.variable(tf.zeros([1]), true, VALUE_HEAD.bias));
+    this.params.set(VALUE_HEAD.weight, tf.variable(tf.randomNormal([1, this.config.hidden_size], 0, 0.02, 'float32', seed), true));
+    this.params.set(VALUE_HEAD.bias, tf.variable(tf.zeros([1]), true));
   }
 
   private p(name: string): tf.Variable {

@@ -1,0 +1,202 @@
+import { z } from 'zod';
+import { tf } from '../tensor/backend.js';
+import { disposeCache, type KVCache, type Qwen2Model } from './qwen2.js';
+import { logProbOf, sampleToken, seededRandom } from './sampling.js';
+
+export const GenerateOptionsSchema = z.object({
+  maxNewTokens: z.number().int().positive().default(256),
+  temperature: z.number().min(0).default(1),
+  topP: z.number().gt(0).max(1).default(1),
+  seed: z.number().int().default(0),
+  /** Token ids that end a sequence for good (end of text, end of answer). */
+  eosIds: z.array(z.number().int()).default([]),
+  /** Token ids or strings that pause a sequence (`</code>`): the caller may append and resume. */
+  pauseIds: z.array(z.number().int()).default([]),
+  pauseStrings: z.array(z.string()).default([]),
+  padId: z.number().int().default(0),
+  /** Off: recompute the whole sequence each step (the baseline the cache is measured against). */
+  useCache: z.boolean().default(true),
+});
+export type GenerateOptions = z.input<typeof GenerateOptionsSchema>;
+
+export type RowState = 'active' | 'paused' | 'done';
+
+export interface Row {
+  prompt: number[];
+  /** Everything after the prompt: sampled tokens and appended (e.g. interpreter) tokens. */
+  tokens: number[];
+  /** Log-prob under the model (temperature 1) of each sampled token; null for appended ones. */
+  logprobs: (number | null)[];
+  state: RowState;
+  /** Why the row stopped last: eos, pause, length. */
+  reason: 'eos' | 'pause' | 'length' | null;
+  sampled: number;
+}
+
+/**
+ * Batched decoding with a KV cache. A row that emits a pause token or string stops; the caller
+ * may `append` tokens from outside (the interpreter's output) and `resume` it, and decoding goes
+ * on from the cached prefix, with the other rows of the batch never waiting for it.
+ */
+export class Decoder {
+  readonly rows: Row[];
+  private readonly opts: z.output<typeof GenerateOptionsSchema>;
+  private readonly random: () => number;
+  private cache: KVCache | undefined;
+  private nextPosition: number[];
+  private nextLogits: (Float32Array | null)[];
+  private pending: (number[] | null)[];
+
+  constructor(
+    private readonly model: Qwen2Model,
+    prompts: number[][],
+    options: GenerateOptions = {},
+    private readonly decodeText?: (ids: number[]) => string,
+  ) {
+    this.opts = GenerateOptionsSchema.parse(options);
+    this.random = seededRandom(this.opts.seed);
+    this.rows = prompts.map((prompt) => ({ prompt, tokens: [], logprobs: [], state: 'active', reason: null, sampled: 0 }));
+    this.nextPosition = prompts.map(() => 0);
+    this.nextLogits = prompts.map(() => null);
+    this.pending = prompts.map((p) => [...p]);
+    if (prompts.some((p) => p.length === 0)) throw new Error('every prompt needs at least one token');
+  }
+
+  /** Queues tokens for a row (fed at the next step) and makes it active again unless done. */
+  append(row: number, ids: number[]): void {
+    const r = this.rows[row]!;
+    r.tokens.push(...ids);
+    r.logprobs.push(...ids.map(() => null));
+    this.pending[row] = [...(this.pending[row] ?? []), ...ids];
+  }
+
+  resume(row: number): void {
+    const r = this.rows[row]!;
+    if (r.state === 'paused') r.state = 'active';
+  }
+
+  finish(row: number): void {
+    this.rows[row]!.state = 'done';
+  }
+
+  get hasActive(): boolean {
+    return this.rows.some((r) => r.state === 'active');
+  }
+
+  /** Feeds queued tokens of every row in one forward pass (ragged rows padded and masked). */
+  private feed(): void {
+    const lengths = this.pending.map((p) => p?.length ?? 0);
+    const T = Math.max(...lengths);
+    if (T === 0) return;
+    const B = this.rows.length;
+    const ids: number[][] = [];
+    const positions: number[][] = [];
+    const valid: number[][] = [];
+    for (let b = 0; b < B; b++) {
+      const queued = this.pending[b] ?? [];
+      // Left-pad, so that every row's last real token sits at the last position.
+      const pad = T - queued.length;
+      ids.push([...Array(pad).fill(this.opts.padId), ...queued]);
+      positions.push(Array.from({ length: T }, (_, t) => (t < pad ? 0 : this.nextPosition[b]! + t - pad)));
+      valid.push(Array.from({ length: T }, (_, t) => (t < pad ? 0 : 1)));
+    }
+    const previous = this.cache;
+    const logits = tf.tidy(() => {
+      const out = this.opts.useCache ? this.model.forward({ ids: tf.tensor2d(ids, [B, T], 'int32'), positions: tf.tensor2d(positions, [B, T], 'int32'), valid: tf.tensor2d(valid, [B, T]), cache: this.cache }, { useCache: true }) : this.fullForward(ids, valid);
+      if (out.cache) {
+        this.cache = out.cache;
+        for (const t of [out.cache.positions, out.cache.valid, ...out.cache.k, ...out.cache.v]) tf.keep(t);
+      }
+      return tf.squeeze(tf.slice(out.logits, [0, out.logits.shape[1] - 1, 0], [B, 1, -1]), [1]);
+    });
+    // The new cache was built by concatenation: the old one is garbage now.
+    if (previous && previous !== this.cache) disposeCache(previous);
+    const data = logits.dataSync() as Float32Array;
+    const V = logits.shape[1]!;
+    logits.dispose();
+    for (let b = 0; b < B; b++) {
+      if (lengths[b]! > 0) {
+        this.nextLogits[b] = data.slice(b * V, (b + 1) * V);
+        this.nextPosition[b]! += lengths[b]!;
+      }
+      this.pending[b] = null;
+    }
+  }
+
+  /** Without a cache: the whole sequence of every row, every time (kept for comparison). */
+  private history: { ids: number[]; valid: number[] }[] | null = null;
+  private fullForward(ids: number[][], valid: number[][]) {
+    this.history ??= this.rows.map(() => ({ ids: [], valid: [] }));
+    ids.forEach((row, b) => {
+      this.history![b]!.ids.push(...row);
+      this.history![b]!.valid.push(...valid[b]!);
+    });
+    const B = this.rows.length;
+    const S = this.history[0]!.ids.length;
+    const positions = this.history.map((h) => {
+      let p = 0;
+      return h.valid.map((v) => (v ? p++ : 0));
+    });
+    return this.model.forward({
+      ids: tf.tensor2d(this.history.map((h) => h.ids), [B, S], 'int32'),
+      positions: tf.tensor2d(positions, [B, S], 'int32'),
+      valid: tf.tensor2d(this.history.map((h) => h.valid), [B, S]),
+    });
+  }
+
+  /** One token for every active row. Returns the rows that changed state. */
+  step(): number[] {
+    this.feed();
+    const changed: number[] = [];
+    this.rows.forEach((r, b) => {
+      if (r.state !== 'active') return;
+      const logits = this.nextLogits[b]!;
+      const token = sampleToken(logits, this.opts, this.random);
+      r.tokens.push(token);
+      r.logprobs.push(logProbOf(logits, token));
+      r.sampled += 1;
+      this.pending[b] = [token];
+      const stop = this.stopReason(r, token);
+      if (stop) {
+        r.reason = stop;
+        r.state = stop === 'pause' ? 'paused' : 'done';
+        changed.push(b);
+      }
+    });
+    return changed;
+  }
+
+  private stopReason(r: Row, token: number): Row['reason'] {
+    if (this.opts.eosIds.includes(token)) return 'eos';
+    if (this.opts.pauseIds.includes(token)) return 'pause';
+    if (this.opts.pauseStrings.length > 0 && this.decodeText) {
+      const longest = Math.max(...this.opts.pauseStrings.map((s) => s.length));
+      const tail = this.decodeText(r.tokens.slice(-longest - 8));
+      if (this.opts.pauseStrings.some((s) => tail.endsWith(s))) return 'pause';
+    }
+    if (r.sampled >= this.opts.maxNewTokens) return 'length';
+    return null;
+  }
+
+  dispose(): void {
+    disposeCache(this.cache);
+    this.cache = undefined;
+  }
+}
+
+export interface Generation {
+  tokens: number[];
+  logprobs: number[];
+  reason: Row['reason'];
+}
+
+/** Plain batched generation: decode until every row ends (a pause ends it too). */
+export function generate(model: Qwen2Model, prompts: number[][], options: GenerateOptions = {}, decodeText?: (ids: number[]) => string): Generation[] {
+  const decoder = new Decoder(model, prompts, options, decodeText);
+  try {
+    while (decoder.hasActive) decoder.step();
+    return decoder.rows.map((r) => ({ tokens: r.tokens, logprobs: r.logprobs.map((l) => l ?? 0), reason: r.reason }));
+  } finally {
+    decoder.dispose();
+  }
+}

@@ -1,0 +1,81 @@
+import { tf } from '../tensor/backend.js';
+import type { Qwen2Model } from '../model/qwen2.js';
+import { clipByGlobalNorm, type AdamW } from './optim.js';
+
+/**
+ * Mean cross-entropy of `targets` over the tokens where `mask` is 1. The mask is what keeps
+ * prompt and interpreter tokens out of the loss: they get exactly zero gradient.
+ */
+export function maskedCrossEntropy(logits: tf.Tensor3D, targets: tf.Tensor2D, mask: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => {
+    const V = logits.shape[2];
+    const logProbs = tf.logSoftmax(logits);
+    const picked = tf.sum(tf.mul(logProbs, tf.oneHot(tf.cast(targets, 'int32'), V)), -1);
+    const total = tf.sum(tf.mul(picked, mask));
+    return tf.neg(tf.div(total, tf.maximum(tf.sum(mask), 1))) as tf.Scalar;
+  });
+}
+
+export interface TokenBatch {
+  /** [B, T] inputs; targets are the inputs shifted left by one. */
+  ids: number[][];
+  /** [B, T] 1 where the NEXT token (the target at t) counts in the loss. */
+  lossMask: number[][];
+  /** [B, T] 1 for real tokens, 0 for padding; all real when absent. */
+  valid?: number[][];
+}
+
+export interface StepResult {
+  loss: number;
+  gradNorm: number;
+  lr: number;
+  tokens: number;
+}
+
+/** Shifted tensors for next-token prediction: inputs t < T-1 predict targets t+1. */
+export function nextTokenTensors(batch: TokenBatch) {
+  const B = batch.ids.length;
+  const T = batch.ids[0]!.length - 1;
+  const ids = tf.tensor2d(batch.ids.map((r) => r.slice(0, T)), [B, T], 'int32');
+  const targets = tf.tensor2d(batch.ids.map((r) => r.slice(1)), [B, T], 'int32');
+  const mask = tf.tensor2d(batch.lossMask.map((r) => r.slice(1)), [B, T]);
+  const valid = tf.tensor2d((batch.valid ?? batch.ids.map((r) => r.map(() => 1))).map((r) => r.slice(0, T)), [B, T]);
+  const positions = tf.tensor2d(
+    (batch.valid ?? batch.ids.map((r) => r.map(() => 1))).map((r) => {
+      let p = 0;
+      return r.slice(0, T).map((v) => (v ? p++ : 0));
+    }),
+    [B, T],
+    'int32',
+  );
+  return { ids, targets, mask, valid, positions };
+}
+
+/** Gradients of the masked loss by parameter name (caller disposes them). */
+export function lossAndGrads(model: Qwen2Model, batch: TokenBatch): { loss: number; grads: Map<string, tf.Tensor>; tokens: number } {
+  const byVariable = new Map<string, string>();
+  for (const [name, p] of model.params) if (!name.startsWith('value_head.')) byVariable.set(p.name, name);
+  const t = nextTokenTensors(batch);
+  try {
+    const { value, grads } = tf.variableGrads(() => {
+      const { logits } = model.forward({ ids: t.ids as tf.Tensor2D, positions: t.positions as tf.Tensor2D, valid: t.valid as tf.Tensor2D });
+      return maskedCrossEntropy(logits, t.targets as tf.Tensor2D, t.mask as tf.Tensor2D);
+    }, [...model.params].filter(([name]) => !name.startsWith('value_head.')).map(([, p]) => p));
+    const loss = value.dataSync()[0]!;
+    value.dispose();
+    const named = new Map<string, tf.Tensor>();
+    for (const [varName, g] of Object.entries(grads)) named.set(byVariable.get(varName)!, g);
+    const tokens = batch.lossMask.reduce((n, r) => n + r.slice(1).reduce((a, b) => a + b, 0), 0);
+    return { loss, grads: named, tokens };
+  } finally {
+    tf.dispose(Object.values(t));
+  }
+}
+
+/** One optimizer step on the masked next-token loss. Leaves no tensors behind. */
+export function trainStep(model: Qwen2Model, optimizer: AdamW, batch: TokenBatch): StepResult {
+  const { loss, grads, tokens } = lossAndGrads(model, batch);
+  const clipped = clipByGlobalNorm(grads, optimizer.config.maxGradNorm);
+  const lr = optimizer.apply(clipped.grads);
+  return { loss, gradNorm: clipped.norm, lr, tokens };
+}
