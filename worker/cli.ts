@@ -3,6 +3,7 @@ import { benchCommand } from './commands/bench.js';
 import { dataCommand } from './commands/data.js';
 import { execCommand } from './commands/exec.js';
 import { gradeCommand } from './commands/grade.js';
+import { modelCommand } from './commands/model.js';
 import { serverCommand, startCommand, workerCommand } from './commands/temporal.js';
 import { reportError } from './output.js';
 
@@ -18,7 +19,7 @@ const program = new Command('retool')
   .showHelpAfterError()
   .exitOverride();
 
-for (const cmd of [startCommand(common), serverCommand(common), workerCommand(common), dataCommand(common), execCommand(common), gradeCommand(common), benchCommand(common)]) {
+for (const cmd of [startCommand(common), serverCommand(common), workerCommand(common), dataCommand(common), execCommand(common), modelCommand(common), gradeCommand(common), benchCommand(common)]) {
   program.addCommand(cmd);
 }
 

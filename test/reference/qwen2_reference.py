@@ -1,8 +1,10 @@
-"""Reference side of the Qwen2 parity tests: Hugging Face transformers on the CPU, float32.
+"""Reference side of the Qwen2 parity tests: Hugging Face transformers on the CPU.
 
-  make DIR CONFIG_JSON SEED   a random Qwen2ForCausalLM saved with save_pretrained (safetensors)
-  logits DIR IDS_JSON         logits of every position for a batch of ids, as JSON
-  generate DIR IDS_JSON N     greedy continuation of one prompt, N new tokens, as JSON
+Reads a JSON list of jobs on stdin and prints a JSON list of results, so one interpreter start
+(torch + transformers take seconds to import) serves a whole test file:
+  {"op": "make", "dir": D, "config": {...}, "seed": S, "dtype": "float32|bfloat16|float16", "max_shard_size": "..."}
+  {"op": "logits", "dir": D, "ids": [[...], ...]}            float32 logits of every position
+  {"op": "generate", "dir": D, "ids": [[...]], "new_tokens": N}  greedy continuation
 """
 import json
 import sys
@@ -13,27 +15,39 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 torch.set_num_threads(1)
 
 
-def main():
-    cmd, path = sys.argv[1], sys.argv[2]
-    if cmd == 'make':
-        config = Qwen2Config(**json.loads(sys.argv[3]))
-        torch.manual_seed(int(sys.argv[4]))
-        model = Qwen2ForCausalLM(config).eval()
-        # Non-zero biases and norms, so that parity covers them too.
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                if name.endswith('bias') or 'norm' in name:
-                    p.add_(torch.randn_like(p) * 0.1)
-        model.save_pretrained(path, safe_serialization=True)
-        return
-    model = Qwen2ForCausalLM.from_pretrained(path, torch_dtype=torch.float32).eval()
-    ids = torch.tensor(json.loads(sys.argv[3]), dtype=torch.long)
+def make(job):
+    config = Qwen2Config(**job['config'])
+    torch.manual_seed(job.get('seed', 0))
+    model = Qwen2ForCausalLM(config).eval()
+    # Non-trivial biases and norm weights, so that parity covers them too.
     with torch.no_grad():
-        if cmd == 'logits':
-            print(json.dumps(model(input_ids=ids).logits.tolist()))
-        elif cmd == 'generate':
-            out = model.generate(ids, max_new_tokens=int(sys.argv[4]), do_sample=False, pad_token_id=0)
-            print(json.dumps(out[0, ids.shape[1]:].tolist()))
+        for name, p in model.named_parameters():
+            if name.endswith('bias') or 'norm' in name:
+                p.add_(torch.randn_like(p) * 0.1)
+    dtype = getattr(torch, job.get('dtype', 'float32'))
+    model.to(dtype).save_pretrained(job['dir'], safe_serialization=True, max_shard_size=job.get('max_shard_size', '5GB'))
+    return None
+
+
+def load(path):
+    return Qwen2ForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+
+
+def main():
+    results = []
+    for job in json.load(sys.stdin):
+        if job['op'] == 'make':
+            results.append(make(job))
+            continue
+        model = load(job['dir'])
+        ids = torch.tensor(job['ids'], dtype=torch.long)
+        with torch.no_grad():
+            if job['op'] == 'logits':
+                results.append(model(input_ids=ids).logits.tolist())
+            elif job['op'] == 'generate':
+                out = model.generate(ids, max_new_tokens=job['new_tokens'], do_sample=False, pad_token_id=0)
+                results.append(out[:, ids.shape[1]:].tolist())
+    json.dump(results, sys.stdout)
 
 
 if __name__ == '__main__':

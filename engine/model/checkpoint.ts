@@ -1,0 +1,95 @@
+// A model directory in Hugging Face layout: config.json, model.safetensors (or shards + index),
+// tokenizer files; beside them, what transformers does not know about: the value head and the
+// optimizer's state, so that training resumes exactly.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { tf } from '../tensor/backend.js';
+import { loadTokenizerSync } from '../tokenizer/hf.js';
+import { saveTokenizerSync, type SavableTokenizer } from '../tokenizer/builtin.js';
+import type { TextTokenizer } from '../tokenizer/types.js';
+import type { AdamW } from '../train/optim.js';
+import { readModelTensors, writeDirAtomically, writeModelTensors } from './checkpoint-files.js';
+import { Qwen2ConfigSchema } from './config.js';
+import { parameterShapes, Qwen2Model, VALUE_HEAD, type Params } from './qwen2.js';
+import { readSafetensorsFile, writeSafetensorsFile, type DType, type NamedTensor } from './safetensors.js';
+
+const VALUE_HEAD_FILE = 'value_head.safetensors';
+const OPTIMIZER_FILE = 'optimizer.safetensors';
+const TRAINER_STATE_FILE = 'trainer_state.json';
+
+export const TrainerStateSchema = z.object({
+  step: z.number().int().min(0),
+  /** Anything the trainer needs to continue as if never stopped: RNG state, data cursor, ... */
+  extra: z.record(z.string(), z.unknown()).default({}),
+});
+export type TrainerState = z.infer<typeof TrainerStateSchema>;
+
+function toNamed(p: tf.Variable): NamedTensor {
+  return { shape: p.shape, data: p.dataSync() as Float32Array };
+}
+
+export interface SaveOptions {
+  tokenizer?: SavableTokenizer;
+  optimizer?: AdamW;
+  trainerState?: TrainerState;
+  dtype?: DType;
+  maxShardBytes?: number;
+}
+
+/** Writes the whole directory atomically: a crash mid-save leaves the previous one intact. */
+export async function saveModel(dir: string, model: Qwen2Model, opts: SaveOptions = {}): Promise<void> {
+  const weights = new Map<string, NamedTensor>();
+  const head = new Map<string, NamedTensor>();
+  for (const [name, p] of model.params) (name.startsWith('value_head.') ? head : weights).set(name, toNamed(p));
+  await writeDirAtomically(dir, (tmp) => {
+    const config = { ...model.config, architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', torch_dtype: opts.dtype === 'BF16' ? 'bfloat16' : opts.dtype === 'F16' ? 'float16' : 'float32' };
+    writeFileSync(join(tmp, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+    writeModelTensors(tmp, weights, { dtype: opts.dtype, maxShardBytes: opts.maxShardBytes });
+    if (head.size > 0) writeSafetensorsFile(join(tmp, VALUE_HEAD_FILE), head);
+    if (opts.tokenizer) saveTokenizerSync(tmp, opts.tokenizer);
+    if (opts.optimizer) writeSafetensorsFile(join(tmp, OPTIMIZER_FILE), opts.optimizer.stateTensors());
+    if (opts.optimizer || opts.trainerState) {
+      const state = TrainerStateSchema.parse({ step: opts.optimizer?.step ?? opts.trainerState?.step ?? 0, extra: opts.trainerState?.extra ?? {} });
+      writeFileSync(join(tmp, TRAINER_STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+    }
+  });
+}
+
+export interface LoadedModel {
+  model: Qwen2Model;
+  tokenizer: TextTokenizer | null;
+  /** Optimizer moments and the trainer's state, when the directory holds them. */
+  optimizerState: Map<string, NamedTensor> | null;
+  trainerState: TrainerState | null;
+}
+
+/** Loads a directory written here or by transformers' save_pretrained (F32/F16/BF16, sharded). */
+export function loadModel(dir: string): LoadedModel {
+  const configFile = join(dir, 'config.json');
+  if (!existsSync(configFile)) throw new Error(`${dir}: no config.json (not a model directory)`);
+  const parsed = Qwen2ConfigSchema.safeParse(JSON.parse(readFileSync(configFile, 'utf8')));
+  if (!parsed.success) throw new Error(`${configFile}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  const config = parsed.data;
+  const tensors = readModelTensors(dir);
+  const params: Params = new Map();
+  for (const [name, shape] of parameterShapes(config)) {
+    const t = tensors.get(name);
+    if (!t) throw new Error(`${dir}: the checkpoint has no tensor ${name}`);
+    if (t.shape.join(',') !== shape.join(',')) throw new Error(`${dir}: ${name} has shape [${t.shape}], config.json implies [${shape}]`);
+    params.set(name, tf.variable(tf.tensor(t.data, t.shape), true));
+  }
+  const headFile = join(dir, VALUE_HEAD_FILE);
+  if (existsSync(headFile)) {
+    for (const [name, t] of readSafetensorsFile(headFile).tensors) {
+      if (name === VALUE_HEAD.weight || name === VALUE_HEAD.bias) params.set(name, tf.variable(tf.tensor(t.data, t.shape), true));
+    }
+  }
+  const model = new Qwen2Model(config, params);
+  const tokenizer = existsSync(join(dir, 'tokenizer.json')) ? loadTokenizerSync(dir) : null;
+  const optimizerFile = join(dir, OPTIMIZER_FILE);
+  const optimizerState = existsSync(optimizerFile) ? new Map(readSafetensorsFile(optimizerFile).tensors) : null;
+  const stateFile = join(dir, TRAINER_STATE_FILE);
+  const trainerState = existsSync(stateFile) ? TrainerStateSchema.parse(JSON.parse(readFileSync(stateFile, 'utf8'))) : null;
+  return { model, tokenizer, optimizerState, trainerState };
+}

@@ -1,0 +1,226 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadModel, saveModel } from '../engine/model/checkpoint.js';
+import { Qwen2ConfigSchema, PRESETS } from '../engine/model/config.js';
+import { Decoder, generate } from '../engine/model/generate.js';
+import { Qwen2Model } from '../engine/model/qwen2.js';
+import { initBackend, tf } from '../engine/tensor/backend.js';
+import { AdamW, OptimizerConfigSchema } from '../engine/train/optim.js';
+import { lossAndGrads, trainStep, type TokenBatch } from '../engine/train/step.js';
+import { json, retool, tempHome } from './helpers/cli.js';
+import { maxAbsDiff, reference } from './helpers/reference.js';
+
+const GQA = { vocab_size: 97, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 64, rope_theta: 10000 };
+const IDS = [
+  [1, 5, 9, 3, 70, 2, 8, 40],
+  [4, 4, 96, 0, 13, 13, 7, 1],
+];
+
+function logitsOf(model: Qwen2Model, ids: number[][]): Float32Array {
+  return tf.tidy(() => model.forward({ ids: tf.tensor2d(ids, undefined, 'int32'), positions: tf.tensor2d(ids.map((r) => r.map((_, i) => i)), undefined, 'int32') }).logits.dataSync() as Float32Array);
+}
+
+describe('Qwen2 against Hugging Face transformers (float32, CPU)', () => {
+  const home = tempHome('retool-model-');
+  const dir = (name: string) => join(home.dir, name);
+  let results: unknown[];
+
+  beforeAll(async () => {
+    expect(await initBackend()).toBe('wasm');
+    // Checkpoints written here, for transformers to read back.
+    for (const tied of [false, true]) {
+      const m = Qwen2Model.init(Qwen2ConfigSchema.parse({ ...GQA, tie_word_embeddings: tied }), 11);
+      await saveModel(dir(`ours-${tied}`), m, { maxShardBytes: tied ? 20_000 : undefined });
+      m.dispose();
+    }
+    results = await reference([
+      { op: 'make', dir: dir('hf-untied'), config: { ...GQA, tie_word_embeddings: false }, seed: 1 },
+      { op: 'make', dir: dir('hf-tied'), config: { ...GQA, tie_word_embeddings: true }, seed: 2 },
+      { op: 'make', dir: dir('hf-bf16'), config: { ...GQA, tie_word_embeddings: false }, seed: 3, dtype: 'bfloat16', max_shard_size: '30KB' },
+      { op: 'logits', dir: dir('hf-untied'), ids: IDS },
+      { op: 'logits', dir: dir('hf-tied'), ids: IDS },
+      { op: 'logits', dir: dir('hf-bf16'), ids: IDS },
+      { op: 'logits', dir: dir('ours-false'), ids: IDS },
+      { op: 'logits', dir: dir('ours-true'), ids: IDS },
+      { op: 'generate', dir: dir('hf-untied'), ids: [IDS[0]!.slice(0, 5)], new_tokens: 16 },
+    ]);
+  }, 300_000);
+  afterAll(() => home.cleanup());
+
+  it.each([
+    ['untied', 'hf-untied', 3],
+    ['tied', 'hf-tied', 4],
+    ['bf16, sharded', 'hf-bf16', 5],
+  ])('loads a transformers checkpoint (%s) and matches its logits within 1e-4', (_label, name, index) => {
+    const { model } = loadModel(dir(name));
+    const expected = (results[index] as number[][][]).flat(2);
+    expect(maxAbsDiff(logitsOf(model, IDS), expected)).toBeLessThanOrEqual(1e-4);
+    model.dispose();
+  });
+
+  it.each([
+    ['untied', 'ours-false', 6],
+    ['tied, sharded', 'ours-true', 7],
+  ])('writes a checkpoint (%s) that transformers loads to the same logits', (_label, name, index) => {
+    const { model } = loadModel(dir(name));
+    expect(maxAbsDiff(logitsOf(model, IDS), (results[index] as number[][][]).flat(2))).toBeLessThanOrEqual(1e-4);
+    model.dispose();
+  });
+
+  it('generates greedily the same tokens as transformers, with and without the cache', () => {
+    const { model } = loadModel(dir('hf-untied'));
+    const prompt = IDS[0]!.slice(0, 5);
+    const expected = (results[8] as number[][])[0]!;
+    expect(generate(model, [prompt], { maxNewTokens: 16, temperature: 0 })[0]!.tokens).toEqual(expected);
+    expect(generate(model, [prompt], { maxNewTokens: 16, temperature: 0, useCache: false })[0]!.tokens).toEqual(expected);
+    model.dispose();
+  });
+});
+
+describe('decoding', () => {
+  let model: Qwen2Model;
+  beforeAll(async () => {
+    await initBackend();
+    model = Qwen2Model.init(Qwen2ConfigSchema.parse({ ...GQA, tie_word_embeddings: true }), 5);
+  });
+  afterAll(() => model.dispose());
+
+  it('batches ragged prompts exactly like decoding each alone, cached or not', () => {
+    const prompts = [[1, 5, 9, 3], [7, 2], [4, 4, 4, 4, 4, 4, 4]];
+    const before = tf.memory().numTensors;
+    const batched = generate(model, prompts, { maxNewTokens: 10, temperature: 0 }).map((g) => g.tokens);
+    const uncached = generate(model, prompts, { maxNewTokens: 10, temperature: 0, useCache: false }).map((g) => g.tokens);
+    const alone = prompts.map((p) => generate(model, [p], { maxNewTokens: 10, temperature: 0 })[0]!.tokens);
+    expect(batched).toEqual(alone);
+    expect(uncached).toEqual(alone);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('samples reproducibly for a seed and differently for another', () => {
+    const a = generate(model, [[1, 2, 3]], { maxNewTokens: 24, temperature: 1.5, seed: 7 })[0]!.tokens;
+    const b = generate(model, [[1, 2, 3]], { maxNewTokens: 24, temperature: 1.5, seed: 7 })[0]!.tokens;
+    const c = generate(model, [[1, 2, 3]], { maxNewTokens: 24, temperature: 1.5, seed: 8 })[0]!.tokens;
+    expect(a).toEqual(b);
+    expect(a).not.toEqual(c);
+  });
+
+  it('pauses on a stop token, takes appended tokens and continues as if they had been in the prompt', () => {
+    const prompt = [1, 5, 9];
+    const free = generate(model, [prompt], { maxNewTokens: 6, temperature: 0 })[0]!.tokens;
+    const pauseAt = free[2]!;
+    const decoder = new Decoder(model, [prompt, [7, 7]], { maxNewTokens: 30, temperature: 0, pauseIds: [pauseAt] });
+    while (decoder.rows[0]!.state === 'active') decoder.step();
+    expect(decoder.rows[0]!.reason).toBe('pause');
+    const before = [...decoder.rows[0]!.tokens];
+    expect(before[before.length - 1]).toBe(pauseAt);
+    const injected = [40, 41, 42];
+    decoder.append(0, injected);
+    decoder.resume(0);
+    for (let i = 0; i < 5; i++) decoder.step();
+    const continued = decoder.rows[0]!.tokens.slice(before.length + injected.length);
+    // The interpreter's tokens carry no log-prob: they were not sampled.
+    expect(decoder.rows[0]!.logprobs.slice(before.length, before.length + injected.length)).toEqual([null, null, null]);
+    decoder.dispose();
+    const fresh = generate(model, [[...prompt, ...before, ...injected]], { maxNewTokens: continued.length, temperature: 0, pauseIds: [] })[0]!.tokens;
+    expect(continued).toEqual(fresh);
+  });
+});
+
+describe('training', () => {
+  const config = Qwen2ConfigSchema.parse({ vocab_size: 16, ...PRESETS.tiny });
+  function copyBatch(seed: number): TokenBatch {
+    let s = seed;
+    const rnd = () => (s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const ids: number[][] = [];
+    const lossMask: number[][] = [];
+    for (let b = 0; b < 8; b++) {
+      const x = Array.from({ length: 6 }, () => 2 + Math.floor(rnd() * 14));
+      ids.push([...x, 1, ...x]);
+      lossMask.push([...Array(7).fill(0), ...Array(6).fill(1)]);
+    }
+    return { ids, lossMask };
+  }
+  const optimizerConfig = OptimizerConfigSchema.parse({ lr: 3e-3, warmupSteps: 10, totalSteps: 150 });
+
+  beforeAll(async () => {
+    await initBackend();
+  });
+
+  it('learns a copy task, with tf.memory() flat across steps', () => {
+    const model = Qwen2Model.init(config, 1);
+    const opt = new AdamW(model.params, optimizerConfig);
+    const losses: number[] = [];
+    let tensorsAfterFirst = 0;
+    for (let i = 0; i < 150; i++) {
+      losses.push(trainStep(model, opt, copyBatch(i)).loss);
+      if (i === 0) tensorsAfterFirst = tf.memory().numTensors;
+      else expect(tf.memory().numTensors).toBe(tensorsAfterFirst);
+    }
+    const last = losses.slice(-10).reduce((a, b) => a + b, 0) / 10;
+    expect(losses[0]!).toBeGreaterThan(2);
+    expect(last).toBeLessThan(0.5);
+    opt.dispose();
+    model.dispose();
+  });
+
+  it('gives masked tokens exactly zero gradient', () => {
+    const model = Qwen2Model.init(config, 2);
+    const batch = copyBatch(99);
+    // The last token of each row is only ever a target. With its loss mask at 0, changing it
+    // must not move the loss or any gradient by a single bit.
+    const masked: TokenBatch = { ids: batch.ids, lossMask: batch.lossMask.map((r) => [...r.slice(0, -1), 0]) };
+    const changed: TokenBatch = { ids: batch.ids.map((r) => [...r.slice(0, -1), (r[r.length - 1]! + 3) % 16]), lossMask: masked.lossMask };
+    const counted: TokenBatch = { ids: changed.ids, lossMask: batch.lossMask };
+    const a = lossAndGrads(model, masked);
+    const b = lossAndGrads(model, changed);
+    const c = lossAndGrads(model, counted);
+    expect(b.loss).toBe(a.loss);
+    for (const [name, g] of a.grads) expect(maxAbsDiff(g.dataSync(), b.grads.get(name)!.dataSync())).toBe(0);
+    // The same change where the mask counts it does move the loss: the check above can fail.
+    expect(c.loss).not.toBe(a.loss);
+    tf.dispose([...a.grads.values(), ...b.grads.values(), ...c.grads.values()]);
+    model.dispose();
+  });
+
+  it('resumes from a saved checkpoint to the same losses as an uninterrupted run', async () => {
+    const home = tempHome('retool-resume-');
+    try {
+      const straight = Qwen2Model.init(config, 3);
+      const straightOpt = new AdamW(straight.params, optimizerConfig);
+      const expected = Array.from({ length: 12 }, (_, i) => trainStep(straight, straightOpt, copyBatch(1000 + i)).loss);
+
+      const first = Qwen2Model.init(config, 3);
+      const firstOpt = new AdamW(first.params, optimizerConfig);
+      const got = Array.from({ length: 6 }, (_, i) => trainStep(first, firstOpt, copyBatch(1000 + i)).loss);
+      await saveModel(home.dir, first, { optimizer: firstOpt });
+      const loaded = loadModel(home.dir);
+      const resumedOpt = new AdamW(loaded.model.params, optimizerConfig);
+      resumedOpt.loadState(loaded.trainerState!.step, loaded.optimizerState!);
+      for (let i = 6; i < 12; i++) got.push(trainStep(loaded.model, resumedOpt, copyBatch(1000 + i)).loss);
+      expect(got).toEqual(expected);
+      for (const m of [straight, first, loaded.model]) m.dispose();
+      for (const o of [straightOpt, firstOpt, resumedOpt]) o.dispose();
+    } finally {
+      home.cleanup();
+    }
+  });
+});
+
+describe('retool model (CLI)', () => {
+  const home = tempHome('retool-model-cli-');
+  afterAll(() => home.cleanup());
+
+  it('initialises the tiny preset, prints logits and generates', async () => {
+    const out = join(home.dir, 'tiny');
+    const init = json(await retool(['model', 'init', '--preset', 'tiny', '--out', out, '--json'], { home: home.dir }));
+    expect(init.config.vocab_size).toBe(105);
+    const logits = json(await retool(['model', 'logits', '--model', out, '--ids', '1,2,3', '--json'], { home: home.dir }));
+    expect(logits.logits).toHaveLength(3);
+    expect(logits.logits[0]).toHaveLength(init.config.vocab_size);
+    const gen = json(await retool(['model', 'generate', '--model', out, '--prompt', 'Compute 2+3.', '--max-tokens', '5', '--json'], { home: home.dir }));
+    expect(gen.tokens).toHaveLength(5);
+    const bad = await retool(['model', 'logits', '--model', out, '--ids', '1,999'], { home: home.dir });
+    expect(bad.exitCode).toBe(2);
+    expect(String(bad.stderr)).toContain('999 is not a token id');
+  });
+});

@@ -1,0 +1,70 @@
+import { Command, Option } from 'commander';
+import { BadInputError } from '../../datasets/errors.js';
+import { loadModel, saveModel } from '../../engine/model/checkpoint.js';
+import { PRESETS, Qwen2ConfigSchema, type PresetName } from '../../engine/model/config.js';
+import { generate } from '../../engine/model/generate.js';
+import { Qwen2Model } from '../../engine/model/qwen2.js';
+import { initBackend, tf } from '../../engine/tensor/backend.js';
+import { builtinTokenizer } from '../../engine/tokenizer/builtin.js';
+import { emit, parseList, parseNumber, type CommonOptions } from '../output.js';
+
+function load(dir: string) {
+  try {
+    return loadModel(dir);
+  } catch (err) {
+    throw new BadInputError((err as Error).message);
+  }
+}
+
+export function modelCommand(common: (cmd: Command) => Command): Command {
+  const model = new Command('model').description('the tfjs Qwen2 policy: create, inspect, generate');
+
+  common(model.command('init'))
+    .description('a randomly initialised model in Hugging Face layout, with the built-in tokenizer')
+    .addOption(new Option('--preset <name>', 'model size').choices(Object.keys(PRESETS)).default('tiny'))
+    .requiredOption('--out <dir>', 'where to write it')
+    .option('--seed <n>', 'initialisation seed', parseNumber('--seed'), 0)
+    .action(async (opts: CommonOptions & { preset: PresetName; out: string; seed: number }) => {
+      const backend = await initBackend();
+      const tokenizer = builtinTokenizer();
+      const config = Qwen2ConfigSchema.parse({ vocab_size: tokenizer.vocabSize, eos_token_id: tokenizer.eosId, bos_token_id: null, ...PRESETS[opts.preset] });
+      const m = Qwen2Model.init(config, opts.seed, true);
+      await saveModel(opts.out, m, { tokenizer });
+      emit(opts, { dir: opts.out, preset: opts.preset, parameters: m.parameterCount(), backend, config }, () => `wrote ${opts.preset} model (${m.parameterCount().toLocaleString()} parameters) to ${opts.out} [backend ${backend}]`);
+    });
+
+  common(model.command('logits'))
+    .description('logits of every position for a sequence of token ids')
+    .requiredOption('--model <dir>', 'model directory')
+    .requiredOption('--ids <list>', 'comma-separated token ids', (t: string) => parseList(t).map(parseNumber('--ids')))
+    .action(async (opts: CommonOptions & { model: string; ids: number[] }) => {
+      const backend = await initBackend();
+      const { model: m } = load(opts.model);
+      const bad = opts.ids.find((i) => !Number.isInteger(i) || i < 0 || i >= m.config.vocab_size);
+      if (bad !== undefined) throw new BadInputError(`--ids: ${bad} is not a token id of this model (vocabulary ${m.config.vocab_size})`);
+      const logits = tf.tidy(() => m.forward({ ids: tf.tensor2d([opts.ids], undefined, 'int32'), positions: tf.tensor2d([opts.ids.map((_, i) => i)], undefined, 'int32') }).logits.arraySync()[0]!);
+      emit(opts, { backend, ids: opts.ids, logits }, () => logits.map((row, i) => `${i}\t${opts.ids[i]}\targmax ${row.indexOf(Math.max(...row))}`).join('\n'));
+    });
+
+  common(model.command('generate'))
+    .description('sample a continuation of a prompt')
+    .requiredOption('--model <dir>', 'model directory')
+    .requiredOption('--prompt <text>', 'prompt text')
+    .option('--max-tokens <n>', 'new tokens at most', parseNumber('--max-tokens'), 64)
+    .option('--temperature <t>', '0 is greedy', parseNumber('--temperature'), 0)
+    .option('--top-p <p>', 'nucleus sampling', parseNumber('--top-p'), 1)
+    .option('--seed <n>', 'sampling seed', parseNumber('--seed'), 0)
+    .action(async (opts: CommonOptions & { model: string; prompt: string; maxTokens: number; temperature: number; topP: number; seed: number }) => {
+      const backend = await initBackend();
+      const { model: m, tokenizer } = load(opts.model);
+      if (!tokenizer) throw new BadInputError(`${opts.model}: no tokenizer.json, so a text prompt cannot be encoded`);
+      const prompt = tokenizer.encode(opts.prompt);
+      if (prompt.length === 0) throw new BadInputError('--prompt is empty');
+      const t0 = performance.now();
+      const [out] = generate(m, [prompt], { maxNewTokens: opts.maxTokens, temperature: opts.temperature, topP: opts.topP, seed: opts.seed, eosIds: [tokenizer.eosId], padId: tokenizer.padId });
+      const seconds = (performance.now() - t0) / 1000;
+      const text = tokenizer.decode(out!.tokens);
+      emit(opts, { backend, prompt: opts.prompt, text, tokens: out!.tokens, logprobs: out!.logprobs, stop: out!.reason, tokensPerSecond: out!.tokens.length / seconds }, () => text);
+    });
+  return model;
+}
