@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { lastErrorLine, renderForModel, Sandbox, truncateMiddle, type ExecResult, type SandboxLimits } from '../engine/sandbox/index.js';
+import { freePort } from './helpers/net.js';
 
 /**
  * Hostile code against the real sandbox (bubblewrap + fork servers): every case checks the status,
@@ -56,17 +57,6 @@ function hostLeaks(name: string): string[] {
     for (const entry of readdirSync(dir)) if (entry.startsWith(name)) found.push(join(dir, entry));
   }
   return found;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Tries a TCP connection from the host: 'connected' or the error code. */
