@@ -96,3 +96,26 @@ describe('retool grade (CLI)', () => {
     expect(String(bad.stderr)).toContain('stdin line 2');
   });
 });
+
+describe('retool exec (CLI, real sandbox)', () => {
+  const home = tempHome();
+  afterAll(() => home.cleanup());
+
+  it('runs Python from stdin and reports the result as JSON', async () => {
+    const ok = json(await retool(['exec', '--json'], { home: home.dir, input: 'import sympy\nprint(sympy.factorint(2**10 * 3))\n' }));
+    expect(ok).toMatchObject({ status: 'ok', exitCode: 0, stdout: '{2: 10, 3: 1}\n', rendered: '{2: 10, 3: 1}', isolation: 'bubblewrap' });
+  });
+
+  it('exits 1 on failing code and renders the last traceback line', async () => {
+    const failed = await retool(['exec', '--json'], { home: home.dir, input: 'def f():\n    return 1 / 0\nf()\n' });
+    expect(failed.exitCode).toBe(1);
+    expect(JSON.parse(String(failed.stdout))).toMatchObject({ status: 'error', rendered: 'ZeroDivisionError: division by zero' });
+    const slow = await retool(['exec', '--timeout-ms', '300', '--json'], { home: home.dir, input: 'while True: pass\n' });
+    expect(JSON.parse(String(slow.stdout)).status).toBe('timeout');
+  });
+
+  it('runs JavaScript with --lang javascript', async () => {
+    const js = json(await retool(['exec', '--lang', 'javascript', '--json'], { home: home.dir, input: 'console.log([1, 2, 3].reduce((a, b) => a + b))' }));
+    expect(js).toMatchObject({ status: 'ok', stdout: '6\n' });
+  });
+});
