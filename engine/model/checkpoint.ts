@@ -77,12 +77,12 @@ export function loadModel(dir: string): LoadedModel {
     const t = tensors.get(name);
     if (!t) throw new Error(`${dir}: the checkpoint has no tensor ${name}`);
     if (t.shape.join(',') !== shape.join(',')) throw new Error(`${dir}: ${name} has shape [${t.shape}], config.json implies [${shape}]`);
-    params.set(name, tf.variable(tf.tensor(t.data, t.shape), true));
+    params.set(name, tf.tidy(() => tf.variable(tf.tensor(t.data, t.shape), true)));
   }
   const headFile = join(dir, VALUE_HEAD_FILE);
   if (existsSync(headFile)) {
     for (const [name, t] of readSafetensorsFile(headFile).tensors) {
-      if (name === VALUE_HEAD.weight || name === VALUE_HEAD.bias) params.set(name, tf.variable(tf.tensor(t.data, t.shape), true));
+      if (name === VALUE_HEAD.weight || name === VALUE_HEAD.bias) params.set(name, tf.tidy(() => tf.variable(tf.tensor(t.data, t.shape), true)));
     }
   }
   const model = new Qwen2Model(config, params);

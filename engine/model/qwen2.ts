@@ -55,9 +55,39 @@ export function parameterShapes(c: Qwen2Config): Map<string, number[]> {
 /** The critic's head, kept apart from the HF weights (saved in its own file). */
 export const VALUE_HEAD = { weight: 'value_head.weight', bias: 'value_head.bias' } as const;
 
+/**
+ * y = x @ w^T for a weight w [out, in] (HF layout), written so that every product is a plain 2-D
+ * matmul, the form tfjs-wasm hands to XNNPACK: the forward multiplies by `wt`, a kept copy of w^T
+ * ([in, out]); the gradients are dx = dy @ w and dw = dy^T @ x, as tfjs's own matMul gradient.
+ */
+function transposedLinear(x: tf.Tensor2D, wt: tf.Tensor2D, w: tf.Variable): tf.Tensor2D {
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const input = args[0] as tf.Tensor2D;
+    const weight = args[1] as tf.Tensor2D;
+    (args[2] as tf.GradSaveFunc)([input]);
+    return {
+      value: tf.matMul(input, wt),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.matMul(dy as tf.Tensor2D, weight), tf.matMul(dy as tf.Tensor2D, saved[0] as tf.Tensor2D, true, false)],
+    };
+  });
+  return op(x, w) as tf.Tensor2D;
+}
+
+interface Packed {
+  source: tf.Variable;
+  dataId: object;
+  wt: tf.Tensor2D;
+}
+
 export class Qwen2Model {
   readonly headDim: number;
   private readonly invFreq: tf.Tensor1D;
+  /**
+   * Every linear weight kept transposed ([in, out]), rebuilt when the variable changes (after an
+   * optimizer step). The forward product is then a plain 2-D matmul whose packed XNNPACK operator
+   * is cached on this tensor, so decoding packs each weight once instead of once per token.
+   */
+  private readonly packed = new Map<string, Packed>();
 
   constructor(
     readonly config: Qwen2Config,
@@ -71,6 +101,37 @@ export class Qwen2Model {
     }
     const half = this.headDim / 2;
     this.invFreq = tf.tensor1d(Array.from({ length: half }, (_, i) => 1 / ropeTheta(config) ** ((2 * i) / this.headDim)));
+    // Built now rather than on first use, so that the model's tensor count is the same before and
+    // after a forward pass.
+    for (const name of this.linearWeights()) this.packedWeight(name);
+  }
+
+  /** Every weight that multiplies activations. */
+  private linearWeights(): string[] {
+    const names: string[] = [];
+    for (let i = 0; i < this.config.num_hidden_layers; i++) {
+      const l = `model.layers.${i}.`;
+      for (const n of ['q', 'k', 'v', 'o']) names.push(`${l}self_attn.${n}_proj.weight`);
+      for (const n of ['gate', 'up', 'down']) names.push(`${l}mlp.${n}_proj.weight`);
+    }
+    names.push(this.config.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
+    return names;
+  }
+
+  private packedWeight(name: string): Packed {
+    const source = this.p(name);
+    const hit = this.packed.get(name);
+    if (hit && hit.source === source && hit.dataId === source.dataId) return hit;
+    hit?.wt.dispose();
+    const entry = { source, dataId: source.dataId, wt: tf.keep(tf.tidy(() => tf.transpose(source) as tf.Tensor2D)) };
+    this.packed.set(name, entry);
+    return entry;
+  }
+
+  /** x [N, in] @ W^T for the weight `name` ([out, in], HF layout). */
+  private linear(x: tf.Tensor2D, name: string): tf.Tensor2D {
+    const { wt, source } = this.packedWeight(name);
+    return transposedLinear(x, wt, source);
   }
 
   /** Random weights as Hugging Face initialises them (normal 0.02, zero biases, unit norms). */
@@ -80,6 +141,7 @@ export class Qwen2Model {
     for (const [name, shape] of parameterShapes(config)) {
       const value = name.endsWith('layernorm.weight') || name === 'model.norm.weight' ? tf.ones(shape) : name.endsWith('.bias') ? tf.zeros(shape) : tf.randomNormal(shape, 0, 0.02, 'float32', n++);
       params.set(name, tf.variable(value, true));
+      value.dispose(); // the variable holds its own reference to the data
     }
     const model = new Qwen2Model(config, params);
     if (withValueHead) model.addValueHead(seed + 1_000_003);
@@ -88,8 +150,10 @@ export class Qwen2Model {
 
   addValueHead(seed = 0): void {
     if (this.params.has(VALUE_HEAD.weight)) return;
-    this.params.set(VALUE_HEAD.weight, tf.variable(tf.randomNormal([1, this.config.hidden_size], 0, 0.02, 'float32', seed), true));
-    this.params.set(VALUE_HEAD.bias, tf.variable(tf.zeros([1]), true));
+    tf.tidy(() => {
+      this.params.set(VALUE_HEAD.weight, tf.variable(tf.randomNormal([1, this.config.hidden_size], 0, 0.02, 'float32', seed), true));
+      this.params.set(VALUE_HEAD.bias, tf.variable(tf.zeros([1]), true));
+    });
   }
 
   private p(name: string): tf.Variable {
@@ -101,18 +165,14 @@ export class Qwen2Model {
     return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, this.config.rms_norm_eps))), this.p(weight));
   }
 
-  /** x [N, in] @ W^T (+ b): HF keeps linear weights as [out, in]. */
-  private linear(x: tf.Tensor2D, weight: string, bias?: string): tf.Tensor2D {
-    const y = tf.matMul(x, this.p(weight) as tf.Tensor2D, false, true);
-    return bias ? (tf.add(y, this.p(bias)) as tf.Tensor2D) : (y as tf.Tensor2D);
-  }
-
-  /** Rotary embedding on [B, heads, T, hd], HF's rotate-half convention. */
-  private rope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): tf.Tensor4D {
+  /**
+   * Rotary embedding on [B, heads, T, hd], HF's rotate-half convention: x * cos + rotate_half(x) * sin
+   * with rotate_half(x) = [-x2, x1], computed as [x2, x1] * [-sin, sin] (the same products).
+   */
+  private rope(x: tf.Tensor4D, cos: tf.Tensor4D, signedSin: tf.Tensor4D): tf.Tensor4D {
     const half = this.headDim / 2;
     const [x1, x2] = tf.split(x, [half, half], -1) as [tf.Tensor4D, tf.Tensor4D];
-    const rotated = tf.concat([tf.neg(x2), x1], -1);
-    return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as tf.Tensor4D;
+    return tf.add(tf.mul(x, cos), tf.mul(tf.concat([x2, x1], -1), signedSin)) as tf.Tensor4D;
   }
 
   forward(input: ForwardInput, opts: { useCache?: boolean } = {}): ForwardOutput {
@@ -135,44 +195,58 @@ export class Qwen2Model {
     const bias = tf.reshape(tf.mul(tf.sub(1, tf.cast(allowed, 'float32')), -1e9), [B, 1, 1, T, S]);
 
     const freqs = tf.mul(tf.reshape(tf.cast(input.positions, 'float32'), [B, T, 1]), tf.reshape(this.invFreq, [1, 1, hd / 2]));
-    const angles = tf.concat([freqs, freqs], -1);
-    const cos = tf.reshape(tf.cos(angles), [B, 1, T, hd]) as tf.Tensor4D;
-    const sin = tf.reshape(tf.sin(angles), [B, 1, T, hd]) as tf.Tensor4D;
+    const cos = tf.reshape(tf.cos(tf.concat([freqs, freqs], -1)), [B, 1, T, hd]) as tf.Tensor4D;
+    const sinHalf = tf.sin(freqs);
+    const signedSin = tf.reshape(tf.concat([tf.neg(sinHalf), sinHalf], -1), [B, 1, T, hd]) as tf.Tensor4D;
+    const scale = 1 / Math.sqrt(hd);
 
     let h = tf.reshape(tf.gather(this.p('model.embed_tokens.weight'), tf.reshape(input.ids, [B * T])), [B * T, c.hidden_size]) as tf.Tensor2D;
     const newK: tf.Tensor4D[] = [];
     const newV: tf.Tensor4D[] = [];
     for (let i = 0; i < c.num_hidden_layers; i++) {
-      const l = `model.layers.${i}.`;
-      const x = this.rmsNorm(h, `${l}input_layernorm.weight`) as tf.Tensor2D;
-      const heads = (t: tf.Tensor2D, n: number) => tf.transpose(tf.reshape(t, [B, T, n, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
-      const q = this.rope(heads(this.linear(x, `${l}self_attn.q_proj.weight`, `${l}self_attn.q_proj.bias`), nH), cos, sin);
-      let k = this.rope(heads(this.linear(x, `${l}self_attn.k_proj.weight`, `${l}self_attn.k_proj.bias`), nKV), cos, sin);
-      let v = heads(this.linear(x, `${l}self_attn.v_proj.weight`, `${l}self_attn.v_proj.bias`), nKV);
-      if (input.cache) {
-        k = tf.concat([input.cache.k[i]!, k], 2) as tf.Tensor4D;
-        v = tf.concat([input.cache.v[i]!, v], 2) as tf.Tensor4D;
-      }
+      // One scope per layer: what the layer made and does not return is freed here, not at the end
+      // of the whole pass (what the backward pass needs, tfjs has already kept aside).
+      const layer = tf.tidy(() => {
+        const l = `model.layers.${i}.`;
+        let hl = h;
+        const x = this.rmsNorm(hl, `${l}input_layernorm.weight`) as tf.Tensor2D;
+        // q, k and v as three products: fused into one [H, q+k+v] product they measured no faster
+        // on wasm (the split and the concatenated weight gradient cost what the calls save).
+        const heads = (t: tf.Tensor, n: number) => tf.transpose(tf.reshape(t, [B, T, n, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
+        const proj = (name: string) => tf.add(this.linear(x, `${l}self_attn.${name}_proj.weight`), this.p(`${l}self_attn.${name}_proj.bias`));
+        const q = this.rope(heads(proj('q'), nH), cos, signedSin);
+        let k = this.rope(heads(proj('k'), nKV), cos, signedSin);
+        let v = heads(proj('v'), nKV);
+        if (input.cache) {
+          k = tf.concat([input.cache.k[i]!, k], 2) as tf.Tensor4D;
+          v = tf.concat([input.cache.v[i]!, v], 2) as tf.Tensor4D;
+        }
+        // Grouped-query attention without copying K/V: the query heads that share a KV head are
+        // stacked along the time axis of that head.
+        const qg = tf.reshape(q, [B, nKV, rep * T, hd]);
+        const scores = tf.reshape(tf.mul(tf.matMul(qg, k, false, true), scale), [B, nKV, rep, T, S]);
+        const probs = tf.softmax(tf.add(scores, bias));
+        const attn = tf.matMul(tf.reshape(probs, [B, nKV, rep * T, S]), v);
+        const merged = tf.reshape(tf.transpose(tf.reshape(attn, [B, nH, T, hd]), [0, 2, 1, 3]), [B * T, nH * hd]) as tf.Tensor2D;
+        hl = tf.add(hl, this.linear(merged, `${l}self_attn.o_proj.weight`));
+        const y = this.rmsNorm(hl, `${l}post_attention_layernorm.weight`) as tf.Tensor2D;
+        // gate and up stay two products: fused, the split of the [N, 2I] result costs more than
+        // the second matmul call saves (measured on wasm).
+        const gate = this.linear(y, `${l}mlp.gate_proj.weight`);
+        const up = this.linear(y, `${l}mlp.up_proj.weight`);
+        const gated = tf.mul(tf.mul(gate, tf.sigmoid(gate)), up) as tf.Tensor2D;
+        hl = tf.add(hl, this.linear(gated, `${l}mlp.down_proj.weight`));
+        return opts.useCache ? { h: hl, k, v } : { h: hl };
+      }) as { h: tf.Tensor2D; k?: tf.Tensor4D; v?: tf.Tensor4D };
+      h = layer.h;
       if (opts.useCache) {
-        newK.push(k);
-        newV.push(v);
+        newK.push(layer.k!);
+        newV.push(layer.v!);
       }
-      // Grouped-query attention without copying K/V: the query heads that share a KV head are
-      // stacked along the time axis of that head.
-      const qg = tf.reshape(q, [B, nKV, rep * T, hd]);
-      const scores = tf.reshape(tf.mul(tf.matMul(qg, k, false, true), 1 / Math.sqrt(hd)), [B, nKV, rep, T, S]);
-      const probs = tf.softmax(tf.add(scores, bias));
-      const attn = tf.matMul(tf.reshape(probs, [B, nKV, rep * T, S]), v);
-      const merged = tf.reshape(tf.transpose(tf.reshape(attn, [B, nH, T, hd]), [0, 2, 1, 3]), [B * T, nH * hd]) as tf.Tensor2D;
-      h = tf.add(h, this.linear(merged, `${l}self_attn.o_proj.weight`));
-      const y = this.rmsNorm(h, `${l}post_attention_layernorm.weight`) as tf.Tensor2D;
-      const gate = this.linear(y, `${l}mlp.gate_proj.weight`);
-      const gated = tf.mul(tf.mul(gate, tf.sigmoid(gate)), this.linear(y, `${l}mlp.up_proj.weight`)) as tf.Tensor2D;
-      h = tf.add(h, this.linear(gated, `${l}mlp.down_proj.weight`));
     }
     const hidden = this.rmsNorm(h, 'model.norm.weight') as tf.Tensor2D;
     const head = c.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
-    const logits = tf.reshape(tf.matMul(hidden, this.p(head), false, true), [B, T, c.vocab_size]) as tf.Tensor3D;
+    const logits = tf.reshape(this.linear(hidden, head), [B, T, c.vocab_size]) as tf.Tensor3D;
     const out: ForwardOutput = { logits, hidden: tf.reshape(hidden, [B, T, c.hidden_size]) as tf.Tensor3D };
     if (opts.useCache) out.cache = { k: newK, v: newV, positions: keyPositions as tf.Tensor2D, valid: keyValid as tf.Tensor2D };
     return out;
@@ -193,6 +267,8 @@ export class Qwen2Model {
 
   dispose(): void {
     for (const p of this.params.values()) p.dispose();
+    for (const { wt } of this.packed.values()) wt.dispose();
+    this.packed.clear();
     this.invFreq.dispose();
   }
 }

@@ -65,8 +65,9 @@ export class AdamW {
       const p = this.params.get(name);
       if (!p) throw new Error(`gradient for unknown parameter ${name}`);
       if (!this.m.has(name)) {
-        this.m.set(name, tf.variable(tf.zerosLike(p), false));
-        this.v.set(name, tf.variable(tf.zerosLike(p), false));
+        // tf.variable copies its initial value: build it in a tidy so the zeros are freed.
+        this.m.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
+        this.v.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
       }
       const m = this.m.get(name)!;
       const v = this.v.get(name)!;
@@ -101,7 +102,7 @@ export class AdamW {
       const target = kind === 'm' ? this.m : kind === 'v' ? this.v : null;
       if (!target) throw new Error(`unknown optimizer state entry ${key}`);
       target.get(name)?.dispose();
-      target.set(name, tf.variable(tf.tensor(t.data, t.shape), false));
+      target.set(name, tf.tidy(() => tf.variable(tf.tensor(t.data, t.shape), false)));
     }
   }
 

@@ -1,5 +1,7 @@
 import { Command } from 'commander';
+import { BadInputError } from '../../datasets/errors.js';
 import { benchData } from '../../bench/data.js';
+import { benchModel } from '../../bench/model.js';
 import { benchSandbox } from '../../bench/sandbox.js';
 import { emit, parseList, parseNumber, type CommonOptions } from '../output.js';
 
@@ -19,6 +21,19 @@ export function benchCommand(common: (cmd: Command) => Command): Command {
     .option('--preload <modules>', 'modules each warm interpreter imports at start (default numpy,numpy.random; sympy is imported on first use)', parseList)
     .action(async (opts: CommonOptions & { runs: number; preload?: string[] }) => {
       const result = await benchSandbox({ runs: opts.runs, preload: opts.preload, onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`) });
+      emit(opts, result, () => JSON.stringify(result, null, 2));
+    });
+  common(bench.command('model'))
+    .description('matmul ceiling, training tokens/s and MFU, cached vs uncached decode at context 256, peak memory, PyTorch peer')
+    .option('--presets <list>', 'comma-separated presets', parseList, ['tiny', 'small'])
+    .option('--steps <n>', 'timed training steps per preset', parseNumber('--steps'), 10)
+    .option('--no-torch', 'skip the PyTorch peer')
+    .action(async (opts: CommonOptions & { presets: string[]; steps: number; torch: boolean }) => {
+      const presets = opts.presets.map((p) => {
+        if (p !== 'tiny' && p !== 'small') throw new BadInputError(`--presets: unknown preset "${p}" (tiny, small)`);
+        return p;
+      });
+      const result = await benchModel({ presets, steps: opts.steps, torch: opts.torch, onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`) });
       emit(opts, result, () => JSON.stringify(result, null, 2));
     });
   return bench;

@@ -1,0 +1,302 @@
+// `retool bench model`: how fast the tfjs Qwen2 trains and decodes on this machine, against the
+// backend's own matmul ceiling and against the same model in PyTorch (bench/torch_peer.py).
+// Every time is a median over repeated runs: the machine is shared and noisy.
+import { cpus, platform, arch } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { PRESETS, Qwen2ConfigSchema, headDim, type PresetName, type Qwen2Config } from '../engine/model/config.js';
+import { Decoder } from '../engine/model/generate.js';
+import { Qwen2Model } from '../engine/model/qwen2.js';
+import { initBackend, tf } from '../engine/tensor/backend.js';
+import { builtinTokenizer } from '../engine/tokenizer/index.js';
+import { AdamW, OptimizerConfigSchema } from '../engine/train/optim.js';
+import { trainStep, type TokenBatch } from '../engine/train/step.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const PYTHON = process.env.RETOOL_BENCH_PYTHON ?? join(ROOT, '.venv', 'bin', 'python');
+const TORCH_PEER = join(ROOT, 'bench', 'torch_peer.py');
+
+export interface BenchModelOptions {
+  presets: PresetName[];
+  /** Timed training steps per preset (after two untimed warm-up steps). */
+  steps: number;
+  onProgress?: (what: string) => void;
+  /** Skip the PyTorch peer (it needs the project's .venv). */
+  torch?: boolean;
+}
+
+/** Training shape per preset: 8 sequences of 128 tokens (1,024 tokens a step). */
+const TRAIN_SHAPE: Record<PresetName, { batch: number; seq: number }> = {
+  tiny: { batch: 8, seq: 128 },
+  small: { batch: 8, seq: 128 },
+};
+const CONTEXT = 256;
+/** Decode steps timed per run: the prompt is CONTEXT - DECODE_TOKENS long, so decoding ends at CONTEXT. */
+const DECODE_TOKENS = 16;
+const DECODE_BATCHES = [1, 8];
+const CEILING_SIZE = 1024;
+const CEILING_RUNS = 7;
+
+export const FORMULAS = {
+  ceiling: `median GFLOP/s of ${CEILING_RUNS} runs of a float32 ${CEILING_SIZE}x${CEILING_SIZE} @ ${CEILING_SIZE}x${CEILING_SIZE} tf.matMul (2-D, no transposes: the backend's XNNPACK path), 2*n^3 FLOPs each; model_shapes lists the same for the 2-D products of a training step`,
+  flops_per_step: '6 * N * tokens + 12 * L * H * T * tokens, with N = all parameters (the tied embedding is the LM head), tokens = B * T, L layers, H = heads * head_dim; the second term is the QK^T and PV products, forward and backward, over the full T x T (masked, not skipped)',
+  achieved: 'flops_per_step / median step time (forward, backward, clipping and AdamW)',
+  mfu: 'achieved / ceiling',
+  decode: `greedy, prompt of ${CONTEXT - DECODE_TOKENS} tokens then ${DECODE_TOKENS} steps, so the last step attends to ${CONTEXT} positions; tokens/s = batch / median step time over steps 2..${DECODE_TOKENS - 1} (step 1 carries the prompt; step ${DECODE_TOKENS} is profiled for memory instead); uncached recomputes the whole sequence every step`,
+} as const;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+const round = (x: number, digits = 3) => Number(x.toPrecision(digits + 2));
+
+/** Deterministic token ids (a small LCG), so every run and the PyTorch peer see comparable data. */
+function randomIds(rows: number, cols: number, vocab: number, seed: number): number[][] {
+  let s = seed >>> 0 || 1;
+  const next = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) % vocab;
+  return Array.from({ length: rows }, () => Array.from({ length: cols }, next));
+}
+
+/** GFLOP/s of a 2-D [m,k] @ [k,n] product: median of `runs`, after two untimed runs. */
+function matmulRate(m: number, k: number, n: number, runs: number): number {
+  const a = tf.randomNormal([m, k]) as tf.Tensor2D;
+  const b = tf.randomNormal([k, n]) as tf.Tensor2D;
+  const times: number[] = [];
+  for (let i = 0; i < runs + 2; i++) {
+    const t0 = performance.now();
+    const c = tf.matMul(a, b);
+    c.dataSync();
+    const dt = (performance.now() - t0) / 1000;
+    c.dispose();
+    if (i >= 2) times.push(dt);
+  }
+  tf.dispose([a, b]);
+  return (2 * m * k * n) / median(times) / 1e9;
+}
+
+/** The 2-D products of a training step, as [m, k, n] (forward ones, then a weight gradient). */
+function modelShapes(c: Qwen2Config, tokens: number): Record<string, [number, number, number]> {
+  const H = c.hidden_size;
+  const hd = headDim(c);
+  return {
+    q_proj: [tokens, H, c.num_attention_heads * hd],
+    k_v_proj: [tokens, H, c.num_key_value_heads * hd],
+    o_proj: [tokens, c.num_attention_heads * hd, H],
+    gate_up_proj: [tokens, H, c.intermediate_size],
+    down_proj: [tokens, c.intermediate_size, H],
+    lm_head: [tokens, H, c.vocab_size],
+    weight_grad_down: [H, tokens, c.intermediate_size],
+  };
+}
+
+function presetConfig(preset: PresetName): Qwen2Config {
+  return Qwen2ConfigSchema.parse({ vocab_size: builtinTokenizer().vocabSize, ...PRESETS[preset] });
+}
+
+function trainingBatch(c: Qwen2Config, batch: number, seq: number, seed: number): TokenBatch {
+  const ids = randomIds(batch, seq + 1, c.vocab_size, seed);
+  return { ids, lossMask: ids.map((r) => r.map(() => 1)) };
+}
+
+async function benchTraining(c: Qwen2Config, steps: number, shape: { batch: number; seq: number }) {
+  const model = Qwen2Model.init(c, 0);
+  const optimizer = new AdamW(model.params, OptimizerConfigSchema.parse({ lr: 1e-3, warmupSteps: 0, totalSteps: steps + 3 }));
+  const batch = trainingBatch(c, shape.batch, shape.seq, 7);
+  const times: number[] = [];
+  const losses: number[] = [];
+  try {
+    for (let i = 0; i < steps + 2; i++) {
+      const t0 = performance.now();
+      losses.push(trainStep(model, optimizer, batch).loss);
+      if (i >= 2) times.push((performance.now() - t0) / 1000);
+    }
+    // One more step, profiled for its memory only (profiling slows kernels down).
+    const info = await tf.profile(() => {
+      trainStep(model, optimizer, batch);
+    });
+    return { times, losses, peakBytes: info.peakBytes, parameters: model.parameterCount() };
+  } finally {
+    optimizer.dispose();
+    model.dispose();
+  }
+}
+
+async function benchDecode(model: Qwen2Model, batch: number, useCache: boolean) {
+  const prompts = randomIds(batch, CONTEXT - DECODE_TOKENS, model.config.vocab_size, 1000 + batch);
+  const decoder = new Decoder(model, prompts, { maxNewTokens: DECODE_TOKENS, temperature: 0, useCache });
+  const times: number[] = [];
+  let peakBytes = 0;
+  try {
+    for (let i = 0; i < DECODE_TOKENS - 1; i++) {
+      const t0 = performance.now();
+      decoder.step();
+      if (i > 0) times.push((performance.now() - t0) / 1000);
+    }
+    // The last step (the one that attends to all CONTEXT positions), profiled for memory only.
+    peakBytes = (await tf.profile(() => void decoder.step())).peakBytes;
+  } finally {
+    decoder.dispose();
+  }
+  const step = median(times);
+  return { step_s: round(step), tokens_per_s: round(batch / step), steps_timed: times.length, tf_peak_bytes: peakBytes };
+}
+
+interface TorchRun {
+  threads: number;
+  parameters: number;
+  training: { step_s: number; tokens_per_s: number; first_loss: number; last_loss: number };
+  decode: Record<string, { cached: { tokens_per_s: number }; uncached: { tokens_per_s: number } }>;
+}
+
+async function torchPeer(c: Qwen2Config, steps: number, shape: { batch: number; seq: number }) {
+  const job = {
+    config: {
+      vocab_size: c.vocab_size,
+      hidden_size: c.hidden_size,
+      intermediate_size: c.intermediate_size,
+      num_hidden_layers: c.num_hidden_layers,
+      num_attention_heads: c.num_attention_heads,
+      num_key_value_heads: c.num_key_value_heads,
+      max_position_embeddings: c.max_position_embeddings,
+      tie_word_embeddings: c.tie_word_embeddings,
+      rope_theta: c.rope_parameters?.rope_theta ?? c.rope_theta ?? 10_000,
+      rms_norm_eps: c.rms_norm_eps,
+    },
+    batch: shape.batch,
+    seq: shape.seq,
+    steps,
+    warmup: 2,
+    context: CONTEXT,
+    decode_tokens: DECODE_TOKENS,
+    decode_batches: DECODE_BATCHES,
+    threads: [...new Set([1, cpus().length])],
+  };
+  const { stdout } = await execa(PYTHON, [TORCH_PEER], { input: JSON.stringify(job), timeout: 1_800_000 });
+  return JSON.parse(stdout) as { torch: string; default_threads: number; attention: string; runs: TorchRun[]; peak_rss_bytes: number };
+}
+
+/** Size of the wasm heap: it only grows, so this is the high-water mark of the process so far. */
+function wasmHeapBytes(): number | null {
+  const backend = tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } };
+  return backend.wasm?.HEAPU8?.buffer.byteLength ?? null;
+}
+
+async function benchPreset(preset: PresetName, opts: BenchModelOptions) {
+  const say = (s: string) => opts.onProgress?.(`${preset}: ${s}`);
+  const c = presetConfig(preset);
+  const shape = TRAIN_SHAPE[preset];
+  const tokens = shape.batch * shape.seq;
+  const H = c.num_attention_heads * headDim(c);
+  const L = c.num_hidden_layers;
+
+  say(`matmul ceiling (${CEILING_SIZE}^3, ${CEILING_RUNS} runs)`);
+  const ceiling = matmulRate(CEILING_SIZE, CEILING_SIZE, CEILING_SIZE, CEILING_RUNS);
+  const shapes: Record<string, { m: number; k: number; n: number; gflops: number }> = {};
+  for (const [name, [m, k, n]] of Object.entries(modelShapes(c, tokens))) shapes[name] = { m, k, n, gflops: round(matmulRate(m, k, n, 5)) };
+
+  say(`training, ${opts.steps} steps of ${shape.batch}x${shape.seq}`);
+  const train = await benchTraining(c, opts.steps, shape);
+  const heapAfterTraining = wasmHeapBytes();
+  const stepS = median(train.times);
+  const N = train.parameters;
+  const flops = 6 * N * tokens + 12 * L * H * shape.seq * tokens;
+  const achieved = flops / stepS / 1e9;
+
+  const decode: Record<string, { cached: Awaited<ReturnType<typeof benchDecode>>; uncached: Awaited<ReturnType<typeof benchDecode>>; speedup: number }> = {};
+  const model = Qwen2Model.init(c, 0);
+  try {
+    for (const b of DECODE_BATCHES) {
+      say(`decode, batch ${b}, cached`);
+      const cached = await benchDecode(model, b, true);
+      say(`decode, batch ${b}, uncached`);
+      const uncached = await benchDecode(model, b, false);
+      decode[`batch_${b}`] = { cached, uncached, speedup: round(cached.tokens_per_s / uncached.tokens_per_s) };
+    }
+  } finally {
+    model.dispose();
+  }
+
+  const result = {
+    parameters: N,
+    config: { hidden_size: c.hidden_size, intermediate_size: c.intermediate_size, layers: L, heads: c.num_attention_heads, kv_heads: c.num_key_value_heads, vocab_size: c.vocab_size },
+    matmul: { ceiling_gflops: round(ceiling), ceiling_shape: `${CEILING_SIZE}x${CEILING_SIZE}x${CEILING_SIZE}`, model_shapes: shapes },
+    training: {
+      batch: shape.batch,
+      seq: shape.seq,
+      tokens_per_step: tokens,
+      step_s: round(stepS),
+      step_times_s: train.times.map((t) => round(t)),
+      tokens_per_s: round(tokens / stepS),
+      flops_per_step: flops,
+      achieved_gflops: round(achieved),
+      mfu: round(achieved / ceiling),
+      loss_first: round(train.losses[0]!),
+      loss_last: round(train.losses[train.losses.length - 1]!),
+    },
+    decode: { context: CONTEXT, prompt: CONTEXT - DECODE_TOKENS, steps: DECODE_TOKENS, ...decode },
+    memory: {
+      tf_peak_bytes_training_step: train.peakBytes,
+      tf_peak_bytes_decode: Math.max(...Object.values(decode).flatMap((d) => [d.cached.tf_peak_bytes, d.uncached.tf_peak_bytes])),
+      tf_bytes_after: tf.memory().numBytes,
+      wasm_heap_bytes_after_training: heapAfterTraining,
+      wasm_heap_bytes_after_decode: wasmHeapBytes(),
+      process_peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
+      note: 'tf_peak_* are tf.memory().numBytes peaks (tf.profile): tfjs counts every tensor at its full size, so views that share one buffer (reshapes, the clones saved for the backward pass) count more than once; the wasm heap (it never shrinks) and the process RSS are what the memory really reached, and both are high-water marks of the whole process so far, including every preset run before this one',
+    },
+    torch: null as null | Record<string, unknown>,
+  };
+
+  if (opts.torch !== false) {
+    say('PyTorch peer');
+    try {
+      const peer = await torchPeer(c, opts.steps, shape);
+      result.torch = {
+        version: peer.torch,
+        attention: peer.attention,
+        peak_rss_bytes: peer.peak_rss_bytes,
+        runs: peer.runs.map((r) => ({
+          threads: r.threads,
+          parameters: r.parameters,
+          training_tokens_per_s: round(r.training.tokens_per_s),
+          training_step_s: round(r.training.step_s),
+          achieved_gflops: round(flops / r.training.step_s / 1e9),
+          decode: Object.fromEntries(Object.entries(r.decode).map(([k, v]) => [k, { cached_tokens_per_s: round(v.cached.tokens_per_s), uncached_tokens_per_s: round(v.uncached.tokens_per_s) }])),
+          ratio_tfjs_over_torch: {
+            training: round(result.training.tokens_per_s / r.training.tokens_per_s),
+            ...Object.fromEntries(
+              Object.entries(r.decode).flatMap(([k, v]) => {
+                const ours = decode[k];
+                return ours ? [[`decode_${k}_cached`, round(ours.cached.tokens_per_s / v.cached.tokens_per_s)], [`decode_${k}_uncached`, round(ours.uncached.tokens_per_s / v.uncached.tokens_per_s)]] : [];
+              }),
+            ),
+          },
+        })),
+      };
+    } catch (e) {
+      result.torch = { error: String((e as Error).message ?? e).slice(0, 2000) };
+    }
+  }
+  return result;
+}
+
+export async function benchModel(opts: BenchModelOptions) {
+  const backend = await initBackend();
+  let wasm: { simd: boolean; threads: number } | null = null;
+  if (backend === 'wasm') {
+    const w = await import('@tensorflow/tfjs-backend-wasm');
+    wasm = { simd: Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')), threads: w.getThreadsCount() };
+  }
+  const cpu = cpus();
+  const out = {
+    backend,
+    machine: { cpus: cpu.length, cpu_model: cpu[0]?.model ?? 'unknown', node: process.version, platform: `${platform()}-${arch()}`, tfjs: tf.version.tfjs, wasm },
+    formulas: FORMULAS,
+    presets: {} as Record<string, Awaited<ReturnType<typeof benchPreset>>>,
+  };
+  for (const preset of opts.presets) out.presets[preset] = await benchPreset(preset, opts);
+  return out;
+}
