@@ -112,6 +112,7 @@ const XNN_MIN_WORK = 16_384;
 /** ... and with fewer rows than this (one decoded token per sequence), too. */
 const XNN_MIN_ROWS = 16;
 
+// Internals of @tensorflow/tfjs-backend-wasm 4.22 (pinned exactly in package.json for this).
 interface WasmBackendInternals {
   wasm: { cwrap(name: string, ret: null, args: string[]): (...args: unknown[]) => void; tfjs: { registerTensor(id: number, size: number, offset: number): void; disposeData(id: number): void } };
   dataIdMap: { get(dataId: object): { id: number; memoryOffset: number } };
