@@ -1,6 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Sandbox } from '../engine/sandbox/index.js';
 import { builtinTokenizer } from '../engine/tokenizer/builtin.js';
 import { checkFormat, codeBlocks, responseSegments, tokenizeWithRoles, type FormatDefect } from '../engine/trace/format.js';
+import { verifyTrace } from '../engine/trace/verify.js';
 
 const GOOD = [
   'Multiply first.',
@@ -80,5 +82,34 @@ describe('trace format', () => {
     expect(modelIds).toContain(tok.tokenToId('</code>'));
     expect(modelIds).not.toContain(tok.tokenToId('<interpreter>'));
     expect(modelIds).not.toContain(tok.tokenToId('</interpreter>'));
+  });
+});
+
+describe('two-stage verification (real sandbox)', () => {
+  const sandbox = new Sandbox({ poolSize: 2 });
+  afterAll(() => sandbox.close());
+
+  it('accepts a trace whose recorded outputs and answer hold', async () => {
+    expect(await verifyTrace(GOOD, '1915087', sandbox)).toEqual({ ok: true, blocks: 1 });
+    // The failing block's recorded output is the last traceback line, as the sandbox renders it.
+    expect(await verifyTrace(SELF_CORRECTION, '5', sandbox)).toEqual({ ok: true, blocks: 2 });
+  });
+
+  it('rejects an invented interpreter output at the answer stage', async () => {
+    const forged = GOOD.replace('<interpreter>\n1915087', '<interpreter>\n1915088');
+    expect(await verifyTrace(forged, '1915087', sandbox)).toMatchObject({ ok: false, stage: 'answer', reason: 'output_mismatch' });
+  });
+
+  it('rejects a wrong final answer', async () => {
+    expect(await verifyTrace(GOOD, '1915086', sandbox)).toMatchObject({ ok: false, stage: 'answer', reason: 'wrong_answer' });
+  });
+
+  it('rejects code that does not parse at the format stage, without running it', async () => {
+    const broken = GOOD.replace('print(4821 * 397 + 1150)', 'print(4821 * (397 + 1150)');
+    expect(await verifyTrace(broken, '1915087', sandbox)).toMatchObject({ ok: false, stage: 'format', reason: 'code_syntax' });
+  });
+
+  it('rejects a malformed trace before touching the sandbox', async () => {
+    expect(await verifyTrace('no tags at all', '5', sandbox)).toMatchObject({ ok: false, stage: 'format', reason: 'no_answer' });
   });
 });
