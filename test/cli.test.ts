@@ -1,7 +1,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AIME24, json, retool, tempHome } from './helpers/cli.js';
+import { execa } from 'execa';
+import { AIME24, ROOT, json, retool, tempHome } from './helpers/cli.js';
 
 const aimeRows = readFileSync(AIME24, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { input: string; output: string });
 
@@ -31,6 +32,27 @@ describe('retool data (CLI, real store)', () => {
     const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.map((l) => l.answer)).toEqual(aimeRows.map((r) => r.output));
     expect(lines.every((l) => l.split === 'test')).toBe(true);
+  });
+
+  it('exports Parquet and JSONL that Hugging Face datasets loads as they are', async () => {
+    const parquet = join(home.dir, 'aime.parquet');
+    const jsonlFile = join(home.dir, 'aime-hf.jsonl');
+    json(await retool(['data', 'export', 'aime24', '--out', parquet, '--json'], { home: home.dir }));
+    json(await retool(['data', 'export', 'aime24', '--out', jsonlFile, '--json'], { home: home.dir }));
+    const script = [
+      'import json, sys, datasets',
+      "p = datasets.load_dataset('parquet', data_files=sys.argv[1], split='train')",
+      "j = datasets.load_dataset('json', data_files=sys.argv[2], split='train')",
+      "print(json.dumps({'parquet': [list(p['problem']), list(p['answer'])], 'json': [list(j['problem']), list(j['answer'])], 'columns': p.column_names}))",
+    ].join('\n');
+    const { stdout } = await execa(join(ROOT, '.venv', 'bin', 'python'), ['-c', script, parquet, jsonlFile], {
+      env: { HF_DATASETS_CACHE: join(home.dir, 'hf-cache'), HF_DATASETS_OFFLINE: '1', HF_HUB_OFFLINE: '1' },
+    });
+    const loaded = JSON.parse(stdout) as { parquet: string[][]; json: string[][]; columns: string[] };
+    const expected = [aimeRows.map((r) => r.input), aimeRows.map((r) => r.output)];
+    expect(loaded.parquet).toEqual(expected);
+    expect(loaded.json).toEqual(expected);
+    expect(loaded.columns).toEqual(['id', 'problem', 'answer', 'family', 'level', 'split', 'extra']);
   });
 
   it('refuses a duplicate name with exit 2, a one-line message and nothing written', async () => {
