@@ -256,8 +256,6 @@ export async function importProblems(store: Store, options: ImportOptions): Prom
   }
 }
 
-export const ExportFormatSchema = z.enum(['parquet', 'jsonl']);
-
 /** Writes `NAME[@VERSION][:split]` to a Parquet or JSONL file, atomically (temp file, then rename). */
 export async function exportProblems(store: Store, refText: string, out: string): Promise<{ dataset: DatasetInfo; rows: number; file: string }> {
   const ref = parseDatasetRef(refText);

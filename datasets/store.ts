@@ -12,10 +12,6 @@ export function resolveHome(home?: string): string {
   return resolve(home ?? process.env.RETOOL_HOME ?? '.retool');
 }
 
-export function storePath(home?: string): string {
-  return join(resolveHome(home), 'retool.duckdb');
-}
-
 /**
  * One DuckDB instance per file per process, shared by reference count: concurrent activities in
  * a worker share it, and the file lock is released as soon as nobody uses it, so the CLI and a

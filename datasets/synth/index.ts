@@ -139,8 +139,3 @@ export function* synthesize(opts: SynthOptions): Generator<SyntheticProblem> {
     if (exhausted.size > 0) combos = combos.filter((c) => !exhausted.has(c));
   }
 }
-
-/** Convenience: collect `synthesize(opts)` into an array. */
-export function synthesizeAll(opts: SynthOptions): SyntheticProblem[] {
-  return [...synthesize(opts)];
-}

@@ -99,8 +99,8 @@ function registerMissingWasmKernels(): void {
 }
 
 /**
- * Whether BatchMatMul on wasm takes the fast route below. On by default; the model benchmark
- * turns it off to measure what it is worth.
+ * Whether BatchMatMul on wasm takes the fast route below. On by default; turning it off gives
+ * the stock kernel back, to measure what the route is worth.
  */
 let fastMatMul = true;
 export function setFastWasmMatMul(on: boolean): void {
