@@ -119,6 +119,21 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'trace provenance',
+    sql: `
+      -- What a trace answers and how its verification went, readable without joins.
+      ALTER TABLE traces ADD COLUMN problem VARCHAR;
+      ALTER TABLE traces ADD COLUMN family VARCHAR;
+      ALTER TABLE traces ADD COLUMN level INTEGER;
+      ALTER TABLE traces ADD COLUMN gold VARCHAR;
+      ALTER TABLE traces ADD COLUMN reject_stage VARCHAR;
+      ALTER TABLE traces ADD COLUMN reject_detail VARCHAR;
+      ALTER TABLE traces ADD COLUMN seeded_defect VARCHAR;
+      ALTER TABLE traces ADD COLUMN self_correction BOOLEAN;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

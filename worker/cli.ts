@@ -5,6 +5,7 @@ import { execCommand } from './commands/exec.js';
 import { gradeCommand } from './commands/grade.js';
 import { modelCommand } from './commands/model.js';
 import { serverCommand, startCommand, workerCommand } from './commands/temporal.js';
+import { evalCommand, sftCommand, synthCommand } from './commands/train.js';
 import { reportError } from './output.js';
 
 /** Every command takes --json and --home; options are read merged with the program's. */
@@ -19,12 +20,14 @@ const program = new Command('retool')
   .showHelpAfterError()
   .exitOverride();
 
-for (const cmd of [startCommand(common), serverCommand(common), workerCommand(common), dataCommand(common), execCommand(common), modelCommand(common), gradeCommand(common), benchCommand(common)]) {
+for (const cmd of [startCommand(common), serverCommand(common), workerCommand(common), dataCommand(common), synthCommand(common), sftCommand(common), evalCommand(common), execCommand(common), modelCommand(common), gradeCommand(common), benchCommand(common)]) {
   program.addCommand(cmd);
 }
 
 try {
   await program.parseAsync(process.argv);
+  // stdout to a pipe is asynchronous: exiting before it drains would cut long --json output.
+  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
   // Temporal's native runtime and DuckDB keep handles; a finished command should not linger.
   process.exit(process.exitCode ?? 0);
 } catch (err) {

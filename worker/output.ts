@@ -1,3 +1,4 @@
+import { Presets, SingleBar } from 'cli-progress';
 import { ZodError } from 'zod';
 import { BadInputError, StoreBusyError } from '../datasets/errors.js';
 
@@ -51,5 +52,20 @@ export function parseNumber(name: string) {
     const n = Number(text);
     if (text.trim() === '' || !Number.isFinite(n)) throw new BadInputError(`${name} must be a number, got "${text}"`);
     return n;
+  };
+}
+
+/** A progress bar on stderr for a person at a terminal; silent under --json or when piped. */
+export function progressBar(opts: CommonOptions, label: string, unit = 'rows') {
+  if (opts.json || !process.stderr.isTTY) return { update: () => {}, stop: () => {} };
+  const bar = new SingleBar({ format: `${label} [{bar}] {percentage}% {value}/{total} ${unit}`, stream: process.stderr }, Presets.shades_classic);
+  let started = false;
+  return {
+    update(done: number, total: number) {
+      if (!started) bar.start(total, 0);
+      started = true;
+      bar.update(done);
+    },
+    stop: () => started && bar.stop(),
   };
 }

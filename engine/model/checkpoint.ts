@@ -1,7 +1,7 @@
 // A model directory in Hugging Face layout: config.json, model.safetensors (or shards + index),
 // tokenizer files; beside them, what transformers does not know about: the value head and the
 // optimizer's state, so that training resumes exactly.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { tf } from '../tensor/backend.js';
@@ -17,6 +17,7 @@ import { readSafetensorsFile, writeSafetensorsFile, type DType, type NamedTensor
 const VALUE_HEAD_FILE = 'value_head.safetensors';
 const OPTIMIZER_FILE = 'optimizer.safetensors';
 const TRAINER_STATE_FILE = 'trainer_state.json';
+const TOKENIZER_FILES = /^(tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|added_tokens\.json|vocab\.json|merges\.txt|chat_template\.jinja|generation_config\.json)$/;
 
 export const TrainerStateSchema = z.object({
   step: z.number().int().min(0),
@@ -31,6 +32,8 @@ function toNamed(p: tf.Variable): NamedTensor {
 
 export interface SaveOptions {
   tokenizer?: SavableTokenizer;
+  /** A model directory whose tokenizer files are copied as they are (a fine-tuned model keeps its tokenizer). */
+  tokenizerFrom?: string;
   optimizer?: AdamW;
   trainerState?: TrainerState;
   dtype?: DType;
@@ -48,6 +51,9 @@ export async function saveModel(dir: string, model: Qwen2Model, opts: SaveOption
     writeModelTensors(tmp, weights, { dtype: opts.dtype, maxShardBytes: opts.maxShardBytes });
     if (head.size > 0) writeSafetensorsFile(join(tmp, VALUE_HEAD_FILE), head);
     if (opts.tokenizer) saveTokenizerSync(tmp, opts.tokenizer);
+    else if (opts.tokenizerFrom) {
+      for (const file of readdirSync(opts.tokenizerFrom)) if (TOKENIZER_FILES.test(file)) copyFileSync(join(opts.tokenizerFrom, file), join(tmp, file));
+    }
     if (opts.optimizer) writeSafetensorsFile(join(tmp, OPTIMIZER_FILE), opts.optimizer.stateTensors());
     if (opts.optimizer || opts.trainerState) {
       const state = TrainerStateSchema.parse({ step: opts.optimizer?.step ?? opts.trainerState?.step ?? 0, extra: opts.trainerState?.extra ?? {} });

@@ -5,13 +5,15 @@ import { gradeResponse } from '../../datasets/grading.js';
 import { renderForModel, type Sandbox } from '../sandbox/index.js';
 import { checkFormat, codeBlocks, type FormatDefect } from './format.js';
 
-export type RejectReason = FormatDefect | 'code_syntax' | 'output_mismatch' | 'wrong_answer';
+export type RejectReason = FormatDefect | 'code_in_text_trace' | 'code_syntax' | 'output_mismatch' | 'wrong_answer';
 
 export type Verdict = { ok: true; blocks: number } | { ok: false; stage: 'format' | 'answer'; reason: RejectReason; detail: string };
 
 export interface VerifyOptions {
   /** Size the interpreter output was cut to when the trace was made (renderForModel). */
   renderBytes?: number;
+  /** A text-only trace (the baseline arm's cold start) may hold no code at all. */
+  mode?: 'code' | 'text';
 }
 
 const PARSE_ALL = [
@@ -28,6 +30,9 @@ export async function verifyTrace(response: string, gold: string, sandbox: Sandb
   const format = checkFormat(response);
   if (!format.ok) return { ok: false, stage: 'format', reason: format.defect, detail: format.detail };
   const blocks = codeBlocks(response);
+  if (opts.mode === 'text' && (blocks.length > 0 || /<\/?(?:code|interpreter)>/.test(response))) {
+    return { ok: false, stage: 'format', reason: 'code_in_text_trace', detail: 'a text-only trace holds code or interpreter tags' };
+  }
   if (blocks.length > 0) {
     // One sandbox run parses every block (ast.parse), so no code is executed at this stage.
     const parsed = await sandbox.run({ code: PARSE_ALL, stdin: JSON.stringify(blocks.map((b) => b.code)) });

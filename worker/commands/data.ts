@@ -1,13 +1,13 @@
 import { Command, Option } from 'commander';
-import { SingleBar, Presets } from 'cli-progress';
 import { splitDataset, synthesizeDataset } from '../../datasets/derive.js';
 import { BadInputError } from '../../datasets/errors.js';
-import { exportProblems, importProblems, readProblems } from '../../datasets/problems-io.js';
+import { exportProblems, importProblems } from '../../datasets/problems-io.js';
+import { readDatasetRows } from '../../datasets/show.js';
 import { listDatasets } from '../../datasets/registry.js';
 import type { DatasetInfo } from '../../datasets/schemas.js';
 import { withStore } from '../../datasets/store.js';
 import { FAMILIES } from '../../datasets/synth/index.js';
-import { emit, parseList, parseNumber, table, type CommonOptions } from '../output.js';
+import { emit, parseList, parseNumber, progressBar, table, type CommonOptions } from '../output.js';
 import { prepareViaTemporal } from '../run-prepare.js';
 
 type Opts = CommonOptions & Record<string, unknown>;
@@ -16,20 +16,6 @@ function describe(d: DatasetInfo): string {
   const splits = Object.entries(d.splits).map(([k, v]) => `${k} ${v}`).join(', ');
   const parents = d.parents.map((p) => `${p.name}@${p.version} (${p.relation})`).join(', ');
   return `${d.name}@${d.version}: ${d.rowCount} ${d.kind} [${splits}] from ${d.source}${parents ? `, derived from ${parents}` : ''}`;
-}
-
-function progressBar(opts: CommonOptions, label: string) {
-  if (opts.json || !process.stderr.isTTY) return { update: () => {}, stop: () => {} };
-  const bar = new SingleBar({ format: `${label} [{bar}] {percentage}% {value}/{total} rows`, stream: process.stderr }, Presets.shades_classic);
-  let started = false;
-  return {
-    update(done: number, total: number) {
-      if (!started) bar.start(total, 0);
-      started = true;
-      bar.update(done);
-    },
-    stop: () => started && bar.stop(),
-  };
 }
 
 export function dataCommand(common: (cmd: Command) => Command): Command {
@@ -96,8 +82,9 @@ export function dataCommand(common: (cmd: Command) => Command): Command {
     .option('--limit <n>', 'rows to show', parseNumber('--limit'), 10)
     .option('--offset <n>', 'rows to skip', parseNumber('--offset'), 0)
     .action(async (ref: string, opts: Opts) => {
-      const shown = await withStore(opts.home, (store) => readProblems(store, ref, opts.limit as number, opts.offset as number));
-      emit(opts, shown, () => `${describe(shown.dataset)}\n\n${table(shown.rows, ['id', 'split', 'family', 'level', 'answer', 'problem'])}`);
+      const shown = await withStore(opts.home, (store) => readDatasetRows(store, ref, opts.limit as number, opts.offset as number));
+      const columns = { problems: ['id', 'split', 'family', 'level', 'answer', 'problem'], traces: ['problemId', 'verified', 'rejectReason', 'problem', 'response'], evaluations: ['id', 'sample', 'correct', 'answer', 'response'] }[shown.dataset.kind as 'problems'] ?? ['id'];
+      emit(opts, shown, () => `${describe(shown.dataset)}\n\n${table(shown.rows as Record<string, unknown>[], columns)}`);
     });
 
   common(data.command('synth'))

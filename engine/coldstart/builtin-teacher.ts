@@ -1,0 +1,124 @@
+// The built-in teacher for the synthetic families. It imitates an imperfect LLM on purpose: at
+// seeded rates it writes malformed tags, code that does not parse, code that computes the wrong
+// thing, or a final answer that disagrees with the interpreter, and sometimes a first block that
+// fails (a missing import, an undefined name) followed by a corrected one. Every interpreter
+// output in its traces comes from running the code in the sandbox.
+import { z } from 'zod';
+import { fnv1a32, Rng } from '../../datasets/synth/index.js';
+import { renderForModel, type Sandbox } from '../sandbox/index.js';
+import { codeBlock, interpreterBlock, TAG } from '../trace/format.js';
+import { solutionFor } from './solutions.js';
+import type { SeededDefect, Teacher, TeacherFailure, TeacherProblem, TeacherTrace, TraceMode } from './teacher.js';
+
+export const DefectRatesSchema = z.object({
+  malformedTags: z.number().min(0).max(1).default(0.04),
+  syntaxError: z.number().min(0).max(1).default(0.04),
+  wrongCode: z.number().min(0).max(1).default(0.05),
+  wrongAnswer: z.number().min(0).max(1).default(0.05),
+  selfCorrection: z.number().min(0).max(1).default(0.1),
+});
+export type DefectRates = z.output<typeof DefectRatesSchema>;
+
+export const BuiltinTeacherOptionsSchema = z.object({
+  seed: z.number().int().default(0),
+  rates: DefectRatesSchema.default(DefectRatesSchema.parse({})),
+  /** Force one defect on every trace (tests). */
+  force: z.enum(['malformed_tags', 'syntax_error', 'wrong_code', 'wrong_answer', 'self_correction']).optional(),
+});
+export type BuiltinTeacherOptions = z.input<typeof BuiltinTeacherOptionsSchema>;
+
+function answerBox(answer: string): string {
+  return `${TAG.answerOpen}\\boxed{${answer}}${TAG.answerClose}`;
+}
+
+/** A different number of the same length: the slip of a careless writer. */
+function typo(answer: string, rng: Rng): string {
+  const digits = [...answer].map((c, i) => ({ c, i })).filter((d) => /\d/.test(d.c));
+  if (digits.length === 0) return `${answer}1`;
+  const pick = digits[rng.int(0, digits.length - 1)]!;
+  const replacement = String((Number(pick.c) + rng.int(1, 8)) % 10);
+  const out = answer.slice(0, pick.i) + replacement + answer.slice(pick.i + 1);
+  return /^0\d/.test(out) ? `1${out.slice(1)}` : out;
+}
+
+/** Adds one to a random integer literal of the code (a wrong operand). */
+function wrongOperand(code: string, rng: Rng): string {
+  const literals = [...code.matchAll(/\d+/g)];
+  if (literals.length === 0) return code.replace('print(', 'print(1+');
+  const m = literals[rng.int(0, literals.length - 1)]!;
+  return code.slice(0, m.index) + String(BigInt(m[0]) + 1n) + code.slice(m.index! + m[0].length);
+}
+
+function malformTags(response: string, rng: Rng): string {
+  switch (rng.int(0, 2)) {
+    case 0:
+      return response.replace(TAG.codeClose, '');
+    case 1:
+      return response.replace(TAG.interpreterClose, '');
+    default:
+      return response.replace(TAG.answerOpen, '');
+  }
+}
+
+export class BuiltinTeacher implements Teacher {
+  readonly name = 'builtin';
+  private readonly opts: z.output<typeof BuiltinTeacherOptionsSchema>;
+
+  constructor(
+    private readonly sandbox: Sandbox,
+    options: BuiltinTeacherOptions = {},
+  ) {
+    this.opts = BuiltinTeacherOptionsSchema.parse(options);
+  }
+
+  private async run(code: string): Promise<string> {
+    return renderForModel(await this.sandbox.run({ code }));
+  }
+
+  /** Which defect (if any) this problem's trace gets: a pure function of the seed and the id. */
+  private draw(rng: Rng): SeededDefect | 'self_correction' | null {
+    if (this.opts.force) return this.opts.force;
+    const r = this.opts.rates;
+    const x = rng.u32() / 4294967296;
+    let edge = 0;
+    for (const [defect, rate] of [['malformed_tags', r.malformedTags], ['syntax_error', r.syntaxError], ['wrong_code', r.wrongCode], ['wrong_answer', r.wrongAnswer], ['self_correction', r.selfCorrection]] as const) {
+      edge += rate;
+      if (x < edge) return defect;
+    }
+    return null;
+  }
+
+  async write(problem: TeacherProblem, mode: TraceMode): Promise<TeacherTrace | TeacherFailure> {
+    const solution = problem.family ? solutionFor(problem.family, problem.problem) : null;
+    if (!solution) return { problemId: problem.id, error: `the built-in teacher knows only the synthetic families (family ${problem.family ?? 'none'}: "${problem.problem.slice(0, 60)}")` };
+    const rng = new Rng(fnv1a32(`${this.opts.seed}:${mode}:${problem.id}`));
+    const drawn = this.draw(rng);
+    const base = { problemId: problem.id, mode, teacher: this.name, seededDefect: null as SeededDefect | null, selfCorrection: false };
+
+    if (mode === 'text') {
+      const answer = drawn === 'wrong_answer' || drawn === 'wrong_code' ? typo(problem.answer, rng) : problem.answer;
+      const response = `${solution.textSteps(answer).join('.\n')}.\n${answerBox(answer)}`;
+      return { ...base, response, seededDefect: answer === problem.answer ? null : 'wrong_answer' };
+    }
+
+    const code = [...solution.setup, solution.compute].join('\n');
+    let response = `${solution.lead}\n`;
+    let seeded: SeededDefect | null = null;
+    let selfCorrection = false;
+    if (drawn === 'self_correction') {
+      // A first attempt that fails at run time (never a syntax error: that fails the format stage).
+      const broken = solution.setup.length > 0 ? solution.compute : solution.compute.replace(/^print\((.*)\)$/, 'print(value($1))');
+      response += `${codeBlock(broken)}${interpreterBlock(await this.run(broken))}Fix the error.\n`;
+      selfCorrection = true;
+    }
+    let finalCode = code;
+    if (drawn === 'syntax_error') finalCode = code.replace(/\)$/, '');
+    if (drawn === 'wrong_code') finalCode = wrongOperand(code, rng);
+    const output = await this.run(finalCode);
+    const answer = drawn === 'wrong_answer' ? typo(output, rng) : output;
+    response += `${codeBlock(finalCode)}${interpreterBlock(output)}${answerBox(answer)}`;
+    if (drawn === 'malformed_tags') response = malformTags(response, rng);
+    if (drawn !== null && drawn !== 'self_correction') seeded = drawn;
+    return { ...base, response, seededDefect: seeded, selfCorrection };
+  }
+}

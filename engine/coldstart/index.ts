@@ -1,0 +1,131 @@
+// Stage 1: cold-start synthesis. Problems -> teacher traces -> two-stage verification -> a trace
+// dataset in the store, rejected traces kept with their reason, counts per reason in its params.
+import { z } from 'zod';
+import { extractBoxed } from '../../datasets/grading.js';
+import { BadInputError } from '../../datasets/errors.js';
+import { readProblems } from '../../datasets/problems-io.js';
+import { formatDatasetRef, parseDatasetRef, type DatasetInfo } from '../../datasets/schemas.js';
+import type { Store } from '../../datasets/store.js';
+import { writeTraceDataset, type TraceRow } from '../../datasets/traces.js';
+import type { Sandbox } from '../sandbox/index.js';
+import { responseSegments } from '../trace/format.js';
+import { verifyTrace } from '../trace/verify.js';
+import { mapConcurrent } from '../util/concurrency.js';
+import { BuiltinTeacher, DefectRatesSchema } from './builtin-teacher.js';
+import { OpenAITeacher, OpenAITeacherOptionsSchema } from './openai-teacher.js';
+import { isFailure, TraceModeSchema, type Teacher, type TeacherProblem } from './teacher.js';
+
+export const ColdStartOptionsSchema = z.object({
+  /** Problems to write traces for: NAME[@V][:split]; without a split, the train split when there is one. */
+  dataset: z.string().min(1),
+  out: z.string().min(1),
+  newVersion: z.boolean().default(false),
+  teacher: z.enum(['builtin', 'openai']).default('builtin'),
+  mode: TraceModeSchema.default('code'),
+  /** At most this many problems (the first ones in stored order). */
+  limit: z.number().int().positive().optional(),
+  seed: z.number().int().default(0),
+  /** Traces written and verified at once (sandbox runs and teacher requests overlap). */
+  concurrency: z.number().int().positive().max(256).default(16),
+  rates: DefectRatesSchema.optional(),
+  openai: OpenAITeacherOptionsSchema.partial().optional(),
+});
+export type ColdStartOptions = z.input<typeof ColdStartOptionsSchema>;
+
+export interface ColdStartSummary {
+  dataset: string;
+  source: string;
+  teacher: string;
+  mode: 'code' | 'text';
+  problems: number;
+  kept: number;
+  rejected: number;
+  rejectedByReason: Record<string, number>;
+  /** Built-in teacher only: how many traces it spoiled on purpose, per defect, and how many verification caught. */
+  seeded: Record<string, { seeded: number; rejected: number }>;
+  selfCorrections: number;
+  teacherFailures: number;
+  seconds: number;
+}
+
+export function makeTeacher(opts: z.output<typeof ColdStartOptionsSchema>, sandbox: Sandbox): Teacher {
+  if (opts.teacher === 'builtin') return new BuiltinTeacher(sandbox, { seed: opts.seed, rates: opts.rates });
+  return new OpenAITeacher(OpenAITeacherOptionsSchema.parse({ ...opts.openai, seed: opts.seed }));
+}
+
+async function problemsOf(store: Store, refText: string, limit?: number): Promise<{ dataset: DatasetInfo; source: string; problems: TeacherProblem[] }> {
+  const ref = parseDatasetRef(refText);
+  const probe = await readProblems(store, formatDatasetRef(ref), 0);
+  if (probe.dataset.kind !== 'problems') throw new BadInputError(`${refText} holds ${probe.dataset.kind}, not problems`);
+  // Held-out problems must never become training traces by accident.
+  const split = ref.split ?? ((probe.dataset.splits.train ?? 0) > 0 ? 'train' : undefined);
+  const source = formatDatasetRef({ ...ref, version: probe.dataset.version, split });
+  const { rows } = await readProblems(store, source, limit ?? Number.MAX_SAFE_INTEGER);
+  if (rows.length === 0) throw new BadInputError(`${source} holds no problems`);
+  return { dataset: probe.dataset, source, problems: rows.map((r) => ({ id: r.id, problem: r.problem, answer: r.answer, family: r.family, level: r.level })) };
+}
+
+export async function coldStart(store: Store, sandbox: Sandbox, options: ColdStartOptions, onProgress?: (done: number, total: number) => void, teacher?: Teacher): Promise<ColdStartSummary> {
+  const opts = ColdStartOptionsSchema.parse(options);
+  const started = performance.now();
+  const { dataset, source, problems } = await problemsOf(store, opts.dataset, opts.limit);
+  const writer = teacher ?? makeTeacher(opts, sandbox);
+  let done = 0;
+  const rows: TraceRow[] = [];
+  let teacherFailures = 0;
+  try {
+    const written = await mapConcurrent(problems, opts.concurrency, async (p): Promise<TraceRow> => {
+      const trace = await writer.write(p, opts.mode);
+      const base = { problemId: p.id, problem: p.problem, family: p.family, level: p.level, gold: p.answer, mode: opts.mode, teacher: writer.name };
+      let row: TraceRow;
+      if (isFailure(trace)) {
+        teacherFailures += 1;
+        row = { ...base, response: '', segments: [], verified: false, rejectStage: 'teacher', rejectReason: 'teacher_failed', rejectDetail: trace.error, answer: null, seededDefect: null, selfCorrection: false };
+      } else {
+        const verdict = await verifyTrace(trace.response, p.answer, sandbox, { mode: opts.mode });
+        row = {
+          ...base,
+          response: trace.response,
+          segments: [{ role: 'prompt', text: p.problem }, ...responseSegments(trace.response)],
+          verified: verdict.ok,
+          rejectStage: verdict.ok ? null : verdict.stage,
+          rejectReason: verdict.ok ? null : verdict.reason,
+          rejectDetail: verdict.ok ? null : verdict.detail,
+          answer: extractBoxed(trace.response),
+          seededDefect: trace.seededDefect,
+          selfCorrection: trace.selfCorrection,
+        };
+      }
+      onProgress?.(++done, problems.length);
+      return row;
+    });
+    rows.push(...written);
+  } finally {
+    await writer.close?.();
+  }
+  const rejectedByReason: Record<string, number> = {};
+  const seeded: ColdStartSummary['seeded'] = {};
+  for (const r of rows) {
+    if (!r.verified) rejectedByReason[r.rejectReason!] = (rejectedByReason[r.rejectReason!] ?? 0) + 1;
+    if (r.seededDefect) {
+      const s = (seeded[r.seededDefect] ??= { seeded: 0, rejected: 0 });
+      s.seeded += 1;
+      if (!r.verified) s.rejected += 1;
+    }
+  }
+  const kept = rows.filter((r) => r.verified).length;
+  const summary = {
+    source,
+    teacher: writer.name,
+    mode: opts.mode,
+    problems: problems.length,
+    kept,
+    rejected: rows.length - kept,
+    rejectedByReason,
+    seeded,
+    selfCorrections: rows.filter((r) => r.verified && r.selfCorrection).length,
+    teacherFailures,
+  };
+  const out = await writeTraceDataset(store, { name: opts.out, parent: dataset, newVersion: opts.newVersion, params: { ...summary, seed: opts.seed, openai: opts.openai ? { baseUrl: opts.openai.baseUrl, model: opts.openai.model } : undefined } }, rows);
+  return { dataset: `${out.name}@${out.version}`, ...summary, seconds: (performance.now() - started) / 1000 };
+}

@@ -1,0 +1,152 @@
+// Stage 4: evaluation. Rolls out k samples per problem (tools on: code runs in the sandbox and its
+// output is appended; off: text only), grades the final \boxed{} answers, computes the paper's
+// metrics, and stores every sample in the store for people to read.
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { BadInputError } from '../../datasets/errors.js';
+import { writeEvaluation } from '../../datasets/evaluations.js';
+import { extractBoxed, gradeResponse } from '../../datasets/grading.js';
+import { readProblems } from '../../datasets/problems-io.js';
+import { finishRun, recordMetrics, startRun } from '../../datasets/runs.js';
+import { formatDatasetRef, parseDatasetRef, type DatasetInfo, type ProblemRow } from '../../datasets/schemas.js';
+import { withStore } from '../../datasets/store.js';
+import { loadModel } from '../model/checkpoint.js';
+import type { Qwen2Model } from '../model/qwen2.js';
+import { rollout, RolloutOptionsSchema, type RolloutStats, type Trajectory } from '../rollout/rollout.js';
+import { Sandbox } from '../sandbox/index.js';
+import { initBackend } from '../tensor/backend.js';
+import type { TextTokenizer } from '../tokenizer/types.js';
+import { codeBlocks, TAG } from '../trace/format.js';
+import { promptText } from '../trace/prompt.js';
+import { codeLineCount, evalMetrics, type EvalMetrics, type SampleFacts } from './metrics.js';
+
+export const EvalOptionsSchema = RolloutOptionsSchema.extend({
+  model: z.string().min(1),
+  /** NAME[@V][:split]; without a split, the test split when there is one. */
+  dataset: z.string().min(1),
+  samples: z.number().int().positive().max(1024).default(1),
+  levels: z.array(z.number().int()).optional(),
+  families: z.array(z.string()).optional(),
+  limit: z.number().int().positive().optional(),
+  /** Name of the evaluation dataset the samples are stored as (default eval-<run id>). */
+  name: z.string().optional(),
+  runId: z.string().regex(/^[A-Za-z0-9._-]+$/).optional(),
+  step: z.number().int().min(0).optional(),
+  home: z.string().optional(),
+});
+export type EvalOptions = z.input<typeof EvalOptionsSchema>;
+
+export interface EvalSummary {
+  runId: string;
+  evaluation: string;
+  model: string;
+  dataset: string;
+  tools: boolean;
+  metrics: EvalMetrics;
+  rollout: RolloutStats & { problemsPerSecond: number; sampledTokensPerSecond: number };
+  backend: string;
+}
+
+/** The per-sample facts the metrics need, read from the trajectory's tokens and roles. */
+export function sampleFacts(t: Trajectory, tokenizer: TextTokenizer, problem: Pick<ProblemRow, 'id' | 'family' | 'level'>, correct: boolean): SampleFacts {
+  const blocks = codeBlocks(t.response);
+  const codeOpen = tokenizer.tokenToId(TAG.codeOpen);
+  let firstCodeToken: number | null = null;
+  if (blocks.length > 0) {
+    firstCodeToken = codeOpen !== undefined ? t.tokens.indexOf(codeOpen) : tokenizer.encode(t.response.slice(0, t.response.indexOf(TAG.codeOpen))).length;
+    if (firstCodeToken < 0) firstCodeToken = null;
+  }
+  return {
+    problemId: problem.id,
+    family: problem.family,
+    level: problem.level,
+    correct,
+    responseTokens: t.tokens.length,
+    firstCodeToken,
+    codeBlocks: blocks.map((b, i) => ({ lines: codeLineCount(b.code), ok: t.toolCalls[i] ? t.toolCalls[i]!.status === 'ok' : null })),
+  };
+}
+
+async function problemsFor(opts: z.output<typeof EvalOptionsSchema>): Promise<{ dataset: DatasetInfo; ref: string; problems: ProblemRow[] }> {
+  return withStore(opts.home, async (store) => {
+    const ref = parseDatasetRef(opts.dataset);
+    const probe = await readProblems(store, formatDatasetRef(ref), 0);
+    if (probe.dataset.kind !== 'problems') throw new BadInputError(`${opts.dataset} holds ${probe.dataset.kind}, not problems`);
+    const split = ref.split ?? ((probe.dataset.splits.test ?? 0) > 0 ? 'test' : undefined);
+    const refText = formatDatasetRef({ ...ref, version: probe.dataset.version, split });
+    let problems = (await readProblems(store, refText, Number.MAX_SAFE_INTEGER)).rows;
+    if (opts.levels) problems = problems.filter((p) => p.level !== null && opts.levels!.includes(p.level));
+    if (opts.families) problems = problems.filter((p) => p.family !== null && opts.families!.includes(p.family));
+    if (opts.limit) problems = problems.slice(0, opts.limit);
+    if (problems.length === 0) throw new BadInputError(`${refText} holds no problems${opts.levels || opts.families ? ' at the chosen levels/families' : ''}`);
+    return { dataset: probe.dataset, ref: refText, problems };
+  });
+}
+
+/** Rolls out and grades; no store. The engine piece RL reuses for its periodic evaluation. */
+export async function evaluateModel(model: Qwen2Model, tokenizer: TextTokenizer, sandbox: Sandbox, problems: ProblemRow[], options: z.input<typeof RolloutOptionsSchema> & { samples?: number }, onProgress?: (done: number, total: number) => void) {
+  const k = options.samples ?? 1;
+  const jobs = problems.flatMap((p) => Array.from({ length: k }, (_, s) => ({ p, s })));
+  const prompts = jobs.map(({ p }) => tokenizer.encode(promptText(tokenizer, p.problem)));
+  const { trajectories, stats } = await rollout(model, tokenizer, sandbox, prompts, options, onProgress);
+  const samples = trajectories.map((t, i) => {
+    const { p, s } = jobs[i]!;
+    const graded = gradeResponse(t.response, p.answer);
+    return { problem: p, sampleIdx: s, trajectory: t, correct: graded.correct, answer: graded.extracted ?? extractBoxed(t.response), facts: sampleFacts(t, tokenizer, p, graded.correct) };
+  });
+  return { samples, stats, metrics: evalMetrics(samples.map((s) => s.facts)) };
+}
+
+export async function runEval(options: EvalOptions, onProgress?: (done: number, total: number) => void): Promise<EvalSummary> {
+  const opts = EvalOptionsSchema.parse(options);
+  const backend = await initBackend();
+  const runId = opts.runId ?? `eval-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}-${randomBytes(3).toString('hex')}`;
+  const { dataset, ref, problems } = await problemsFor(opts);
+  let loaded;
+  try {
+    loaded = loadModel(opts.model);
+  } catch (err) {
+    throw new BadInputError((err as Error).message);
+  }
+  const { model, tokenizer } = loaded;
+  if (!tokenizer) throw new BadInputError(`${opts.model}: no tokenizer.json, so problems cannot be encoded`);
+  await withStore(opts.home, (store) => startRun(store, { runId, kind: 'eval', config: opts, backend }));
+  const sandbox = new Sandbox();
+  try {
+    const { samples, stats, metrics } = await evaluateModel(model, tokenizer, sandbox, problems, opts, onProgress);
+    const name = opts.name ?? runId;
+    const stored = await withStore(opts.home, async (store) => {
+      const out = await writeEvaluation(
+        store,
+        { name, runId, step: opts.step ?? null, problems: dataset, params: { model: opts.model, dataset: ref, tools: opts.tools, samples: opts.samples, temperature: opts.temperature, avgAtK: metrics.avgAtK, passAtK: metrics.passAtK } },
+        samples.map((s) => ({
+          problemId: s.problem.id,
+          sampleIdx: s.sampleIdx,
+          tools: opts.tools,
+          response: s.trajectory.response,
+          answer: s.answer,
+          correct: s.correct,
+          metrics: { family: s.problem.family, level: s.problem.level, gold: s.problem.answer, stop: s.trajectory.stop, responseTokens: s.facts.responseTokens, toolCalls: s.trajectory.toolCalls.map((c) => ({ status: c.status, output: c.output })) },
+        })),
+      );
+      const flat: Record<string, number> = { avg_at_k: metrics.avgAtK, pass_at_k: metrics.passAtK, response_length: metrics.responseLength, code_ratio: metrics.codeRatio };
+      await recordMetrics(store, runId, 'eval', [{ step: opts.step ?? 0, values: flat }]);
+      return out;
+    });
+    const summary: EvalSummary = {
+      runId,
+      evaluation: `${stored.name}@${stored.version}`,
+      model: opts.model,
+      dataset: ref,
+      tools: opts.tools,
+      metrics,
+      rollout: { ...stats, problemsPerSecond: problems.length / stats.seconds, sampledTokensPerSecond: stats.sampledTokens / stats.seconds },
+      backend,
+    };
+    await withStore(opts.home, (store) => finishRun(store, runId, 'completed', summary));
+    return summary;
+  } finally {
+    await sandbox.close();
+    for (const p of model.params.values()) p.dispose();
+  }
+}

@@ -1,0 +1,180 @@
+// Multi-turn rollout with the interpreter in the loop: a batch decodes together; a sequence that
+// writes `</code>` pauses, its code runs in the sandbox pool while the other sequences keep
+// decoding, the rendered output is appended as `<interpreter>` tokens (KV cache kept), and the
+// sequence resumes. Every token carries its role, so masks and metrics never re-parse text.
+import { z } from 'zod';
+import { Decoder } from '../model/generate.js';
+import type { Qwen2Model } from '../model/qwen2.js';
+import { renderForModel, truncateMiddle, type ExecStatus, type Sandbox } from '../sandbox/index.js';
+import type { TextTokenizer } from '../tokenizer/types.js';
+import { codeBlocks, interpreterBlock, TAG, type Role } from '../trace/format.js';
+
+export const RolloutOptionsSchema = z.object({
+  tools: z.boolean().default(true),
+  maxToolCalls: z.number().int().min(0).default(4),
+  /** Sampled (model) tokens per response at most. */
+  maxResponseTokens: z.number().int().positive().default(192),
+  /** Tokens of one interpreter output at most (cut in the middle past it). */
+  maxInterpreterTokens: z.number().int().positive().default(64),
+  temperature: z.number().min(0).default(0),
+  topP: z.number().gt(0).max(1).default(1),
+  seed: z.number().int().default(0),
+  /** Sequences decoded together. */
+  batchSize: z.number().int().positive().default(32),
+  timeoutMs: z.number().int().positive().default(10_000),
+});
+export type RolloutOptions = z.input<typeof RolloutOptionsSchema>;
+
+export interface ToolCall {
+  code: string;
+  status: ExecStatus;
+  /** What the model was shown between the interpreter tags. */
+  output: string;
+  /** Response token index where the call's `<interpreter>` span starts. */
+  atToken: number;
+  ms: number;
+}
+
+export type StopReason = 'eos' | 'length' | 'context' | 'tool_limit';
+
+export interface Trajectory {
+  promptIds: number[];
+  /** Response tokens: sampled ones and appended interpreter ones. */
+  tokens: number[];
+  roles: Role[];
+  /** Sampling-policy log-prob of each sampled token; null for interpreter tokens. */
+  logprobs: (number | null)[];
+  toolCalls: ToolCall[];
+  response: string;
+  stop: StopReason;
+}
+
+export interface RolloutStats {
+  sequences: number;
+  sampledTokens: number;
+  interpreterTokens: number;
+  toolCalls: number;
+  seconds: number;
+  /** Time with no sequence left to decode while code was running: the sampler idle on the sandbox. */
+  waitSeconds: number;
+}
+
+const tick = () => new Promise<void>((r) => setImmediate(r));
+
+/** The interpreter block for a result, cut until its tokens fit `maxTokens`. */
+function interpreterTokens(tokenizer: TextTokenizer, rendered: string, maxTokens: number): number[] {
+  let text = rendered;
+  let ids = tokenizer.encode(interpreterBlock(text));
+  const overhead = tokenizer.encode(interpreterBlock('')).length;
+  for (let attempt = 0; ids.length > maxTokens + overhead && attempt < 4; attempt++) {
+    const bytes = Buffer.byteLength(text);
+    text = truncateMiddle(text, Math.max(16, Math.floor((bytes * maxTokens) / (ids.length - overhead)) - 8));
+    ids = tokenizer.encode(interpreterBlock(text));
+  }
+  return ids;
+}
+
+async function rolloutBatch(model: Qwen2Model, tokenizer: TextTokenizer, sandbox: Sandbox, prompts: number[][], o: z.output<typeof RolloutOptionsSchema>, stats: RolloutStats): Promise<Trajectory[]> {
+  const context = model.config.max_position_embeddings;
+  const closeCode = tokenizer.tokenToId(TAG.codeClose);
+  const answerClose = tokenizer.tokenToId(TAG.answerClose);
+  const decode = (ids: number[]) => tokenizer.decode(ids);
+  const decoder = new Decoder(
+    model,
+    prompts,
+    {
+      maxNewTokens: o.maxResponseTokens,
+      temperature: o.temperature,
+      topP: o.topP,
+      seed: o.seed,
+      eosIds: [tokenizer.eosId, ...(answerClose === undefined ? [] : [answerClose])],
+      pauseIds: o.tools && closeCode !== undefined ? [closeCode] : [],
+      pauseStrings: o.tools && closeCode === undefined ? [TAG.codeClose] : [],
+      padId: tokenizer.padId,
+    },
+    decode,
+  );
+  const interpreterSpans = prompts.map(() => [] as [number, number][]);
+  const toolCalls = prompts.map(() => [] as ToolCall[]);
+  const stops: (StopReason | null)[] = prompts.map(() => null);
+  const running = new Map<number, Promise<void>>();
+  const finished: { row: number; ids: number[]; call: ToolCall }[] = [];
+
+  const startTool = (row: number) => {
+    const r = decoder.rows[row]!;
+    const blocks = codeBlocks(decode(r.tokens));
+    const code = blocks.at(-1)?.code ?? '';
+    const t0 = performance.now();
+    const job = sandbox.run({ code, limits: { timeoutMs: o.timeoutMs } }).then((result) => {
+      const rendered = renderForModel(result);
+      const ids = interpreterTokens(tokenizer, rendered, o.maxInterpreterTokens);
+      finished.push({ row, ids, call: { code, status: result.status, output: rendered, atToken: -1, ms: performance.now() - t0 } });
+    });
+    running.set(row, job);
+  };
+
+  const endRow = (row: number, why: StopReason) => {
+    stops[row] = why;
+    decoder.finish(row);
+  };
+
+  try {
+    for (;;) {
+      if (decoder.hasActive) {
+        for (const row of decoder.step()) {
+          const r = decoder.rows[row]!;
+          if (r.reason === 'pause') {
+            if (toolCalls[row]!.length >= o.maxToolCalls) endRow(row, 'tool_limit');
+            else startTool(row);
+          } else stops[row] = r.reason === 'eos' ? 'eos' : 'length';
+        }
+        decoder.rows.forEach((r, row) => {
+          if (r.state === 'active' && r.prompt.length + r.tokens.length >= context) endRow(row, 'context');
+        });
+        await tick();
+      } else if (running.size > 0) {
+        const t0 = performance.now();
+        await Promise.race(running.values());
+        stats.waitSeconds += (performance.now() - t0) / 1000;
+      } else break;
+      for (const done of finished.splice(0)) {
+        running.delete(done.row);
+        const r = decoder.rows[done.row]!;
+        done.call.atToken = r.tokens.length;
+        toolCalls[done.row]!.push(done.call);
+        if (r.prompt.length + r.tokens.length + done.ids.length + 1 >= context) {
+          endRow(done.row, 'context');
+          continue;
+        }
+        interpreterSpans[done.row]!.push([r.tokens.length, r.tokens.length + done.ids.length]);
+        decoder.append(done.row, done.ids);
+        decoder.resume(done.row);
+      }
+    }
+  } finally {
+    decoder.dispose();
+  }
+  return decoder.rows.map((r, row) => {
+    const roles: Role[] = r.tokens.map(() => 'model');
+    for (const [a, b] of interpreterSpans[row]!) for (let i = a; i < b; i++) roles[i] = 'interpreter';
+    stats.sampledTokens += r.sampled;
+    stats.interpreterTokens += roles.filter((x) => x === 'interpreter').length;
+    stats.toolCalls += toolCalls[row]!.length;
+    return { promptIds: r.prompt, tokens: r.tokens, roles, logprobs: r.logprobs, toolCalls: toolCalls[row]!, response: decode(r.tokens), stop: stops[row] ?? 'length' };
+  });
+}
+
+/** Rolls out every prompt (token ids), `batchSize` at a time, in order. */
+export async function rollout(model: Qwen2Model, tokenizer: TextTokenizer, sandbox: Sandbox, prompts: number[][], options: RolloutOptions = {}, onProgress?: (done: number, total: number) => void): Promise<{ trajectories: Trajectory[]; stats: RolloutStats }> {
+  const o = RolloutOptionsSchema.parse(options);
+  const stats: RolloutStats = { sequences: prompts.length, sampledTokens: 0, interpreterTokens: 0, toolCalls: 0, seconds: 0, waitSeconds: 0 };
+  const t0 = performance.now();
+  const trajectories: Trajectory[] = [];
+  for (let i = 0; i < prompts.length; i += o.batchSize) {
+    // Each batch draws from its own stream, so a batch's samples do not depend on the batches before.
+    trajectories.push(...(await rolloutBatch(model, tokenizer, sandbox, prompts.slice(i, i + o.batchSize), { ...o, seed: o.seed + i }, stats)));
+    onProgress?.(trajectories.length, prompts.length);
+  }
+  stats.seconds = (performance.now() - t0) / 1000;
+  return { trajectories, stats };
+}

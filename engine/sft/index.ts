@@ -1,0 +1,132 @@
+// Stage 2: SFT on a verified trace dataset. Reads the traces, trains, writes resumable checkpoints
+// under <home>/artifacts/<run>/sft/step-N (registered in the store with the step metrics), and
+// the final model to `out`. The store is opened only briefly, so other commands can use it meanwhile.
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { BadInputError } from '../../datasets/errors.js';
+import { finishRun, getRun, latestCheckpoint, recordMetrics, registerCheckpoint, startRun, type MetricPoint } from '../../datasets/runs.js';
+import { resolveHome, withStore } from '../../datasets/store.js';
+import { readTraces, resolveTraceDataset } from '../../datasets/traces.js';
+import { loadModel, saveModel } from '../model/checkpoint.js';
+import { initBackend } from '../tensor/backend.js';
+import { buildExamples } from './data.js';
+import { SftConfigSchema, trainSft, type SftStepMetrics } from './trainer.js';
+
+export const SftOptionsSchema = SftConfigSchema.extend({
+  /** A trace dataset (`retool synth --out`); only its verified traces are used. */
+  traces: z.string().min(1),
+  /** The model to start from (a directory in Hugging Face layout). */
+  model: z.string().min(1),
+  out: z.string().min(1),
+  runId: z.string().regex(/^[A-Za-z0-9._-]+$/).optional(),
+  /** Continue `runId` from its latest checkpoint instead of starting over. */
+  resume: z.boolean().default(false),
+  home: z.string().optional(),
+});
+export type SftOptions = z.input<typeof SftOptionsSchema>;
+
+export interface SftSummary {
+  runId: string;
+  traces: string;
+  examples: number;
+  tooLong: number;
+  steps: number;
+  resumedFrom: number | null;
+  stopped: boolean;
+  firstLoss: number | null;
+  finalLoss: number | null;
+  tokensPerSecond: number;
+  out: string | null;
+  lastCheckpoint: string | null;
+  backend: string;
+  seconds: number;
+}
+
+function load(dir: string) {
+  try {
+    return loadModel(dir);
+  } catch (err) {
+    throw new BadInputError((err as Error).message);
+  }
+}
+
+export async function runSft(options: SftOptions, hooks: { onStep?: (m: SftStepMetrics) => void; signal?: AbortSignal } = {}): Promise<SftSummary> {
+  const opts = SftOptionsSchema.parse(options);
+  const started = performance.now();
+  const backend = await initBackend();
+  const home = resolveHome(opts.home);
+  if (opts.resume && !opts.runId) throw new BadInputError('--resume needs --run-id: the run to continue');
+  const runId = opts.runId ?? `sft-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}-${randomBytes(3).toString('hex')}`;
+  const config = SftConfigSchema.parse(opts);
+
+  const { dataset, traces, checkpoint } = await withStore(opts.home, async (store) => {
+    const dataset = await resolveTraceDataset(store, opts.traces);
+    const traces = await readTraces(store, dataset);
+    let checkpoint: { step: number; path: string } | null = null;
+    if (opts.resume) {
+      const previous = await getRun(store, runId);
+      if (previous.kind !== 'sft') throw new BadInputError(`run ${runId} is a ${previous.kind} run, not sft`);
+      checkpoint = await latestCheckpoint(store, runId, 'sft');
+      if (!checkpoint) throw new BadInputError(`run ${runId} has no checkpoint to resume from`);
+    }
+    await startRun(store, { runId, kind: 'sft', config: opts, backend });
+    return { dataset, traces, checkpoint };
+  });
+  if (traces.length === 0) throw new BadInputError(`${dataset.name}@${dataset.version} holds no verified traces`);
+
+  const source = load(checkpoint?.path ?? opts.model);
+  const { model, tokenizer } = source;
+  if (!tokenizer) throw new BadInputError(`${opts.model}: no tokenizer.json, so traces cannot be encoded`);
+  const { examples, tooLong } = buildExamples(tokenizer, traces, model.config.max_position_embeddings);
+  if (examples.length === 0) throw new BadInputError(`every trace of ${dataset.name}@${dataset.version} is longer than the model's context (${model.config.max_position_embeddings} tokens)`);
+
+  const pending: MetricPoint[] = [];
+  try {
+    const result = await trainSft({
+      model,
+      tokenizerDir: checkpoint?.path ?? opts.model,
+      examples,
+      padId: tokenizer.padId,
+      config,
+      checkpointDir: (step) => join(home, 'artifacts', runId, 'sft', `step-${step}`),
+      resume: checkpoint ? source : undefined,
+      signal: hooks.signal,
+      onStep: (m) => {
+        pending.push({ step: m.step, values: { loss: m.loss, grad_norm: m.gradNorm, lr: m.lr, tokens_per_s: m.tokens / Math.max(m.seconds, 1e-9) } });
+        hooks.onStep?.(m);
+      },
+      onCheckpoint: async (step, path) => {
+        const points = pending.splice(0);
+        await withStore(opts.home, async (store) => {
+          await recordMetrics(store, runId, 'sft', points);
+          await registerCheckpoint(store, { runId, stage: 'sft', step, path, metrics: { loss: points.at(-1)?.values.loss ?? null } });
+        });
+      },
+    });
+    if (!result.stopped) await saveModel(opts.out, model, { tokenizerFrom: checkpoint?.path ?? opts.model });
+    const summary: SftSummary = {
+      runId,
+      traces: `${dataset.name}@${dataset.version}`,
+      examples: examples.length,
+      tooLong,
+      steps: result.step,
+      resumedFrom: checkpoint?.step ?? null,
+      stopped: result.stopped,
+      firstLoss: result.losses[0] ?? null,
+      finalLoss: result.losses.at(-1) ?? null,
+      tokensPerSecond: result.tokensPerSecond,
+      out: result.stopped ? null : opts.out,
+      lastCheckpoint: result.lastCheckpoint,
+      backend,
+      seconds: (performance.now() - started) / 1000,
+    };
+    await withStore(opts.home, (store) => finishRun(store, runId, result.stopped ? 'stopped' : 'completed', summary));
+    return summary;
+  } catch (err) {
+    await withStore(opts.home, (store) => finishRun(store, runId, 'failed', { error: (err as Error).message })).catch(() => {});
+    throw err;
+  } finally {
+    for (const p of model.params.values()) p.dispose();
+  }
+}

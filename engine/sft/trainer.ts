@@ -1,0 +1,110 @@
+// The SFT loop: seeded shuffled batches, AdamW with warm-up and decay, masked next-token loss,
+// periodic checkpoints that hold everything needed to continue (weights, optimizer moments, step,
+// data cursor), so a resumed run produces the same losses as one never stopped.
+import { z } from 'zod';
+import { saveModel, type LoadedModel } from '../model/checkpoint.js';
+import type { Qwen2Model } from '../model/qwen2.js';
+import { AdamW, OptimizerConfigSchema } from '../train/optim.js';
+import { trainStep } from '../train/step.js';
+import { padBatch, ShuffledStream, type DataCursor, type SftExample } from './data.js';
+
+export const SftConfigSchema = z.object({
+  steps: z.number().int().positive().default(400),
+  batchSize: z.number().int().positive().default(32),
+  seed: z.number().int().default(0),
+  /** Save a resumable checkpoint every this many steps (and always at the end). 0: only at the end. */
+  checkpointEvery: z.number().int().min(0).default(100),
+  lr: z.number().positive().default(3e-3),
+  minLr: z.number().min(0).default(3e-4),
+  warmupSteps: z.number().int().min(0).default(20),
+  schedule: z.enum(['cosine', 'linear', 'constant']).default('cosine'),
+  weightDecay: z.number().min(0).default(0.01),
+  maxGradNorm: z.number().positive().nullable().default(1),
+});
+export type SftConfig = z.output<typeof SftConfigSchema>;
+
+export interface SftStepMetrics {
+  step: number;
+  loss: number;
+  gradNorm: number;
+  lr: number;
+  /** Loss tokens (model tokens) in the batch. */
+  tokens: number;
+  seconds: number;
+}
+
+export interface SftRun {
+  model: Qwen2Model;
+  /** Where the model's tokenizer files come from (copied into every checkpoint). */
+  tokenizerDir: string;
+  examples: SftExample[];
+  padId: number;
+  config: SftConfig;
+  checkpointDir: (step: number) => string;
+  /** Continue from a checkpoint written by this loop. */
+  resume?: Pick<LoadedModel, 'optimizerState' | 'trainerState'>;
+  onStep?: (m: SftStepMetrics) => void;
+  onCheckpoint?: (step: number, dir: string) => void | Promise<void>;
+  /** Checked between steps: when aborted, a checkpoint is written and the loop returns. */
+  signal?: AbortSignal;
+}
+
+export interface SftResult {
+  step: number;
+  stopped: boolean;
+  losses: number[];
+  lastCheckpoint: string | null;
+  tokensPerSecond: number;
+}
+
+function trainable(model: Qwen2Model) {
+  return new Map([...model.params].filter(([name]) => !name.startsWith('value_head.')));
+}
+
+export async function trainSft(run: SftRun): Promise<SftResult> {
+  const c = run.config;
+  const optimizer = new AdamW(trainable(run.model), OptimizerConfigSchema.parse({ lr: c.lr, minLr: c.minLr, warmupSteps: c.warmupSteps, totalSteps: c.steps, schedule: c.schedule, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm }));
+  let cursor: DataCursor = { epoch: 0, position: 0 };
+  if (run.resume?.trainerState) {
+    const extra = run.resume.trainerState.extra as { cursor?: DataCursor; seed?: number; examples?: number };
+    if (extra.seed !== c.seed || extra.examples !== run.examples.length) throw new Error(`the checkpoint was made with seed ${extra.seed} on ${extra.examples} examples, this run has seed ${c.seed} and ${run.examples.length}`);
+    if (!run.resume.optimizerState) throw new Error('the checkpoint holds no optimizer state, so training cannot continue exactly');
+    optimizer.loadState(run.resume.trainerState.step, run.resume.optimizerState);
+    cursor = extra.cursor ?? cursor;
+  }
+  const stream = new ShuffledStream(run.examples.length, c.seed, cursor);
+  const losses: number[] = [];
+  let lastCheckpoint: string | null = null;
+  let tokens = 0;
+  let seconds = 0;
+
+  const checkpoint = async () => {
+    const dir = run.checkpointDir(optimizer.step);
+    await saveModel(dir, run.model, { tokenizerFrom: run.tokenizerDir, optimizer, trainerState: { step: optimizer.step, extra: { cursor: stream.cursor, seed: c.seed, examples: run.examples.length } } });
+    lastCheckpoint = dir;
+    await run.onCheckpoint?.(optimizer.step, dir);
+  };
+
+  try {
+    while (optimizer.step < c.steps) {
+      if (run.signal?.aborted) {
+        await checkpoint();
+        return { step: optimizer.step, stopped: true, losses, lastCheckpoint, tokensPerSecond: tokens / Math.max(seconds, 1e-9) };
+      }
+      const batch = padBatch(stream.next(c.batchSize).map((i) => run.examples[i]!), run.padId);
+      const t0 = performance.now();
+      const result = trainStep(run.model, optimizer, batch);
+      const dt = (performance.now() - t0) / 1000;
+      seconds += dt;
+      tokens += batch.ids.reduce((n, r) => n + r.length, 0);
+      losses.push(result.loss);
+      run.onStep?.({ step: optimizer.step, loss: result.loss, gradNorm: result.gradNorm, lr: result.lr, tokens: result.tokens, seconds: dt });
+      if ((c.checkpointEvery > 0 && optimizer.step % c.checkpointEvery === 0) || optimizer.step === c.steps) await checkpoint();
+      // Let timers and I/O (heartbeats, signals, progress bars) run between steps.
+      await new Promise((r) => setImmediate(r));
+    }
+    return { step: optimizer.step, stopped: false, losses, lastCheckpoint, tokensPerSecond: tokens / Math.max(seconds, 1e-9) };
+  } finally {
+    optimizer.dispose();
+  }
+}
