@@ -22,6 +22,8 @@ export const RolloutOptionsSchema = z.object({
   /** Sequences decoded together. */
   batchSize: z.number().int().positive().default(32),
   timeoutMs: z.number().int().positive().default(10_000),
+  /** Off: the whole batch waits for each tool call (the baseline the overlap is measured against). */
+  overlapTools: z.boolean().default(true),
 });
 export type RolloutOptions = z.input<typeof RolloutOptionsSchema>;
 
@@ -125,7 +127,14 @@ async function rolloutBatch(model: Qwen2Model, tokenizer: TextTokenizer, sandbox
           const r = decoder.rows[row]!;
           if (r.reason === 'pause') {
             if (toolCalls[row]!.length >= o.maxToolCalls) endRow(row, 'tool_limit');
-            else startTool(row);
+            else {
+              startTool(row);
+              if (!o.overlapTools) {
+                const t0 = performance.now();
+                await running.get(row);
+                stats.waitSeconds += (performance.now() - t0) / 1000;
+              }
+            }
           } else stops[row] = r.reason === 'eos' ? 'eos' : 'length';
         }
         decoder.rows.forEach((r, row) => {

@@ -67,6 +67,9 @@ export async function runSft(options: SftOptions, hooks: { onStep?: (m: SftStepM
     if (opts.resume) {
       const previous = await getRun(store, runId);
       if (previous.kind !== 'sft') throw new BadInputError(`run ${runId} is a ${previous.kind} run, not sft`);
+      for (const key of ['traces', 'steps', 'batchSize', 'seed', 'lr', 'warmupSteps', 'schedule'] as const) {
+        if (previous.config[key] !== opts[key]) throw new BadInputError(`--resume: run ${runId} was started with ${key} ${JSON.stringify(previous.config[key])}, not ${JSON.stringify(opts[key])}`);
+      }
       checkpoint = await latestCheckpoint(store, runId, 'sft');
       if (!checkpoint) throw new BadInputError(`run ${runId} has no checkpoint to resume from`);
     }

@@ -3,6 +3,7 @@ import { BadInputError } from '../../datasets/errors.js';
 import { benchData } from '../../bench/data.js';
 import { benchModel } from '../../bench/model.js';
 import { benchSandbox } from '../../bench/sandbox.js';
+import { benchStages } from '../../bench/stages.js';
 import { emit, parseList, parseNumber, type CommonOptions } from '../output.js';
 
 export function benchCommand(common: (cmd: Command) => Command): Command {
@@ -34,6 +35,17 @@ export function benchCommand(common: (cmd: Command) => Command): Command {
         return p;
       });
       const result = await benchModel({ presets, steps: opts.steps, torch: opts.torch, onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`) });
+      emit(opts, result, () => JSON.stringify(result, null, 2));
+    });
+  common(bench.command('stages'))
+    .description('SFT tokens/s, and evaluation problems/s with tools on: tool calls overlapped with decoding against a batch that waits for each call')
+    .option('--preset <name>', 'model size (tiny, small)', 'tiny')
+    .option('--sft-steps <n>', 'SFT steps (the model must learn to write code before its tool use can be timed)', parseNumber('--sft-steps'), 200)
+    .option('--problems <n>', 'test problems per evaluation run', parseNumber('--problems'), 128)
+    .option('--repeats <n>', 'evaluation runs per mode; the report gives medians', parseNumber('--repeats'), 3)
+    .action(async (opts: CommonOptions & { preset: string; sftSteps: number; problems: number; repeats: number }) => {
+      if (opts.preset !== 'tiny' && opts.preset !== 'small') throw new BadInputError(`--preset: unknown preset "${opts.preset}" (tiny, small)`);
+      const result = await benchStages({ preset: opts.preset, sftSteps: opts.sftSteps, problems: opts.problems, repeats: opts.repeats, onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`) });
       emit(opts, result, () => JSON.stringify(result, null, 2));
     });
   return bench;

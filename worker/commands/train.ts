@@ -94,6 +94,9 @@ export function sftCommand(common: (cmd: Command) => Command): Command {
     .action(async (opts: Opts) => {
       const bar = progressBar(opts, 'sft', 'steps');
       const steps = opts.steps as number;
+      // Ctrl-C (or a TERM from a supervisor) stops at the next step boundary with a checkpoint.
+      const stop = new AbortController();
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stop.abort());
       const summary = await runSft(
         {
           traces: opts.dataset as string,
@@ -110,10 +113,11 @@ export function sftCommand(common: (cmd: Command) => Command): Command {
           resume: Boolean(opts.resume),
           home: opts.home,
         },
-        { onStep: (m) => bar.update(m.step, steps) },
+        { onStep: (m) => bar.update(m.step, steps), signal: stop.signal },
       );
       bar.stop();
-      emit(opts, summary, () => `run ${summary.runId}: ${summary.steps} steps on ${summary.examples} traces, loss ${summary.firstLoss?.toFixed(3)} -> ${summary.finalLoss?.toFixed(3)}, ${Math.round(summary.tokensPerSecond)} tokens/s; model in ${summary.out}`);
+      if (summary.stopped) process.exitCode = 130;
+      emit(opts, summary, () => summary.stopped ? `run ${summary.runId} stopped at step ${summary.steps}; continue with: retool sft ... --run-id ${summary.runId} --resume` : `run ${summary.runId}: ${summary.steps} steps on ${summary.examples} traces, loss ${summary.firstLoss?.toFixed(3)} -> ${summary.finalLoss?.toFixed(3)}, ${Math.round(summary.tokensPerSecond)} tokens/s; model in ${summary.out}`);
     });
 }
 
