@@ -3,7 +3,7 @@ import { extname, resolve } from 'node:path';
 import { z } from 'zod';
 import { BadInputError } from './errors.js';
 import { createDataset, resolveDataset, setRowCount } from './registry.js';
-import { DatasetNameSchema, ProblemRowSchema, SplitSchema, parseDatasetRef, type DatasetInfo } from './schemas.js';
+import { DatasetNameSchema, ProblemRowSchema, SplitSchema, formatDatasetRef, parseDatasetRef, type DatasetInfo } from './schemas.js';
 import { sqlIdent, sqlString, type Store } from './store.js';
 
 export const ImportFormatSchema = z.enum(['jsonl', 'json', 'csv', 'parquet']);
@@ -291,4 +291,18 @@ export async function readProblems(store: Store, refText: string, limit = 10, of
     dataset,
     rows: rows.map((r) => ProblemRowSchema.parse({ ...r, level: r.level === null ? null : Number(r.level), extra: r.extra ? JSON.parse(String(r.extra)) : null })),
   };
+}
+
+/**
+ * Every problem of NAME[@V][:split]; without a split, `preferSplit` when the dataset has one (a
+ * stage that trains reads train, one that evaluates reads test, so held-out problems stay out).
+ */
+export async function problemsForStage(store: Store, refText: string, preferSplit: 'train' | 'test') {
+  const ref = parseDatasetRef(refText);
+  const dataset = await resolveDataset(store, ref);
+  if (dataset.kind !== 'problems') throw new BadInputError(`${refText} holds ${dataset.kind}, not problems`);
+  const split = ref.split ?? ((dataset.splits[preferSplit] ?? 0) > 0 ? preferSplit : undefined);
+  const source = formatDatasetRef({ ...ref, version: dataset.version, split });
+  const { rows } = await readProblems(store, source, Number.MAX_SAFE_INTEGER);
+  return { dataset, source, rows };
 }

@@ -3,8 +3,7 @@
 import { z } from 'zod';
 import { extractBoxed } from '../../datasets/grading.js';
 import { BadInputError } from '../../datasets/errors.js';
-import { readProblems } from '../../datasets/problems-io.js';
-import { formatDatasetRef, parseDatasetRef, type DatasetInfo } from '../../datasets/schemas.js';
+import { problemsForStage } from '../../datasets/problems-io.js';
 import type { Store } from '../../datasets/store.js';
 import { writeTraceDataset, type TraceRow } from '../../datasets/traces.js';
 import type { Sandbox } from '../sandbox/index.js';
@@ -53,22 +52,12 @@ export function makeTeacher(opts: z.output<typeof ColdStartOptionsSchema>, sandb
   return new OpenAITeacher(OpenAITeacherOptionsSchema.parse({ ...opts.openai, seed: opts.seed }));
 }
 
-async function problemsOf(store: Store, refText: string, limit?: number): Promise<{ dataset: DatasetInfo; source: string; problems: TeacherProblem[] }> {
-  const ref = parseDatasetRef(refText);
-  const probe = await readProblems(store, formatDatasetRef(ref), 0);
-  if (probe.dataset.kind !== 'problems') throw new BadInputError(`${refText} holds ${probe.dataset.kind}, not problems`);
-  // Held-out problems must never become training traces by accident.
-  const split = ref.split ?? ((probe.dataset.splits.train ?? 0) > 0 ? 'train' : undefined);
-  const source = formatDatasetRef({ ...ref, version: probe.dataset.version, split });
-  const { rows } = await readProblems(store, source, limit ?? Number.MAX_SAFE_INTEGER);
-  if (rows.length === 0) throw new BadInputError(`${source} holds no problems`);
-  return { dataset: probe.dataset, source, problems: rows.map((r) => ({ id: r.id, problem: r.problem, answer: r.answer, family: r.family, level: r.level })) };
-}
-
 export async function coldStart(store: Store, sandbox: Sandbox, options: ColdStartOptions, onProgress?: (done: number, total: number) => void, teacher?: Teacher): Promise<ColdStartSummary> {
   const opts = ColdStartOptionsSchema.parse(options);
   const started = performance.now();
-  const { dataset, source, problems } = await problemsOf(store, opts.dataset, opts.limit);
+  const { dataset, source, rows: problemRows } = await problemsForStage(store, opts.dataset, 'train');
+  const problems: TeacherProblem[] = problemRows.slice(0, opts.limit ?? problemRows.length).map((r) => ({ id: r.id, problem: r.problem, answer: r.answer, family: r.family, level: r.level }));
+  if (problems.length === 0) throw new BadInputError(`${source} holds no problems`);
   const writer = teacher ?? makeTeacher(opts, sandbox);
   let done = 0;
   const rows: TraceRow[] = [];

@@ -6,11 +6,11 @@ import { z } from 'zod';
 import { BadInputError } from '../../datasets/errors.js';
 import { writeEvaluation } from '../../datasets/evaluations.js';
 import { extractBoxed, gradeResponse } from '../../datasets/grading.js';
-import { readProblems } from '../../datasets/problems-io.js';
+import { problemsForStage } from '../../datasets/problems-io.js';
 import { finishRun, recordMetrics, startRun } from '../../datasets/runs.js';
-import { formatDatasetRef, parseDatasetRef, type DatasetInfo, type ProblemRow } from '../../datasets/schemas.js';
+import type { DatasetInfo, ProblemRow } from '../../datasets/schemas.js';
 import { withStore } from '../../datasets/store.js';
-import { loadModel } from '../model/checkpoint.js';
+import { openModel } from '../model/checkpoint.js';
 import type { Qwen2Model } from '../model/qwen2.js';
 import { rollout, RolloutOptionsSchema, type RolloutStats, type Trajectory } from '../rollout/rollout.js';
 import { Sandbox } from '../sandbox/index.js';
@@ -68,19 +68,13 @@ export function sampleFacts(t: Trajectory, tokenizer: TextTokenizer, problem: Pi
 }
 
 async function problemsFor(opts: z.output<typeof EvalOptionsSchema>): Promise<{ dataset: DatasetInfo; ref: string; problems: ProblemRow[] }> {
-  return withStore(opts.home, async (store) => {
-    const ref = parseDatasetRef(opts.dataset);
-    const probe = await readProblems(store, formatDatasetRef(ref), 0);
-    if (probe.dataset.kind !== 'problems') throw new BadInputError(`${opts.dataset} holds ${probe.dataset.kind}, not problems`);
-    const split = ref.split ?? ((probe.dataset.splits.test ?? 0) > 0 ? 'test' : undefined);
-    const refText = formatDatasetRef({ ...ref, version: probe.dataset.version, split });
-    let problems = (await readProblems(store, refText, Number.MAX_SAFE_INTEGER)).rows;
-    if (opts.levels) problems = problems.filter((p) => p.level !== null && opts.levels!.includes(p.level));
-    if (opts.families) problems = problems.filter((p) => p.family !== null && opts.families!.includes(p.family));
-    if (opts.limit) problems = problems.slice(0, opts.limit);
-    if (problems.length === 0) throw new BadInputError(`${refText} holds no problems${opts.levels || opts.families ? ' at the chosen levels/families' : ''}`);
-    return { dataset: probe.dataset, ref: refText, problems };
-  });
+  const { dataset, source, rows } = await withStore(opts.home, (store) => problemsForStage(store, opts.dataset, 'test'));
+  let problems = rows;
+  if (opts.levels) problems = problems.filter((p) => p.level !== null && opts.levels!.includes(p.level));
+  if (opts.families) problems = problems.filter((p) => p.family !== null && opts.families!.includes(p.family));
+  if (opts.limit) problems = problems.slice(0, opts.limit);
+  if (problems.length === 0) throw new BadInputError(`${source} holds no problems${opts.levels || opts.families ? ' at the chosen levels/families' : ''}`);
+  return { dataset, ref: source, problems };
 }
 
 /** Rolls out and grades; no store. The engine piece RL reuses for its periodic evaluation. */
@@ -102,13 +96,7 @@ export async function runEval(options: EvalOptions, onProgress?: (done: number, 
   const backend = await initBackend();
   const runId = opts.runId ?? `eval-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}-${randomBytes(3).toString('hex')}`;
   const { dataset, ref, problems } = await problemsFor(opts);
-  let loaded;
-  try {
-    loaded = loadModel(opts.model);
-  } catch (err) {
-    throw new BadInputError((err as Error).message);
-  }
-  const { model, tokenizer } = loaded;
+  const { model, tokenizer } = openModel(opts.model);
   if (!tokenizer) throw new BadInputError(`${opts.model}: no tokenizer.json, so problems cannot be encoded`);
   await withStore(opts.home, (store) => startRun(store, { runId, kind: 'eval', config: opts, backend }));
   const sandbox = new Sandbox();

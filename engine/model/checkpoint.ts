@@ -4,6 +4,7 @@
 import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { BadInputError } from '../../datasets/errors.js';
 import { tf } from '../tensor/backend.js';
 import { loadTokenizerSync } from '../tokenizer/hf.js';
 import { saveTokenizerSync, type SavableTokenizer } from '../tokenizer/builtin.js';
@@ -98,4 +99,13 @@ export function loadModel(dir: string): LoadedModel {
   const stateFile = join(dir, TRAINER_STATE_FILE);
   const trainerState = existsSync(stateFile) ? TrainerStateSchema.parse(JSON.parse(readFileSync(stateFile, 'utf8'))) : null;
   return { model, tokenizer, optimizerState, trainerState };
+}
+
+/** loadModel for a directory a person named: what is wrong with it is their input to fix. */
+export function openModel(dir: string): LoadedModel {
+  try {
+    return loadModel(dir);
+  } catch (err) {
+    throw new BadInputError((err as Error).message);
+  }
 }

@@ -43,7 +43,7 @@ export function headDim(c: Qwen2Config): number {
 
 /** Presets for `retool model init`. `tiny` is the built-in model; `small` is ~10M parameters. */
 export const PRESETS = {
-  tiny: { hidden_size: 64, intermediate_size: 192, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 256, tie_word_embeddings: true, rope_theta: 10_000 },
+  tiny: { hidden_size: 64, intermediate_size: 192, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 4, max_position_embeddings: 256, tie_word_embeddings: true, rope_theta: 10_000 },
   small: { hidden_size: 320, intermediate_size: 960, num_hidden_layers: 8, num_attention_heads: 8, num_key_value_heads: 2, max_position_embeddings: 512, tie_word_embeddings: true, rope_theta: 10_000 },
 } as const;
 export type PresetName = keyof typeof PRESETS;

@@ -8,7 +8,7 @@ import { BadInputError } from '../../datasets/errors.js';
 import { finishRun, getRun, latestCheckpoint, recordMetrics, registerCheckpoint, startRun, type MetricPoint } from '../../datasets/runs.js';
 import { resolveHome, withStore } from '../../datasets/store.js';
 import { readTraces, resolveTraceDataset } from '../../datasets/traces.js';
-import { loadModel, saveModel } from '../model/checkpoint.js';
+import { openModel, saveModel } from '../model/checkpoint.js';
 import { initBackend } from '../tensor/backend.js';
 import { buildExamples } from './data.js';
 import { SftConfigSchema, trainSft, type SftStepMetrics } from './trainer.js';
@@ -43,14 +43,6 @@ export interface SftSummary {
   seconds: number;
 }
 
-function load(dir: string) {
-  try {
-    return loadModel(dir);
-  } catch (err) {
-    throw new BadInputError((err as Error).message);
-  }
-}
-
 export async function runSft(options: SftOptions, hooks: { onStep?: (m: SftStepMetrics) => void; signal?: AbortSignal } = {}): Promise<SftSummary> {
   const opts = SftOptionsSchema.parse(options);
   const started = performance.now();
@@ -78,7 +70,7 @@ export async function runSft(options: SftOptions, hooks: { onStep?: (m: SftStepM
   });
   if (traces.length === 0) throw new BadInputError(`${dataset.name}@${dataset.version} holds no verified traces`);
 
-  const source = load(checkpoint?.path ?? opts.model);
+  const source = openModel(checkpoint?.path ?? opts.model);
   const { model, tokenizer } = source;
   if (!tokenizer) throw new BadInputError(`${opts.model}: no tokenizer.json, so traces cannot be encoded`);
   const { examples, tooLong } = buildExamples(tokenizer, traces, model.config.max_position_embeddings);

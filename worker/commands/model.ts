@@ -1,20 +1,12 @@
 import { Command, Option } from 'commander';
 import { BadInputError } from '../../datasets/errors.js';
-import { loadModel, saveModel } from '../../engine/model/checkpoint.js';
+import { openModel, saveModel } from '../../engine/model/checkpoint.js';
 import { PRESETS, Qwen2ConfigSchema, type PresetName } from '../../engine/model/config.js';
 import { generate } from '../../engine/model/generate.js';
 import { Qwen2Model } from '../../engine/model/qwen2.js';
 import { initBackend, tf } from '../../engine/tensor/backend.js';
 import { builtinTokenizer } from '../../engine/tokenizer/builtin.js';
 import { emit, parseList, parseNumber, type CommonOptions } from '../output.js';
-
-function load(dir: string) {
-  try {
-    return loadModel(dir);
-  } catch (err) {
-    throw new BadInputError((err as Error).message);
-  }
-}
 
 export function modelCommand(common: (cmd: Command) => Command): Command {
   const model = new Command('model').description('the tfjs Qwen2 policy: create, inspect, generate');
@@ -39,7 +31,7 @@ export function modelCommand(common: (cmd: Command) => Command): Command {
     .requiredOption('--ids <list>', 'comma-separated token ids', (t: string) => parseList(t).map(parseNumber('--ids')))
     .action(async (opts: CommonOptions & { model: string; ids: number[] }) => {
       const backend = await initBackend();
-      const { model: m } = load(opts.model);
+      const { model: m } = openModel(opts.model);
       const bad = opts.ids.find((i) => !Number.isInteger(i) || i < 0 || i >= m.config.vocab_size);
       if (bad !== undefined) throw new BadInputError(`--ids: ${bad} is not a token id of this model (vocabulary ${m.config.vocab_size})`);
       const logits = tf.tidy(() => m.forward({ ids: tf.tensor2d([opts.ids], undefined, 'int32'), positions: tf.tensor2d([opts.ids.map((_, i) => i)], undefined, 'int32') }).logits.arraySync()[0]!);
@@ -56,7 +48,7 @@ export function modelCommand(common: (cmd: Command) => Command): Command {
     .option('--seed <n>', 'sampling seed', parseNumber('--seed'), 0)
     .action(async (opts: CommonOptions & { model: string; prompt: string; maxTokens: number; temperature: number; topP: number; seed: number }) => {
       const backend = await initBackend();
-      const { model: m, tokenizer } = load(opts.model);
+      const { model: m, tokenizer } = openModel(opts.model);
       if (!tokenizer) throw new BadInputError(`${opts.model}: no tokenizer.json, so a text prompt cannot be encoded`);
       const prompt = tokenizer.encode(opts.prompt);
       if (prompt.length === 0) throw new BadInputError('--prompt is empty');
