@@ -102,7 +102,9 @@ export class BuiltinTeacher implements Teacher {
     }
 
     const code = [...solution.setup, solution.compute].join('\n');
-    let response = `${solution.lead}\n`;
+    // No reasoning sentence before the code: a tiny model learns to copy the problem's numbers
+    // into the code far sooner when the copy is short-range (see the README's results).
+    let response = '';
     let seeded: SeededDefect | null = null;
     let selfCorrection = false;
     if (drawn === 'self_correction') {

@@ -1,4 +1,4 @@
-// How the built-in teacher solves each synthetic family: a short lead sentence, the Python a
+// How the built-in teacher solves each synthetic family: the Python a
 // code-integrated trace runs, and the worked steps a text-only trace shows instead. The code copies
 // the problem's numbers (what a small model can learn); the text steps show the work (partial
 // products, Euclid, factorisations) where it fits the tiny model's context, and state the method
@@ -6,7 +6,6 @@
 import { solvers } from '../../datasets/synth/index.js';
 
 export interface Solution {
-  lead: string;
   /** Lines before the computation, e.g. an import; the self-correction defect drops them. */
   setup: string[];
   /** The computation's last line, a print(...). */
@@ -78,11 +77,11 @@ export function solutionFor(family: string, problem: string): Solution | null {
   switch (family) {
     case 'arith_chain':
       if (!(m = /^Compute ([\d*+-]+)\.$/.exec(problem))) return null;
-      return { lead: 'Compute it.', setup: [], compute: `print(${m[1]})`, textSteps: () => arith(m![1]!) };
+      return { setup: [], compute: `print(${m[1]})`, textSteps: () => arith(m![1]!) };
     case 'mod_pow':
       if ((m = /^Find (\d+) mod (\d+)\.$/.exec(problem))) {
         const [a, n] = [Number(m[1]), Number(m[2])];
-        return { lead: 'Take the remainder.', setup: [], compute: `print(${a}%${n})`, textSteps: () => [`${a} = ${n}*${Math.floor(a / n)}+${a % n}`] };
+        return { setup: [], compute: `print(${a}%${n})`, textSteps: () => [`${a} = ${n}*${Math.floor(a / n)}+${a % n}`] };
       }
       if (!(m = /^Find (\d+)\^(\d+) mod (\d+)\.$/.exec(problem))) return null;
       {
@@ -90,7 +89,6 @@ export function solutionFor(family: string, problem: string): Solution | null {
         const squares: string[] = [];
         for (let k = 1n, v = a % n; k <= e; k *= 2n, v = (v * v) % n) squares.push(`^${k}=${v}`);
         return {
-          lead: 'Modular power.',
           setup: [],
           compute: `print(pow(${a},${e},${n}))`,
           textSteps: (ans) => (e <= 3n ? [`${a}^${e} = ${a ** e} = ${(a ** e) / n}*${n}+${ans}`] : [`Squares mod ${n}: ${squares.join(',')}`, `${e} in binary is ${e.toString(2)}, so the product is ${ans}`]),
@@ -101,7 +99,6 @@ export function solutionFor(family: string, problem: string): Solution | null {
       const value = big(m[1]!) ** big(m[2]!);
       const digits = value.toString();
       return {
-        lead: 'Expand the power, add its digits.',
         setup: [],
         compute: `print(sum(map(int,str(${m[1]}**${m[2]}))))`,
         textSteps: (ans) => (digits.length <= 12 ? [`${m![1]}^${m![2]} = ${digits}`, `${[...digits].join('+')} = ${ans}`] : [`${m![1]}^${m![2]} has ${digits.length} digits; they add up to ${ans}`]),
@@ -119,13 +116,12 @@ export function solutionFor(family: string, problem: string): Solution | null {
         if (fn === 'lcm') steps.push(`lcm(${acc},${x}) = ${acc}*${x}/${g} = ${(acc * x) / g}`);
         acc = fn === 'gcd' ? g : (acc * x) / g;
       }
-      return { lead: `Use math.${fn}.`, setup: ['import math'], compute: `print(math.${fn}(${m[2]}))`, textSteps: () => steps };
+      return { setup: ['import math'], compute: `print(math.${fn}(${m[2]}))`, textSteps: () => steps };
     }
     case 'divisor_count': {
       if (!(m = /^Number of divisors of (\d+)\?$/.exec(problem))) return null;
       const f = factorise(Number(m[1]));
       return {
-        lead: 'Count divisors with sympy.',
         setup: ['from sympy import divisor_count'],
         compute: `print(divisor_count(${m[1]}))`,
         textSteps: (ans) => [`${m![1]} = ${f.map(([p, e]) => (e > 1 ? `${p}^${e}` : `${p}`)).join('*')}`, `${f.map(([, e]) => `(${e}+1)`).join('*')} = ${ans}`],
@@ -137,7 +133,6 @@ export function solutionFor(family: string, problem: string): Solution | null {
       const primes: number[] = [];
       for (let p = 2; p < n && n <= 60; p++) if (factorise(p).length === 1 && factorise(p)[0]![1] === 1) primes.push(p);
       return {
-        lead: 'Count primes with sympy.',
         setup: ['from sympy import primepi'],
         compute: `print(primepi(${n}-1))`,
         textSteps: (ans) => (n <= 60 ? [`Primes below ${n}: ${primes.join(',')}`, `That is ${ans} primes`] : [`By a sieve up to ${n - 1}, there are ${ans} primes`]),
@@ -152,7 +147,6 @@ export function solutionFor(family: string, problem: string): Solution | null {
       const num = top.reduce((a, x) => a * BigInt(x), 1n);
       const den = bottom.reduce((a, x) => a * BigInt(x), 1n);
       return {
-        lead: 'Use math.comb.',
         setup: ['import math'],
         compute: `print(math.comb(${n},${k0}))`,
         textSteps: (ans) => [`C(${n},${k0}) = C(${n},${k}) = ${top.join('*')}/(${bottom.join('*')}) = ${num}/${den} = ${ans}`],
@@ -174,7 +168,7 @@ export function solutionFor(family: string, problem: string): Solution | null {
         if ((t = /^(\d+)\^k$/.exec(term))) return [`(${t[1]}^${hi + 1}-${t[1]}^${lo})/(${t[1]}-1) = ${ans}`];
         return [`The sum is ${ans}`];
       };
-      return { lead: 'Add the terms.', setup: [], compute: `print(sum(${pythonTerm(term)} for k in range(${lo},${hi}+1)))`, textSteps: text };
+      return { setup: [], compute: `print(sum(${pythonTerm(term)} for k in range(${lo},${hi}+1)))`, textSteps: text };
     }
     case 'base_convert': {
       if (!(m = /^Write (\d+) in base (\d)\.$/.exec(problem))) return null;
@@ -182,7 +176,6 @@ export function solutionFor(family: string, problem: string): Solution | null {
       const remainders: number[] = [];
       for (let q = n; q > 0; q = Math.floor(q / b)) remainders.push(q % b);
       return {
-        lead: 'Convert with numpy.',
         setup: ['import numpy'],
         compute: `print(numpy.base_repr(${n},${b}))`,
         textSteps: (ans) => [`Remainders of ${n} divided by ${b} repeatedly: ${remainders.join(',')}`, `Read backwards: ${ans}`],
