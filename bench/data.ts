@@ -8,17 +8,12 @@ import { DuckDBDataChunkWriter } from '@duckdb/node-api';
 import { synthesizeDataset } from '../datasets/derive.js';
 import { exportProblems, importProblems } from '../datasets/problems-io.js';
 import { withStore, type Store } from '../datasets/store.js';
+import { median } from './stats.js';
 
 export interface BenchDataOptions {
   rows: number;
   repeats: number;
   onProgress?: (what: string) => void;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {

@@ -12,6 +12,7 @@ import { initBackend, tf } from '../engine/tensor/backend.js';
 import { builtinTokenizer } from '../engine/tokenizer/index.js';
 import { AdamW, OptimizerConfigSchema } from '../engine/train/optim.js';
 import { trainStep, type TokenBatch } from '../engine/train/step.js';
+import { median } from './stats.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const PYTHON = process.env.RETOOL_BENCH_PYTHON ?? join(ROOT, '.venv', 'bin', 'python');
@@ -45,12 +46,6 @@ export const FORMULAS = {
   mfu: 'achieved / ceiling',
   decode: `greedy, prompt of ${CONTEXT - DECODE_TOKENS} tokens then ${DECODE_TOKENS} steps, so the last step attends to ${CONTEXT} positions; tokens/s = batch / median step time over steps 2..${DECODE_TOKENS - 1} (step 1 carries the prompt; step ${DECODE_TOKENS} is profiled for memory instead); uncached recomputes the whole sequence every step`,
 } as const;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 const round = (x: number, digits = 3) => Number(x.toPrecision(digits + 2));
 

@@ -18,6 +18,7 @@ import { Sandbox } from '../engine/sandbox/index.js';
 import { runSft } from '../engine/sft/index.js';
 import { initBackend } from '../engine/tensor/backend.js';
 import { builtinTokenizer } from '../engine/tokenizer/builtin.js';
+import { median } from './stats.js';
 
 export interface BenchStagesOptions {
   preset: PresetName;
@@ -27,7 +28,6 @@ export interface BenchStagesOptions {
   onProgress?: (what: string) => void;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
 export async function benchStages(o: BenchStagesOptions) {

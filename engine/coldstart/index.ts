@@ -60,15 +60,13 @@ export async function coldStart(store: Store, sandbox: Sandbox, options: ColdSta
   if (problems.length === 0) throw new BadInputError(`${source} holds no problems`);
   const writer = teacher ?? makeTeacher(opts, sandbox);
   let done = 0;
-  const rows: TraceRow[] = [];
-  let teacherFailures = 0;
+  let rows: TraceRow[];
   try {
-    const written = await mapConcurrent(problems, opts.concurrency, async (p): Promise<TraceRow> => {
+    rows = await mapConcurrent(problems, opts.concurrency, async (p): Promise<TraceRow> => {
       const trace = await writer.write(p, opts.mode);
       const base = { problemId: p.id, problem: p.problem, family: p.family, level: p.level, gold: p.answer, mode: opts.mode, teacher: writer.name };
       let row: TraceRow;
       if (isFailure(trace)) {
-        teacherFailures += 1;
         row = { ...base, response: '', segments: [], verified: false, rejectStage: 'teacher', rejectReason: 'teacher_failed', rejectDetail: trace.error, answer: null, seededDefect: null, selfCorrection: false };
       } else {
         const verdict = await verifyTrace(trace.response, p.answer, sandbox, { mode: opts.mode });
@@ -88,7 +86,6 @@ export async function coldStart(store: Store, sandbox: Sandbox, options: ColdSta
       onProgress?.(++done, problems.length);
       return row;
     });
-    rows.push(...written);
   } finally {
     await writer.close?.();
   }
@@ -113,7 +110,7 @@ export async function coldStart(store: Store, sandbox: Sandbox, options: ColdSta
     rejectedByReason,
     seeded,
     selfCorrections: rows.filter((r) => r.verified && r.selfCorrection).length,
-    teacherFailures,
+    teacherFailures: rows.filter((r) => r.rejectStage === 'teacher').length,
   };
   const out = await writeTraceDataset(store, { name: opts.out, parent: dataset, newVersion: opts.newVersion, params: { ...summary, seed: opts.seed, openai: opts.openai ? { baseUrl: opts.openai.baseUrl, model: opts.openai.model } : undefined } }, rows);
   return { dataset: `${out.name}@${out.version}`, ...summary, seconds: (performance.now() - started) / 1000 };

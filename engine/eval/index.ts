@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { BadInputError } from '../../datasets/errors.js';
 import { writeEvaluation } from '../../datasets/evaluations.js';
-import { extractBoxed, gradeResponse } from '../../datasets/grading.js';
+import { gradeResponse } from '../../datasets/grading.js';
 import { problemsForStage } from '../../datasets/problems-io.js';
 import { finishRun, recordMetrics, startRun } from '../../datasets/runs.js';
 import type { DatasetInfo, ProblemRow } from '../../datasets/schemas.js';
@@ -86,7 +86,7 @@ export async function evaluateModel(model: Qwen2Model, tokenizer: TextTokenizer,
   const samples = trajectories.map((t, i) => {
     const { p, s } = jobs[i]!;
     const graded = gradeResponse(t.response, p.answer);
-    return { problem: p, sampleIdx: s, trajectory: t, correct: graded.correct, answer: graded.extracted ?? extractBoxed(t.response), facts: sampleFacts(t, tokenizer, p, graded.correct) };
+    return { problem: p, sampleIdx: s, trajectory: t, correct: graded.correct, answer: graded.extracted, facts: sampleFacts(t, tokenizer, p, graded.correct) };
   });
   return { samples, stats, metrics: evalMetrics(samples.map((s) => s.facts)) };
 }

@@ -52,7 +52,11 @@ const share = (xs: boolean[]): number | null => mean(xs.map((x) => (x ? 1 : 0)))
 
 export function accuracy(samples: SampleFacts[]): AccuracyMetrics {
   const byProblem = new Map<string, boolean[]>();
-  for (const s of samples) byProblem.set(s.problemId, [...(byProblem.get(s.problemId) ?? []), s.correct]);
+  for (const s of samples) {
+    const group = byProblem.get(s.problemId);
+    if (group) group.push(s.correct);
+    else byProblem.set(s.problemId, [s.correct]);
+  }
   const groups = [...byProblem.values()];
   return {
     problems: groups.length,
@@ -86,7 +90,11 @@ export function behaviour(samples: SampleFacts[]): BehaviourMetrics {
 
 function groupBy(samples: SampleFacts[], key: (s: SampleFacts) => string): Record<string, AccuracyMetrics> {
   const groups = new Map<string, SampleFacts[]>();
-  for (const s of samples) groups.set(key(s), [...(groups.get(key(s)) ?? []), s]);
+  for (const s of samples) {
+    const group = groups.get(key(s));
+    if (group) group.push(s);
+    else groups.set(key(s), [s]);
+  }
   return Object.fromEntries([...groups.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, xs]) => [k, accuracy(xs)]));
 }
 

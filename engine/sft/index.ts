@@ -88,7 +88,7 @@ export async function runSft(options: SftOptions, hooks: { onStep?: (m: SftStepM
       resume: checkpoint ? source : undefined,
       signal: hooks.signal,
       onStep: (m) => {
-        pending.push({ step: m.step, values: { loss: m.loss, grad_norm: m.gradNorm, lr: m.lr, tokens_per_s: m.tokens / Math.max(m.seconds, 1e-9) } });
+        pending.push({ step: m.step, values: { loss: m.loss, grad_norm: m.gradNorm, lr: m.lr, tokens_per_s: m.batchTokens / Math.max(m.seconds, 1e-9) } });
         hooks.onStep?.(m);
       },
       onCheckpoint: async (step, path) => {

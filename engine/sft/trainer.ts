@@ -28,8 +28,10 @@ export interface SftStepMetrics {
   loss: number;
   gradNorm: number;
   lr: number;
-  /** Loss tokens (model tokens) in the batch. */
-  tokens: number;
+  /** Tokens the batch holds, padding not counted. */
+  batchTokens: number;
+  /** Of those, the model's own tokens: the ones in the loss. */
+  lossTokens: number;
   seconds: number;
 }
 
@@ -54,6 +56,7 @@ export interface SftResult {
   stopped: boolean;
   losses: number[];
   lastCheckpoint: string | null;
+  /** Real (unpadded) tokens trained on per second of training steps. */
   tokensPerSecond: number;
 }
 
@@ -88,17 +91,19 @@ export async function trainSft(run: SftRun): Promise<SftResult> {
   try {
     while (optimizer.step < c.steps) {
       if (run.signal?.aborted) {
-        await checkpoint();
+        if (lastCheckpoint !== run.checkpointDir(optimizer.step)) await checkpoint();
         return { step: optimizer.step, stopped: true, losses, lastCheckpoint, tokensPerSecond: tokens / Math.max(seconds, 1e-9) };
       }
-      const batch = padBatch(stream.next(c.batchSize).map((i) => run.examples[i]!), run.padId);
+      const examples = stream.next(c.batchSize).map((i) => run.examples[i]!);
+      const batch = padBatch(examples, run.padId);
+      const batchTokens = examples.reduce((n, e) => n + e.ids.length, 0);
       const t0 = performance.now();
       const result = trainStep(run.model, optimizer, batch);
       const dt = (performance.now() - t0) / 1000;
       seconds += dt;
-      tokens += batch.ids.reduce((n, r) => n + r.length, 0);
+      tokens += batchTokens;
       losses.push(result.loss);
-      run.onStep?.({ step: optimizer.step, loss: result.loss, gradNorm: result.gradNorm, lr: result.lr, tokens: result.tokens, seconds: dt });
+      run.onStep?.({ step: optimizer.step, loss: result.loss, gradNorm: result.gradNorm, lr: result.lr, batchTokens, lossTokens: result.tokens, seconds: dt });
       if ((c.checkpointEvery > 0 && optimizer.step % c.checkpointEvery === 0) || optimizer.step === c.steps) await checkpoint();
       // Let timers and I/O (heartbeats, signals, progress bars) run between steps.
       await new Promise((r) => setImmediate(r));
