@@ -1,0 +1,56 @@
+// One config for both algorithms. Defaults are sized for the built-in tiny model on a CPU; the
+// paper's values (for a 32B model on GPUs) are given beside each one where they differ.
+import { z } from 'zod';
+
+export const RlConfigSchema = z.object({
+  algo: z.enum(['ppo', 'grpo']).default('ppo'),
+  /** Off: the text-only arm (no interpreter; the same loop otherwise). */
+  tools: z.boolean().default(true),
+  steps: z.number().int().positive().default(60),
+  /** Distinct problems per step (paper: 512). */
+  promptsPerStep: z.number().int().positive().default(16),
+  /** Samples per problem: GRPO's group (verl recipe: 16). */
+  samplesPerPrompt: z.number().int().positive().default(8),
+  temperature: z.number().gt(0).default(1),
+  maxToolCalls: z.number().int().min(0).default(4),
+  maxResponseTokens: z.number().int().positive().default(192),
+  maxInterpreterTokens: z.number().int().positive().default(64),
+  rolloutBatchSize: z.number().int().positive().default(64),
+  timeoutMs: z.number().int().positive().default(10_000),
+  /** Passes over each step's rollouts, and sequences per optimizer step within a pass. */
+  epochs: z.number().int().positive().default(2),
+  miniBatchSize: z.number().int().positive().default(32),
+  /** Actor learning rate (paper: 1e-6). */
+  lr: z.number().positive().default(1e-4),
+  /** Critic learning rate (PPO only). */
+  criticLr: z.number().positive().default(1e-3),
+  warmupSteps: z.number().int().min(0).default(0),
+  weightDecay: z.number().min(0).default(0),
+  maxGradNorm: z.number().positive().nullable().default(1),
+  /** Clip range below and above 1; clipHigh defaults to 0.2 for PPO and 0.28 for GRPO (DAPO). */
+  clipLow: z.number().positive().default(0.2),
+  clipHigh: z.number().positive().optional(),
+  valueClip: z.number().positive().default(0.2),
+  gamma: z.number().min(0).max(1).default(1),
+  lambda: z.number().min(0).max(1).default(1),
+  /** KL(policy || SFT model) in the loss (paper: 0, so no reference model is loaded). */
+  klCoef: z.number().min(0).default(0),
+  entropyCoef: z.number().min(0).default(0),
+  /** GRPO: drop the groups whose samples all got the same reward (no signal, only noise). */
+  dropUniformGroups: z.boolean().default(true),
+  /** verl recipe: +0.1 per tool call for a wrong answer, capped at -0.6. */
+  toolCallBonus: z.boolean().default(false),
+  /** SimpleTIR: trajectories with a void turn take no part in the loss. */
+  filterVoidTurns: z.boolean().default(false),
+  seed: z.number().int().default(0),
+  /** Resumable checkpoint every this many steps (and always at the end). */
+  checkpointEvery: z.number().int().min(0).default(10),
+  /** Held-out evaluation every this many steps (and before the first and after the last). 0: never. */
+  evalEvery: z.number().int().min(0).default(10),
+});
+export type RlConfig = z.output<typeof RlConfigSchema>;
+
+export function clipHighOf(c: RlConfig): number {
+  return c.clipHigh ?? (c.algo === 'grpo' ? 0.28 : 0.2);
+}
+export type RlConfigInput = z.input<typeof RlConfigSchema>;

@@ -1,0 +1,247 @@
+// Stage 3: RL on a problem dataset's train split, from an SFT model. Writes per-step metrics and
+// every trajectory to the store, resumable checkpoints under <home>/artifacts/<run>/rl/step-N
+// (policy; critic beside it), a held-out evaluation every k steps (stored like `retool eval`'s),
+// and the final policy to `out`.
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { BadInputError } from '../../datasets/errors.js';
+import { writeEvaluation } from '../../datasets/evaluations.js';
+import { problemsForStage } from '../../datasets/problems-io.js';
+import { writeRollouts } from '../../datasets/rollouts.js';
+import { finishRun, getRun, latestCheckpoint, recordMetrics, registerCheckpoint, startRun } from '../../datasets/runs.js';
+import type { ProblemRow } from '../../datasets/schemas.js';
+import { resolveHome, withStore } from '../../datasets/store.js';
+import { evaluateModel } from '../eval/index.js';
+import type { EvalMetrics } from '../eval/metrics.js';
+import { openModel, saveModel } from '../model/checkpoint.js';
+import type { Qwen2Model } from '../model/qwen2.js';
+import { Sandbox } from '../sandbox/index.js';
+import { initBackend } from '../tensor/backend.js';
+import type { TextTokenizer } from '../tokenizer/types.js';
+import { RlConfigSchema, type RlConfig } from './config.js';
+import { criticDir, trainRl, type RlStepMetrics, type ScoredTrajectory } from './trainer.js';
+
+export const RlOptionsSchema = RlConfigSchema.extend({
+  /** The SFT model to start from (a directory in Hugging Face layout). */
+  model: z.string().min(1),
+  /** Problems: NAME[@V][:split]; the train split by default. */
+  dataset: z.string().min(1),
+  /** Train on these difficulty levels only (default: all). */
+  levels: z.array(z.number().int()).optional(),
+  out: z.string().min(1),
+  /** Held-out problems for the periodic evaluation (default: the dataset's test split). */
+  evalDataset: z.string().optional(),
+  evalLimit: z.number().int().positive().default(200),
+  evalLevels: z.array(z.number().int()).optional(),
+  runId: z.string().regex(/^[A-Za-z0-9._-]+$/).optional(),
+  resume: z.boolean().default(false),
+  home: z.string().optional(),
+});
+export type RlOptions = z.input<typeof RlOptionsSchema>;
+
+export interface RlEvalPoint {
+  step: number;
+  evaluation: string;
+  accuracy: number;
+  byLevel: Record<string, number>;
+  responseLength: number;
+  codeRatio: number;
+  codeInvocationPosition: number | null;
+}
+
+export interface RlSummary {
+  runId: string;
+  algo: RlConfig['algo'];
+  tools: boolean;
+  model: string;
+  dataset: string;
+  steps: number;
+  resumedFrom: number | null;
+  stopped: boolean;
+  evals: RlEvalPoint[];
+  /** Per-step metrics of this invocation (a resumed run lists the steps it ran). */
+  history: RlStepMetrics[];
+  out: string | null;
+  lastCheckpoint: string | null;
+  backend: string;
+  seconds: number;
+}
+
+/** Settings that must match for a resumed run to continue the same trajectory. */
+const RESUME_KEYS = ['dataset', 'levels', 'algo', 'tools', 'steps', 'promptsPerStep', 'samplesPerPrompt', 'seed', 'lr', 'criticLr', 'epochs', 'miniBatchSize', 'temperature', 'klCoef'] as const;
+
+function evalPoint(step: number, evaluation: string, m: EvalMetrics): RlEvalPoint {
+  return {
+    step,
+    evaluation,
+    accuracy: m.avgAtK,
+    byLevel: Object.fromEntries(Object.entries(m.byLevel).map(([level, a]) => [level, a.avgAtK])),
+    responseLength: m.responseLength,
+    codeRatio: m.codeRatio,
+    codeInvocationPosition: m.codeInvocationPosition,
+  };
+}
+
+function stepValues(m: RlStepMetrics): Record<string, number> {
+  const values: Record<string, number | null> = {
+    reward_mean: m.rewardMean,
+    accuracy: m.accuracy,
+    kl: m.kl,
+    ref_kl: m.refKl,
+    sampler_kl: m.samplerKl,
+    entropy: m.entropy,
+    clip_frac: m.clipFrac,
+    pg_loss: m.pgLoss,
+    value_loss: m.valueLoss,
+    grad_norm: m.gradNorm,
+    response_length: m.responseLength,
+    code_ratio: m.codeRatio,
+    tool_calls: m.toolCalls,
+    sandbox_errors: m.sandboxErrors,
+    kept: m.kept,
+    void_turns: m.voidTurns,
+    tokens_per_s: m.tokensPerSecond,
+    sandbox_wait_share: m.sandboxWaitShare,
+    rollout_s: m.seconds.rollout,
+    scoring_s: m.seconds.scoring,
+    update_s: m.seconds.update,
+  };
+  return Object.fromEntries(Object.entries(values).filter((e): e is [string, number] => e[1] !== null));
+}
+
+/** A trajectory's turns: runs of tokens with the same role, decoded. */
+function turnsOf(t: ScoredTrajectory, tokenizer: TextTokenizer) {
+  const turns: { role: string; text: string }[] = [];
+  let start = 0;
+  for (let i = 1; i <= t.tokens.length; i++) {
+    if (i === t.tokens.length || t.roles[i] !== t.roles[start]) {
+      turns.push({ role: t.roles[start]!, text: tokenizer.decode(t.tokens.slice(start, i)) });
+      start = i;
+    }
+  }
+  return turns;
+}
+
+export async function runRl(options: RlOptions, hooks: { onStep?: (m: RlStepMetrics) => void; onEval?: (p: RlEvalPoint) => void; signal?: AbortSignal } = {}): Promise<RlSummary> {
+  const opts = RlOptionsSchema.parse(options);
+  const config = RlConfigSchema.parse(opts);
+  const started = performance.now();
+  const backend = await initBackend();
+  const home = resolveHome(opts.home);
+  if (opts.resume && !opts.runId) throw new BadInputError('--resume needs --run-id: the run to continue');
+  if (config.algo === 'grpo' && config.samplesPerPrompt < 2) throw new BadInputError('GRPO needs at least 2 samples per prompt (--samples): its advantages compare samples of the same problem');
+  const runId = opts.runId ?? `rl-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}-${randomBytes(3).toString('hex')}`;
+
+  const { train, held, heldRef, checkpoint } = await withStore(opts.home, async (store) => {
+    const train = await problemsForStage(store, opts.dataset, 'train');
+    const held = await problemsForStage(store, opts.evalDataset ?? opts.dataset, 'test');
+    let checkpoint: { step: number; path: string } | null = null;
+    if (opts.resume) {
+      const previous = await getRun(store, runId);
+      if (previous.kind !== 'rl') throw new BadInputError(`run ${runId} is a ${previous.kind} run, not rl`);
+      for (const key of RESUME_KEYS) {
+        if (JSON.stringify(previous.config[key]) !== JSON.stringify(opts[key])) throw new BadInputError(`--resume: run ${runId} was started with ${key} ${JSON.stringify(previous.config[key])}, not ${JSON.stringify(opts[key])}`);
+      }
+      checkpoint = await latestCheckpoint(store, runId, 'rl');
+      if (!checkpoint) throw new BadInputError(`run ${runId} has no checkpoint to resume from`);
+      // Steps run after that checkpoint are run again: drop what they wrote.
+      await store.run('DELETE FROM rollouts WHERE run_id = $1 AND step > $2', [runId, checkpoint.step]);
+      await store.run("DELETE FROM metrics WHERE run_id = $1 AND stage IN ('rl', 'rl-eval') AND step > $2", [runId, checkpoint.step]);
+    }
+    await startRun(store, { runId, kind: 'rl', config: opts, backend });
+    if (opts.levels) train.rows = train.rows.filter((p) => p.level !== null && opts.levels!.includes(p.level));
+    let heldRows: ProblemRow[] = held.rows;
+    if (opts.evalLevels) heldRows = heldRows.filter((p) => p.level !== null && opts.evalLevels!.includes(p.level));
+    return { train, held: { dataset: held.dataset, rows: heldRows.slice(0, opts.evalLimit) }, heldRef: held.source, checkpoint };
+  });
+  if (train.rows.length === 0) throw new BadInputError(`${train.source} holds no problems${opts.levels ? ` at levels ${opts.levels.join(',')}` : ''}`);
+  if (config.evalEvery > 0 && held.rows.length === 0) throw new BadInputError(`${heldRef} holds no problems to evaluate on${opts.evalLevels ? ` at levels ${opts.evalLevels.join(',')}` : ''}`);
+
+  const source = openModel(checkpoint?.path ?? opts.model);
+  const { model: policy, tokenizer } = source;
+  if (!tokenizer) throw new BadInputError(`${opts.model}: no tokenizer.json, so problems cannot be encoded`);
+  const models: Qwen2Model[] = [policy];
+  const criticSource = config.algo === 'ppo' ? openModel(checkpoint ? criticDir(checkpoint.path) : opts.model) : null;
+  const critic = criticSource?.model ?? null;
+  if (critic) {
+    // The critic starts as the SFT model with a fresh value head, as in verl.
+    critic.addValueHead(config.seed + 17);
+    models.push(critic);
+  }
+  const reference = config.klCoef > 0 ? openModel(opts.model).model : null;
+  if (reference) models.push(reference);
+  const sandbox = new Sandbox();
+  const evals: RlEvalPoint[] = [];
+
+  try {
+    const result = await trainRl({
+      policy,
+      critic,
+      reference,
+      tokenizer,
+      tokenizerDir: opts.model,
+      sandbox,
+      problems: train.rows,
+      config,
+      checkpointDir: (step) => join(home, 'artifacts', runId, 'rl', `step-${step}`),
+      resume: checkpoint ? { policy: source, critic: criticSource } : undefined,
+      signal: hooks.signal,
+      onStep: async (m, trajectories) => {
+        await withStore(opts.home, async (store) => {
+          await recordMetrics(store, runId, 'rl', [{ step: m.step, values: stepValues(m) }]);
+          await writeRollouts(
+            store,
+            runId,
+            trajectories.map((t) => ({ step: m.step, sampleIdx: t.sampleIdx, problemId: t.problemId, response: t.response, turns: turnsOf(t, tokenizer), answer: t.answer, reward: t.reward, correct: t.correct, toolCalls: t.toolCalls.length, responseTokens: t.tokens.length })),
+          );
+        });
+        hooks.onStep?.(m);
+      },
+      onCheckpoint: (step, path) => withStore(opts.home, (store) => registerCheckpoint(store, { runId, stage: 'rl', step, path, metrics: { critic: critic ? criticDir(path) : null } })),
+      evaluate: async (step, model) => {
+        const { samples, metrics } = await evaluateModel(model, tokenizer, sandbox, held.rows, { tools: config.tools, maxToolCalls: config.maxToolCalls, maxResponseTokens: config.maxResponseTokens, maxInterpreterTokens: config.maxInterpreterTokens, batchSize: config.rolloutBatchSize, timeoutMs: config.timeoutMs });
+        const stored = await withStore(opts.home, async (store) => {
+          const out = await writeEvaluation(
+            store,
+            { name: `${runId}-step-${step}`, runId, step, problems: held.dataset, params: { model: `${runId}@${step}`, dataset: heldRef, tools: config.tools, samples: 1, temperature: 0, avgAtK: metrics.avgAtK }, newVersion: true },
+            samples.map((s) => ({ problemId: s.problem.id, sampleIdx: s.sampleIdx, tools: config.tools, response: s.trajectory.response, answer: s.answer, correct: s.correct, metrics: { family: s.problem.family, level: s.problem.level, gold: s.problem.answer, stop: s.trajectory.stop, responseTokens: s.facts.responseTokens } })),
+          );
+          const point = evalPoint(step, `${out.name}@${out.version}`, metrics);
+          const values: Record<string, number> = { accuracy: point.accuracy, response_length: point.responseLength, code_ratio: point.codeRatio };
+          if (point.codeInvocationPosition !== null) values.code_invocation_position = point.codeInvocationPosition;
+          for (const [level, acc] of Object.entries(point.byLevel)) values[`accuracy_level_${level}`] = acc;
+          await recordMetrics(store, runId, 'rl-eval', [{ step, values }]);
+          return point;
+        });
+        evals.push(stored);
+        hooks.onEval?.(stored);
+      },
+    });
+    if (!result.stopped) await saveModel(opts.out, policy, { tokenizerFrom: opts.model });
+    const summary: RlSummary = {
+      runId,
+      algo: config.algo,
+      tools: config.tools,
+      model: opts.model,
+      dataset: train.source,
+      steps: result.step,
+      resumedFrom: checkpoint?.step ?? null,
+      stopped: result.stopped,
+      evals,
+      history: result.history,
+      out: result.stopped ? null : opts.out,
+      lastCheckpoint: result.lastCheckpoint,
+      backend,
+      seconds: (performance.now() - started) / 1000,
+    };
+    await withStore(opts.home, (store) => finishRun(store, runId, result.stopped ? 'stopped' : 'completed', { ...summary, history: undefined }));
+    return summary;
+  } catch (err) {
+    await withStore(opts.home, (store) => finishRun(store, runId, 'failed', { error: (err as Error).message })).catch(() => {});
+    throw err;
+  } finally {
+    await sandbox.close();
+    for (const m of models) m.dispose();
+  }
+}

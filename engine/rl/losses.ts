@@ -1,0 +1,186 @@
+// The RL loss terms, each over the policy's own tokens only. A sequence here is prompt +
+// response; `actions[i]` is 1 when token i was sampled by the policy (not prompt, interpreter or
+// padding). Per-token inputs (advantages, old log-probs, returns...) are indexed like the tokens
+// and are zeroed where `actions` is 0 before they reach a tensor, so no value at a masked position
+// can leak into a loss or a gradient.
+import { tf } from '../tensor/backend.js';
+import type { Qwen2Model } from '../model/qwen2.js';
+import { nextTokenTensors } from '../train/step.js';
+
+export interface RlSequence {
+  ids: number[];
+  actions: number[];
+}
+
+export interface PolicyInputs extends RlSequence {
+  advantages: number[];
+  oldLogprobs: number[];
+  /** The reference model's log-probs, when a KL term is on. */
+  refLogprobs?: number[];
+}
+
+export interface ValueInputs extends RlSequence {
+  returns: number[];
+  oldValues: number[];
+}
+
+export interface PolicyLossConfig {
+  clipLow: number;
+  clipHigh: number;
+  entropyCoef: number;
+  klCoef: number;
+  temperature: number;
+}
+
+export interface PolicyStats {
+  loss: number;
+  pgLoss: number;
+  entropy: number;
+  clipFrac: number;
+  /** Mean of old - new log-prob over the actions: how far this update moved the policy (k1). */
+  approxKl: number;
+  /** k3 estimate of KL(policy || reference), when the reference is given. */
+  refKl: number | null;
+  tokens: number;
+}
+
+/** Rows right-padded to one length, with the masks nextTokenTensors expects. */
+function padded(seqs: RlSequence[], padId: number) {
+  const T = Math.max(...seqs.map((s) => s.ids.length));
+  const pad = <X>(row: X[], fill: X) => [...row, ...Array<X>(T - row.length).fill(fill)];
+  return {
+    T,
+    batch: { ids: seqs.map((s) => pad(s.ids, padId)), lossMask: seqs.map((s) => pad(s.actions, 0)), valid: seqs.map((s) => pad(s.ids.map(() => 1), 0)) },
+    /** A per-token array as a [B, T-1] tensor aligned with the targets, zero off the actions. */
+    targetAligned: (pick: (s: RlSequence, i: number) => number) => tf.tensor2d(seqs.map((s) => Array.from({ length: T - 1 }, (_, t) => (s.actions[t + 1] ? pick(s, t + 1) : 0))), [seqs.length, T - 1]),
+  };
+}
+
+function logprobsOf(logits: tf.Tensor3D, targets: tf.Tensor2D, temperature: number) {
+  const scaled = temperature === 1 ? logits : tf.div(logits, temperature);
+  const all = tf.logSoftmax(scaled);
+  const picked = tf.sum(tf.mul(all, tf.oneHot(tf.cast(targets, 'int32'), logits.shape[2])), -1) as tf.Tensor2D;
+  return { all, picked };
+}
+
+/** Log-prob of every token given its prefix (index 0, which has none, gets 0). No gradient. */
+export function tokenLogprobs(model: Qwen2Model, seqs: RlSequence[], padId: number, temperature = 1): number[][] {
+  const { batch } = padded(seqs, padId);
+  const t = nextTokenTensors(batch);
+  try {
+    const picked = tf.tidy(() => logprobsOf(model.forward({ ids: t.ids as tf.Tensor2D, positions: t.positions as tf.Tensor2D, valid: t.valid as tf.Tensor2D }).logits, t.targets as tf.Tensor2D, temperature).picked);
+    const rows = picked.arraySync() as number[][];
+    picked.dispose();
+    return seqs.map((s, b) => [0, ...rows[b]!.slice(0, s.ids.length - 1)]);
+  } finally {
+    tf.dispose(Object.values(t));
+  }
+}
+
+/** The critic's estimate before every token (index 0 gets 0). No gradient. */
+export function tokenValues(critic: Qwen2Model, seqs: RlSequence[], padId: number): number[][] {
+  const { batch } = padded(seqs, padId);
+  const t = nextTokenTensors(batch);
+  try {
+    const values = tf.tidy(() => critic.values(critic.forward({ ids: t.ids as tf.Tensor2D, positions: t.positions as tf.Tensor2D, valid: t.valid as tf.Tensor2D }).hidden));
+    const rows = values.arraySync() as number[][];
+    values.dispose();
+    return seqs.map((s, b) => [0, ...rows[b]!.slice(0, s.ids.length - 1)]);
+  } finally {
+    tf.dispose(Object.values(t));
+  }
+}
+
+function namedGrads(model: Qwen2Model, grads: tf.NamedTensorMap, include: (name: string) => boolean): Map<string, tf.Tensor> {
+  const byVariable = new Map<string, string>();
+  for (const [name, p] of model.params) if (include(name)) byVariable.set(p.name, name);
+  const named = new Map<string, tf.Tensor>();
+  for (const [varName, g] of Object.entries(grads)) named.set(byVariable.get(varName)!, g);
+  return named;
+}
+
+/**
+ * Clipped surrogate (asymmetric clip range: PPO 0.2/0.2, DAPO 0.2/0.28), averaged over every
+ * action token of the mini-batch (token-level, so long responses are not down-weighted), minus
+ * the entropy bonus, plus the k3 KL to the reference. Gradients by parameter name.
+ */
+export function policyLossAndGrads(model: Qwen2Model, seqs: PolicyInputs[], padId: number, c: PolicyLossConfig): { grads: Map<string, tf.Tensor>; stats: PolicyStats } {
+  const p = padded(seqs, padId);
+  const t = nextTokenTensors(p.batch);
+  const adv = p.targetAligned((s, i) => (s as PolicyInputs).advantages[i]!);
+  const old = p.targetAligned((s, i) => (s as PolicyInputs).oldLogprobs[i]!);
+  const ref = c.klCoef > 0 || seqs[0]?.refLogprobs ? p.targetAligned((s, i) => (s as PolicyInputs).refLogprobs?.[i] ?? 0) : null;
+  const stats: Partial<PolicyStats> = {};
+  const include = (name: string) => !name.startsWith('value_head.');
+  try {
+    const { value, grads } = tf.variableGrads(() => {
+      const mask = t.mask as tf.Tensor2D;
+      const n = tf.maximum(tf.sum(mask), 1);
+      const meanOver = (x: tf.Tensor) => tf.div(tf.sum(tf.mul(x, mask)), n);
+      const { logits } = model.forward({ ids: t.ids as tf.Tensor2D, positions: t.positions as tf.Tensor2D, valid: t.valid as tf.Tensor2D });
+      const { all, picked } = logprobsOf(logits, t.targets as tf.Tensor2D, c.temperature);
+      // Off the actions `picked - old` would be a real log-prob: mask it before exp.
+      const logRatio = tf.mul(tf.sub(picked, old), mask);
+      const ratio = tf.exp(logRatio);
+      const unclipped = tf.mul(tf.neg(adv), ratio);
+      const clipped = tf.mul(tf.neg(adv), tf.clipByValue(ratio, 1 - c.clipLow, 1 + c.clipHigh));
+      const pg = meanOver(tf.maximum(unclipped, clipped));
+      const entropy = meanOver(tf.neg(tf.sum(tf.mul(tf.exp(all), all), -1)));
+      let loss = tf.sub(pg, tf.mul(entropy, c.entropyCoef));
+      if (ref) {
+        // k3 = exp(ref - logp) - (ref - logp) - 1: unbiased, never negative (Schulman's estimator).
+        const d = tf.mul(tf.sub(ref, picked), mask);
+        const kl = meanOver(tf.sub(tf.sub(tf.exp(d), d), 1));
+        stats.refKl = kl.dataSync()[0]!;
+        if (c.klCoef > 0) loss = tf.add(loss, tf.mul(kl, c.klCoef));
+      }
+      stats.pgLoss = pg.dataSync()[0]!;
+      stats.entropy = entropy.dataSync()[0]!;
+      stats.clipFrac = meanOver(tf.cast(tf.greater(clipped, unclipped), 'float32')).dataSync()[0]!;
+      stats.approxKl = meanOver(tf.neg(logRatio)).dataSync()[0]!;
+      stats.tokens = tf.sum(mask).dataSync()[0]!;
+      return loss as tf.Scalar;
+    }, [...model.params].filter(([name]) => include(name)).map(([, v]) => v));
+    stats.loss = value.dataSync()[0]!;
+    value.dispose();
+    return { grads: namedGrads(model, grads, include), stats: { refKl: null, ...stats } as PolicyStats };
+  } finally {
+    tf.dispose([...Object.values(t), adv, old, ...(ref ? [ref] : [])]);
+  }
+}
+
+export interface ValueStats {
+  valueLoss: number;
+  valueClipFrac: number;
+  /** Mean of the critic's estimates over the actions, before this update. */
+  valueMean: number;
+}
+
+/** PPO's clipped value loss: 0.5 * max((V - R)^2, (clip(V, V_old ± c) - R)^2), token mean. */
+export function valueLossAndGrads(critic: Qwen2Model, seqs: ValueInputs[], padId: number, valueClip: number): { grads: Map<string, tf.Tensor>; stats: ValueStats } {
+  const p = padded(seqs, padId);
+  const t = nextTokenTensors(p.batch);
+  const returns = p.targetAligned((s, i) => (s as ValueInputs).returns[i]!);
+  const oldValues = p.targetAligned((s, i) => (s as ValueInputs).oldValues[i]!);
+  const stats: Partial<ValueStats> = {};
+  try {
+    const { value, grads } = tf.variableGrads(() => {
+      const mask = t.mask as tf.Tensor2D;
+      const n = tf.maximum(tf.sum(mask), 1);
+      const meanOver = (x: tf.Tensor) => tf.div(tf.sum(tf.mul(x, mask)), n);
+      const v = critic.values(critic.forward({ ids: t.ids as tf.Tensor2D, positions: t.positions as tf.Tensor2D, valid: t.valid as tf.Tensor2D }).hidden);
+      const vClipped = tf.add(oldValues, tf.clipByValue(tf.sub(v, oldValues), -valueClip, valueClip));
+      const plain = tf.square(tf.sub(v, returns));
+      const clipped = tf.square(tf.sub(vClipped, returns));
+      const loss = tf.mul(meanOver(tf.maximum(plain, clipped)), 0.5);
+      stats.valueClipFrac = meanOver(tf.cast(tf.greater(clipped, plain), 'float32')).dataSync()[0]!;
+      stats.valueMean = meanOver(v).dataSync()[0]!;
+      return loss as tf.Scalar;
+    }, [...critic.params.values()]);
+    stats.valueLoss = value.dataSync()[0]!;
+    value.dispose();
+    return { grads: namedGrads(critic, grads, () => true), stats: stats as ValueStats };
+  } finally {
+    tf.dispose([...Object.values(t), returns, oldValues]);
+  }
+}
