@@ -6,18 +6,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { synthesizeDataset } from '../datasets/derive.js';
 import { readProblems } from '../datasets/problems-io.js';
 import { withStore } from '../datasets/store.js';
-import { coldStart } from '../engine/coldstart/index.js';
 import { evaluateModel } from '../engine/eval/index.js';
-import { loadModel, saveModel } from '../engine/model/checkpoint.js';
-import { PRESETS, Qwen2ConfigSchema, type PresetName } from '../engine/model/config.js';
-import { Qwen2Model } from '../engine/model/qwen2.js';
+import { loadModel } from '../engine/model/checkpoint.js';
+import type { PresetName } from '../engine/model/config.js';
 import { Sandbox } from '../engine/sandbox/index.js';
-import { runSft } from '../engine/sft/index.js';
 import { initBackend } from '../engine/tensor/backend.js';
-import { builtinTokenizer } from '../engine/tokenizer/builtin.js';
+import { sftFixture } from './fixture.js';
 import { median } from './stats.js';
 
 export interface BenchStagesOptions {
@@ -36,16 +32,7 @@ export async function benchStages(o: BenchStagesOptions) {
   const sandbox = new Sandbox();
   const say = o.onProgress ?? (() => {});
   try {
-    say('traces');
-    const cold = await withStore(home, async (store) => {
-      await synthesizeDataset(store, { name: 'bench', count: 3000, seed: 11 });
-      return coldStart(store, sandbox, { dataset: 'bench', out: 'bench-code' });
-    });
-    const tokenizer = builtinTokenizer();
-    const base = join(home, 'base');
-    await saveModel(base, Qwen2Model.init(Qwen2ConfigSchema.parse({ vocab_size: tokenizer.vocabSize, eos_token_id: tokenizer.eosId, ...PRESETS[o.preset] }), 0), { tokenizer });
-    say(`sft ${o.sftSteps} steps`);
-    const sft = await runSft({ traces: 'bench-code', model: base, out: join(home, 'sft'), steps: o.sftSteps, checkpointEvery: 0, home });
+    const { cold, sft } = await sftFixture(home, sandbox, { preset: o.preset, sftSteps: o.sftSteps, say });
 
     const { model, tokenizer: tok } = loadModel(join(home, 'sft'));
     const problems = (await withStore(home, (store) => readProblems(store, 'bench:test', o.problems))).rows;

@@ -149,32 +149,32 @@ export async function runRl(options: RlOptions, hooks: { onStep?: (m: RlStepMetr
       await store.run('DELETE FROM rollouts WHERE run_id = $1 AND step > $2', [runId, checkpoint.step]);
       await store.run("DELETE FROM metrics WHERE run_id = $1 AND stage IN ('rl', 'rl-eval') AND step > $2", [runId, checkpoint.step]);
     }
-    await startRun(store, { runId, kind: 'rl', config: opts, backend });
     if (opts.levels) train.rows = train.rows.filter((p) => p.level !== null && opts.levels!.includes(p.level));
     let heldRows: ProblemRow[] = held.rows;
     if (opts.evalLevels) heldRows = heldRows.filter((p) => p.level !== null && opts.evalLevels!.includes(p.level));
+    if (train.rows.length === 0) throw new BadInputError(`${train.source} holds no problems${opts.levels ? ` at levels ${opts.levels.join(',')}` : ''}`);
+    if (config.evalEvery > 0 && heldRows.length === 0) throw new BadInputError(`${held.source} holds no problems to evaluate on${opts.evalLevels ? ` at levels ${opts.evalLevels.join(',')}` : ''}`);
+    await startRun(store, { runId, kind: 'rl', config: opts, backend });
     return { train, held: { dataset: held.dataset, rows: heldRows.slice(0, opts.evalLimit) }, heldRef: held.source, checkpoint };
   });
-  if (train.rows.length === 0) throw new BadInputError(`${train.source} holds no problems${opts.levels ? ` at levels ${opts.levels.join(',')}` : ''}`);
-  if (config.evalEvery > 0 && held.rows.length === 0) throw new BadInputError(`${heldRef} holds no problems to evaluate on${opts.evalLevels ? ` at levels ${opts.evalLevels.join(',')}` : ''}`);
 
-  const source = openModel(checkpoint?.path ?? opts.model);
-  const { model: policy, tokenizer } = source;
-  if (!tokenizer) throw new BadInputError(`${opts.model}: no tokenizer.json, so problems cannot be encoded`);
-  const models: Qwen2Model[] = [policy];
-  const criticSource = config.algo === 'ppo' ? openModel(checkpoint ? criticDir(checkpoint.path) : opts.model) : null;
-  const critic = criticSource?.model ?? null;
-  if (critic) {
-    // The critic starts as the SFT model with a fresh value head, as in verl.
-    critic.addValueHead(config.seed + 17);
-    models.push(critic);
-  }
-  const reference = config.klCoef > 0 ? openModel(opts.model).model : null;
-  if (reference) models.push(reference);
+  const models: Qwen2Model[] = [];
   const sandbox = new Sandbox();
   const evals: RlEvalPoint[] = [];
-
   try {
+    const source = openModel(checkpoint?.path ?? opts.model);
+    const { model: policy, tokenizer } = source;
+    if (!tokenizer) throw new BadInputError(`${opts.model}: no tokenizer.json, so problems cannot be encoded`);
+    models.push(policy);
+    const criticSource = config.algo === 'ppo' ? openModel(checkpoint ? criticDir(checkpoint.path) : opts.model) : null;
+    const critic = criticSource?.model ?? null;
+    if (critic) {
+      // The critic starts as the SFT model with a fresh value head, as in verl.
+      critic.addValueHead(config.seed + 17);
+      models.push(critic);
+    }
+    const reference = config.klCoef > 0 ? openModel(opts.model).model : null;
+    if (reference) models.push(reference);
     const result = await trainRl({
       policy,
       critic,

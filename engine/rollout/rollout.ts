@@ -24,6 +24,8 @@ export const RolloutOptionsSchema = z.object({
   timeoutMs: z.number().int().positive().default(10_000),
   /** Off: the whole batch waits for each tool call (the baseline the overlap is measured against). */
   overlapTools: z.boolean().default(true),
+  /** With overlap: a call's output is appended this many decoding steps after it started (waiting only if it is late). */
+  toolLatencySteps: z.number().int().min(0).default(4),
 });
 export type RolloutOptions = z.input<typeof RolloutOptionsSchema>;
 
@@ -57,7 +59,7 @@ export interface RolloutStats {
   interpreterTokens: number;
   toolCalls: number;
   seconds: number;
-  /** Time with no sequence left to decode while code was running: the sampler idle on the sandbox. */
+  /** Time the sampler sat waiting for a tool call's output: idle on the sandbox. */
   waitSeconds: number;
 }
 
@@ -99,8 +101,12 @@ async function rolloutBatch(model: Qwen2Model, tokenizer: TextTokenizer, sandbox
   const interpreterSpans = prompts.map(() => [] as [number, number][]);
   const toolCalls = prompts.map(() => [] as ToolCall[]);
   const stops: (StopReason | null)[] = prompts.map(() => null);
-  const running = new Map<number, Promise<void>>();
-  const finished: { row: number; ids: number[]; call: ToolCall }[] = [];
+  // Decoding steps so far: a tool call started at step s is appended at step s + latency, never
+  // earlier, and the sampler waits only if it is not done by then. Tying appends to steps, not to
+  // when a process happens to finish, keeps a seeded rollout the same run after run.
+  let clock = 0;
+  const latency = o.overlapTools ? o.toolLatencySteps : 0;
+  const inFlight = new Map<number, { due: number; job: Promise<{ ids: number[]; call: ToolCall }> }>();
 
   const startTool = (row: number) => {
     const r = decoder.rows[row]!;
@@ -109,10 +115,9 @@ async function rolloutBatch(model: Qwen2Model, tokenizer: TextTokenizer, sandbox
     const t0 = performance.now();
     const job = sandbox.run({ code, limits: { timeoutMs: o.timeoutMs } }).then((result) => {
       const rendered = renderForModel(result);
-      const ids = interpreterTokens(tokenizer, rendered, o.maxInterpreterTokens);
-      finished.push({ row, ids, call: { code, status: result.status, output: rendered, atToken: -1, ms: performance.now() - t0 } });
+      return { ids: interpreterTokens(tokenizer, rendered, o.maxInterpreterTokens), call: { code, status: result.status, output: rendered, atToken: -1, ms: performance.now() - t0 } };
     });
-    running.set(row, job);
+    inFlight.set(row, { due: clock + latency, job });
   };
 
   const endRow = (row: number, why: StopReason) => {
@@ -120,47 +125,50 @@ async function rolloutBatch(model: Qwen2Model, tokenizer: TextTokenizer, sandbox
     decoder.finish(row);
   };
 
+  /** Appends, in row order, every output due by now. */
+  const appendDue = async () => {
+    const due = [...inFlight].filter(([, t]) => t.due <= clock).sort(([a], [b]) => a - b);
+    if (due.length === 0) return;
+    const t0 = performance.now();
+    const done = await Promise.all(due.map(([, t]) => t.job));
+    stats.waitSeconds += (performance.now() - t0) / 1000;
+    due.forEach(([row], i) => {
+      inFlight.delete(row);
+      const { ids, call } = done[i]!;
+      const r = decoder.rows[row]!;
+      call.atToken = r.tokens.length;
+      toolCalls[row]!.push(call);
+      if (r.prompt.length + r.tokens.length + ids.length + 1 >= context) return endRow(row, 'context');
+      interpreterSpans[row]!.push([r.tokens.length, r.tokens.length + ids.length]);
+      decoder.append(row, ids);
+      decoder.resume(row);
+    });
+  };
+
   try {
     for (;;) {
+      await appendDue();
       if (decoder.hasActive) {
-        for (const row of decoder.step()) {
+        const changed = decoder.step();
+        clock += 1;
+        for (const row of changed) {
           const r = decoder.rows[row]!;
           if (r.reason === 'pause') {
             if (toolCalls[row]!.length >= o.maxToolCalls) endRow(row, 'tool_limit');
-            else {
-              startTool(row);
-              if (!o.overlapTools) {
-                const t0 = performance.now();
-                await running.get(row);
-                stats.waitSeconds += (performance.now() - t0) / 1000;
-              }
-            }
+            else startTool(row);
           } else stops[row] = r.reason === 'eos' ? 'eos' : 'length';
         }
         decoder.rows.forEach((r, row) => {
           if (r.state === 'active' && r.prompt.length + r.tokens.length >= context) endRow(row, 'context');
         });
+        // Let the sandbox's pipes and timers run between steps.
         await tick();
-      } else if (running.size > 0) {
-        const t0 = performance.now();
-        await Promise.race(running.values());
-        stats.waitSeconds += (performance.now() - t0) / 1000;
-      } else break;
-      for (const done of finished.splice(0)) {
-        running.delete(done.row);
-        const r = decoder.rows[done.row]!;
-        done.call.atToken = r.tokens.length;
-        toolCalls[done.row]!.push(done.call);
-        if (r.prompt.length + r.tokens.length + done.ids.length + 1 >= context) {
-          endRow(done.row, 'context');
-          continue;
-        }
-        interpreterSpans[done.row]!.push([r.tokens.length, r.tokens.length + done.ids.length]);
-        decoder.append(done.row, done.ids);
-        decoder.resume(done.row);
-      }
+      } else if (inFlight.size > 0) clock = Math.min(...[...inFlight.values()].map((t) => t.due));
+      else break;
     }
   } finally {
+    // A rollout that failed midway must not leave its calls' results unobserved.
+    await Promise.allSettled([...inFlight.values()].map((t) => t.job));
     decoder.dispose();
   }
   return decoder.rows.map((r, row) => {

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { BadInputError } from '../../datasets/errors.js';
 import { benchData } from '../../bench/data.js';
 import { benchModel } from '../../bench/model.js';
+import { benchRl } from '../../bench/rl.js';
 import { benchSandbox } from '../../bench/sandbox.js';
 import { benchStages } from '../../bench/stages.js';
 import { emit, parseList, parseNumber, type CommonOptions } from '../output.js';
@@ -46,6 +47,22 @@ export function benchCommand(common: (cmd: Command) => Command): Command {
     .action(async (opts: CommonOptions & { preset: string; sftSteps: number; problems: number; repeats: number }) => {
       if (opts.preset !== 'tiny' && opts.preset !== 'small') throw new BadInputError(`--preset: unknown preset "${opts.preset}" (tiny, small)`);
       const result = await benchStages({ preset: opts.preset, sftSteps: opts.sftSteps, problems: opts.problems, repeats: opts.repeats, onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`) });
+      emit(opts, result, () => JSON.stringify(result, null, 2));
+    });
+  common(bench.command('rl'))
+    .description('RL step cost: rollout tokens/s with tools on (overlapped vs waiting), sandbox-wait share, PPO step time split into rollout, scoring and update')
+    .option('--preset <name>', 'model size for the built-in fixture (tiny, small)', 'tiny')
+    .option('--sft-steps <n>', 'SFT steps for the built-in fixture', parseNumber('--sft-steps'), 200)
+    .option('--model <dir>', 'an existing SFT model instead of the fixture (with --dataset)')
+    .option('--dataset <ref>', 'problems for --model, in the store at --home')
+    .option('--prompts <n>', 'problems per step', parseNumber('--prompts'), 16)
+    .option('--samples <n>', 'samples per problem', parseNumber('--samples'), 8)
+    .option('--steps <n>', 'timed PPO steps', parseNumber('--steps'), 3)
+    .option('--repeats <n>', 'rollout runs per mode; the report gives medians', parseNumber('--repeats'), 3)
+    .action(async (opts: CommonOptions & { preset: string; sftSteps: number; model?: string; dataset?: string; prompts: number; samples: number; steps: number; repeats: number }) => {
+      if (opts.preset !== 'tiny' && opts.preset !== 'small') throw new BadInputError(`--preset: unknown preset "${opts.preset}" (tiny, small)`);
+      if (Boolean(opts.model) !== Boolean(opts.dataset)) throw new BadInputError('--model and --dataset go together: the model and the problems it trains on');
+      const result = await benchRl({ preset: opts.preset, sftSteps: opts.sftSteps, model: opts.model, dataset: opts.dataset, home: opts.home, prompts: opts.prompts, samples: opts.samples, steps: opts.steps, repeats: opts.repeats, onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`) });
       emit(opts, result, () => JSON.stringify(result, null, 2));
     });
   return bench;
