@@ -221,7 +221,10 @@ describe('the RL loop', () => {
   const comparable = (m: RlStepMetrics) => ({ ...m, seconds: undefined, tokensPerSecond: undefined, sandboxWaitShare: undefined });
 
   it('resumed after a stop, PPO follows the uninterrupted run exactly: metrics, rollouts, evaluations, weights', async () => {
+    const tensorsBefore = tf.memory().numTensors;
     const whole = await runRl(base('whole'));
+    // Models, optimizers, caches and per-step tensors are all released.
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
     expect(whole.steps).toBe(3);
     expect(whole.history.map((m) => m.step)).toEqual([1, 2, 3]);
     // Mixed rewards: the problems answered 42 are right, the others wrong.
