@@ -20,8 +20,8 @@ export const RlConfigSchema = z.object({
   /** Passes over each step's rollouts, and sequences per optimizer step within a pass. */
   epochs: z.number().int().positive().default(2),
   miniBatchSize: z.number().int().positive().default(32),
-  /** Actor learning rate (paper: 1e-6). */
-  lr: z.number().positive().default(1e-4),
+  /** Actor learning rate (paper: 1e-6). On the tiny model 2e-4 made greedy accuracy fall; 3e-5 raised it. */
+  lr: z.number().positive().default(3e-5),
   /** Critic learning rate (PPO only). */
   criticLr: z.number().positive().default(1e-3),
   warmupSteps: z.number().int().min(0).default(0),

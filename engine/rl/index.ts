@@ -68,8 +68,11 @@ export interface RlSummary {
   seconds: number;
 }
 
-/** Settings that must match for a resumed run to continue the same trajectory. */
-const RESUME_KEYS = ['dataset', 'levels', 'algo', 'tools', 'steps', 'promptsPerStep', 'samplesPerPrompt', 'seed', 'lr', 'criticLr', 'epochs', 'miniBatchSize', 'temperature', 'klCoef'] as const;
+/**
+ * Settings that must match for a resumed run to continue the same trajectory. Not `steps`: the
+ * learning rate is constant, so a finished run can be continued for more steps.
+ */
+const RESUME_KEYS = ['dataset', 'levels', 'algo', 'tools', 'promptsPerStep', 'samplesPerPrompt', 'seed', 'lr', 'criticLr', 'epochs', 'miniBatchSize', 'temperature', 'klCoef'] as const;
 
 function evalPoint(step: number, evaluation: string, m: EvalMetrics): RlEvalPoint {
   return {

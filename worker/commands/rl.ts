@@ -14,9 +14,12 @@ function stepLine(m: RlStepMetrics): string {
   return `step ${m.step}: reward ${m.rewardMean.toFixed(3)}, accuracy ${pct(m.accuracy)}, length ${m.responseLength.toFixed(1)}, code ${pct(m.codeRatio)}, tool calls ${m.toolCalls.toFixed(2)}, kl ${m.kl?.toExponential(2) ?? '-'}, entropy ${m.entropy?.toFixed(3) ?? '-'}, clip ${pct(m.clipFrac)}, kept ${pct(m.kept)} (${s.rollout.toFixed(1)} s rollout, ${s.scoring.toFixed(1)} s scoring, ${s.update.toFixed(1)} s update)`;
 }
 
+/** Accuracy per difficulty level, when the problems have levels. */
+const levelsOf = (p: RlEvalPoint) => Object.entries(p.byLevel).filter(([l]) => /^\d+$/.test(l));
+
 function evalLine(p: RlEvalPoint): string {
-  const levels = Object.entries(p.byLevel).map(([l, a]) => `L${l} ${pct(a)}`).join(', ');
-  return `eval at step ${p.step}: accuracy ${pct(p.accuracy)} (${levels}), length ${p.responseLength.toFixed(1)}, code ${pct(p.codeRatio)}`;
+  const levels = levelsOf(p).map(([l, a]) => `L${l} ${pct(a)}`).join(', ');
+  return `eval at step ${p.step}: accuracy ${pct(p.accuracy)}${levels ? ` (${levels})` : ''}, length ${p.responseLength.toFixed(1)}, code ${pct(p.codeRatio)}`;
 }
 
 export function rlCommand(common: (cmd: Command) => Command): Command {
@@ -31,7 +34,7 @@ export function rlCommand(common: (cmd: Command) => Command): Command {
     .option('--steps <n>', 'RL steps', parseNumber('--steps'), 60)
     .option('--prompts <n>', 'problems per step', parseNumber('--prompts'), 16)
     .option('--samples <n>', 'samples per problem (GRPO group size)', parseNumber('--samples'), 8)
-    .option('--lr <x>', 'policy learning rate', parseNumber('--lr'), 1e-4)
+    .option('--lr <x>', 'policy learning rate', parseNumber('--lr'), 3e-5)
     .option('--critic-lr <x>', 'critic learning rate (PPO)', parseNumber('--critic-lr'), 1e-3)
     .option('--epochs <n>', 'passes over each step\'s rollouts', parseNumber('--epochs'), 2)
     .option('--mini-batch <n>', 'sequences per optimizer step', parseNumber('--mini-batch'), 32)
@@ -102,8 +105,8 @@ export function rlCommand(common: (cmd: Command) => Command): Command {
       emit(opts, summary, () => {
         if (summary.stopped) return `run ${summary.runId} stopped at step ${summary.steps}; continue with: retool rl ... --run-id ${summary.runId} --resume`;
         const curve = table(
-          summary.evals.map((p) => ({ step: p.step, accuracy: pct(p.accuracy), ...Object.fromEntries(Object.entries(p.byLevel).map(([l, a]) => [`L${l}`, pct(a)])), length: p.responseLength.toFixed(1), code: pct(p.codeRatio) })),
-          ['step', 'accuracy', ...Object.keys(summary.evals[0]?.byLevel ?? {}).map((l) => `L${l}`), 'length', 'code'],
+          summary.evals.map((p) => ({ step: p.step, accuracy: pct(p.accuracy), ...Object.fromEntries(levelsOf(p).map(([l, a]) => [`L${l}`, pct(a)])), length: p.responseLength.toFixed(1), code: pct(p.codeRatio) })),
+          ['step', 'accuracy', ...(summary.evals[0] ? levelsOf(summary.evals[0]).map(([l]) => `L${l}`) : []), 'length', 'code'],
         );
         return `run ${summary.runId}: ${summary.algo}, tools ${summary.tools ? 'on' : 'off'}, ${summary.steps} steps; policy in ${summary.out}\n\nheld-out evaluation:\n${curve}`;
       });
