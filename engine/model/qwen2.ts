@@ -52,6 +52,15 @@ export function parameterShapes(c: Qwen2Config): Map<string, number[]> {
   return shapes;
 }
 
+/**
+ * tfjs takes a seed of 0 as "no seed" (a Math.random one), so seed 0 would make the first weight
+ * of `retool model init --seed 0` differ on every run; it is mapped to a fixed non-zero value, and
+ * every other seed is kept as it was, so models initialised before this fix are the same.
+ */
+function tfSeed(seed: number): number {
+  return seed === 0 ? 0x5eed : seed;
+}
+
 /** The critic's head, kept apart from the HF weights (saved in its own file). */
 export const VALUE_HEAD = { weight: 'value_head.weight', bias: 'value_head.bias' } as const;
 
@@ -139,7 +148,7 @@ export class Qwen2Model {
     const params: Params = new Map();
     let n = seed;
     for (const [name, shape] of parameterShapes(config)) {
-      const value = name.endsWith('layernorm.weight') || name === 'model.norm.weight' ? tf.ones(shape) : name.endsWith('.bias') ? tf.zeros(shape) : tf.randomNormal(shape, 0, 0.02, 'float32', n++);
+      const value = name.endsWith('layernorm.weight') || name === 'model.norm.weight' ? tf.ones(shape) : name.endsWith('.bias') ? tf.zeros(shape) : tf.randomNormal(shape, 0, 0.02, 'float32', tfSeed(n++));
       params.set(name, tf.variable(value, true));
       value.dispose(); // the variable holds its own reference to the data
     }
@@ -151,7 +160,7 @@ export class Qwen2Model {
   addValueHead(seed = 0): void {
     if (this.params.has(VALUE_HEAD.weight)) return;
     tf.tidy(() => {
-      this.params.set(VALUE_HEAD.weight, tf.variable(tf.randomNormal([1, this.config.hidden_size], 0, 0.02, 'float32', seed), true));
+      this.params.set(VALUE_HEAD.weight, tf.variable(tf.randomNormal([1, this.config.hidden_size], 0, 0.02, 'float32', tfSeed(seed)), true));
       this.params.set(VALUE_HEAD.bias, tf.variable(tf.zeros([1]), true));
     });
   }
