@@ -1,10 +1,11 @@
 import { createDataActivities, type DataActivityOptions } from './data.js';
+import { createStageActivities } from './stages.js';
 
 export type ActivityOptions = DataActivityOptions;
 
 /** Every activity the worker registers, bound to one store. */
 export function createActivities(options: ActivityOptions = {}) {
-  return { ...createDataActivities(options) };
+  return { ...createDataActivities(options), ...createStageActivities(options) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

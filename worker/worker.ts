@@ -43,7 +43,8 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
         namespace: opts.target.namespace,
         taskQueue,
         activities,
-        ...(taskQueue === TASK_QUEUES.train ? { workflowBundle: await workflowBundle() } : {}),
+        // Workflows run on the train queue, or on a queue of the caller's own (tests isolate runs so).
+        ...(taskQueue !== TASK_QUEUES.rollout && taskQueue !== TASK_QUEUES.sandbox ? { workflowBundle: await workflowBundle() } : {}),
       }),
     ),
   );

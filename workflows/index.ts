@@ -1,2 +1,3 @@
 // The workflow bundle's entry: every workflow the worker registers.
 export { prepareDataWorkflow, prepareDataProgress } from './prepare-data.js';
+export { retoolPipeline, pipelineProgress } from './pipeline.js';

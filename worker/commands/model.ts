@@ -1,11 +1,10 @@
 import { Command, Option } from 'commander';
 import { BadInputError } from '../../datasets/errors.js';
-import { openModel, saveModel } from '../../engine/model/checkpoint.js';
-import { PRESETS, Qwen2ConfigSchema, type PresetName } from '../../engine/model/config.js';
+import { openModel } from '../../engine/model/checkpoint.js';
+import { initModelDir } from '../../engine/model/init.js';
+import { PRESETS, type PresetName } from '../../engine/model/config.js';
 import { generate } from '../../engine/model/generate.js';
-import { Qwen2Model } from '../../engine/model/qwen2.js';
 import { initBackend, tf } from '../../engine/tensor/backend.js';
-import { builtinTokenizer } from '../../engine/tokenizer/builtin.js';
 import { emit, parseList, parseNumber, type CommonOptions } from '../output.js';
 
 export function modelCommand(common: (cmd: Command) => Command): Command {
@@ -18,11 +17,8 @@ export function modelCommand(common: (cmd: Command) => Command): Command {
     .option('--seed <n>', 'initialisation seed', parseNumber('--seed'), 0)
     .action(async (opts: CommonOptions & { preset: PresetName; out: string; seed: number }) => {
       const backend = await initBackend();
-      const tokenizer = builtinTokenizer();
-      const config = Qwen2ConfigSchema.parse({ vocab_size: tokenizer.vocabSize, eos_token_id: tokenizer.eosId, bos_token_id: null, ...PRESETS[opts.preset] });
-      const m = Qwen2Model.init(config, opts.seed, true);
-      await saveModel(opts.out, m, { tokenizer });
-      emit(opts, { dir: opts.out, preset: opts.preset, parameters: m.parameterCount(), backend, config }, () => `wrote ${opts.preset} model (${m.parameterCount().toLocaleString()} parameters) to ${opts.out} [backend ${backend}]`);
+      const made = await initModelDir(opts.out, opts.preset, opts.seed);
+      emit(opts, { ...made, backend }, () => `wrote ${opts.preset} model (${made.parameters.toLocaleString()} parameters) to ${opts.out} [backend ${backend}]`);
     });
 
   common(model.command('logits'))

@@ -1,0 +1,101 @@
+// The pipeline's stages as activities: thin adapters over the engine functions. Long ones
+// heartbeat with their step; a retried attempt continues the same run from its latest checkpoint
+// instead of starting over; a cancelled one stops at a step boundary with a checkpoint.
+import { join } from 'node:path';
+import { CancelledFailure, Context } from '@temporalio/activity';
+import { latestCheckpoint } from '../datasets/runs.js';
+import { resolveHome, withStore } from '../datasets/store.js';
+import { resolveTraceDataset } from '../datasets/traces.js';
+import { coldStart } from '../engine/coldstart/index.js';
+import { runEval, type EvalOptions, type EvalSummary } from '../engine/eval/index.js';
+import type { PresetName } from '../engine/model/config.js';
+import { initModelDir } from '../engine/model/init.js';
+import { runRl, type RlOptions, type RlSummary } from '../engine/rl/index.js';
+import { Sandbox } from '../engine/sandbox/index.js';
+import { runSft, type SftOptions, type SftSummary } from '../engine/sft/index.js';
+import { initBackend } from '../engine/tensor/backend.js';
+import { asActivityFailure } from './failures.js';
+
+export interface StageActivityOptions {
+  home?: string;
+}
+
+/** Wraps an activity body: bad input fails for good, everything else may be retried. */
+async function guarded<T>(body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (err) {
+    throw asActivityFailure(err);
+  }
+}
+
+/** An AbortSignal that fires when Temporal cancels the activity. */
+function cancellation(): AbortSignal {
+  const stop = new AbortController();
+  Context.current().cancelled.catch(() => stop.abort());
+  return stop.signal;
+}
+
+export function createStageActivities({ home }: StageActivityOptions = {}) {
+  /** Paths the workflow names are relative to the store's folder. */
+  const inHome = (path: string) => join(resolveHome(home), path);
+  const hasCheckpoint = (runId: string, stage: string) => withStore(home, (store) => latestCheckpoint(store, runId, stage)).then((c) => c !== null);
+
+  return {
+    async initModel(input: { out: string; preset: PresetName; seed: number }) {
+      return guarded(async () => {
+        await initBackend();
+        const made = await initModelDir(inHome(input.out), input.preset, input.seed);
+        return { dir: input.out, parameters: made.parameters };
+      });
+    },
+
+    /** Cold-start traces. A retry that finds the dataset its first attempt committed returns it. */
+    async synthTraces(input: { dataset: string; out: string; mode: 'code' | 'text'; seed: number; limit?: number }) {
+      return guarded(async () => {
+        const existing = await withStore(home, (store) => resolveTraceDataset(store, input.out)).catch(() => null);
+        if (existing) return { dataset: `${existing.name}@${existing.version}`, kept: existing.rowCount, reused: true };
+        const sandbox = new Sandbox();
+        try {
+          const ctx = Context.current();
+          const summary = await withStore(home, (store) => coldStart(store, sandbox, { ...input }, (done, total) => ctx.heartbeat({ done, total })));
+          return { dataset: summary.dataset, kept: summary.kept, reused: false };
+        } finally {
+          await sandbox.close();
+        }
+      });
+    },
+
+    async sft(input: Omit<SftOptions, 'home' | 'resume'> & { runId: string }): Promise<SftSummary> {
+      return guarded(async () => {
+        const ctx = Context.current();
+        const resume = await hasCheckpoint(input.runId, 'sft');
+        const summary = await runSft({ ...input, model: inHome(input.model), out: inHome(input.out), home, resume }, { onStep: (m) => ctx.heartbeat({ step: m.step, loss: m.loss }), signal: cancellation() });
+        if (summary.stopped) throw new CancelledFailure(`SFT stopped at step ${summary.steps}; checkpoint ${summary.lastCheckpoint}`);
+        return summary;
+      });
+    },
+
+    async rl(input: Omit<RlOptions, 'home' | 'resume'> & { runId: string }): Promise<Omit<RlSummary, 'history'>> {
+      return guarded(async () => {
+        const ctx = Context.current();
+        const resume = await hasCheckpoint(input.runId, 'rl');
+        const summary = await runRl({ ...input, model: inHome(input.model), out: inHome(input.out), home, resume }, { onStep: (m) => ctx.heartbeat({ step: m.step, reward: m.rewardMean }), onEval: (p) => ctx.heartbeat({ step: p.step, accuracy: p.accuracy }), signal: cancellation() });
+        if (summary.stopped) throw new CancelledFailure(`RL stopped at step ${summary.steps}; checkpoint ${summary.lastCheckpoint}`);
+        // The per-step history is in the store; the workflow's payload stays small.
+        const { history: _history, ...rest } = summary;
+        return rest;
+      });
+    },
+
+    async evaluate(input: Omit<EvalOptions, 'home'>): Promise<Pick<EvalSummary, 'runId' | 'evaluation' | 'tools'> & { accuracy: number; byLevel: Record<string, number> }> {
+      return guarded(async () => {
+        const ctx = Context.current();
+        const summary = await runEval({ ...input, model: inHome(input.model), home }, (done, total) => ctx.heartbeat({ done, total }));
+        return { runId: summary.runId, evaluation: summary.evaluation, tools: summary.tools, accuracy: summary.metrics.avgAtK, byLevel: Object.fromEntries(Object.entries(summary.metrics.byLevel).map(([l, a]) => [l, a.avgAtK])) };
+      });
+    },
+  };
+}
+
+export type StageActivities = ReturnType<typeof createStageActivities>;
