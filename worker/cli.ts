@@ -4,7 +4,7 @@ import { dataCommand } from './commands/data.js';
 import { execCommand } from './commands/exec.js';
 import { gradeCommand } from './commands/grade.js';
 import { modelCommand } from './commands/model.js';
-import { serverCommand, startCommand, workerCommand } from './commands/temporal.js';
+import { runCommand, serverCommand, startCommand, workerCommand } from './commands/temporal.js';
 import { rlCommand } from './commands/rl.js';
 import { evalCommand, sftCommand, synthCommand } from './commands/train.js';
 import { reportError } from './output.js';
@@ -21,7 +21,7 @@ const program = new Command('retool')
   .showHelpAfterError()
   .exitOverride();
 
-for (const cmd of [startCommand(common), serverCommand(common), workerCommand(common), dataCommand(common), synthCommand(common), sftCommand(common), rlCommand(common), evalCommand(common), execCommand(common), modelCommand(common), gradeCommand(common), benchCommand(common)]) {
+for (const cmd of [startCommand(common), runCommand(common), serverCommand(common), workerCommand(common), dataCommand(common), synthCommand(common), sftCommand(common), rlCommand(common), evalCommand(common), execCommand(common), modelCommand(common), gradeCommand(common), benchCommand(common)]) {
   program.addCommand(cmd);
 }
 

@@ -1,5 +1,6 @@
-import { Command } from 'commander';
-import { emit, parseNumber, type CommonOptions } from '../output.js';
+import { Command, Option } from 'commander';
+import { emit, parseNumber, table, type CommonOptions } from '../output.js';
+import { runPipeline } from '../run-pipeline.js';
 import { prepareViaTemporal, quietTemporalRuntime } from '../run-prepare.js';
 import { configuredTarget, DEFAULT_PORT, DEFAULT_UI_PORT, ensureServer, portOpen, startDevServer, stopDetachedServer, TASK_QUEUES } from '../temporal.js';
 import { startWorkers } from '../worker.js';
@@ -79,6 +80,39 @@ export function startCommand(common: (cmd: Command) => Command): Command {
           `workflow ${result.workflowId}${result.uiUrl ? `: ${result.uiUrl}` : ''}`,
           result.serverStarted ? 'the Temporal dev server keeps running for the UI; stop it with: npx retool server --stop' : '',
           `next: npx retool data show ${d.name}:test --limit 5`,
+        ].filter(Boolean).join('\n');
+      });
+    });
+}
+
+export function runCommand(common: (cmd: Command) => Command): Command {
+  return common(new Command('run'))
+    .description('the ReTool pipeline as a Temporal workflow: data, cold start, SFT, evaluation, RL, final evaluation')
+    .addOption(new Option('--preset <name>', 'quick: minutes, a first look; default: the embedded main job').choices(['quick', 'default']).default('quick'))
+    .option('--detach', 'start the workflow and return (a `retool worker` must run it)', false)
+    .action(async (opts: Opts) => {
+      const say = (line: string) => !opts.json && process.stderr.write(`${line}\n`);
+      const run = await runPipeline(opts.preset as 'quick', {
+        home: opts.home,
+        detach: Boolean(opts.detach),
+        onStarted: (id, url) => say(`started workflow ${id}${url ? `\n  watch it in the Temporal UI: ${url}` : ''}`),
+        onStage: (stage) => say(`stage: ${stage}`),
+      });
+      emit(opts, run, () => {
+        if (!run.result) return `workflow ${run.workflowId} started${run.uiUrl ? `: ${run.uiUrl}` : ''}`;
+        const r = run.result;
+        const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+        return [
+          `pipeline ${run.workflowId} (${run.preset}) finished in ${run.seconds.toFixed(0)} s`,
+          table(
+            [
+              { model: 'after SFT', evaluation: r.sftEval.evaluation, accuracy: pct(r.sftEval.accuracy) },
+              ...r.rlEvals.map((e) => ({ model: `RL step ${e.step}`, evaluation: '(held-out subset)', accuracy: pct(e.accuracy) })),
+              { model: 'after RL', evaluation: r.finalEval.evaluation, accuracy: pct(r.finalEval.accuracy) },
+            ],
+            ['model', 'evaluation', 'accuracy'],
+          ),
+          run.uiUrl ? `UI: ${run.uiUrl}` : '',
         ].filter(Boolean).join('\n');
       });
     });
