@@ -1,4 +1,7 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { withStore } from '../datasets/store.js';
 import { quietTemporalRuntime } from '../worker/run-prepare.js';
@@ -6,7 +9,7 @@ import { ensureSearchAttributes, type TemporalTarget } from '../worker/temporal.
 import { startWorkers, type RunningWorkers } from '../worker/worker.js';
 import { pipelineProgress, PRESETS, retoolPipeline, type PipelineConfig } from '../workflows/pipeline.js';
 import { RetoolStage } from '../workflows/search-attributes.js';
-import { tempHome } from './helpers/cli.js';
+import { ROOT, tempHome } from './helpers/cli.js';
 
 const address = inject('temporalAddress');
 const target: TemporalTarget = { address, namespace: 'default', uiUrl: null };
@@ -61,5 +64,52 @@ describe('retoolPipeline on a real Temporal dev server', () => {
     const history = await handle.fetchHistory();
     const scheduled = history.events!.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType!.name] : []));
     expect(scheduled).toEqual(['prepareData', 'initModel', 'synthTraces', 'sft', 'evaluate', 'rl', 'evaluate']);
+  }, 300_000);
+
+  it('a worker killed (SIGKILL) in the middle of SFT: a new worker resumes from the last checkpoint, no row lost or doubled', async () => {
+    const killHome = tempHome('retool-pipeline-kill-');
+    const queue = 'retool-pipeline-kill-test';
+    // Wrapped: an async function returning the subprocess itself would wait for it to exit.
+    const startWorker = async (): Promise<{ child: ResultPromise }> => {
+      const child = execa('node', [join(ROOT, 'bin', 'retool.js'), 'worker', '--task-queue', queue, '--home', killHome.dir], { env: { TEMPORAL_ADDRESS: address } }) as ResultPromise;
+      await new Promise<void>((resolve, reject) => {
+        child.stdout!.on('data', (d: Buffer) => String(d).includes('worker polling') && resolve());
+        child.once('exit', (code) => reject(new Error(`worker exited ${code}`)));
+      });
+      return { child };
+    };
+    let worker: { child: ResultPromise } | null = null;
+    try {
+      worker = await startWorker();
+      const config: PipelineConfig = { ...PRESETS.quick, heartbeatTimeout: '3s', data: { name: 'kill', count: 300, seed: 4 }, traces: { limit: 60, seed: 0 }, sft: { ...PRESETS.quick.sft, steps: 120, checkpointEvery: 20 }, eval: { limit: 4 }, rl: { ...PRESETS.quick.rl, steps: 1, promptsPerStep: 2, samplesPerPrompt: 2, evalEvery: 0, maxResponseTokens: 32 } };
+      const workflowId = `test-kill-${Date.now()}`;
+      const handle = await client.workflow.start(retoolPipeline, { taskQueue: queue, workflowId, args: [config] });
+      // Step 40 on disk: step 20's checkpoint is registered in the store by then.
+      const firstCheckpoint = join(killHome.dir, 'artifacts', `${workflowId}-sft`, 'sft', 'step-40');
+      for (let i = 0; i < 1200 && !existsSync(firstCheckpoint); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(existsSync(firstCheckpoint)).toBe(true);
+      worker.child.kill('SIGKILL');
+      await worker.child.catch(() => undefined);
+      worker = await startWorker();
+      const result = await handle.result();
+      expect(result.dataset).toBe('kill@1');
+
+      const history = await handle.fetchHistory();
+      const sftAttempts = history.events!.flatMap((e) => (e.activityTaskStartedEventAttributes && history.events!.find((s) => s.eventId?.toString() === e.activityTaskStartedEventAttributes!.scheduledEventId?.toString())?.activityTaskScheduledEventAttributes?.activityType?.name === 'sft' ? [e.activityTaskStartedEventAttributes.attempt] : []));
+      expect(sftAttempts).toEqual([2]);
+      await withStore(killHome.dir, async (store) => {
+        const runs = await store.query<{ status: string; summary: string }>('SELECT status, CAST(summary AS VARCHAR) AS summary FROM runs WHERE run_id = $1', [`${workflowId}-sft`]);
+        expect(runs[0]!.status).toBe('completed');
+        // The second attempt continued from a checkpoint instead of starting over.
+        expect(JSON.parse(runs[0]!.summary).resumedFrom).toBeGreaterThanOrEqual(20);
+        const losses = await store.query<{ step: number; n: bigint }>("SELECT step, count(*) AS n FROM metrics WHERE run_id = $1 AND stage = 'sft' AND name = 'loss' GROUP BY step ORDER BY step", [`${workflowId}-sft`]);
+        expect(losses.map((r) => Number(r.step))).toEqual(Array.from({ length: 120 }, (_, i) => i + 1));
+        expect(losses.every((r) => Number(r.n) === 1)).toBe(true);
+      });
+    } finally {
+      worker?.child.kill('SIGKILL');
+      await worker?.child.catch(() => undefined);
+      killHome.cleanup();
+    }
   }, 300_000);
 });

@@ -15,6 +15,8 @@ export interface PipelineConfig {
   sft: { steps: number; batchSize: number; lr: number; checkpointEvery: number };
   rl: { algo: 'ppo' | 'grpo'; steps: number; promptsPerStep: number; samplesPerPrompt: number; lr: number; levels?: number[]; evalEvery: number; evalLimit: number; checkpointEvery: number; maxResponseTokens: number };
   eval: { levels?: number[]; limit?: number };
+  /** How long a long activity may go without a heartbeat before Temporal retries it elsewhere. */
+  heartbeatTimeout?: string;
 }
 
 /** Sizes for a first look (minutes on 2 cores) and for tests; `default` is the embedded main job. */
@@ -63,9 +65,9 @@ export const pipelineProgress = defineQuery<PipelineProgress>('progress');
 
 const retry = { maximumAttempts: 5, nonRetryableErrorTypes: ['BadInputError'] };
 const quick = proxyActivities<Activities>({ startToCloseTimeout: '1 hour', heartbeatTimeout: '5 minutes', retry });
-const long = proxyActivities<Activities>({ startToCloseTimeout: '7 days', heartbeatTimeout: '10 minutes', retry });
 
 export async function retoolPipeline(config: PipelineConfig): Promise<PipelineResult> {
+  const long = proxyActivities<Activities>({ startToCloseTimeout: '7 days', heartbeatTimeout: (config.heartbeatTimeout ?? '10 minutes') as '10 minutes', retry });
   const id = workflowInfo().workflowId;
   const dir = `artifacts/${id}`;
   const progress: PipelineProgress = { stage: 'prepare-data', preset: config.preset, dataset: null, sftAccuracy: null, rlAccuracy: null };

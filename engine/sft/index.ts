@@ -64,6 +64,9 @@ export async function runSft(options: SftOptions, hooks: { onStep?: (m: SftStepM
       }
       checkpoint = await latestCheckpoint(store, runId, 'sft');
       if (!checkpoint) throw new BadInputError(`run ${runId} has no checkpoint to resume from`);
+      // A stop between writing metrics and registering their checkpoint left rows for steps that
+      // will run again: drop them.
+      await store.run("DELETE FROM metrics WHERE run_id = $1 AND stage = 'sft' AND step > $2", [runId, checkpoint.step]);
     }
     await startRun(store, { runId, kind: 'sft', config: opts, backend });
     return { dataset, traces, checkpoint };
