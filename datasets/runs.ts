@@ -53,6 +53,18 @@ export async function readMetrics(store: Store, runId: string, stage: string, na
   return rows.map((r) => ({ step: Number(r.step), value: r.value === null ? null : Number(r.value) }));
 }
 
+/**
+ * Forgets what a run wrote after `step` (metrics of `stages`, rollouts): a run resumed from the
+ * checkpoint at `step` writes those steps again, and a stop may have come after their rows were
+ * written but before their checkpoint was registered.
+ */
+export async function forgetStepsAfter(store: Store, runId: string, stages: string[], step: number): Promise<void> {
+  await store.transaction(async () => {
+    for (const stage of stages) await store.run('DELETE FROM metrics WHERE run_id = $1 AND stage = $2 AND step > $3', [runId, stage, step]);
+    await store.run('DELETE FROM rollouts WHERE run_id = $1 AND step > $2', [runId, step]);
+  });
+}
+
 export async function registerCheckpoint(store: Store, c: { runId: string; stage: string; step: number; path: string; metrics?: unknown }): Promise<void> {
   await store.run(
     `INSERT INTO checkpoints (run_id, stage, step, path, metrics) VALUES ($1, $2, $3, $4, $5)

@@ -80,7 +80,7 @@ describe('reward', () => {
   });
 
   it('a void turn is a last turn with neither code nor an answer', () => {
-    const base = { toolCalls: [], stop: 'eos' as const };
+    const base = { stop: 'eos' as const };
     expect(hasVoidTurn({ ...base, response: `${code('print(1)')}${out('1')}${answer('1')}` })).toBe(false);
     expect(hasVoidTurn({ ...base, response: `${code('print(1)')}${out('1')}I am not sure.` })).toBe(true);
     expect(hasVoidTurn({ ...base, response: 'Thinking, but never finishing' })).toBe(true);

@@ -17,6 +17,11 @@ function bigintSafe(_key: string, value: unknown): unknown {
 }
 
 /** A plain text table: a header row and left-aligned columns. */
+/** A share as a percentage with one decimal; '-' when there is none. */
+export function pct(x: number | null | undefined): string {
+  return x === null || x === undefined ? '-' : `${(100 * x).toFixed(1)}%`;
+}
+
 export function table(rows: Record<string, unknown>[], columns: string[]): string {
   const cell = (v: unknown) => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v)).replace(/\s+/g, ' ');
   const widths = columns.map((c) => Math.min(80, Math.max(c.length, ...rows.map((r) => cell(r[c]).length))));

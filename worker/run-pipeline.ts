@@ -2,9 +2,8 @@
 // this process unless detached, printing each stage as the workflow's progress query reports it.
 import { RetoolDataset, RetoolModel, RetoolStage } from '../workflows/search-attributes.js';
 import { pipelineProgress, PRESETS, retoolPipeline, type PipelineResult } from '../workflows/pipeline.js';
-import { quietTemporalRuntime } from './run-prepare.js';
-import { connectClient, ensureServer, TASK_QUEUES, workflowUrl } from './temporal.js';
-import { startWorkers } from './worker.js';
+import { withLocalTemporal } from './run-prepare.js';
+import { TASK_QUEUES, workflowUrl } from './temporal.js';
 
 export interface RunPipelineResult {
   workflowId: string;
@@ -16,13 +15,9 @@ export interface RunPipelineResult {
 }
 
 export async function runPipeline(preset: keyof typeof PRESETS, opts: { home?: string; detach?: boolean; onStage?: (stage: string) => void; onStarted?: (id: string, url: string | null) => void }): Promise<RunPipelineResult> {
-  quietTemporalRuntime();
   const started = performance.now();
   const config = PRESETS[preset];
-  const target = await ensureServer({ home: opts.home });
-  const workers = opts.detach ? null : await startWorkers({ target, home: opts.home, taskQueues: [TASK_QUEUES.train] });
-  const { client, connection } = await connectClient(target);
-  try {
+  return withLocalTemporal({ home: opts.home, localWorker: !opts.detach }, async (client, target) => {
     const workflowId = `retool-${preset}-${Date.now().toString(36)}`;
     const handle = await client.workflow.start(retoolPipeline, {
       taskQueue: TASK_QUEUES.train,
@@ -54,8 +49,5 @@ export async function runPipeline(preset: keyof typeof PRESETS, opts: { home?: s
     } finally {
       clearInterval(poll);
     }
-  } finally {
-    await connection.close();
-    await workers?.shutdown();
-  }
+  });
 }

@@ -2,7 +2,8 @@ import { Runtime, DefaultLogger } from '@temporalio/worker';
 import type { PrepareDataInput, PrepareDataResult } from '../datasets/prepare.js';
 import { RetoolDataset, RetoolStage } from '../workflows/search-attributes.js';
 import { prepareDataWorkflow } from '../workflows/prepare-data.js';
-import { connectClient, ensureServer, TASK_QUEUES, workflowUrl } from './temporal.js';
+import type { Client } from '@temporalio/client';
+import { connectClient, ensureServer, TASK_QUEUES, workflowUrl, type TemporalTarget } from './temporal.js';
 import { startWorkers } from './worker.js';
 
 let runtimeInstalled = false;
@@ -22,16 +23,26 @@ export interface ViaTemporalResult extends PrepareDataResult {
 }
 
 /**
- * Runs the prepare-data workflow on a Temporal server (reused or started) with a worker in this
- * process, so that one command works on a bare machine; any `retool worker` running elsewhere
- * shares the queue.
+ * Runs `fn` against a Temporal server (reused or started) with, unless `localWorker` is false, a
+ * worker in this process, so that one command works on a bare machine; any `retool worker`
+ * running elsewhere shares the queue. Connection and worker are closed afterwards.
  */
-export async function prepareViaTemporal(input: PrepareDataInput, opts: { home?: string; localWorker?: boolean; onStarted?: (id: string, url: string | null) => void }): Promise<ViaTemporalResult> {
+export async function withLocalTemporal<T>(opts: { home?: string; localWorker?: boolean }, fn: (client: Client, target: TemporalTarget & { started: boolean }) => Promise<T>): Promise<T> {
   quietTemporalRuntime();
   const target = await ensureServer({ home: opts.home });
   const workers = opts.localWorker === false ? null : await startWorkers({ target, home: opts.home, taskQueues: [TASK_QUEUES.train] });
   const { client, connection } = await connectClient(target);
   try {
+    return await fn(client, target);
+  } finally {
+    await connection.close();
+    await workers?.shutdown();
+  }
+}
+
+/** The prepare-data workflow, waited for. */
+export async function prepareViaTemporal(input: PrepareDataInput, opts: { home?: string; localWorker?: boolean; onStarted?: (id: string, url: string | null) => void }): Promise<ViaTemporalResult> {
+  return withLocalTemporal(opts, async (client, target) => {
     const workflowId = `prepare-data-${input.name}-${Date.now().toString(36)}`;
     const handle = await client.workflow.start(prepareDataWorkflow, {
       taskQueue: TASK_QUEUES.train,
@@ -47,8 +58,5 @@ export async function prepareViaTemporal(input: PrepareDataInput, opts: { home?:
     opts.onStarted?.(workflowId, workflowUrl(target, workflowId));
     const result = await handle.result();
     return { ...result, workflowId, runId: handle.firstExecutionRunId, uiUrl: workflowUrl(target, workflowId), serverStarted: target.started };
-  } finally {
-    await connection.close();
-    await workers?.shutdown();
-  }
+  });
 }

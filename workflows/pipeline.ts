@@ -64,7 +64,7 @@ export interface PipelineResult {
 export const pipelineProgress = defineQuery<PipelineProgress>('progress');
 
 const retry = { maximumAttempts: 5, nonRetryableErrorTypes: ['BadInputError'] };
-const quick = proxyActivities<Activities>({ startToCloseTimeout: '1 hour', heartbeatTimeout: '5 minutes', retry });
+const brief = proxyActivities<Activities>({ startToCloseTimeout: '1 hour', heartbeatTimeout: '5 minutes', retry });
 
 export async function retoolPipeline(config: PipelineConfig): Promise<PipelineResult> {
   const long = proxyActivities<Activities>({ startToCloseTimeout: '7 days', heartbeatTimeout: (config.heartbeatTimeout ?? '10 minutes') as '10 minutes', retry });
@@ -82,13 +82,13 @@ export async function retoolPipeline(config: PipelineConfig): Promise<PipelineRe
     { key: RetoolModel, value: config.model.preset },
   ]);
   try {
-    const prepared = await quick.prepareData({ source: 'synth', ...config.data });
+    const prepared = await brief.prepareData({ source: 'synth', ...config.data });
     const dataset = `${prepared.dataset.name}@${prepared.dataset.version}`;
     progress.dataset = dataset;
 
     enter('cold-start');
     const [base, traces] = await Promise.all([
-      quick.initModel({ out: `${dir}/base`, ...config.model }),
+      brief.initModel({ out: `${dir}/base`, ...config.model }),
       long.synthTraces({ dataset, out: `${id}-code`, mode: 'code', ...config.traces }),
     ]);
 

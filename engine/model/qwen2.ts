@@ -268,9 +268,14 @@ export class Qwen2Model {
     return tf.reshape(v, [B, T]) as tf.Tensor2D;
   }
 
+  /** The language model's parameters: everything but the critic's value head. */
+  policyParams(): Params {
+    return new Map([...this.params].filter(([name]) => !name.startsWith('value_head.')));
+  }
+
   parameterCount(): number {
     let n = 0;
-    for (const [name, p] of this.params) if (!name.startsWith('value_head.')) n += p.size;
+    for (const p of this.policyParams().values()) n += p.size;
     return n;
   }
 

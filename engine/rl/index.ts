@@ -9,7 +9,7 @@ import { BadInputError } from '../../datasets/errors.js';
 import { writeEvaluation } from '../../datasets/evaluations.js';
 import { problemsForStage } from '../../datasets/problems-io.js';
 import { writeRollouts } from '../../datasets/rollouts.js';
-import { finishRun, getRun, latestCheckpoint, recordMetrics, registerCheckpoint, startRun } from '../../datasets/runs.js';
+import { finishRun, forgetStepsAfter, getRun, latestCheckpoint, recordMetrics, registerCheckpoint, startRun } from '../../datasets/runs.js';
 import type { ProblemRow } from '../../datasets/schemas.js';
 import { resolveHome, withStore } from '../../datasets/store.js';
 import { evaluateModel } from '../eval/index.js';
@@ -148,9 +148,7 @@ export async function runRl(options: RlOptions, hooks: { onStep?: (m: RlStepMetr
       }
       checkpoint = await latestCheckpoint(store, runId, 'rl');
       if (!checkpoint) throw new BadInputError(`run ${runId} has no checkpoint to resume from`);
-      // Steps run after that checkpoint are run again: drop what they wrote.
-      await store.run('DELETE FROM rollouts WHERE run_id = $1 AND step > $2', [runId, checkpoint.step]);
-      await store.run("DELETE FROM metrics WHERE run_id = $1 AND stage IN ('rl', 'rl-eval') AND step > $2", [runId, checkpoint.step]);
+      await forgetStepsAfter(store, runId, ['rl', 'rl-eval'], checkpoint.step);
     }
     if (opts.levels) train.rows = train.rows.filter((p) => p.level !== null && opts.levels!.includes(p.level));
     let heldRows: ProblemRow[] = held.rows;

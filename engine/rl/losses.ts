@@ -4,8 +4,8 @@
 // and are zeroed where `actions` is 0 before they reach a tensor, so no value at a masked position
 // can leak into a loss or a gradient.
 import { tf } from '../tensor/backend.js';
-import type { Qwen2Model } from '../model/qwen2.js';
-import { nextTokenTensors } from '../train/step.js';
+import type { ForwardOutput, Qwen2Model } from '../model/qwen2.js';
+import { gradsByName, nextTokenTensors } from '../train/step.js';
 
 export interface RlSequence {
   ids: number[];
@@ -63,26 +63,14 @@ function logprobsOf(logits: tf.Tensor3D, targets: tf.Tensor2D, temperature: numb
   return { all, picked };
 }
 
-/** Log-prob of every token given its prefix (index 0, which has none, gets 0). No gradient. */
-export function tokenLogprobs(model: Qwen2Model, seqs: RlSequence[], padId: number, temperature = 1): number[][] {
-  const { batch } = padded(seqs, padId);
-  const t = nextTokenTensors(batch);
+/**
+ * One no-gradient forward pass over padded sequences, reduced to a value per position and returned
+ * per token (index 0, which has no prefix, gets 0), so that it lines up with the ids.
+ */
+function perToken(model: Qwen2Model, seqs: RlSequence[], padId: number, reduce: (out: ForwardOutput, targets: tf.Tensor2D) => tf.Tensor2D): number[][] {
+  const t = nextTokenTensors(padded(seqs, padId).batch);
   try {
-    const picked = tf.tidy(() => logprobsOf(model.forward({ ids: t.ids as tf.Tensor2D, positions: t.positions as tf.Tensor2D, valid: t.valid as tf.Tensor2D }).logits, t.targets as tf.Tensor2D, temperature).picked);
-    const rows = picked.arraySync() as number[][];
-    picked.dispose();
-    return seqs.map((s, b) => [0, ...rows[b]!.slice(0, s.ids.length - 1)]);
-  } finally {
-    tf.dispose(Object.values(t));
-  }
-}
-
-/** The critic's estimate before every token (index 0 gets 0). No gradient. */
-export function tokenValues(critic: Qwen2Model, seqs: RlSequence[], padId: number): number[][] {
-  const { batch } = padded(seqs, padId);
-  const t = nextTokenTensors(batch);
-  try {
-    const values = tf.tidy(() => critic.values(critic.forward({ ids: t.ids as tf.Tensor2D, positions: t.positions as tf.Tensor2D, valid: t.valid as tf.Tensor2D }).hidden));
+    const values = tf.tidy(() => reduce(model.forward({ ids: t.ids as tf.Tensor2D, positions: t.positions as tf.Tensor2D, valid: t.valid as tf.Tensor2D }), t.targets as tf.Tensor2D));
     const rows = values.arraySync() as number[][];
     values.dispose();
     return seqs.map((s, b) => [0, ...rows[b]!.slice(0, s.ids.length - 1)]);
@@ -91,12 +79,14 @@ export function tokenValues(critic: Qwen2Model, seqs: RlSequence[], padId: numbe
   }
 }
 
-function namedGrads(model: Qwen2Model, grads: tf.NamedTensorMap, include: (name: string) => boolean): Map<string, tf.Tensor> {
-  const byVariable = new Map<string, string>();
-  for (const [name, p] of model.params) if (include(name)) byVariable.set(p.name, name);
-  const named = new Map<string, tf.Tensor>();
-  for (const [varName, g] of Object.entries(grads)) named.set(byVariable.get(varName)!, g);
-  return named;
+/** Log-prob of every token given its prefix. */
+export function tokenLogprobs(model: Qwen2Model, seqs: RlSequence[], padId: number, temperature = 1): number[][] {
+  return perToken(model, seqs, padId, (out, targets) => logprobsOf(out.logits, targets, temperature).picked);
+}
+
+/** The critic's estimate before every token. */
+export function tokenValues(critic: Qwen2Model, seqs: RlSequence[], padId: number): number[][] {
+  return perToken(critic, seqs, padId, (out) => critic.values(out.hidden));
 }
 
 /**
@@ -110,10 +100,9 @@ export function policyLossAndGrads(model: Qwen2Model, seqs: PolicyInputs[], padI
   const adv = p.targetAligned((s, i) => (s as PolicyInputs).advantages[i]!);
   const old = p.targetAligned((s, i) => (s as PolicyInputs).oldLogprobs[i]!);
   const ref = c.klCoef > 0 || seqs[0]?.refLogprobs ? p.targetAligned((s, i) => (s as PolicyInputs).refLogprobs?.[i] ?? 0) : null;
-  const stats: Partial<PolicyStats> = {};
-  const include = (name: string) => !name.startsWith('value_head.');
+  let stats: tf.Tensor1D | null = null;
   try {
-    const { value, grads } = tf.variableGrads(() => {
+    const { value, grads } = gradsByName(model.policyParams(), () => {
       const mask = t.mask as tf.Tensor2D;
       const n = tf.maximum(tf.sum(mask), 1);
       const meanOver = (x: tf.Tensor) => tf.div(tf.sum(tf.mul(x, mask)), n);
@@ -127,25 +116,18 @@ export function policyLossAndGrads(model: Qwen2Model, seqs: PolicyInputs[], padI
       const pg = meanOver(tf.maximum(unclipped, clipped));
       const entropy = meanOver(tf.neg(tf.sum(tf.mul(tf.exp(all), all), -1)));
       let loss = tf.sub(pg, tf.mul(entropy, c.entropyCoef));
-      if (ref) {
-        // k3 = exp(ref - logp) - (ref - logp) - 1: unbiased, never negative (Schulman's estimator).
-        const d = tf.mul(tf.sub(ref, picked), mask);
-        const kl = meanOver(tf.sub(tf.sub(tf.exp(d), d), 1));
-        stats.refKl = kl.dataSync()[0]!;
-        if (c.klCoef > 0) loss = tf.add(loss, tf.mul(kl, c.klCoef));
-      }
-      stats.pgLoss = pg.dataSync()[0]!;
-      stats.entropy = entropy.dataSync()[0]!;
-      stats.clipFrac = meanOver(tf.cast(tf.greater(clipped, unclipped), 'float32')).dataSync()[0]!;
-      stats.approxKl = meanOver(tf.neg(logRatio)).dataSync()[0]!;
-      stats.tokens = tf.sum(mask).dataSync()[0]!;
+      // k3 = exp(ref - logp) - (ref - logp) - 1: unbiased, never negative (Schulman's estimator).
+      const d = ref ? tf.mul(tf.sub(ref, picked), mask) : null;
+      const kl = d ? meanOver(tf.sub(tf.sub(tf.exp(d), d), 1)) : tf.scalar(0);
+      if (c.klCoef > 0) loss = tf.add(loss, tf.mul(kl, c.klCoef));
+      // Kept past the tape and read once: one device sync per mini-batch, not one per number.
+      stats = tf.keep(tf.stack([pg, entropy, meanOver(tf.cast(tf.greater(clipped, unclipped), 'float32')), meanOver(tf.neg(logRatio)), kl, tf.sum(mask)]) as tf.Tensor1D);
       return loss as tf.Scalar;
-    }, [...model.params].filter(([name]) => include(name)).map(([, v]) => v));
-    stats.loss = value.dataSync()[0]!;
-    value.dispose();
-    return { grads: namedGrads(model, grads, include), stats: { refKl: null, ...stats } as PolicyStats };
+    });
+    const [pgLoss, entropy, clipFrac, approxKl, refKl, tokens] = stats!.dataSync() as Float32Array;
+    return { grads, stats: { loss: value, pgLoss: pgLoss!, entropy: entropy!, clipFrac: clipFrac!, approxKl: approxKl!, refKl: ref ? refKl! : null, tokens: tokens! } };
   } finally {
-    tf.dispose([...Object.values(t), adv, old, ...(ref ? [ref] : [])]);
+    tf.dispose([...Object.values(t), adv, old, ...(ref ? [ref] : []), ...(stats ? [stats] : [])]);
   }
 }
 
@@ -162,9 +144,9 @@ export function valueLossAndGrads(critic: Qwen2Model, seqs: ValueInputs[], padId
   const t = nextTokenTensors(p.batch);
   const returns = p.targetAligned((s, i) => (s as ValueInputs).returns[i]!);
   const oldValues = p.targetAligned((s, i) => (s as ValueInputs).oldValues[i]!);
-  const stats: Partial<ValueStats> = {};
+  let stats: tf.Tensor1D | null = null;
   try {
-    const { value, grads } = tf.variableGrads(() => {
+    const { value, grads } = gradsByName(critic.params, () => {
       const mask = t.mask as tf.Tensor2D;
       const n = tf.maximum(tf.sum(mask), 1);
       const meanOver = (x: tf.Tensor) => tf.div(tf.sum(tf.mul(x, mask)), n);
@@ -172,15 +154,12 @@ export function valueLossAndGrads(critic: Qwen2Model, seqs: ValueInputs[], padId
       const vClipped = tf.add(oldValues, tf.clipByValue(tf.sub(v, oldValues), -valueClip, valueClip));
       const plain = tf.square(tf.sub(v, returns));
       const clipped = tf.square(tf.sub(vClipped, returns));
-      const loss = tf.mul(meanOver(tf.maximum(plain, clipped)), 0.5);
-      stats.valueClipFrac = meanOver(tf.cast(tf.greater(clipped, plain), 'float32')).dataSync()[0]!;
-      stats.valueMean = meanOver(v).dataSync()[0]!;
-      return loss as tf.Scalar;
-    }, [...critic.params.values()]);
-    stats.valueLoss = value.dataSync()[0]!;
-    value.dispose();
-    return { grads: namedGrads(critic, grads, () => true), stats: stats as ValueStats };
+      stats = tf.keep(tf.stack([meanOver(tf.cast(tf.greater(clipped, plain), 'float32')), meanOver(v)]) as tf.Tensor1D);
+      return tf.mul(meanOver(tf.maximum(plain, clipped)), 0.5) as tf.Scalar;
+    });
+    const [valueClipFrac, valueMean] = stats!.dataSync() as Float32Array;
+    return { grads, stats: { valueLoss: value, valueClipFrac: valueClipFrac!, valueMean: valueMean! } };
   } finally {
-    tf.dispose([...Object.values(t), returns, oldValues]);
+    tf.dispose([...Object.values(t), returns, oldValues, ...(stats ? [stats] : [])]);
   }
 }

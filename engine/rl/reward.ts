@@ -29,7 +29,7 @@ export function outcomeReward(t: Pick<Trajectory, 'response' | 'toolCalls'>, gol
  * The turns of a trajectory are split by its interpreter outputs; each must close with `</code>`
  * (the call that produced the next output) except the last, which must hold `\boxed{`.
  */
-export function hasVoidTurn(t: Pick<Trajectory, 'response' | 'toolCalls' | 'stop'>): boolean {
+export function hasVoidTurn(t: Pick<Trajectory, 'response' | 'stop'>): boolean {
   if (t.stop === 'tool_limit') return false;
   const lastTurn = t.response.split('</interpreter>').at(-1) ?? '';
   if (lastTurn.includes('\\boxed{')) return false;

@@ -113,10 +113,6 @@ function shuffled<T>(items: T[], rng: Rng): T[] {
   return out;
 }
 
-function trainable(model: Qwen2Model) {
-  return new Map([...model.params].filter(([name]) => !name.startsWith('value_head.')));
-}
-
 interface StepState {
   seqs: (PolicyInputs & { returns: number[]; oldValues: number[] })[];
   scored: ScoredTrajectory[];
@@ -167,7 +163,7 @@ function score(run: RlRun, trajectories: Trajectory[], jobs: { problem: RlProble
 export async function trainRl(run: RlRun): Promise<RlResult> {
   const c = run.config;
   const optimizerConfig = (lr: number) => OptimizerConfigSchema.parse({ lr, minLr: lr, warmupSteps: c.warmupSteps, totalSteps: 1, schedule: 'constant', weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm });
-  const actorOpt = new AdamW(trainable(run.policy), optimizerConfig(c.lr));
+  const actorOpt = new AdamW(run.policy.policyParams(), optimizerConfig(c.lr));
   const criticOpt = run.critic ? new AdamW(run.critic.params, optimizerConfig(c.criticLr)) : null;
   let step = 0;
   let cursor: DataCursor = { epoch: 0, position: 0 };

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { BadInputError } from '../../datasets/errors.js';
-import { finishRun, getRun, latestCheckpoint, recordMetrics, registerCheckpoint, startRun, type MetricPoint } from '../../datasets/runs.js';
+import { finishRun, forgetStepsAfter, getRun, latestCheckpoint, recordMetrics, registerCheckpoint, startRun, type MetricPoint } from '../../datasets/runs.js';
 import { resolveHome, withStore } from '../../datasets/store.js';
 import { readTraces, resolveTraceDataset } from '../../datasets/traces.js';
 import { openModel, saveModel } from '../model/checkpoint.js';
@@ -64,9 +64,7 @@ export async function runSft(options: SftOptions, hooks: { onStep?: (m: SftStepM
       }
       checkpoint = await latestCheckpoint(store, runId, 'sft');
       if (!checkpoint) throw new BadInputError(`run ${runId} has no checkpoint to resume from`);
-      // A stop between writing metrics and registering their checkpoint left rows for steps that
-      // will run again: drop them.
-      await store.run("DELETE FROM metrics WHERE run_id = $1 AND stage = 'sft' AND step > $2", [runId, checkpoint.step]);
+      await forgetStepsAfter(store, runId, ['sft'], checkpoint.step);
     }
     await startRun(store, { runId, kind: 'sft', config: opts, backend });
     return { dataset, traces, checkpoint };

@@ -60,13 +60,9 @@ export interface SftResult {
   tokensPerSecond: number;
 }
 
-function trainable(model: Qwen2Model) {
-  return new Map([...model.params].filter(([name]) => !name.startsWith('value_head.')));
-}
-
 export async function trainSft(run: SftRun): Promise<SftResult> {
   const c = run.config;
-  const optimizer = new AdamW(trainable(run.model), OptimizerConfigSchema.parse({ lr: c.lr, minLr: c.minLr, warmupSteps: c.warmupSteps, totalSteps: c.steps, schedule: c.schedule, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm }));
+  const optimizer = new AdamW(run.model.policyParams(), OptimizerConfigSchema.parse({ lr: c.lr, minLr: c.minLr, warmupSteps: c.warmupSteps, totalSteps: c.steps, schedule: c.schedule, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm }));
   let cursor: DataCursor = { epoch: 0, position: 0 };
   if (run.resume?.trainerState) {
     const extra = run.resume.trainerState.extra as { cursor?: DataCursor; seed?: number; examples?: number };

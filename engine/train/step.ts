@@ -51,22 +51,31 @@ export function nextTokenTensors(batch: TokenBatch) {
   return { ids, targets, mask, valid, positions };
 }
 
+/**
+ * The value of `loss` and its gradients with respect to `params`, keyed by parameter name (the
+ * caller disposes them). Every trainer's loss goes through here.
+ */
+export function gradsByName(params: Map<string, tf.Variable>, loss: () => tf.Scalar): { value: number; grads: Map<string, tf.Tensor> } {
+  const byVariable = new Map<string, string>();
+  for (const [name, p] of params) byVariable.set(p.name, name);
+  const { value, grads } = tf.variableGrads(loss, [...params.values()]);
+  const result = value.dataSync()[0]!;
+  value.dispose();
+  const named = new Map<string, tf.Tensor>();
+  for (const [varName, g] of Object.entries(grads)) named.set(byVariable.get(varName)!, g);
+  return { value: result, grads: named };
+}
+
 /** Gradients of the masked loss by parameter name (caller disposes them). */
 export function lossAndGrads(model: Qwen2Model, batch: TokenBatch): { loss: number; grads: Map<string, tf.Tensor>; tokens: number } {
-  const byVariable = new Map<string, string>();
-  for (const [name, p] of model.params) if (!name.startsWith('value_head.')) byVariable.set(p.name, name);
   const t = nextTokenTensors(batch);
   try {
-    const { value, grads } = tf.variableGrads(() => {
+    const { value, grads } = gradsByName(model.policyParams(), () => {
       const { logits } = model.forward({ ids: t.ids as tf.Tensor2D, positions: t.positions as tf.Tensor2D, valid: t.valid as tf.Tensor2D });
       return maskedCrossEntropy(logits, t.targets as tf.Tensor2D, t.mask as tf.Tensor2D);
-    }, [...model.params].filter(([name]) => !name.startsWith('value_head.')).map(([, p]) => p));
-    const loss = value.dataSync()[0]!;
-    value.dispose();
-    const named = new Map<string, tf.Tensor>();
-    for (const [varName, g] of Object.entries(grads)) named.set(byVariable.get(varName)!, g);
+    });
     const tokens = batch.lossMask.reduce((n, r) => n + r.slice(1).reduce((a, b) => a + b, 0), 0);
-    return { loss, grads: named, tokens };
+    return { loss: value, grads, tokens };
   } finally {
     tf.dispose(Object.values(t));
   }

@@ -3,11 +3,9 @@
 import { Command, Option } from 'commander';
 import { runRl, type RlEvalPoint } from '../../engine/rl/index.js';
 import type { RlStepMetrics } from '../../engine/rl/trainer.js';
-import { emit, parseList, parseNumber, progressBar, table, type CommonOptions } from '../output.js';
+import { emit, parseList, parseNumber, pct, progressBar, table, type CommonOptions } from '../output.js';
 
 type Opts = CommonOptions & Record<string, unknown>;
-
-const pct = (x: number | null | undefined) => (x === null || x === undefined ? '-' : `${(100 * x).toFixed(1)}%`);
 
 function stepLine(m: RlStepMetrics): string {
   const s = m.seconds;

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { emit, parseNumber, table, type CommonOptions } from '../output.js';
+import { emit, parseNumber, pct, table, type CommonOptions } from '../output.js';
 import { runPipeline } from '../run-pipeline.js';
 import { prepareViaTemporal, quietTemporalRuntime } from '../run-prepare.js';
 import { configuredTarget, DEFAULT_PORT, DEFAULT_UI_PORT, ensureServer, portOpen, startDevServer, stopDetachedServer, TASK_QUEUES } from '../temporal.js';
@@ -101,7 +101,6 @@ export function runCommand(common: (cmd: Command) => Command): Command {
       emit(opts, run, () => {
         if (!run.result) return `workflow ${run.workflowId} started${run.uiUrl ? `: ${run.uiUrl}` : ''}`;
         const r = run.result;
-        const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
         return [
           `pipeline ${run.workflowId} (${run.preset}) finished in ${run.seconds.toFixed(0)} s`,
           table(

@@ -7,11 +7,9 @@ import { runEval } from '../../engine/eval/index.js';
 import type { EvalMetrics } from '../../engine/eval/metrics.js';
 import { Sandbox } from '../../engine/sandbox/index.js';
 import { runSft } from '../../engine/sft/index.js';
-import { emit, parseList, parseNumber, progressBar, table, type CommonOptions } from '../output.js';
+import { emit, parseList, parseNumber, pct, progressBar, table, type CommonOptions } from '../output.js';
 
 type Opts = CommonOptions & Record<string, unknown>;
-
-const pct = (x: number | null) => (x === null ? '-' : `${(100 * x).toFixed(1)}%`);
 
 function metricsText(m: EvalMetrics): string {
   const lines = [
