@@ -1,7 +1,7 @@
 // The pipeline's stages as activities: thin adapters over the engine functions. Long ones
 // heartbeat with their step; a retried attempt continues the same run from its latest checkpoint
 // instead of starting over; a cancelled one stops at a step boundary with a checkpoint.
-import { join } from 'node:path';
+import { resolve } from 'node:path';
 import { CancelledFailure, Context } from '@temporalio/activity';
 import { latestCheckpoint } from '../datasets/runs.js';
 import { resolveHome, withStore } from '../datasets/store.js';
@@ -29,6 +29,38 @@ async function guarded<T>(body: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * What a training activity heartbeats: where it is, how far it has to go, its latest metrics and
+ * its last checkpoint. `retool status` reads it for progress and ETA; a retry reads `checkpoint`.
+ */
+export interface TrainingHeartbeat {
+  stage: string;
+  step: number;
+  total: number;
+  checkpoint: string | null;
+  metrics: Record<string, number>;
+}
+
+/** Heartbeats progress, remembering the last checkpoint so every heartbeat carries it. */
+function trainingHeartbeat(stage: string, total: number) {
+  const ctx = Context.current();
+  const previous = ctx.info.heartbeatDetails as Partial<TrainingHeartbeat> | undefined;
+  const state: TrainingHeartbeat = { stage, step: previous?.step ?? 0, total, checkpoint: previous?.checkpoint ?? null, metrics: {} };
+  return {
+    /** The checkpoint a previous attempt reported: this attempt resumes from it. */
+    previousCheckpoint: previous?.checkpoint ?? null,
+    step(step: number, metrics: Record<string, number | null>) {
+      state.step = step;
+      state.metrics = Object.fromEntries(Object.entries(metrics).filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1])));
+      ctx.heartbeat(state);
+    },
+    checkpoint(path: string) {
+      state.checkpoint = path;
+      ctx.heartbeat(state);
+    },
+  };
+}
+
 /** An AbortSignal that fires when Temporal cancels the activity. */
 function cancellation(): AbortSignal {
   const stop = new AbortController();
@@ -37,8 +69,8 @@ function cancellation(): AbortSignal {
 }
 
 export function createStageActivities({ home }: StageActivityOptions = {}) {
-  /** Paths the workflow names are relative to the store's folder. */
-  const inHome = (path: string) => join(resolveHome(home), path);
+  /** Paths the workflow names are relative to the store's folder (checkpoint paths are absolute). */
+  const inHome = (path: string) => resolve(resolveHome(home), path);
   const hasCheckpoint = (runId: string, stage: string) => withStore(home, (store) => latestCheckpoint(store, runId, stage)).then((c) => c !== null);
 
   return {
@@ -58,7 +90,7 @@ export function createStageActivities({ home }: StageActivityOptions = {}) {
         const sandbox = new Sandbox();
         try {
           const ctx = Context.current();
-          const summary = await withStore(home, (store) => coldStart(store, sandbox, { ...input }, (done, total) => ctx.heartbeat({ done, total })));
+          const summary = await withStore(home, (store) => coldStart(store, sandbox, { ...input }, (done, total) => ctx.heartbeat({ stage: 'cold-start', step: done, total, checkpoint: null, metrics: {} })));
           return { dataset: summary.dataset, kept: summary.kept, reused: false };
         } finally {
           await sandbox.close();
@@ -68,9 +100,12 @@ export function createStageActivities({ home }: StageActivityOptions = {}) {
 
     async sft(input: Omit<SftOptions, 'home' | 'resume'> & { runId: string }): Promise<SftSummary> {
       return guarded(async () => {
-        const ctx = Context.current();
-        const resume = await hasCheckpoint(input.runId, 'sft');
-        const summary = await runSft({ ...input, model: inHome(input.model), out: inHome(input.out), home, resume }, { onStep: (m) => ctx.heartbeat({ step: m.step, loss: m.loss }), signal: cancellation() });
+        const beat = trainingHeartbeat('sft', input.steps ?? 0);
+        const resume = beat.previousCheckpoint !== null || (await hasCheckpoint(input.runId, 'sft'));
+        const summary = await runSft(
+          { ...input, model: inHome(input.model), out: inHome(input.out), home, resume },
+          { onStep: (m) => beat.step(m.step, { loss: m.loss, lr: m.lr }), onCheckpoint: (_step, path) => beat.checkpoint(path), signal: cancellation() },
+        );
         if (summary.stopped) throw new CancelledFailure(`SFT stopped at step ${summary.steps}; checkpoint ${summary.lastCheckpoint}`);
         return summary;
       });
@@ -78,9 +113,18 @@ export function createStageActivities({ home }: StageActivityOptions = {}) {
 
     async rl(input: Omit<RlOptions, 'home' | 'resume'> & { runId: string }): Promise<Omit<RlSummary, 'history'>> {
       return guarded(async () => {
-        const ctx = Context.current();
-        const resume = await hasCheckpoint(input.runId, 'rl');
-        const summary = await runRl({ ...input, model: inHome(input.model), out: inHome(input.out), home, resume }, { onStep: (m) => ctx.heartbeat({ step: m.step, reward: m.rewardMean }), onEval: (p) => ctx.heartbeat({ step: p.step, accuracy: p.accuracy }), signal: cancellation() });
+        const beat = trainingHeartbeat('rl', input.steps ?? 0);
+        const resume = beat.previousCheckpoint !== null || (await hasCheckpoint(input.runId, 'rl'));
+        let heldOut: number | null = null;
+        const summary = await runRl(
+          { ...input, model: inHome(input.model), out: inHome(input.out), home, resume },
+          {
+            onStep: (m) => beat.step(m.step, { reward: m.rewardMean, accuracy: m.accuracy, response_length: m.responseLength, held_out_accuracy: heldOut }),
+            onEval: (p) => beat.step(p.step, { held_out_accuracy: (heldOut = p.accuracy) }),
+            onCheckpoint: (_step, path) => beat.checkpoint(path),
+            signal: cancellation(),
+          },
+        );
         if (summary.stopped) throw new CancelledFailure(`RL stopped at step ${summary.steps}; checkpoint ${summary.lastCheckpoint}`);
         // The per-step history is in the store; the workflow's payload stays small.
         const { history: _history, ...rest } = summary;
@@ -91,7 +135,7 @@ export function createStageActivities({ home }: StageActivityOptions = {}) {
     async evaluate(input: Omit<EvalOptions, 'home'>): Promise<Pick<EvalSummary, 'runId' | 'evaluation' | 'tools'> & { accuracy: number; byLevel: Record<string, number> }> {
       return guarded(async () => {
         const ctx = Context.current();
-        const summary = await runEval({ ...input, model: inHome(input.model), home }, (done, total) => ctx.heartbeat({ done, total }));
+        const summary = await runEval({ ...input, model: inHome(input.model), home }, (done, total) => ctx.heartbeat({ stage: 'eval', step: done, total, checkpoint: null, metrics: {} }));
         return { runId: summary.runId, evaluation: summary.evaluation, tools: summary.tools, accuracy: summary.metrics.avgAtK, byLevel: Object.fromEntries(Object.entries(summary.metrics.byLevel).map(([l, a]) => [l, a.avgAtK])) };
       });
     },

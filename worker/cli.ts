@@ -4,7 +4,9 @@ import { dataCommand } from './commands/data.js';
 import { execCommand } from './commands/exec.js';
 import { gradeCommand } from './commands/grade.js';
 import { modelCommand } from './commands/model.js';
-import { runCommand, serverCommand, startCommand, workerCommand } from './commands/temporal.js';
+import { controlCommand, reportCommand, runCommand, statusCommand } from './commands/run.js';
+import { scheduleCommand } from './commands/schedule.js';
+import { serverCommand, workerCommand } from './commands/temporal.js';
 import { rlCommand } from './commands/rl.js';
 import { evalCommand, sftCommand, synthCommand } from './commands/train.js';
 import { reportError } from './output.js';
@@ -21,7 +23,7 @@ const program = new Command('retool')
   .showHelpAfterError()
   .exitOverride();
 
-for (const cmd of [startCommand(common), runCommand(common), serverCommand(common), workerCommand(common), dataCommand(common), synthCommand(common), sftCommand(common), rlCommand(common), evalCommand(common), execCommand(common), modelCommand(common), gradeCommand(common), benchCommand(common)]) {
+for (const cmd of [runCommand(common), statusCommand(common), controlCommand(common, 'pause'), controlCommand(common, 'resume'), controlCommand(common, 'stop'), reportCommand(common), scheduleCommand(common), serverCommand(common), workerCommand(common), dataCommand(common), synthCommand(common), sftCommand(common), rlCommand(common), evalCommand(common), execCommand(common), modelCommand(common), gradeCommand(common), benchCommand(common)]) {
   program.addCommand(cmd);
 }
 

@@ -1,51 +1,79 @@
-// `retool run`: the pipeline workflow on a Temporal server (reused or started), with a worker in
-// this process unless detached, printing each stage as the workflow's progress query reports it.
-import { RetoolDataset, RetoolModel, RetoolStage } from '../workflows/search-attributes.js';
-import { pipelineProgress, PRESETS, retoolPipeline, type PipelineResult } from '../workflows/pipeline.js';
+// `retool run`: a pipeline (one arm) or an experiment (several arms) on a Temporal server, reused
+// or started, with a worker in this process unless detached; progress is polled from the run.
+import type { Client } from '@temporalio/client';
+import type { RetoolConfig } from '../workflows/config.js';
+import type { ExperimentResult } from '../workflows/experiment.js';
+import type { PipelineResult } from '../workflows/pipeline.js';
+import { RetoolDataset, RetoolModel, RetoolPreset, RetoolStage } from '../workflows/search-attributes.js';
 import { withLocalTemporal } from './run-prepare.js';
+import { runStatus, type RunStatus } from './status.js';
 import { TASK_QUEUES, workflowUrl } from './temporal.js';
 
-export interface RunPipelineResult {
+export interface RunRetoolResult {
   workflowId: string;
+  kind: 'pipeline' | 'experiment';
   preset: string;
   uiUrl: string | null;
   detached: boolean;
-  result: PipelineResult | null;
+  /** One entry per arm; empty when detached. */
+  arms: PipelineResult[];
+  report: string | null;
   seconds: number;
 }
 
-export async function runPipeline(preset: keyof typeof PRESETS, opts: { home?: string; detach?: boolean; onStage?: (stage: string) => void; onStarted?: (id: string, url: string | null) => void }): Promise<RunPipelineResult> {
+export interface RunRetoolOptions {
+  home?: string;
+  detach?: boolean;
+  taskQueue?: string;
+  workflowId?: string;
+  onStarted?: (id: string, url: string | null) => void;
+  /** Called about once a second with where the run stands. */
+  onStatus?: (status: RunStatus) => void;
+}
+
+/** Starts the run for `config`: an experiment when it names more than one arm. */
+export async function startRetool(client: Client, config: RetoolConfig, opts: { taskQueue?: string; workflowId?: string } = {}) {
+  const kind = config.arms.length > 1 ? 'experiment' : 'pipeline';
+  const workflowId = opts.workflowId ?? `retool-${config.preset}-${Date.now().toString(36)}`;
+  const handle = await client.workflow.start(kind === 'experiment' ? 'retoolExperiment' : 'retoolPipeline', {
+    taskQueue: opts.taskQueue ?? TASK_QUEUES.train,
+    workflowId,
+    args: [kind === 'experiment' ? config : { ...config, arm: config.arms[0] }],
+    typedSearchAttributes: [
+      { key: RetoolStage, value: 'data' },
+      { key: RetoolDataset, value: config.data.name },
+      { key: RetoolModel, value: config.model.preset },
+      { key: RetoolPreset, value: config.preset },
+    ],
+    memo: { preset: config.preset },
+    staticSummary: kind === 'experiment' ? `ReTool vs text-only, preset ${config.preset}` : `ReTool pipeline (${config.arms[0]} arm), preset ${config.preset}`,
+  });
+  return { handle, kind, workflowId } as const;
+}
+
+export async function runRetool(config: RetoolConfig, opts: RunRetoolOptions = {}): Promise<RunRetoolResult> {
   const started = performance.now();
-  const config = PRESETS[preset];
-  return withLocalTemporal({ home: opts.home, localWorker: !opts.detach }, async (client, target) => {
-    const workflowId = `retool-${preset}-${Date.now().toString(36)}`;
-    const handle = await client.workflow.start(retoolPipeline, {
-      taskQueue: TASK_QUEUES.train,
-      workflowId,
-      args: [config],
-      typedSearchAttributes: [
-        { key: RetoolStage, value: 'prepare-data' },
-        { key: RetoolDataset, value: config.data.name },
-        { key: RetoolModel, value: config.model.preset },
-      ],
-      memo: { preset },
-      staticSummary: `ReTool pipeline, preset ${preset}`,
-    });
+  const seconds = () => (performance.now() - started) / 1000;
+  return withLocalTemporal({ home: opts.home, localWorker: !opts.detach, taskQueue: opts.taskQueue }, async (client, target) => {
+    const { handle, kind, workflowId } = await startRetool(client, config, opts);
     const uiUrl = workflowUrl(target, workflowId);
     opts.onStarted?.(workflowId, uiUrl);
-    if (opts.detach) return { workflowId, preset, uiUrl, detached: true, result: null, seconds: (performance.now() - started) / 1000 };
-    let last = '';
+    const base = { workflowId, kind, preset: config.preset, uiUrl };
+    if (opts.detach) return { ...base, detached: true, arms: [], report: null, seconds: seconds() };
+    let polling = false;
     const poll = setInterval(() => {
-      handle
-        .query(pipelineProgress)
-        .then((p) => {
-          if (p.stage !== last) opts.onStage?.((last = p.stage));
-        })
-        .catch(() => {});
+      if (polling || !opts.onStatus) return;
+      polling = true;
+      runStatus(client, workflowId)
+        .then((s) => opts.onStatus?.(s))
+        .catch(() => undefined)
+        .finally(() => (polling = false));
     }, 1000);
     try {
-      const result = await handle.result();
-      return { workflowId, preset, uiUrl, detached: false, result, seconds: (performance.now() - started) / 1000 };
+      const result = (await handle.result()) as PipelineResult | ExperimentResult;
+      if (opts.onStatus) opts.onStatus(await runStatus(client, workflowId));
+      const arms = 'arms' in result ? result.arms : [result];
+      return { ...base, detached: false, arms, report: result.report, seconds: seconds() };
     } finally {
       clearInterval(poll);
     }

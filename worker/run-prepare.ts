@@ -27,10 +27,10 @@ export interface ViaTemporalResult extends PrepareDataResult {
  * worker in this process, so that one command works on a bare machine; any `retool worker`
  * running elsewhere shares the queue. Connection and worker are closed afterwards.
  */
-export async function withLocalTemporal<T>(opts: { home?: string; localWorker?: boolean }, fn: (client: Client, target: TemporalTarget & { started: boolean }) => Promise<T>): Promise<T> {
+export async function withLocalTemporal<T>(opts: { home?: string; localWorker?: boolean; taskQueue?: string }, fn: (client: Client, target: TemporalTarget & { started: boolean }) => Promise<T>): Promise<T> {
   quietTemporalRuntime();
   const target = await ensureServer({ home: opts.home });
-  const workers = opts.localWorker === false ? null : await startWorkers({ target, home: opts.home, taskQueues: [TASK_QUEUES.train] });
+  const workers = opts.localWorker === false ? null : await startWorkers({ target, home: opts.home, taskQueues: [opts.taskQueue ?? TASK_QUEUES.train] });
   const { client, connection } = await connectClient(target);
   try {
     return await fn(client, target);

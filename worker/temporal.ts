@@ -143,10 +143,11 @@ export async function ensureSearchAttributes(connection: Connection, ns: string)
   const known = new Set(Object.keys(existing.customAttributes ?? {}));
   const missing = RETOOL_SEARCH_ATTRIBUTES.filter((key) => !known.has(key.name));
   if (missing.length === 0) return;
-  // 2 = INDEXED_VALUE_TYPE_KEYWORD in temporal.api.enums.v1.IndexedValueType.
+  // The SDK keeps its type -> IndexedValueType encoder internal; the enum's numbers are stable API.
+  const indexedValueType: Record<string, number> = { KEYWORD: 2, DOUBLE: 4 };
   await connection.operatorService.addSearchAttributes({
     namespace: ns,
-    searchAttributes: Object.fromEntries(missing.map((key) => [key.name, 2])),
+    searchAttributes: Object.fromEntries(missing.map((key) => [key.name, indexedValueType[key.type]!])),
   });
 }
 

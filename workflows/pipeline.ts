@@ -1,122 +1,223 @@
-// The ReTool pipeline as one workflow: data -> (base model || cold-start traces) -> SFT ->
-// (evaluation of the SFT model || RL rounds with their own periodic evaluation) -> final
-// evaluation. Orchestration only: every stage is an activity over an engine function. First slice
-// of the full pipeline (presets `quick` and `default` here; the experiment workflow, schedules and
-// the report come next).
-import { defineQuery, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
-import { RetoolDataset, RetoolModel, RetoolStage } from './search-attributes.js';
+// The ReTool pipeline for one arm: data -> (base model || cold-start traces, verified) -> SFT ->
+// (evaluation of the SFT model || RL rounds, a child workflow) -> final evaluation -> report.
+// Orchestration only: every stage is an activity over an engine function.
+import { ApplicationFailure, CancellationScope, defineQuery, isCancellation, setHandler, startChild, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ZodError } from 'zod';
+import { describeConfigError, PRESETS, resolveConfig, type PresetName, type RetoolConfig } from './config.js';
+import { pauseSignal, resumeSignal, STOPPED, stopSignal, TrainingControl } from './control.js';
+import { activitiesFor } from './proxies.js';
+import { retoolRl, type RlRoundsResult } from './rl-rounds.js';
+import { RetoolBestAccuracy, RetoolDataset, RetoolModel, RetoolPreset, RetoolStage } from './search-attributes.js';
 
-export interface PipelineConfig {
-  preset: string;
-  data: { name: string; count: number; seed: number };
-  model: { preset: 'tiny' | 'small'; seed: number };
-  traces: { limit?: number; seed: number };
-  sft: { steps: number; batchSize: number; lr: number; checkpointEvery: number };
-  rl: { algo: 'ppo' | 'grpo'; steps: number; promptsPerStep: number; samplesPerPrompt: number; lr: number; levels?: number[]; evalEvery: number; evalLimit: number; checkpointEvery: number; maxResponseTokens: number };
-  eval: { levels?: number[]; limit?: number };
-  /** How long a long activity may go without a heartbeat before Temporal retries it elsewhere. */
-  heartbeatTimeout?: string;
-}
-
-/** Sizes for a first look (minutes on 2 cores) and for tests; `default` is the embedded main job. */
-export const PRESETS: Record<'quick' | 'default', PipelineConfig> = {
-  quick: {
-    preset: 'quick',
-    data: { name: 'quick-world', count: 600, seed: 7 },
-    model: { preset: 'tiny', seed: 0 },
-    traces: { limit: 200, seed: 0 },
-    sft: { steps: 30, batchSize: 8, lr: 3e-3, checkpointEvery: 10 },
-    rl: { algo: 'grpo', steps: 2, promptsPerStep: 4, samplesPerPrompt: 4, lr: 3e-5, evalEvery: 2, evalLimit: 16, checkpointEvery: 1, maxResponseTokens: 96 },
-    eval: { limit: 32 },
-  },
-  default: {
-    preset: 'default',
-    data: { name: 'world', count: 12_000, seed: 7 },
-    model: { preset: 'tiny', seed: 0 },
-    traces: { seed: 0 },
-    sft: { steps: 4000, batchSize: 8, lr: 3e-3, checkpointEvery: 500 },
-    rl: { algo: 'grpo', steps: 40, promptsPerStep: 16, samplesPerPrompt: 8, lr: 3e-5, levels: [3, 4], evalEvery: 20, evalLimit: 400, checkpointEvery: 10, maxResponseTokens: 192 },
-    eval: { levels: [3, 4] },
-  },
-};
-
-export type PipelineStage = 'prepare-data' | 'cold-start' | 'sft' | 'rl' | 'final-eval' | 'done' | 'failed';
+export const STAGES = ['data', 'cold-start', 'sft', 'sft-eval', 'rl', 'final-eval', 'report'] as const;
+export type PipelineStage = (typeof STAGES)[number];
+type StageStatus = 'pending' | 'running' | 'done' | 'skipped' | 'stopped' | 'failed';
 
 export interface PipelineProgress {
-  stage: PipelineStage;
   preset: string;
+  arm: 'code' | 'text';
+  /** The stage the run is in (the latest started), `done`, `stopped` or `failed`. */
+  stage: PipelineStage | 'done' | 'stopped' | 'failed';
+  paused: boolean;
+  stopRequested: boolean;
   dataset: string | null;
+  stages: { name: PipelineStage; status: StageStatus; startedAt: number | null; seconds: number | null; detail: string | null }[];
+  /** Workflow id of the RL child while RL runs (its own query gives the step). */
+  rlWorkflowId: string | null;
   sftAccuracy: number | null;
-  rlAccuracy: number | null;
+  bestAccuracy: number | null;
+  finalAccuracy: number | null;
+  report: string | null;
+}
+
+export interface EvalBrief {
+  evaluation: string;
+  accuracy: number;
+  byLevel: Record<string, number>;
 }
 
 export interface PipelineResult {
+  workflowId: string;
+  arm: 'code' | 'text';
+  status: 'completed' | 'stopped';
   dataset: string;
-  traces: string;
-  sftModel: string;
-  rlModel: string;
-  sftEval: { evaluation: string; accuracy: number; byLevel: Record<string, number> };
+  traces: string | null;
+  /** The run whose final model this one started from (startFrom: latest), if any. */
+  startedFrom: string | null;
+  sftModel: string | null;
+  finalModel: string | null;
+  sftEval: EvalBrief | null;
   rlEvals: { step: number; accuracy: number }[];
-  finalEval: { evaluation: string; accuracy: number; byLevel: Record<string, number> };
+  rlSteps: number;
+  finalEval: EvalBrief | null;
+  report: string | null;
+  stageSeconds: Record<string, number>;
 }
 
 export const pipelineProgress = defineQuery<PipelineProgress>('progress');
 
-const retry = { maximumAttempts: 5, nonRetryableErrorTypes: ['BadInputError'] };
-const brief = proxyActivities<Activities>({ startToCloseTimeout: '1 hour', heartbeatTimeout: '5 minutes', retry });
+/** The config as given (CLI, UI, schedule, trigger) laid over its preset; bad config fails the run for good. */
+export function parseConfig(input: unknown): RetoolConfig {
+  const raw = (input ?? {}) as Record<string, unknown>;
+  const preset = typeof raw.preset === 'string' && raw.preset in PRESETS ? (raw.preset as PresetName) : undefined;
+  try {
+    return resolveConfig(preset, raw);
+  } catch (err) {
+    if (err instanceof ZodError) throw ApplicationFailure.nonRetryable(`bad config: ${describeConfigError(err)}`, 'BadConfig');
+    throw err;
+  }
+}
 
-export async function retoolPipeline(config: PipelineConfig): Promise<PipelineResult> {
-  const long = proxyActivities<Activities>({ startToCloseTimeout: '7 days', heartbeatTimeout: (config.heartbeatTimeout ?? '10 minutes') as '10 minutes', retry });
+const brief = (e: { evaluation: string; accuracy: number; byLevel: Record<string, number> }): EvalBrief => ({ evaluation: e.evaluation, accuracy: e.accuracy, byLevel: e.byLevel });
+
+export async function retoolPipeline(input: unknown): Promise<PipelineResult> {
+  const config = parseConfig(input);
+  const acts = activitiesFor(config.heartbeatTimeout);
+  const control = new TrainingControl().install();
   const id = workflowInfo().workflowId;
   const dir = `artifacts/${id}`;
-  const progress: PipelineProgress = { stage: 'prepare-data', preset: config.preset, dataset: null, sftAccuracy: null, rlAccuracy: null };
-  setHandler(pipelineProgress, () => progress);
-  const enter = (stage: PipelineStage) => {
-    progress.stage = stage;
-    upsertSearchAttributes([{ key: RetoolStage, value: stage }]);
+  const arm = config.arm;
+  const tools = arm === 'code';
+  const progress: PipelineProgress = {
+    preset: config.preset, arm, stage: 'data', paused: false, stopRequested: false, dataset: null, rlWorkflowId: null,
+    stages: STAGES.map((name) => ({ name, status: 'pending', startedAt: null, seconds: null, detail: null })),
+    sftAccuracy: null, bestAccuracy: null, finalAccuracy: null, report: null,
+  };
+  setHandler(pipelineProgress, () => ({ ...progress, paused: control.paused, stopRequested: control.stopRequested }));
+  const entry = (name: PipelineStage) => progress.stages.find((s) => s.name === name)!;
+  const mark = (name: PipelineStage, status: StageStatus, detail: string | null = null) => {
+    const s = entry(name);
+    s.status = status;
+    if (detail) s.detail = detail;
+    if (status === 'running') {
+      s.startedAt = Date.now();
+      progress.stage = name;
+      upsertSearchAttributes([{ key: RetoolStage, value: name }]);
+    } else if (s.startedAt !== null) s.seconds = (Date.now() - s.startedAt) / 1000;
+  };
+  const stage = async <T>(name: PipelineStage, body: () => Promise<T>): Promise<T> => {
+    mark(name, 'running');
+    const out = await body();
+    mark(name, out === STOPPED ? 'stopped' : 'done');
+    return out;
+  };
+  const noteBest = (accuracy: number | null) => {
+    if (accuracy === null || (progress.bestAccuracy !== null && accuracy <= progress.bestAccuracy)) return;
+    progress.bestAccuracy = accuracy;
+    upsertSearchAttributes([{ key: RetoolBestAccuracy, value: accuracy }]);
+    upsertMemo({ bestAccuracy: accuracy });
   };
   upsertSearchAttributes([
-    { key: RetoolStage, value: 'prepare-data' },
+    { key: RetoolStage, value: 'data' },
     { key: RetoolDataset, value: config.data.name },
-    { key: RetoolModel, value: config.model.preset },
+    { key: RetoolModel, value: `${config.model.preset}-${arm}` },
+    { key: RetoolPreset, value: config.preset },
   ]);
+  upsertMemo({ preset: config.preset, arm, dataset: config.data.name });
+  await acts.brief.recordRunStart({ kind: 'pipeline', preset: config.preset, config });
+
+  const evaluate = (model: string, name: string, what: string) =>
+    acts.long.evaluate.executeWithOptions({ summary: `greedy held-out evaluation of the ${what} (tools ${tools ? 'on' : 'off'})` }, [
+      { model, dataset: `${progress.dataset}:test`, tools, levels: config.eval.levels, limit: config.eval.limit, name },
+    ]);
+
   try {
-    const prepared = await brief.prepareData({ source: 'synth', ...config.data });
-    const dataset = `${prepared.dataset.name}@${prepared.dataset.version}`;
-    progress.dataset = dataset;
+    const data = await stage('data', () => acts.brief.prepareProblems.executeWithOptions({ summary: `problem set ${config.data.name} (${config.data.source})` }, [config.data]));
+    progress.dataset = data.dataset;
+    upsertMemo({ dataset: data.dataset });
 
-    enter('cold-start');
-    const [base, traces] = await Promise.all([
-      brief.initModel({ out: `${dir}/base`, ...config.model }),
-      long.synthTraces({ dataset, out: `${id}-code`, mode: 'code', ...config.traces }),
-    ]);
+    let sftModel: string | null = null;
+    let traces: string | null = null;
+    let skipRl = false;
+    const previous = config.startFrom === 'latest' ? await acts.brief.findLatestGoodModel({ datasetName: data.name, arm }) : null;
+    if (previous) {
+      mark('cold-start', 'skipped', `starting from ${previous.workflowId}`);
+      mark('sft', 'skipped', `starting from ${previous.workflowId}`);
+      sftModel = previous.model;
+    } else {
+      const [, made] = await stage('cold-start', () =>
+        Promise.all([
+          acts.brief.initModel.executeWithOptions({ summary: `base model (${config.model.preset}, seed ${config.model.seed})` }, [{ out: `${dir}/base`, ...config.model }]),
+          acts.long.synthTraces.executeWithOptions({ summary: `cold-start ${arm} traces, verified by the sandbox` }, [{ dataset: data.dataset, out: `${id}-${arm}`, mode: arm, ...config.traces }]),
+        ]),
+      );
+      traces = made.dataset;
+      entry('cold-start').detail = `${made.kept} verified traces`;
+      const sft = await stage('sft', () =>
+        control.train(() =>
+          acts.long.sft.executeWithOptions({ summary: `SFT on ${traces}: ${config.sft.steps} steps of ${config.sft.batchSize}` }, [{ traces: traces!, model: `${dir}/base`, out: `${dir}/sft`, runId: `${id}-sft`, ...config.sft }]),
+        ),
+      );
+      if (sft === STOPPED) {
+        sftModel = (await acts.brief.lastCheckpoint({ runId: `${id}-sft`, stage: 'sft' }))?.path ?? null;
+        skipRl = true;
+      } else sftModel = `${dir}/sft`;
+    }
 
-    enter('sft');
-    await long.sft({ traces: traces.dataset, model: base.dir, out: `${dir}/sft`, runId: `${id}-sft`, ...config.sft });
+    let rl: RlRoundsResult | null = null;
+    let sftEval: EvalBrief | null = null;
+    if (sftModel) {
+      const model = sftModel;
+      const runRl = async () => {
+        if (skipRl || !(await control.gate())) {
+          mark('rl', 'skipped', 'stopped early');
+          return null;
+        }
+        return stage('rl', async () => {
+          const child = await startChild(retoolRl, {
+            workflowId: `${id}-rl`,
+            staticSummary: `RL (${config.rl.algo}) of the ${arm} arm: ${config.rl.steps} steps in rounds of ${config.rl.evalEvery}`,
+            args: [{ runId: `${id}-rl`, model, out: `${dir}/rl`, dataset: data.dataset, tools, rl: config.rl, evalLevels: config.eval.levels, heartbeatTimeout: config.heartbeatTimeout, roundsPerRun: config.roundsPerRun }],
+          });
+          progress.rlWorkflowId = child.workflowId;
+          const signals = { pause: pauseSignal, resume: resumeSignal, stop: stopSignal };
+          return control.delegating((s) => child.signal(signals[s]), () => child.result());
+        });
+      };
+      const [sftResult, rlResult] = await Promise.all([stage('sft-eval', () => evaluate(model, `${id}-sft-eval`, previous ? 'starting model' : 'SFT model')), runRl()]);
+      sftEval = brief(sftResult);
+      progress.sftAccuracy = sftEval.accuracy;
+      noteBest(sftEval.accuracy);
+      rl = rlResult;
+      for (const e of rl?.evals ?? []) noteBest(e.accuracy);
+    }
 
-    enter('rl');
-    const [sftEval, rl] = await Promise.all([
-      long.evaluate({ model: `${dir}/sft`, dataset: `${dataset}:test`, tools: true, levels: config.eval.levels, limit: config.eval.limit, name: `${id}-sft-eval` }),
-      long.rl({ model: `${dir}/sft`, dataset, out: `${dir}/rl`, runId: `${id}-rl`, evalLevels: config.eval.levels, ...config.rl }),
-    ]);
-    progress.sftAccuracy = sftEval.accuracy;
-    progress.rlAccuracy = rl.evals.at(-1)?.accuracy ?? null;
+    const finalModel = rl?.model ?? sftModel;
+    let finalEval: EvalBrief | null = null;
+    if (finalModel) {
+      finalEval = brief(await stage('final-eval', () => evaluate(finalModel, `${id}-final-eval`, 'final model')));
+      progress.finalAccuracy = finalEval.accuracy;
+      noteBest(finalEval.accuracy);
+    } else mark('final-eval', 'skipped', 'no model: stopped before the first SFT checkpoint');
 
-    enter('final-eval');
-    const finalEval = await long.evaluate({ model: `${dir}/rl`, dataset: `${dataset}:test`, tools: true, levels: config.eval.levels, limit: config.eval.limit, name: `${id}-final-eval` });
-    enter('done');
-    return {
-      dataset,
-      traces: traces.dataset,
-      sftModel: `${dir}/sft`,
-      rlModel: `${dir}/rl`,
-      sftEval: { evaluation: sftEval.evaluation, accuracy: sftEval.accuracy, byLevel: sftEval.byLevel },
-      rlEvals: rl.evals.map((e) => ({ step: e.step, accuracy: e.accuracy })),
-      finalEval: { evaluation: finalEval.evaluation, accuracy: finalEval.accuracy, byLevel: finalEval.byLevel },
+    const status = control.stopRequested || rl?.stopped ? 'stopped' : 'completed';
+    const stageSeconds = Object.fromEntries(progress.stages.filter((s) => s.seconds !== null).map((s) => [s.name, s.seconds!]));
+    const result: PipelineResult = {
+      workflowId: id, arm, status, dataset: data.dataset, traces, startedFrom: previous?.workflowId ?? null, sftModel, finalModel,
+      sftEval, rlEvals: rl?.evals ?? [], rlSteps: rl?.steps ?? 0, finalEval, report: null, stageSeconds,
     };
+    await acts.brief.recordRunEnd({
+      status,
+      summary: {
+        datasetName: data.name, dataset: data.dataset, arm, traces, baseModel: previous ? null : `${dir}/base`, sftModel, finalModel, startedFrom: result.startedFrom,
+        sftRunId: previous ? null : `${id}-sft`, rlRunId: rl ? `${id}-rl` : null, sftAccuracy: sftEval?.accuracy ?? null, accuracy: finalEval?.accuracy ?? null,
+        byLevel: finalEval?.byLevel ?? {}, rlSteps: result.rlSteps, stageSeconds,
+      },
+    });
+    const report = await stage('report', () => acts.brief.report.executeWithOptions({ summary: 'HTML report with plots' }, [{ runId: id, out: `${dir}/report.html` }]));
+    progress.report = report.html;
+    upsertMemo({ report: report.html, finalAccuracy: finalEval?.accuracy ?? null });
+    progress.stage = status === 'completed' ? 'done' : 'stopped';
+    upsertSearchAttributes([{ key: RetoolStage, value: progress.stage }]);
+    return { ...result, report: report.html };
   } catch (err) {
-    enter('failed');
+    progress.stage = 'failed';
+    const running = progress.stages.find((s) => s.status === 'running');
+    if (running) running.status = 'failed';
+    await CancellationScope.nonCancellable(async () => {
+      upsertSearchAttributes([{ key: RetoolStage, value: 'failed' }]);
+      await acts.brief.recordRunEnd({ status: isCancellation(err) ? 'stopped' : 'failed', summary: { error: String((err as Error).message ?? err) } });
+    });
     throw err;
   }
 }

@@ -2,10 +2,12 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 
 /**
  * Custom search attributes that make runs findable in the Temporal UI's list view, e.g.
- * `RetoolStage = "prepare-data" AND RetoolDataset = "synth-default"`.
+ * `RetoolPreset = "default" AND RetoolStage = "rl"` or `RetoolBestAccuracy > 0.5`.
  */
 export const RetoolDataset = defineSearchAttributeKey('RetoolDataset', SearchAttributeType.KEYWORD);
 export const RetoolStage = defineSearchAttributeKey('RetoolStage', SearchAttributeType.KEYWORD);
 export const RetoolModel = defineSearchAttributeKey('RetoolModel', SearchAttributeType.KEYWORD);
+export const RetoolPreset = defineSearchAttributeKey('RetoolPreset', SearchAttributeType.KEYWORD);
+export const RetoolBestAccuracy = defineSearchAttributeKey('RetoolBestAccuracy', SearchAttributeType.DOUBLE);
 
-export const RETOOL_SEARCH_ATTRIBUTES = [RetoolDataset, RetoolStage, RetoolModel] as const;
+export const RETOOL_SEARCH_ATTRIBUTES = [RetoolDataset, RetoolStage, RetoolModel, RetoolPreset, RetoolBestAccuracy] as const;

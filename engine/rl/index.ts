@@ -126,7 +126,7 @@ function turnsOf(t: ScoredTrajectory, tokenizer: TextTokenizer) {
   return turns;
 }
 
-export async function runRl(options: RlOptions, hooks: { onStep?: (m: RlStepMetrics) => void; onEval?: (p: RlEvalPoint) => void; signal?: AbortSignal } = {}): Promise<RlSummary> {
+export async function runRl(options: RlOptions, hooks: { onStep?: (m: RlStepMetrics) => void; onEval?: (p: RlEvalPoint) => void; onCheckpoint?: (step: number, path: string) => void; signal?: AbortSignal } = {}): Promise<RlSummary> {
   const opts = RlOptionsSchema.parse(options);
   const config = RlConfigSchema.parse(opts);
   const started = performance.now();
@@ -199,7 +199,10 @@ export async function runRl(options: RlOptions, hooks: { onStep?: (m: RlStepMetr
         });
         hooks.onStep?.(m);
       },
-      onCheckpoint: (step, path) => withStore(opts.home, (store) => registerCheckpoint(store, { runId, stage: 'rl', step, path, metrics: { critic: critic ? criticDir(path) : null } })),
+      onCheckpoint: async (step, path) => {
+        await withStore(opts.home, (store) => registerCheckpoint(store, { runId, stage: 'rl', step, path, metrics: { critic: critic ? criticDir(path) : null } }));
+        hooks.onCheckpoint?.(step, path);
+      },
       evaluate: async (step, model) => {
         const { samples, metrics } = await evaluateModel(model, tokenizer, sandbox, held.rows, { tools: config.tools, maxToolCalls: config.maxToolCalls, maxResponseTokens: config.maxResponseTokens, maxInterpreterTokens: config.maxInterpreterTokens, batchSize: config.rolloutBatchSize, timeoutMs: config.timeoutMs });
         const stored = await withStore(opts.home, async (store) => {

@@ -43,7 +43,7 @@ export interface SftSummary {
   seconds: number;
 }
 
-export async function runSft(options: SftOptions, hooks: { onStep?: (m: SftStepMetrics) => void; signal?: AbortSignal } = {}): Promise<SftSummary> {
+export async function runSft(options: SftOptions, hooks: { onStep?: (m: SftStepMetrics) => void; onCheckpoint?: (step: number, path: string) => void; signal?: AbortSignal } = {}): Promise<SftSummary> {
   const opts = SftOptionsSchema.parse(options);
   const started = performance.now();
   const backend = await initBackend();
@@ -98,6 +98,7 @@ export async function runSft(options: SftOptions, hooks: { onStep?: (m: SftStepM
           await recordMetrics(store, runId, 'sft', points);
           await registerCheckpoint(store, { runId, stage: 'sft', step, path, metrics: { loss: points.at(-1)?.values.loss ?? null } });
         });
+        hooks.onCheckpoint?.(step, path);
       },
     });
     if (!result.stopped) await saveModel(opts.out, model, { tokenizerFrom: checkpoint?.path ?? opts.model });

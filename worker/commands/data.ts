@@ -9,6 +9,9 @@ import { withStore } from '../../datasets/store.js';
 import { FAMILIES } from '../../datasets/synth/index.js';
 import { emit, parseList, parseNumber, progressBar, table, type CommonOptions } from '../output.js';
 import { prepareViaTemporal } from '../run-prepare.js';
+import { prepareData } from '../../datasets/prepare.js';
+import { PRESETS } from '../../workflows/config.js';
+import { loadConfig, runWithProgress } from './run.js';
 
 type Opts = CommonOptions & Record<string, unknown>;
 
@@ -30,7 +33,20 @@ export function dataCommand(common: (cmd: Command) => Command): Command {
     .addOption(new Option('--split <split>', 'put every row in this split').choices(['train', 'test']))
     .addOption(new Option('--format <format>', 'override the format the extension implies').choices(['jsonl', 'json', 'csv', 'parquet']))
     .option('--new-version', 'add a version when the name exists', false)
+    .option('--retrain', 'then retrain on it: a pipeline run from the latest good model (splits an unsplit file 80/20)', false)
+    .addOption(new Option('--preset <name>', 'with --retrain: the run\'s settings').choices(Object.keys(PRESETS)))
+    .option('--config <file>', 'with --retrain: a JSON file of settings laid over the preset')
+    .option('--detach', 'with --retrain: start the run and return', false)
     .action(async (file: string, opts: Opts) => {
+      if (opts.retrain) {
+        const config = loadConfig(opts.preset as string | undefined, opts.config as string | undefined);
+        const imported = await withStore(opts.home, (store) =>
+          prepareData(store, { source: 'import', file, name: opts.name as string, problemField: opts.problemField as string, answerField: opts.answerField as string, idField: opts.idField as string | undefined, splitField: opts.splitField as string | undefined, split: opts.split as 'train' | undefined, format: opts.format as 'jsonl' | undefined, newVersion: Boolean(opts.newVersion) }),
+        );
+        if (!opts.json) process.stderr.write(`imported ${describe(imported.dataset)}; retraining on it\n`);
+        await runWithProgress({ ...config, data: { source: 'stored', name: imported.dataset.name, version: imported.dataset.version }, startFrom: 'latest' }, opts);
+        return;
+      }
       const result = await withStore(opts.home, (store) =>
         importProblems(store, {
           file,

@@ -1,7 +1,6 @@
-import { Command, Option } from 'commander';
-import { emit, parseNumber, pct, table, type CommonOptions } from '../output.js';
-import { runPipeline } from '../run-pipeline.js';
-import { prepareViaTemporal, quietTemporalRuntime } from '../run-prepare.js';
+import { Command } from 'commander';
+import { emit, parseNumber, type CommonOptions } from '../output.js';
+import { quietTemporalRuntime } from '../run-prepare.js';
 import { configuredTarget, DEFAULT_PORT, DEFAULT_UI_PORT, ensureServer, portOpen, startDevServer, stopDetachedServer, TASK_QUEUES } from '../temporal.js';
 import { startWorkers } from '../worker.js';
 
@@ -59,60 +58,5 @@ export function workerCommand(common: (cmd: Command) => Command): Command {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
       await running.done;
-    });
-}
-
-/** The main job. Until the training pipeline lands it prepares the default synthetic dataset. */
-export function startCommand(common: (cmd: Command) => Command): Command {
-  return common(new Command('start'))
-    .description('the main job on the embedded default (today: the prepareData workflow on synthetic problems)')
-    .option('--count <n>', 'synthetic problems', parseNumber('--count'), 20_000)
-    .option('--seed <n>', 'random seed', parseNumber('--seed'), 0)
-    .action(async (opts: Opts) => {
-      const result = await prepareViaTemporal(
-        { source: 'synth', name: 'synth-default', count: opts.count as number, seed: opts.seed as number, newVersion: true },
-        { home: opts.home, onStarted: (id, url) => !opts.json && process.stderr.write(`started workflow ${id}${url ? `\n  watch it in the Temporal UI: ${url}` : ''}\n`) },
-      );
-      emit(opts, result, () => {
-        const d = result.dataset;
-        return [
-          `dataset ${d.name}@${d.version}: ${d.rowCount} problems (${Object.entries(d.splits).map(([k, v]) => `${k} ${v}`).join(', ')})`,
-          `workflow ${result.workflowId}${result.uiUrl ? `: ${result.uiUrl}` : ''}`,
-          result.serverStarted ? 'the Temporal dev server keeps running for the UI; stop it with: npx retool server --stop' : '',
-          `next: npx retool data show ${d.name}:test --limit 5`,
-        ].filter(Boolean).join('\n');
-      });
-    });
-}
-
-export function runCommand(common: (cmd: Command) => Command): Command {
-  return common(new Command('run'))
-    .description('the ReTool pipeline as a Temporal workflow: data, cold start, SFT, evaluation, RL, final evaluation')
-    .addOption(new Option('--preset <name>', 'quick: minutes, a first look; default: the embedded main job').choices(['quick', 'default']).default('quick'))
-    .option('--detach', 'start the workflow and return (a `retool worker` must run it)', false)
-    .action(async (opts: Opts) => {
-      const say = (line: string) => !opts.json && process.stderr.write(`${line}\n`);
-      const run = await runPipeline(opts.preset as 'quick', {
-        home: opts.home,
-        detach: Boolean(opts.detach),
-        onStarted: (id, url) => say(`started workflow ${id}${url ? `\n  watch it in the Temporal UI: ${url}` : ''}`),
-        onStage: (stage) => say(`stage: ${stage}`),
-      });
-      emit(opts, run, () => {
-        if (!run.result) return `workflow ${run.workflowId} started${run.uiUrl ? `: ${run.uiUrl}` : ''}`;
-        const r = run.result;
-        return [
-          `pipeline ${run.workflowId} (${run.preset}) finished in ${run.seconds.toFixed(0)} s`,
-          table(
-            [
-              { model: 'after SFT', evaluation: r.sftEval.evaluation, accuracy: pct(r.sftEval.accuracy) },
-              ...r.rlEvals.map((e) => ({ model: `RL step ${e.step}`, evaluation: '(held-out subset)', accuracy: pct(e.accuracy) })),
-              { model: 'after RL', evaluation: r.finalEval.evaluation, accuracy: pct(r.finalEval.accuracy) },
-            ],
-            ['model', 'evaluation', 'accuracy'],
-          ),
-          run.uiUrl ? `UI: ${run.uiUrl}` : '',
-        ].filter(Boolean).join('\n');
-      });
     });
 }

@@ -1,0 +1,67 @@
+// Bookkeeping activities of the pipeline workflows: the problem set, the run's row in the store,
+// the model a retraining run starts from, the last checkpoint of a stopped stage, and the report.
+import { resolve } from 'node:path';
+import { Context } from '@temporalio/activity';
+import { ensureProblems, latestGoodModel, recordPipelineEnd, recordPipelineStart, type ProblemSource } from '../datasets/pipeline-runs.js';
+import { collectReport } from '../datasets/report-data.js';
+import { latestCheckpoint } from '../datasets/runs.js';
+import { startRun } from '../datasets/runs.js';
+import { resolveHome, withStore } from '../datasets/store.js';
+import { writeReport } from '../engine/report/index.js';
+import { asActivityFailure } from './failures.js';
+
+async function guarded<T>(body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (err) {
+    throw asActivityFailure(err);
+  }
+}
+
+function workflowId(): string {
+  const info = Context.current().info;
+  return info.workflowExecution?.workflowId ?? info.activityId;
+}
+
+export function createPipelineActivities({ home }: { home?: string } = {}) {
+  return {
+    async prepareProblems(data: ProblemSource) {
+      return guarded(async () => {
+        const d = await withStore(home, (store) => ensureProblems(store, data, workflowId()));
+        return { dataset: `${d.name}@${d.version}`, name: d.name, version: d.version, rows: d.rowCount, splits: d.splits };
+      });
+    },
+
+    async findLatestGoodModel(input: { datasetName: string; arm: 'code' | 'text' }) {
+      return guarded(() => withStore(home, (store) => latestGoodModel(store, input.datasetName, input.arm)));
+    },
+
+    async recordRunStart(input: { kind: 'pipeline' | 'experiment'; preset: string; config: unknown }) {
+      return guarded(() =>
+        withStore(home, (store) =>
+          input.kind === 'pipeline' ? recordPipelineStart(store, { workflowId: workflowId(), preset: input.preset, config: input.config }) : startRun(store, { runId: workflowId(), workflowId: workflowId(), kind: 'experiment', preset: input.preset, config: input.config }),
+        ),
+      );
+    },
+
+    async recordRunEnd(input: { status: 'completed' | 'stopped' | 'failed'; summary: Record<string, unknown> }) {
+      return guarded(() => withStore(home, (store) => recordPipelineEnd(store, workflowId(), input.status, input.summary)));
+    },
+
+    /** The last good checkpoint of a stage that was stopped early (its model is the stage's output). */
+    async lastCheckpoint(input: { runId: string; stage: 'sft' | 'rl' }) {
+      return guarded(() => withStore(home, (store) => latestCheckpoint(store, input.runId, input.stage)));
+    },
+
+    /** Writes `<out>` (HTML) with SVG and PNG plots beside it; `out` is relative to the store's folder. */
+    async report(input: { runId: string; out: string }) {
+      return guarded(async () => {
+        const data = await withStore(home, (store) => collectReport(store, input.runId));
+        const written = await writeReport(data, resolve(resolveHome(home), input.out));
+        return { html: written.html, pngs: written.pngs };
+      });
+    },
+  };
+}
+
+export type PipelineActivities = ReturnType<typeof createPipelineActivities>;

@@ -1,0 +1,61 @@
+// Store-side bookkeeping of pipeline runs: which problem set a run trains on, the run's own row in
+// `runs`, and the latest good model a retraining run starts from.
+import { BadInputError } from './errors.js';
+import { prepareData } from './prepare.js';
+import { resolveDataset } from './registry.js';
+import { finishRun, startRun } from './runs.js';
+import type { DatasetInfo } from './schemas.js';
+import type { Store } from './store.js';
+
+export type ProblemSource = { source: 'synth'; name: string; count: number; seed: number } | { source: 'stored'; name: string; version?: number };
+
+/**
+ * The problem set of a run. Synthetic: the latest version of `name` if it was made with the same
+ * count and seed, else a new version (so re-running a preset reuses its data and changing the
+ * preset never overwrites). Stored: the given or latest version, which must exist.
+ */
+export async function ensureProblems(store: Store, data: ProblemSource, requestId: string): Promise<DatasetInfo> {
+  if (data.source === 'stored') {
+    const ref = data.version ? `${data.name}@${data.version}` : data.name;
+    const dataset = await resolveDataset(store, ref);
+    if (dataset.kind !== 'problems') throw new BadInputError(`data.name: ${ref} holds ${dataset.kind}, not problems`);
+    return dataset;
+  }
+  const latest = await resolveDataset(store, data.name).catch(() => null);
+  const params = (latest?.params ?? {}) as { count?: number; seed?: number };
+  if (latest && latest.source === 'synth' && params.count === data.count && params.seed === data.seed) return latest;
+  const made = await prepareData(store, { source: 'synth', name: data.name, count: data.count, seed: data.seed, newVersion: latest !== null, requestId });
+  return made.dataset;
+}
+
+export interface PipelineRunSummary {
+  datasetName: string;
+  dataset: string;
+  arm: 'code' | 'text';
+  finalModel: string | null;
+  accuracy: number | null;
+  [key: string]: unknown;
+}
+
+export async function recordPipelineStart(store: Store, run: { workflowId: string; preset: string; config: unknown }): Promise<void> {
+  await startRun(store, { runId: run.workflowId, workflowId: run.workflowId, kind: 'pipeline', preset: run.preset, config: run.config });
+}
+
+export async function recordPipelineEnd(store: Store, workflowId: string, status: 'completed' | 'stopped' | 'failed', summary: PipelineRunSummary | Record<string, unknown>): Promise<void> {
+  await finishRun(store, workflowId, status, summary);
+}
+
+/** The final model of the newest completed (or stopped-early) pipeline run of `arm` on `datasetName`. */
+export async function latestGoodModel(store: Store, datasetName: string, arm: 'code' | 'text'): Promise<{ workflowId: string; model: string; accuracy: number | null } | null> {
+  const rows = await store.query<{ run_id: string; model: string; accuracy: number | null }>(
+    `SELECT run_id, json_extract_string(summary, '$.finalModel') AS model, CAST(json_extract(summary, '$.accuracy') AS DOUBLE) AS accuracy
+     FROM runs
+     WHERE kind = 'pipeline' AND status IN ('completed', 'stopped')
+       AND json_extract_string(summary, '$.datasetName') = $1 AND json_extract_string(summary, '$.arm') = $2
+       AND json_extract_string(summary, '$.finalModel') IS NOT NULL
+     ORDER BY finished_at DESC LIMIT 1`,
+    [datasetName, arm],
+  );
+  const r = rows[0];
+  return r ? { workflowId: String(r.run_id), model: String(r.model), accuracy: r.accuracy === null ? null : Number(r.accuracy) } : null;
+}

@@ -1,0 +1,117 @@
+// Gathers what a run report shows from the store: each arm's pipeline row, its RL curves and
+// behaviour metrics, the lineage of datasets and checkpoints, and a few sample trajectories.
+import type { LineageEntry, ReportArm, ReportData, SampleTrajectory } from '../engine/report/types.js';
+import { BadInputError } from './errors.js';
+import { resolveDataset } from './registry.js';
+import { getRun } from './runs.js';
+import type { Store } from './store.js';
+
+type Series = { step: number; values: Record<string, number> }[];
+
+async function metricSeries(store: Store, runId: string, stage: string): Promise<Series> {
+  const rows = await store.query<{ step: number; name: string; value: number | null }>('SELECT step, name, value FROM metrics WHERE run_id = $1 AND stage = $2 ORDER BY step, name', [runId, stage]);
+  const bySteps = new Map<number, Record<string, number>>();
+  for (const r of rows) {
+    if (r.value === null) continue;
+    const step = Number(r.step);
+    const values = bySteps.get(step) ?? {};
+    values[String(r.name)] = Number(r.value);
+    bySteps.set(step, values);
+  }
+  return [...bySteps].map(([step, values]) => ({ step, values }));
+}
+
+async function lineageOf(store: Store, summary: Record<string, unknown>, arm: string): Promise<LineageEntry[]> {
+  const entries: LineageEntry[] = [];
+  const seen = new Set<string>();
+  const addDataset = async (ref: string, kind: LineageEntry['kind']): Promise<void> => {
+    const d = await resolveDataset(store, ref).catch(() => null);
+    if (!d || seen.has(`${d.name}@${d.version}`)) return;
+    seen.add(`${d.name}@${d.version}`);
+    entries.push({ kind, name: `${d.name}@${d.version}`, detail: `${d.rowCount} rows, ${d.source}`, from: d.parents.map((p) => `${p.name}@${p.version}`) });
+  };
+  if (typeof summary.dataset === 'string') await addDataset(summary.dataset, 'dataset');
+  if (typeof summary.traces === 'string') await addDataset(summary.traces, 'traces');
+  for (const [runKey, stage] of [['sftRunId', 'sft'], ['rlRunId', 'rl']] as const) {
+    const runId = summary[runKey];
+    if (typeof runId !== 'string') continue;
+    const rows = await store.query<{ step: number; path: string }>('SELECT step, path FROM checkpoints WHERE run_id = $1 AND stage = $2 ORDER BY step', [runId, stage]);
+    const from = stage === 'sft' ? [String(summary.traces ?? ''), String(summary.baseModel ?? '')].filter(Boolean) : [String(summary.sftModel ?? '')].filter(Boolean);
+    for (const r of rows) entries.push({ kind: 'checkpoint', name: String(r.path), detail: `${arm} ${stage} step ${Number(r.step)}`, from });
+  }
+  if (typeof summary.finalModel === 'string') entries.push({ kind: 'model', name: summary.finalModel, detail: `${arm} final model`, from: [String(summary.sftModel ?? '')].filter(Boolean) });
+  return entries;
+}
+
+/** One correct trajectory that used the tool and one wrong one, from the last RL step. */
+async function samplesOf(store: Store, runId: string, datasetRef: string | undefined, arm: string): Promise<SampleTrajectory[]> {
+  if (!datasetRef) return [];
+  const dataset = await resolveDataset(store, datasetRef).catch(() => null);
+  if (!dataset) return [];
+  const rows = await store.query<Record<string, unknown>>(
+    `WITH last AS (SELECT max(step) AS step FROM rollouts WHERE run_id = $1),
+     picked AS (
+       SELECT r.*, row_number() OVER (PARTITION BY r.correct ORDER BY r.tool_calls DESC, r.sample_idx) AS k
+       FROM rollouts r, last WHERE r.run_id = $1 AND r.step = last.step)
+     SELECT p.problem_id, p.answer, p.correct, CAST(p.turns AS VARCHAR) AS turns, q.problem, q.answer AS expected
+     FROM picked p JOIN problems q ON q.dataset_id = $2 AND q.id = p.problem_id
+     WHERE p.k = 1 ORDER BY p.correct DESC`,
+    [runId, dataset.id],
+  );
+  return rows.map((r) => ({
+    arm,
+    problemId: String(r.problem_id),
+    problem: String(r.problem),
+    expected: String(r.expected),
+    answer: r.answer === null ? null : String(r.answer),
+    correct: Boolean(r.correct),
+    turns: (JSON.parse(String(r.turns ?? '[]')) as { role: string; text: string }[]).filter((t) => t.role !== 'prompt'),
+  }));
+}
+
+/** The report of a pipeline run, or of an experiment (its arms are the child pipeline runs). */
+export async function collectReport(store: Store, runId: string): Promise<ReportData> {
+  const run = await getRun(store, runId).catch(() => null);
+  if (!run || (run.kind !== 'pipeline' && run.kind !== 'experiment')) throw new BadInputError(`no pipeline or experiment run "${runId}" in the store (see \`retool status\` for run ids)`);
+  const armRuns = run.kind === 'experiment' ? ((run.summary?.arms as { workflowId: string }[] | undefined) ?? []).map((a) => a.workflowId) : [runId];
+  const arms: ReportArm[] = [];
+  const lineage: LineageEntry[] = [];
+  const samples: SampleTrajectory[] = [];
+  let stageSeconds: Record<string, number> = {};
+  for (const id of armRuns) {
+    const armRun = await getRun(store, id).catch(() => null);
+    if (!armRun) continue;
+    const s = armRun.summary ?? {};
+    const tools = (s.arm ?? armRun.config.arm) !== 'text';
+    const name = tools ? 'ReTool (code)' : 'text-only';
+    const rlRunId = typeof s.rlRunId === 'string' ? s.rlRunId : `${id}-rl`;
+    const evalSeries = await metricSeries(store, rlRunId, 'rl-eval');
+    arms.push({
+      name,
+      tools,
+      runId: id,
+      sftAccuracy: typeof s.sftAccuracy === 'number' ? s.sftAccuracy : null,
+      finalAccuracy: typeof s.accuracy === 'number' ? s.accuracy : null,
+      byLevel: (s.byLevel as Record<string, number> | undefined) ?? {},
+      rlSteps: typeof s.rlSteps === 'number' ? s.rlSteps : 0,
+      accuracyCurve: evalSeries.filter((p) => p.values.accuracy !== undefined).map((p) => ({ step: p.step, accuracy: p.values.accuracy! })),
+      evalBehaviour: evalSeries,
+      trainBehaviour: await metricSeries(store, rlRunId, 'rl'),
+    });
+    lineage.push(...(await lineageOf(store, s, name)));
+    samples.push(...(await samplesOf(store, rlRunId, typeof s.dataset === 'string' ? s.dataset : undefined, name)));
+    for (const [stage, seconds] of Object.entries((s.stageSeconds as Record<string, number> | undefined) ?? {})) stageSeconds = { ...stageSeconds, [armRuns.length > 1 ? `${name}: ${stage}` : stage]: seconds };
+  }
+  return {
+    title: run.kind === 'experiment' ? `ReTool vs text-only: ${runId}` : `ReTool pipeline: ${runId}`,
+    runId,
+    createdAt: new Date().toISOString(),
+    status: run.status,
+    preset: typeof run.config.preset === 'string' ? run.config.preset : null,
+    config: run.config,
+    arms,
+    lineage,
+    samples,
+    stageSeconds,
+  };
+}

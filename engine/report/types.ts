@@ -1,0 +1,65 @@
+// What a run report shows, gathered from the store by datasets/report-data.ts and rendered by
+// engine/report (no store or Temporal access here).
+
+/** One arm of a run: the tool-integrated ReTool arm, or the text-only baseline. */
+export interface ReportArm {
+  /** "ReTool (code)" or "text-only". */
+  name: string;
+  tools: boolean;
+  /** Workflow or run id the arm's rows belong to. */
+  runId: string;
+  /** Held-out accuracy (0..1) of the SFT model, before RL; null when not evaluated. */
+  sftAccuracy: number | null;
+  /** Held-out accuracy after RL (final evaluation); null while the run is not finished. */
+  finalAccuracy: number | null;
+  /** Final accuracy per difficulty level ("1".."4"). */
+  byLevel: Record<string, number>;
+  rlSteps: number;
+  /** Periodic held-out evaluation during RL (step 0 = the SFT model): the paper's Fig. 1 curve. */
+  accuracyCurve: { step: number; accuracy: number }[];
+  /**
+   * Behaviour over training from the periodic greedy evaluations (paper Fig. 3): per step,
+   * metric name -> value. Names used: response_length, code_ratio, code_invocation_position.
+   */
+  evalBehaviour: { step: number; values: Record<string, number> }[];
+  /**
+   * Per RL step training statistics (sampled rollouts): reward_mean, accuracy, response_length,
+   * code_ratio, tool_calls, entropy, kl, ... (any subset).
+   */
+  trainBehaviour: { step: number; values: Record<string, number> }[];
+}
+
+export interface LineageEntry {
+  kind: 'dataset' | 'traces' | 'checkpoint' | 'model' | 'evaluation';
+  name: string;
+  /** e.g. "12000 rows", "step 40", "accuracy 55.7%". */
+  detail: string;
+  /** Names of what this was made from. */
+  from: string[];
+}
+
+export interface SampleTrajectory {
+  arm: string;
+  problemId: string;
+  problem: string;
+  expected: string;
+  answer: string | null;
+  correct: boolean;
+  /** role: prompt | model | interpreter; interpreter text is the code's output. */
+  turns: { role: string; text: string }[];
+}
+
+export interface ReportData {
+  title: string;
+  runId: string;
+  /** ISO time the report was made. */
+  createdAt: string;
+  status: string;
+  preset: string | null;
+  config: unknown;
+  arms: ReportArm[];
+  lineage: LineageEntry[];
+  samples: SampleTrajectory[];
+  /** Wall-clock seconds per stage when known. */
+  stageSeconds: Record<string, number>;
+}

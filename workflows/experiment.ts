@@ -1,0 +1,87 @@
+// The paper's comparison: the ReTool arm (interpreter in the loop) and the text-only arm, trained
+// as child pipelines on the same problem set, compared in one report.
+import { CancellationScope, defineQuery, isCancellation, setHandler, startChild, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { pauseSignal, resumeSignal, stopSignal, TrainingControl } from './control.js';
+import { parseConfig, retoolPipeline, type PipelineResult } from './pipeline.js';
+import { activitiesFor } from './proxies.js';
+import { RetoolBestAccuracy, RetoolDataset, RetoolPreset, RetoolStage } from './search-attributes.js';
+
+export interface ExperimentProgress {
+  preset: string;
+  stage: 'data' | 'arms' | 'report' | 'done' | 'failed';
+  dataset: string | null;
+  /** Workflow ids of the arms' pipelines (each answers the `progress` query). */
+  arms: { arm: 'code' | 'text'; workflowId: string }[];
+}
+
+export interface ExperimentResult {
+  workflowId: string;
+  dataset: string;
+  arms: PipelineResult[];
+  report: string;
+}
+
+export const experimentProgress = defineQuery<ExperimentProgress>('progress');
+
+export async function retoolExperiment(input: unknown): Promise<ExperimentResult> {
+  const config = parseConfig(input);
+  const { brief } = activitiesFor(config.heartbeatTimeout);
+  const control = new TrainingControl().install();
+  const id = workflowInfo().workflowId;
+  const progress: ExperimentProgress = { preset: config.preset, stage: 'data', dataset: null, arms: [] };
+  setHandler(experimentProgress, () => progress);
+  const enter = (stage: ExperimentProgress['stage']) => {
+    progress.stage = stage;
+    upsertSearchAttributes([{ key: RetoolStage, value: stage }]);
+  };
+  upsertSearchAttributes([
+    { key: RetoolStage, value: 'data' },
+    { key: RetoolDataset, value: config.data.name },
+    { key: RetoolPreset, value: config.preset },
+  ]);
+  upsertMemo({ preset: config.preset, arms: config.arms, dataset: config.data.name });
+  await brief.recordRunStart({ kind: 'experiment', preset: config.preset, config });
+  try {
+    // One problem set for every arm, made once.
+    const data = await brief.prepareProblems(config.data);
+    progress.dataset = data.dataset;
+
+    enter('arms');
+    const children = await Promise.all(
+      config.arms.map((arm) =>
+        startChild(retoolPipeline, {
+          workflowId: `${id}-${arm}`,
+          staticSummary: `${arm === 'code' ? 'ReTool (code)' : 'text-only'} arm of ${id}`,
+          args: [{ ...config, arm, data: { source: 'stored', name: data.name, version: data.version } }],
+        }),
+      ),
+    );
+    progress.arms = children.map((c, i) => ({ arm: config.arms[i]!, workflowId: c.workflowId }));
+    upsertMemo({ armRuns: progress.arms });
+    const signals = { pause: pauseSignal, resume: resumeSignal, stop: stopSignal };
+    const arms = await control.delegating(
+      (s) => Promise.all(children.map((c) => c.signal(signals[s]))).then(() => undefined),
+      () => Promise.all(children.map((c) => c.result())),
+    );
+    const best = Math.max(...arms.map((a) => a.finalEval?.accuracy ?? 0));
+    upsertSearchAttributes([{ key: RetoolBestAccuracy, value: best }]);
+    upsertMemo({ bestAccuracy: best });
+
+    const stopped = arms.some((a) => a.status === 'stopped');
+    await brief.recordRunEnd({
+      status: stopped ? 'stopped' : 'completed',
+      summary: { dataset: data.dataset, arms: arms.map((a) => ({ arm: a.arm, workflowId: a.workflowId, sftAccuracy: a.sftEval?.accuracy ?? null, accuracy: a.finalEval?.accuracy ?? null, rlSteps: a.rlSteps })) },
+    });
+    enter('report');
+    const report = await brief.report({ runId: id, out: `artifacts/${id}/report.html` });
+    upsertMemo({ report: report.html });
+    enter('done');
+    return { workflowId: id, dataset: data.dataset, arms, report: report.html };
+  } catch (err) {
+    await CancellationScope.nonCancellable(async () => {
+      enter('failed');
+      await brief.recordRunEnd({ status: isCancellation(err) ? 'stopped' : 'failed', summary: { error: String((err as Error).message ?? err) } });
+    });
+    throw err;
+  }
+}
