@@ -1,4 +1,5 @@
 import { ApplicationFailure } from '@temporalio/common';
+import { ZodError } from 'zod';
 import { BadInputError } from '../datasets/errors.js';
 
 /**
@@ -8,6 +9,10 @@ import { BadInputError } from '../datasets/errors.js';
 export function asActivityFailure(err: unknown): unknown {
   if (err instanceof BadInputError) {
     return ApplicationFailure.create({ message: err.message, type: err.name, nonRetryable: true });
+  }
+  if (err instanceof ZodError) {
+    const message = err.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`).join('; ');
+    return ApplicationFailure.create({ message: `invalid input: ${message}`, type: 'BadInputError', nonRetryable: true });
   }
   return err;
 }

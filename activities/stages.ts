@@ -39,17 +39,22 @@ export interface TrainingHeartbeat {
   total: number;
   checkpoint: string | null;
   metrics: Record<string, number>;
+  /** Pace of this attempt (from its first step on, so loading and resuming do not count). */
+  secondsPerStep?: number | null;
 }
 
 /** Heartbeats progress, remembering the last checkpoint so every heartbeat carries it. */
 function trainingHeartbeat(stage: string, total: number) {
   const ctx = Context.current();
   const previous = ctx.info.heartbeatDetails as Partial<TrainingHeartbeat> | undefined;
-  const state: TrainingHeartbeat = { stage, step: previous?.step ?? 0, total, checkpoint: previous?.checkpoint ?? null, metrics: {} };
+  const state: TrainingHeartbeat = { stage, step: previous?.step ?? 0, total, checkpoint: previous?.checkpoint ?? null, metrics: {}, secondsPerStep: null };
+  let first: { step: number; at: number } | null = null;
   return {
     /** The checkpoint a previous attempt reported: this attempt resumes from it. */
     previousCheckpoint: previous?.checkpoint ?? null,
     step(step: number, metrics: Record<string, number | null>) {
+      first ??= { step, at: performance.now() };
+      if (step > first.step) state.secondsPerStep = (performance.now() - first.at) / 1000 / (step - first.step);
       state.step = step;
       state.metrics = Object.fromEntries(Object.entries(metrics).filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1])));
       ctx.heartbeat(state);

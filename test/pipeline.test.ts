@@ -1,14 +1,20 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { Worker } from '@temporalio/worker';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { withStore } from '../datasets/store.js';
 import { quietTemporalRuntime } from '../worker/run-prepare.js';
 import { ensureSearchAttributes, type TemporalTarget } from '../worker/temporal.js';
-import { startWorkers, type RunningWorkers } from '../worker/worker.js';
-import { pipelineProgress, PRESETS, retoolPipeline, type PipelineConfig } from '../workflows/pipeline.js';
-import { RetoolStage } from '../workflows/search-attributes.js';
+import { startWorkers, workflowBundle, type RunningWorkers } from '../worker/worker.js';
+import { resolveConfig } from '../workflows/config.js';
+import { pauseSignal, resumeSignal, stopSignal } from '../workflows/control.js';
+import { runStatus } from '../worker/status.js';
+import { pipelineProgress, retoolPipeline } from '../workflows/pipeline.js';
+import { RetoolBestAccuracy, RetoolPreset, RetoolStage } from '../workflows/search-attributes.js';
+import { createRetrainSchedule, triggerSchedule } from '../worker/schedules.js';
 import { ROOT, tempHome } from './helpers/cli.js';
 
 const address = inject('temporalAddress');
@@ -35,38 +41,114 @@ describe('retoolPipeline on a real Temporal dev server', () => {
     home.cleanup();
   });
 
-  it('chains data, cold start, SFT, evaluation and RL as activities, and everything lands in the store', async () => {
+  it('chains data, cold start, SFT, evaluation, RL rounds (child workflow), final evaluation and report; a schedule retrains from its model', async () => {
     // The quick preset, smaller still: the test checks the wiring, not what the model learns.
-    const config: PipelineConfig = { ...PRESETS.quick, data: { name: 'pipe', count: 300, seed: 3 }, traces: { limit: 60, seed: 0 }, sft: { ...PRESETS.quick.sft, steps: 12, checkpointEvery: 6 }, eval: { limit: 8 }, rl: { ...PRESETS.quick.rl, promptsPerStep: 2, samplesPerPrompt: 2, evalLimit: 4, maxResponseTokens: 48 } };
+    const config = resolveConfig('quick', { data: { source: 'synth', name: 'pipe', count: 300, seed: 3 }, traces: { limit: 60, seed: 0 }, sft: { steps: 12, checkpointEvery: 6 }, eval: { limit: 8 }, rl: { steps: 4, evalEvery: 2, checkpointEvery: 1, promptsPerStep: 2, samplesPerPrompt: 2, evalLimit: 4, maxResponseTokens: 48 } });
     const workflowId = `test-pipeline-${Date.now()}`;
     const handle = await client.workflow.start(retoolPipeline, { taskQueue, workflowId, args: [config] });
     const result = await handle.result();
-    expect(result.dataset).toBe('pipe@1');
-    expect(result.traces).toBe(`${workflowId}-code@1`);
-    for (const accuracy of [result.sftEval.accuracy, result.finalEval.accuracy, ...result.rlEvals.map((e) => e.accuracy)]) {
+    expect(result).toMatchObject({ status: 'completed', dataset: 'pipe@1', traces: `${workflowId}-code@1`, rlSteps: 4, startedFrom: null });
+    for (const accuracy of [result.sftEval!.accuracy, result.finalEval!.accuracy, ...result.rlEvals.map((e) => e.accuracy)]) {
       expect(accuracy).toBeGreaterThanOrEqual(0);
       expect(accuracy).toBeLessThanOrEqual(1);
     }
-    expect(result.rlEvals.map((e) => e.step)).toEqual([0, 2]);
-    expect(await handle.query(pipelineProgress)).toMatchObject({ stage: 'done', preset: 'quick', dataset: 'pipe@1' });
-    expect((await handle.describe()).typedSearchAttributes.get(RetoolStage)).toBe('done');
+    // Two rounds of two steps, each ending with a held-out evaluation, after the one before step 1.
+    expect(result.rlEvals.map((e) => e.step)).toEqual([0, 2, 4]);
+    const progress = await handle.query(pipelineProgress);
+    expect(progress).toMatchObject({ stage: 'done', preset: 'quick', dataset: 'pipe@1', rlWorkflowId: `${workflowId}-rl` });
+    expect(progress.stages.map((s) => `${s.name}:${s.status}`)).toEqual(['data:done', 'cold-start:done', 'sft:done', 'sft-eval:done', 'rl:done', 'final-eval:done', 'report:done']);
+    const described = await handle.describe();
+    expect(described.typedSearchAttributes.get(RetoolStage)).toBe('done');
+    expect(described.typedSearchAttributes.get(RetoolPreset)).toBe('quick');
+    const best = Math.max(result.sftEval!.accuracy, result.finalEval!.accuracy, ...result.rlEvals.map((e) => e.accuracy));
+    expect(described.typedSearchAttributes.get(RetoolBestAccuracy)).toBe(best);
+    expect(described.memo).toMatchObject({ preset: 'quick', bestAccuracy: best, report: result.report });
+    expect(existsSync(result.report!)).toBe(true);
+    expect(existsSync(result.report!.replace(/\.html$/, '-accuracy.png'))).toBe(true);
 
     await withStore(home.dir, async (store) => {
       const checkpoints = await store.query<{ stage: string; step: number }>('SELECT stage, step FROM checkpoints WHERE run_id LIKE $1 ORDER BY stage, step', [`${workflowId}-%`]);
-      expect(checkpoints.map((c) => `${c.stage}:${Number(c.step)}`)).toEqual(['rl:1', 'rl:2', 'sft:6', 'sft:12']);
+      expect(checkpoints.map((c) => `${c.stage}:${Number(c.step)}`)).toEqual(['rl:1', 'rl:2', 'rl:3', 'rl:4', 'sft:6', 'sft:12']);
       const rollouts = await store.query<{ n: bigint }>('SELECT count(*) AS n FROM rollouts WHERE run_id = $1', [`${workflowId}-rl`]);
-      expect(Number(rollouts[0]!.n)).toBe(2 * 2 * 2);
-      const evals = await store.query<{ eval_id: string }>("SELECT DISTINCT eval_id FROM evaluations WHERE eval_id LIKE $1 ORDER BY eval_id", [`${workflowId}%`]);
-      // The SFT model's and the final evaluation, and RL's own before its first step and after its last.
-      expect(evals.map((e) => e.eval_id)).toEqual([`${workflowId}-final-eval@1`, `${workflowId}-rl-step-0@1`, `${workflowId}-rl-step-2@1`, `${workflowId}-sft-eval@1`]);
+      expect(Number(rollouts[0]!.n)).toBe(4 * 2 * 2);
+      const evals = await store.query<{ eval_id: string }>('SELECT DISTINCT eval_id FROM evaluations WHERE eval_id LIKE $1 ORDER BY eval_id', [`${workflowId}%`]);
+      expect(evals.map((e) => e.eval_id)).toEqual([`${workflowId}-final-eval@1`, `${workflowId}-rl-step-0@1`, `${workflowId}-rl-step-2@1`, `${workflowId}-rl-step-4@1`, `${workflowId}-sft-eval@1`]);
+      const runs = await store.query<{ status: string }>('SELECT status FROM runs WHERE run_id = $1', [workflowId]);
+      expect(runs[0]!.status).toBe('completed');
     });
-    // The activities ran in the order the stages depend on each other.
+    // The parent's activities in dependency order; RL's rounds are in the child's history, each with a summary.
     const history = await handle.fetchHistory();
-    const scheduled = history.events!.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType!.name] : []));
-    expect(scheduled).toEqual(['prepareData', 'initModel', 'synthTraces', 'sft', 'evaluate', 'rl', 'evaluate']);
+    const scheduled = (h: typeof history) => h.events!.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType!.name] : []));
+    expect(scheduled(history)).toEqual(['recordRunStart', 'prepareProblems', 'initModel', 'synthTraces', 'sft', 'evaluate', 'evaluate', 'recordRunEnd', 'report']);
+    const childHistory = await client.workflow.getHandle(`${workflowId}-rl`).fetchHistory();
+    expect(scheduled(childHistory)).toEqual(['rl', 'rl']);
+    const summaries = childHistory.events!.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => defaultPayloadConverter.fromPayload<string>(e.userMetadata!.summary!));
+    expect(summaries).toEqual(['RL round 1: steps 1-2 of 4, then held-out evaluation', 'RL round 2: steps 3-4 of 4, then held-out evaluation']);
+    // Deterministic: both histories replay against today's workflow code.
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, workflowId);
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, childHistory, `${workflowId}-rl`);
+
+    // Scheduled retraining: a firing trains from this run's final model on the dataset's current version.
+    const scheduleId = `test-retrain-${Date.now()}`;
+    await createRetrainSchedule(client, { id: scheduleId, config: { ...config, rl: { ...config.rl, steps: 2 } }, every: '1d', catchupWindow: '1m', taskQueue, paused: true });
+    try {
+      const retrainId = await triggerSchedule(client, scheduleId);
+      expect(retrainId).toMatch(new RegExp(`^${scheduleId}-run`));
+      const retrain = await client.workflow.getHandle<typeof retoolPipeline>(retrainId!).result();
+      expect(retrain).toMatchObject({ status: 'completed', dataset: 'pipe@1', startedFrom: workflowId, sftModel: result.finalModel, traces: null, rlSteps: 2 });
+      const retrainProgress = await client.workflow.getHandle(retrainId!).query(pipelineProgress);
+      expect(retrainProgress.stages.filter((s) => s.status === 'skipped').map((s) => s.name)).toEqual(['cold-start', 'sft']);
+      const rlInput = (await client.workflow.getHandle(retrainProgress.rlWorkflowId!).fetchHistory()).events![0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!;
+      expect(defaultPayloadConverter.fromPayload<{ model: string }>(rlInput).model).toBe(result.finalModel);
+    } finally {
+      await client.schedule.getHandle(scheduleId).delete();
+    }
   }, 300_000);
 
-  it('a worker killed (SIGKILL) in the middle of SFT: a new worker resumes from the last checkpoint, no row lost or doubled', async () => {
+  it('pause stops SFT at a step boundary with a checkpoint, resume continues from it, stop ends RL early and the run still evaluates and reports', async () => {
+    const config = resolveConfig('quick', { data: { source: 'synth', name: 'ctl', count: 300, seed: 5 }, traces: { limit: 60, seed: 0 }, sft: { steps: 150, checkpointEvery: 50 }, eval: { limit: 4 }, rl: { steps: 40, evalEvery: 20, evalLimit: 4, checkpointEvery: 1, promptsPerStep: 2, samplesPerPrompt: 2, maxResponseTokens: 32 } });
+    const workflowId = `test-control-${Date.now()}`;
+    const handle = await client.workflow.start(retoolPipeline, { taskQueue, workflowId, args: [config] });
+    const until = async (what: string, ok: () => Promise<boolean>) => {
+      for (let i = 0; i < 1500; i++) {
+        if (await ok().catch(() => false)) return;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      throw new Error(`timed out waiting for ${what}`);
+    };
+    const current = async () => (await runStatus(client, workflowId)).arms[0]!.current;
+    await until('SFT step 15', async () => (await current())?.stage === 'sft' && (await current())!.step >= 15);
+    await handle.signal(pauseSignal);
+    await until('the SFT activity to stop', async () => (await handle.query(pipelineProgress)).paused && ((await handle.describe()).raw.pendingActivities ?? []).length === 0);
+    // Nothing trains while paused.
+    const status = await runStatus(client, workflowId);
+    expect(status.arms[0]!.paused).toBe(true);
+    expect(status.arms[0]!.stage).toBe('sft');
+    await handle.signal(resumeSignal);
+    await until('RL step 2', async () => (await current())?.stage === 'rl' && (await current())!.step >= 2);
+    await handle.signal(stopSignal);
+    const result = await handle.result();
+    expect(result.status).toBe('stopped');
+    expect(result.rlSteps).toBeGreaterThanOrEqual(2);
+    expect(result.rlSteps).toBeLessThan(40);
+    expect(result.finalModel).toBe(join(home.dir, 'artifacts', `${workflowId}-rl`, 'rl', `step-${result.rlSteps}`));
+    expect(result.finalEval).not.toBeNull();
+    expect(existsSync(result.report!)).toBe(true);
+    await withStore(home.dir, async (store) => {
+      const sft = await store.query<{ summary: string }>('SELECT CAST(summary AS VARCHAR) AS summary FROM runs WHERE run_id = $1', [`${workflowId}-sft`]);
+      // Paused after step 15 (checkpoints every 50): the pause itself saved the checkpoint it resumed from.
+      const resumedFrom = JSON.parse(sft[0]!.summary).resumedFrom as number;
+      expect(resumedFrom).toBeGreaterThanOrEqual(15);
+      expect(resumedFrom % 50).not.toBe(0);
+      const losses = await store.query<{ step: number; n: bigint }>("SELECT step, count(*) AS n FROM metrics WHERE run_id = $1 AND stage = 'sft' AND name = 'loss' GROUP BY step ORDER BY step", [`${workflowId}-sft`]);
+      expect(losses.map((r) => Number(r.step))).toEqual(Array.from({ length: 150 }, (_, i) => i + 1));
+      expect(losses.every((r) => Number(r.n) === 1)).toBe(true);
+      const runs = await store.query<{ status: string }>('SELECT status FROM runs WHERE run_id = $1', [workflowId]);
+      expect(runs[0]!.status).toBe('stopped');
+    });
+  }, 300_000);
+
+  it('a worker killed (SIGKILL) in the middle of SFT and again in the middle of RL: new workers resume from the last checkpoints, no row lost or doubled', async () => {
     const killHome = tempHome('retool-pipeline-kill-');
     const queue = 'retool-pipeline-kill-test';
     // Wrapped: an async function returning the subprocess itself would wait for it to exit.
@@ -78,38 +160,56 @@ describe('retoolPipeline on a real Temporal dev server', () => {
       });
       return { child };
     };
+    const waitFor = async (path: string) => {
+      for (let i = 0; i < 1800 && !existsSync(path); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(existsSync(path)).toBe(true);
+    };
     let worker: { child: ResultPromise } | null = null;
+    const killWorker = async () => {
+      worker!.child.kill('SIGKILL');
+      await worker!.child.catch(() => undefined);
+    };
     try {
       worker = await startWorker();
-      const config: PipelineConfig = { ...PRESETS.quick, heartbeatTimeout: '3s', data: { name: 'kill', count: 300, seed: 4 }, traces: { limit: 60, seed: 0 }, sft: { ...PRESETS.quick.sft, steps: 120, checkpointEvery: 20 }, eval: { limit: 4 }, rl: { ...PRESETS.quick.rl, steps: 1, promptsPerStep: 2, samplesPerPrompt: 2, evalEvery: 0, maxResponseTokens: 32 } };
+      const config = resolveConfig('quick', { heartbeatTimeout: '3s', data: { source: 'synth', name: 'kill', count: 300, seed: 4 }, traces: { limit: 60, seed: 0 }, sft: { steps: 120, checkpointEvery: 20 }, eval: { limit: 4 }, rl: { steps: 8, evalEvery: 8, evalLimit: 4, checkpointEvery: 2, promptsPerStep: 2, samplesPerPrompt: 2, maxResponseTokens: 32 } });
       const workflowId = `test-kill-${Date.now()}`;
       const handle = await client.workflow.start(retoolPipeline, { taskQueue: queue, workflowId, args: [config] });
       // Step 40 on disk: step 20's checkpoint is registered in the store by then.
-      const firstCheckpoint = join(killHome.dir, 'artifacts', `${workflowId}-sft`, 'sft', 'step-40');
-      for (let i = 0; i < 1200 && !existsSync(firstCheckpoint); i++) await new Promise((r) => setTimeout(r, 100));
-      expect(existsSync(firstCheckpoint)).toBe(true);
-      worker.child.kill('SIGKILL');
-      await worker.child.catch(() => undefined);
+      await waitFor(join(killHome.dir, 'artifacts', `${workflowId}-sft`, 'sft', 'step-40'));
+      await killWorker();
+      worker = await startWorker();
+      // Likewise in RL: step 4 on disk, step 2 registered.
+      await waitFor(join(killHome.dir, 'artifacts', `${workflowId}-rl`, 'rl', 'step-4'));
+      await killWorker();
       worker = await startWorker();
       const result = await handle.result();
-      expect(result.dataset).toBe('kill@1');
+      expect(result).toMatchObject({ status: 'completed', dataset: 'kill@1', rlSteps: 8 });
 
-      const history = await handle.fetchHistory();
-      const sftAttempts = history.events!.flatMap((e) => (e.activityTaskStartedEventAttributes && history.events!.find((s) => s.eventId?.toString() === e.activityTaskStartedEventAttributes!.scheduledEventId?.toString())?.activityTaskScheduledEventAttributes?.activityType?.name === 'sft' ? [e.activityTaskStartedEventAttributes.attempt] : []));
-      expect(sftAttempts).toEqual([2]);
+      const attempts = async (h: { fetchHistory: typeof handle.fetchHistory }, activity: string) => {
+        const events = (await h.fetchHistory()).events!;
+        const scheduledIds = new Set(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === activity).map((e) => String(e.eventId)));
+        return events.flatMap((e) => (e.activityTaskStartedEventAttributes && scheduledIds.has(String(e.activityTaskStartedEventAttributes.scheduledEventId)) ? [e.activityTaskStartedEventAttributes.attempt] : []));
+      };
+      expect(await attempts(handle, 'sft')).toEqual([2]);
+      expect(await attempts(client.workflow.getHandle(`${workflowId}-rl`), 'rl')).toEqual([2]);
       await withStore(killHome.dir, async (store) => {
-        const runs = await store.query<{ status: string; summary: string }>('SELECT status, CAST(summary AS VARCHAR) AS summary FROM runs WHERE run_id = $1', [`${workflowId}-sft`]);
-        expect(runs[0]!.status).toBe('completed');
-        // The second attempt continued from a checkpoint instead of starting over.
-        expect(JSON.parse(runs[0]!.summary).resumedFrom).toBeGreaterThanOrEqual(20);
-        const losses = await store.query<{ step: number; n: bigint }>("SELECT step, count(*) AS n FROM metrics WHERE run_id = $1 AND stage = 'sft' AND name = 'loss' GROUP BY step ORDER BY step", [`${workflowId}-sft`]);
-        expect(losses.map((r) => Number(r.step))).toEqual(Array.from({ length: 120 }, (_, i) => i + 1));
-        expect(losses.every((r) => Number(r.n) === 1)).toBe(true);
+        for (const [stage, steps] of [['sft', 120], ['rl', 8]] as const) {
+          const runs = await store.query<{ status: string; summary: string }>('SELECT status, CAST(summary AS VARCHAR) AS summary FROM runs WHERE run_id = $1', [`${workflowId}-${stage}`]);
+          expect(runs[0]!.status).toBe('completed');
+          // The second attempt continued from a checkpoint instead of starting over.
+          expect(JSON.parse(runs[0]!.summary).resumedFrom).toBeGreaterThanOrEqual(stage === 'sft' ? 20 : 2);
+          const name = stage === 'sft' ? 'loss' : 'reward_mean';
+          const rows = await store.query<{ step: number; n: bigint }>('SELECT step, count(*) AS n FROM metrics WHERE run_id = $1 AND stage = $2 AND name = $3 GROUP BY step ORDER BY step', [`${workflowId}-${stage}`, stage, name]);
+          expect(rows.map((r) => Number(r.step))).toEqual(Array.from({ length: steps }, (_, i) => i + 1));
+          expect(rows.every((r) => Number(r.n) === 1)).toBe(true);
+        }
+        // Every RL step's trajectories exactly once: 2 prompts x 2 samples.
+        const rollouts = await store.query<{ step: number; n: bigint; distinct_samples: bigint }>('SELECT step, count(*) AS n, count(DISTINCT (problem_id, sample_idx)) AS distinct_samples FROM rollouts WHERE run_id = $1 GROUP BY step ORDER BY step', [`${workflowId}-rl`]);
+        expect(rollouts.map((r) => [Number(r.step), Number(r.n), Number(r.distinct_samples)])).toEqual(Array.from({ length: 8 }, (_, i) => [i + 1, 4, 4]));
       });
     } finally {
-      worker?.child.kill('SIGKILL');
-      await worker?.child.catch(() => undefined);
+      if (worker) await killWorker();
       killHome.cleanup();
     }
-  }, 300_000);
+  }, 400_000);
 });

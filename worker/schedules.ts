@@ -65,7 +65,7 @@ function describeSummary(s: ScheduleSummary) {
     paused: s.state.paused,
     spec: intervals.join(', ') || 'cron',
     next: s.info?.nextActionTimes?.[0]?.toISOString() ?? null,
-    recent: (s.info?.recentActions ?? []).map((a) => ('workflowId' in a.action ? String(a.action.workflowId) : '')).filter(Boolean),
+    recent: (s.info?.recentActions ?? []).map((a) => a.action.workflow.workflowId),
   };
 }
 
@@ -86,8 +86,7 @@ export async function pauseSchedule(client: Client, id: string, paused: boolean)
 export async function triggerSchedule(client: Client, id: string): Promise<string | null> {
   const handle = await handleOf(client, id);
   const lastRun = async () => {
-    const action = (await handle.describe()).info.recentActions.at(-1)?.action;
-    return action && 'workflowId' in action ? String(action.workflowId) : null;
+    return (await handle.describe()).info.recentActions.at(-1)?.action.workflow.workflowId ?? null;
   };
   const before = await lastRun();
   await handle.trigger(ScheduleOverlapPolicy.SKIP);

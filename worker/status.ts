@@ -6,6 +6,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import type { TrainingHeartbeat } from '../activities/stages.js';
 import type { ExperimentProgress } from '../workflows/experiment.js';
 import type { PipelineProgress, retoolPipeline } from '../workflows/pipeline.js';
+import type { RlProgress } from '../workflows/rl-rounds.js';
 
 export interface ActivityProgress extends TrainingHeartbeat {
   activity: string;
@@ -40,13 +41,14 @@ async function pendingHeartbeats(handle: WorkflowHandle): Promise<{ activity: st
   });
 }
 
-function withEta(p: { activity: string; attempt: number; details: Partial<TrainingHeartbeat> }, stageStartedAt: number | null, now: number): ActivityProgress {
+function withEta(p: { activity: string; attempt: number; details: Partial<TrainingHeartbeat> }, overallTotal: number | null): ActivityProgress {
   const d = p.details;
   const step = d.step ?? 0;
-  const total = d.total ?? 0;
-  const elapsed = stageStartedAt === null ? null : (now - stageStartedAt) / 1000;
-  const etaSeconds = elapsed !== null && step > 0 && total >= step ? (elapsed / step) * (total - step) : null;
-  return { activity: p.activity, attempt: p.attempt, stage: d.stage ?? p.activity, step, total, checkpoint: d.checkpoint ?? null, metrics: d.metrics ?? {}, etaSeconds };
+  // RL heartbeats count to the end of the round; the RL child knows the run's total.
+  const total = overallTotal ?? d.total ?? 0;
+  const pace = d.secondsPerStep ?? null;
+  const etaSeconds = pace !== null && total >= step ? pace * (total - step) : null;
+  return { activity: p.activity, attempt: p.attempt, stage: d.stage ?? p.activity, step, total, checkpoint: d.checkpoint ?? null, metrics: d.metrics ?? {}, secondsPerStep: pace, etaSeconds };
 }
 
 function fromMemo(memo: Record<string, unknown>, attributes: Record<string, readonly unknown[] | undefined>): PipelineProgress {
@@ -67,14 +69,14 @@ async function armStatus(client: Client, workflowId: string): Promise<ArmStatus>
     const result = await handle.result().catch(() => null);
     if (result) Object.assign(progress, { sftAccuracy: result.sftEval?.accuracy ?? null, finalAccuracy: result.finalEval?.accuracy ?? null, report: result.report });
   }
-  const now = Date.now();
   const running = progress.stages.filter((s) => s.status === 'running');
   const rlRunning = progress.rlWorkflowId && running.some((s) => s.name === 'rl');
-  const beats = [...(await pendingHeartbeats(handle)), ...(rlRunning ? await pendingHeartbeats(client.workflow.getHandle(progress.rlWorkflowId!)).catch(() => []) : [])];
+  const rlHandle = rlRunning ? client.workflow.getHandle(progress.rlWorkflowId!) : null;
+  const beats = [...(await pendingHeartbeats(handle)), ...(rlHandle ? await pendingHeartbeats(rlHandle).catch(() => []) : [])];
+  const rlTotal = rlHandle ? (await rlHandle.query<RlProgress>('progress').catch(() => null))?.total ?? null : null;
   // The training stage's heartbeat is the one worth a bar; evaluation next to RL comes second.
   const chosen = beats.find((b) => b.details.stage === 'rl' || b.details.stage === 'sft') ?? beats[0];
-  const stageOf = chosen ? progress.stages.find((s) => s.name === chosen.details.stage) ?? running[0] : null;
-  return { ...progress, workflowId, status: described.status.name, current: chosen ? withEta(chosen, stageOf?.startedAt ?? null, now) : null };
+  return { ...progress, workflowId, status: described.status.name, current: chosen ? withEta(chosen, chosen.details.stage === 'rl' ? rlTotal : null) : null };
 }
 
 export async function runStatus(client: Client, workflowId: string): Promise<RunStatus> {

@@ -43,6 +43,10 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
         namespace: opts.target.namespace,
         taskQueue,
         activities,
+        // Heartbeats carry progress for `retool status` and the bars: send them every few seconds,
+        // not once a minute (the SDK's default throttle).
+        defaultHeartbeatThrottleInterval: '2s',
+        maxHeartbeatThrottleInterval: '5s',
         // Workflows run on the train queue, or on a queue of the caller's own (tests isolate runs so).
         ...(taskQueue !== TASK_QUEUES.rollout && taskQueue !== TASK_QUEUES.sandbox ? { workflowBundle: await workflowBundle() } : {}),
       }),

@@ -73,7 +73,7 @@ export async function retoolExperiment(input: unknown): Promise<ExperimentResult
       summary: { dataset: data.dataset, arms: arms.map((a) => ({ arm: a.arm, workflowId: a.workflowId, sftAccuracy: a.sftEval?.accuracy ?? null, accuracy: a.finalEval?.accuracy ?? null, rlSteps: a.rlSteps })) },
     });
     enter('report');
-    const report = await brief.report({ runId: id, out: `artifacts/${id}/report.html` });
+    const report = await brief.report({ runId: id, out: `artifacts/${id.replace(/[^A-Za-z0-9._-]/g, '-')}/report.html` });
     upsertMemo({ report: report.html });
     enter('done');
     return { workflowId: id, dataset: data.dataset, arms, report: report.html };

@@ -74,7 +74,9 @@ export async function retoolPipeline(input: unknown): Promise<PipelineResult> {
   const config = parseConfig(input);
   const acts = activitiesFor(config.heartbeatTimeout);
   const control = new TrainingControl().install();
-  const id = workflowInfo().workflowId;
+  // Schedules name runs `<id>-<ISO time>`: run ids and folders keep to [A-Za-z0-9._-].
+  const workflowId = workflowInfo().workflowId;
+  const id = workflowId.replace(/[^A-Za-z0-9._-]/g, '-');
   const dir = `artifacts/${id}`;
   const arm = config.arm;
   const tools = arm === 'code';
@@ -193,7 +195,7 @@ export async function retoolPipeline(input: unknown): Promise<PipelineResult> {
     const status = control.stopRequested || rl?.stopped ? 'stopped' : 'completed';
     const stageSeconds = Object.fromEntries(progress.stages.filter((s) => s.seconds !== null).map((s) => [s.name, s.seconds!]));
     const result: PipelineResult = {
-      workflowId: id, arm, status, dataset: data.dataset, traces, startedFrom: previous?.workflowId ?? null, sftModel, finalModel,
+      workflowId, arm, status, dataset: data.dataset, traces, startedFrom: previous?.workflowId ?? null, sftModel, finalModel,
       sftEval, rlEvals: rl?.evals ?? [], rlSteps: rl?.steps ?? 0, finalEval, report: null, stageSeconds,
     };
     await acts.brief.recordRunEnd({
@@ -204,7 +206,7 @@ export async function retoolPipeline(input: unknown): Promise<PipelineResult> {
         byLevel: finalEval?.byLevel ?? {}, rlSteps: result.rlSteps, stageSeconds,
       },
     });
-    const report = await stage('report', () => acts.brief.report.executeWithOptions({ summary: 'HTML report with plots' }, [{ runId: id, out: `${dir}/report.html` }]));
+    const report = await stage('report', () => acts.brief.report.executeWithOptions({ summary: 'HTML report with plots' }, [{ runId: workflowId, out: `${dir}/report.html` }]));
     progress.report = report.html;
     upsertMemo({ report: report.html, finalAccuracy: finalEval?.accuracy ?? null });
     progress.stage = status === 'completed' ? 'done' : 'stopped';
