@@ -15,31 +15,42 @@ export function resolveHome(home?: string): string {
 /**
  * One DuckDB instance per file per process, shared by reference count: concurrent activities in
  * a worker share it, and the file lock is released as soon as nobody uses it, so the CLI and a
- * worker can take turns on the same store.
+ * worker can take turns on the same store. Opening is serialised per file: DuckDB's file lock is
+ * per process, so two instances opened at once in one process would both write the file.
  */
-const openInstances = new Map<string, { instance: DuckDBInstance; refs: number; migrated: boolean }>();
+const openInstances = new Map<string, { instance: DuckDBInstance; refs: number }>();
+const opening = new Map<string, Promise<unknown>>();
 
 const LOCK_ERROR = /Could not set lock on file|Conflicting lock is held/i;
 
 async function acquireInstance(path: string, waitForLockMs: number): Promise<DuckDBInstance> {
-  const shared = openInstances.get(path);
-  if (shared) {
-    shared.refs += 1;
-    return shared.instance;
+  for (;;) {
+    const shared = openInstances.get(path);
+    if (shared) {
+      shared.refs += 1;
+      return shared.instance;
+    }
+    const pending = opening.get(path);
+    if (!pending) break;
+    await pending.catch(() => undefined);
   }
+  const open = openMigrated(path, waitForLockMs).then((instance) => openInstances.set(path, { instance, refs: 0 }));
+  opening.set(path, open);
+  try {
+    await open;
+  } finally {
+    opening.delete(path);
+  }
+  return acquireInstance(path, waitForLockMs);
+}
+
+/** Opens the file (waiting out another process's lock) and brings its schema up to date. */
+async function openMigrated(path: string, waitForLockMs: number): Promise<DuckDBInstance> {
   const deadline = Date.now() + waitForLockMs;
   for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
+    let instance: DuckDBInstance;
     try {
-      const instance = await DuckDBInstance.create(path);
-      const again = openInstances.get(path);
-      if (again) {
-        // Another caller in this process opened it while we waited.
-        instance.closeSync();
-        again.refs += 1;
-        return again.instance;
-      }
-      openInstances.set(path, { instance, refs: 1, migrated: false });
-      return instance;
+      instance = await DuckDBInstance.create(path);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       if (!LOCK_ERROR.test(message)) throw err;
@@ -52,6 +63,17 @@ async function acquireInstance(path: string, waitForLockMs: number): Promise<Duc
         );
       }
       await new Promise((r) => setTimeout(r, delay));
+      continue;
+    }
+    const connection = await instance.connect();
+    try {
+      await migrate(path, connection);
+      return instance;
+    } catch (err) {
+      instance.closeSync();
+      throw err;
+    } finally {
+      connection.closeSync();
     }
   }
 }
@@ -85,19 +107,10 @@ export class Store {
     mkdirSync(dir, { recursive: true });
     const path = join(dir, 'retool.duckdb');
     const instance = await acquireInstance(path, options.waitForLockMs ?? 10_000);
-    let store: Store | null = null;
     try {
-      store = new Store(path, dir, await instance.connect());
-      const shared = openInstances.get(path)!;
-      if (!shared.migrated) {
-        await store.migrate();
-        shared.migrated = true;
-      }
-      return store;
+      return new Store(path, dir, await instance.connect());
     } catch (err) {
-      // A live connection would keep the instance, and the file lock, until garbage collection.
-      if (store) store.close();
-      else releaseInstance(path);
+      releaseInstance(path);
       throw err;
     }
   }
@@ -135,23 +148,27 @@ export class Store {
     const rows = await this.query<{ v: number | null }>('SELECT max(version) AS v FROM schema_migrations');
     return rows[0]?.v ?? 0;
   }
+}
 
-  private async migrate(): Promise<void> {
-    await this.run(
-      `CREATE TABLE IF NOT EXISTS schema_migrations (
-         version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ DEFAULT current_timestamp)`,
-    );
-    const current = await this.schemaVersion();
-    if (current > SCHEMA_VERSION) {
-      throw new BadInputError(
-        `The store ${this.path} has schema version ${current}, newer than this retool understands (${SCHEMA_VERSION}). Upgrade retool.`,
-      );
-    }
-    for (const migration of MIGRATIONS.filter((m) => m.version > current)) {
-      await this.transaction(async () => {
-        await this.run(migration.sql);
-        await this.run('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [migration.version, migration.name]);
-      });
+async function migrate(path: string, connection: DuckDBConnection): Promise<void> {
+  await connection.run(
+    `CREATE TABLE IF NOT EXISTS schema_migrations (
+       version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ DEFAULT current_timestamp)`,
+  );
+  const rows = (await connection.runAndReadAll('SELECT max(version) AS v FROM schema_migrations')).getRowObjectsJS();
+  const current = Number(rows[0]?.v ?? 0);
+  if (current > SCHEMA_VERSION) {
+    throw new BadInputError(`The store ${path} has schema version ${current}, newer than this retool understands (${SCHEMA_VERSION}). Upgrade retool.`);
+  }
+  for (const migration of MIGRATIONS.filter((m) => m.version > current)) {
+    await connection.run('BEGIN TRANSACTION');
+    try {
+      await connection.run(migration.sql);
+      await connection.run('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [migration.version, migration.name]);
+      await connection.run('COMMIT');
+    } catch (err) {
+      await connection.run('ROLLBACK');
+      throw err;
     }
   }
 }

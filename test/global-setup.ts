@@ -9,6 +9,8 @@ import { freePort } from './helpers/net.js';
 declare module 'vitest' {
   export interface ProvidedContext {
     temporalAddress: string;
+    /** The dev server's web UI ('' when TEMPORAL_ADDRESS names a server whose UI we do not know). */
+    temporalUiUrl: string;
   }
 }
 
@@ -20,13 +22,16 @@ export default async function setup(project: TestProject) {
   let child: ChildProcess | null = null;
   let home: string | null = null;
   let address = process.env.TEMPORAL_ADDRESS;
+  let uiUrl = process.env.TEMPORAL_UI_URL ?? '';
   if (!address) {
     home = mkdtempSync(join(tmpdir(), 'retool-test-temporal-'));
     const started = await startDevServer({ home, port: await freePort(), uiPort: await freePort(), ephemeral: true });
     child = started.child;
     address = started.target.address;
+    uiUrl = started.target.uiUrl ?? '';
   }
   project.provide('temporalAddress', address);
+  project.provide('temporalUiUrl', uiUrl);
   return async () => {
     if (child && child.exitCode === null) {
       const exited = new Promise((r) => child!.once('exit', r));

@@ -173,6 +173,21 @@ describe('opening the store and migrations', () => {
     expect(await probeOpenFromChild(dbFile())).toBe('opened');
   });
 
+  it('opens racing in one process share one instance: waves of concurrent open-write-close lose no row', async () => {
+    // DuckDB's file lock is per process; two instances opened at once in one process would both
+    // write the file (seen as "Could not read enough bytes" when two arms trained side by side).
+    const opened = await Promise.all(Array.from({ length: 6 }, () => Store.open(home)));
+    expect(new Set(opened.map((s) => (s as unknown as { connection: unknown }).connection)).size).toBe(6);
+    for (const s of opened) s.close();
+    await withStore(home, (s) => s.run('CREATE TABLE race (i INTEGER)'));
+    for (let wave = 0; wave < 6; wave++) {
+      await Promise.all(Array.from({ length: 8 }, (_, i) => withStore(home, (s) => s.run('INSERT INTO race VALUES ($1)', [wave * 8 + i]))));
+    }
+    const rows = await withStore(home, (s) => s.query<{ n: bigint; d: bigint }>('SELECT count(*) AS n, count(DISTINCT i) AS d FROM race'));
+    expect([Number(rows[0]!.n), Number(rows[0]!.d)]).toEqual([48, 48]);
+    expect(await probeOpenFromChild(dbFile())).toBe('opened');
+  });
+
   it('transaction() writes all or nothing', async () => {
     const store = await openStore();
     const boom = new Error('boom');

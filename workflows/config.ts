@@ -6,14 +6,14 @@ import { z } from 'zod';
 const Levels = z.array(z.number().int().min(1).max(4)).nonempty();
 const Duration = z.string().regex(/^\d+\s*(ms|s|seconds?|m|minutes?|h|hours?)$/, 'a duration such as "30s", "10 minutes" or "2h"');
 
-const SynthData = z.object({
+const SynthData = z.strictObject({
   source: z.literal('synth'),
   name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'lower-case letters, digits, - and _'),
   count: z.number().int().min(20).max(2_000_000),
   seed: z.number().int().default(7),
 });
 /** The latest version of a dataset already in the store (imported, or made by an earlier run). */
-const StoredData = z.object({
+const StoredData = z.strictObject({
   source: z.literal('stored'),
   name: z.string().min(1),
   version: z.number().int().positive().optional(),
@@ -32,10 +32,10 @@ export const RetoolConfigSchema = z
      * latest completed run of the same arm on this dataset (scheduled retraining), else scratch.
      */
     startFrom: z.enum(['scratch', 'latest']).default('scratch'),
-    model: z.object({ preset: z.enum(['tiny', 'small']).default('tiny'), seed: z.number().int().default(0) }).default({ preset: 'tiny', seed: 0 }),
-    traces: z.object({ limit: z.number().int().positive().optional(), seed: z.number().int().default(0) }).default({ seed: 0 }),
+    model: z.strictObject({ preset: z.enum(['tiny', 'small']).default('tiny'), seed: z.number().int().default(0) }).default({ preset: 'tiny', seed: 0 }),
+    traces: z.strictObject({ limit: z.number().int().positive().optional(), seed: z.number().int().default(0) }).default({ seed: 0 }),
     sft: z
-      .object({
+      .strictObject({
         steps: z.number().int().positive().default(2000),
         batchSize: z.number().int().positive().default(8),
         lr: z.number().positive().default(3e-3),
@@ -43,7 +43,7 @@ export const RetoolConfigSchema = z
       })
       .default({ steps: 2000, batchSize: 8, lr: 3e-3, checkpointEvery: 250 }),
     rl: z
-      .object({
+      .strictObject({
         algo: z.enum(['ppo', 'grpo']).default('grpo'),
         steps: z.number().int().positive().default(20),
         promptsPerStep: z.number().int().positive().default(16),
@@ -57,7 +57,7 @@ export const RetoolConfigSchema = z
         maxResponseTokens: z.number().int().positive().default(192),
       })
       .default({ algo: 'grpo', steps: 20, promptsPerStep: 16, samplesPerPrompt: 8, lr: 3e-5, evalEvery: 10, evalLimit: 400, checkpointEvery: 5, maxResponseTokens: 192 }),
-    eval: z.object({ levels: Levels.optional(), limit: z.number().int().positive().optional() }).default({}),
+    eval: z.strictObject({ levels: Levels.optional(), limit: z.number().int().positive().optional() }).default({}),
     /** How long a training activity may go silent before Temporal retries it on another worker. */
     heartbeatTimeout: Duration.default('10 minutes'),
     /** Rounds an RL child workflow runs before it continues as new (keeps its history short). */
@@ -111,7 +111,9 @@ export function resolveConfig(preset: PresetName | undefined, overrides: Record<
   const base: Record<string, unknown> = preset ? structuredCloneJson(PRESETS[preset]) : {};
   for (const [key, value] of Object.entries(overrides)) {
     const prior = base[key];
-    base[key] = isPlainObject(prior) && isPlainObject(value) ? { ...prior, ...value } : value;
+    // A section is merged key by key, except a data section of another source, which replaces.
+    const sameKind = !(key === 'data' && isPlainObject(prior) && isPlainObject(value) && value.source !== undefined && value.source !== prior.source);
+    base[key] = isPlainObject(prior) && isPlainObject(value) && sameKind ? { ...prior, ...value } : value;
   }
   return RetoolConfigSchema.parse(base);
 }

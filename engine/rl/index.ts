@@ -136,6 +136,7 @@ export async function runRl(options: RlOptions, hooks: { onStep?: (m: RlStepMetr
   if (config.algo === 'grpo' && config.samplesPerPrompt < 2) throw new BadInputError('GRPO needs at least 2 samples per prompt (--samples): its advantages compare samples of the same problem');
   const runId = opts.runId ?? `rl-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}-${randomBytes(3).toString('hex')}`;
 
+  let evaluateFirst = false;
   const { train, held, heldRef, checkpoint } = await withStore(opts.home, async (store) => {
     const train = await problemsForStage(store, opts.dataset, 'train');
     const held = await problemsForStage(store, opts.evalDataset ?? opts.dataset, 'test');
@@ -149,6 +150,10 @@ export async function runRl(options: RlOptions, hooks: { onStep?: (m: RlStepMetr
       checkpoint = await latestCheckpoint(store, runId, 'rl');
       if (!checkpoint) throw new BadInputError(`run ${runId} has no checkpoint to resume from`);
       await forgetStepsAfter(store, runId, ['rl', 'rl-eval'], checkpoint.step);
+      // An attempt that died between its last checkpoint and that step's evaluation owes it.
+      const dueAt = checkpoint.step % config.evalEvery === 0 || checkpoint.step === opts.steps || checkpoint.step === previous.config.steps;
+      const done = await store.query("SELECT 1 FROM metrics WHERE run_id = $1 AND stage = 'rl-eval' AND step = $2 LIMIT 1", [runId, checkpoint.step]);
+      evaluateFirst = config.evalEvery > 0 && dueAt && done.length === 0;
     }
     if (opts.levels) train.rows = train.rows.filter((p) => p.level !== null && opts.levels!.includes(p.level));
     let heldRows: ProblemRow[] = held.rows;
@@ -187,6 +192,7 @@ export async function runRl(options: RlOptions, hooks: { onStep?: (m: RlStepMetr
       config,
       checkpointDir: (step) => join(home, 'artifacts', runId, 'rl', `step-${step}`),
       resume: checkpoint ? { policy: source, critic: criticSource } : undefined,
+      evaluateFirst,
       signal: hooks.signal,
       onStep: async (m, trajectories) => {
         await withStore(opts.home, async (store) => {

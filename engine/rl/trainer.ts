@@ -83,6 +83,8 @@ export interface RlRun {
   onCheckpoint?: (step: number, dir: string) => void | Promise<void>;
   /** Held-out evaluation of the current policy, before training and every `evalEvery` steps. */
   evaluate?: (step: number, policy: Qwen2Model) => Promise<void>;
+  /** Evaluate before the first step even when resuming (the checkpoint's evaluation is missing). */
+  evaluateFirst?: boolean;
   signal?: AbortSignal;
 }
 
@@ -199,7 +201,7 @@ export async function trainRl(run: RlRun): Promise<RlResult> {
   };
 
   try {
-    if (step === 0) await evaluate();
+    if (step === 0 || run.evaluateFirst) await evaluate();
     while (step < c.steps) {
       if (run.signal?.aborted) {
         if (lastCheckpoint !== run.checkpointDir(step)) await checkpoint();

@@ -38,7 +38,7 @@ export function loadConfig(preset: string | undefined, file: string | undefined)
   const name = preset ?? (typeof overrides.preset === 'string' ? overrides.preset : 'default');
   if (!(name in PRESETS)) throw new BadInputError(`unknown preset "${name}"; choose one of ${Object.keys(PRESETS).join(', ')}`);
   try {
-    return resolveConfig(name as PresetName, { ...overrides, preset: overrides.preset ?? name });
+    return resolveConfig(name as PresetName, { ...overrides, preset: name });
   } catch (err) {
     if (err instanceof ZodError) throw new BadInputError(`${file ? `--config ${file}` : `preset ${name}`}: ${describeConfigError(err)}`);
     throw err;

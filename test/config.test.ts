@@ -1,0 +1,65 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { BadInputError } from '../datasets/errors.js';
+import { loadConfig } from '../worker/commands/run.js';
+import { PRESETS, resolveConfig, RetoolConfigSchema } from '../workflows/config.js';
+import { parseConfig } from '../workflows/pipeline.js';
+import { tempHome } from './helpers/cli.js';
+
+describe('the run configuration', () => {
+  it('every preset is a valid config; paper trains both arms, quick and default one', () => {
+    for (const name of Object.keys(PRESETS) as (keyof typeof PRESETS)[]) expect(() => resolveConfig(name)).not.toThrow();
+    expect(resolveConfig('paper').arms).toEqual(['code', 'text']);
+    expect(resolveConfig('default').arms).toEqual(['code']);
+    expect(resolveConfig('quick').rl.steps).toBeLessThan(resolveConfig('default').rl.steps);
+  });
+
+  it('a section of the overrides is merged key by key; a data section of another source replaces', () => {
+    const c = resolveConfig('default', { sft: { steps: 10 }, data: { source: 'stored', name: 'aime' } });
+    expect(c.sft).toEqual({ ...resolveConfig('default').sft, steps: 10 });
+    expect(c.data).toEqual({ source: 'stored', name: 'aime' });
+    expect(resolveConfig('default', { data: { count: 50 } }).data).toEqual({ source: 'synth', name: 'world', count: 50, seed: 7 });
+  });
+
+  it('an empty config gets defaults that work', () => {
+    const c = RetoolConfigSchema.parse({});
+    expect(c).toMatchObject({ arms: ['code'], arm: 'code', startFrom: 'scratch', heartbeatTimeout: '10 minutes' });
+  });
+
+  it('refuses unknown keys and bad values, naming where', () => {
+    expect(() => resolveConfig('quick', { sft: { stepz: 3 } })).toThrow(/stepz/);
+    const err = (() => {
+      try {
+        parseConfig({ preset: 'quick', rl: { steps: 0 }, heartbeatTimeout: 'soon' });
+      } catch (e) {
+        return e as Error;
+      }
+      return null;
+    })();
+    expect(err?.message).toMatch(/bad config: .*rl\.steps/);
+    expect(err?.message).toContain('heartbeatTimeout');
+    // Non-retryable: a workflow started from the UI with a bad config fails once.
+    expect((err as unknown as { nonRetryable: boolean }).nonRetryable).toBe(true);
+  });
+
+  it('a trigger from the UI may give just a preset name', () => {
+    expect(parseConfig({ preset: 'quick' })).toEqual(resolveConfig('quick'));
+  });
+
+  it('loadConfig: a file laid over a preset, with readable errors for a missing file, bad JSON, an unknown preset', () => {
+    const home = tempHome('retool-config-');
+    try {
+      const file = join(home.dir, 'c.json');
+      writeFileSync(file, JSON.stringify({ preset: 'quick', rl: { steps: 3 } }));
+      expect(loadConfig(undefined, file)).toMatchObject({ preset: 'quick', rl: { steps: 3, evalEvery: PRESETS.quick.rl.evalEvery } });
+      expect(loadConfig('default', file)).toMatchObject({ preset: 'default', rl: { steps: 3, evalEvery: PRESETS.default.rl.evalEvery } });
+      expect(() => loadConfig(undefined, join(home.dir, 'none.json'))).toThrow(BadInputError);
+      writeFileSync(file, '{ "rl": ');
+      expect(() => loadConfig(undefined, file)).toThrow(/not valid JSON/);
+      expect(() => loadConfig('huge', undefined)).toThrow(/unknown preset "huge"/);
+    } finally {
+      home.cleanup();
+    }
+  });
+});
