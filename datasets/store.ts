@@ -106,7 +106,7 @@ export class Store {
     const dir = resolveHome(home);
     mkdirSync(dir, { recursive: true });
     const path = join(dir, 'retool.duckdb');
-    const instance = await acquireInstance(path, options.waitForLockMs ?? 10_000);
+    const instance = await acquireInstance(path, options.waitForLockMs ?? 60_000);
     try {
       return new Store(path, dir, await instance.connect());
     } catch (err) {

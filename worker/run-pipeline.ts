@@ -26,6 +26,8 @@ export interface RunRetoolOptions {
   detach?: boolean;
   taskQueue?: string;
   workflowId?: string;
+  /** Worker processes while waiting (this one included). */
+  workers?: number;
   onStarted?: (id: string, url: string | null) => void;
   /** Called about once a second with where the run stands. */
   onStatus?: (status: RunStatus) => void;
@@ -54,7 +56,7 @@ export async function startRetool(client: Client, config: RetoolConfig, opts: { 
 export async function runRetool(config: RetoolConfig, opts: RunRetoolOptions = {}): Promise<RunRetoolResult> {
   const started = performance.now();
   const seconds = () => (performance.now() - started) / 1000;
-  return withLocalTemporal({ home: opts.home, localWorker: !opts.detach, taskQueue: opts.taskQueue }, async (client, target) => {
+  return withLocalTemporal({ home: opts.home, localWorker: !opts.detach, taskQueue: opts.taskQueue, workers: opts.workers }, async (client, target) => {
     const { handle, kind, workflowId } = await startRetool(client, config, opts);
     const uiUrl = workflowUrl(target, workflowId);
     opts.onStarted?.(workflowId, uiUrl);

@@ -3,7 +3,9 @@ import type { PrepareDataInput, PrepareDataResult } from '../datasets/prepare.js
 import { RetoolDataset, RetoolStage } from '../workflows/search-attributes.js';
 import { prepareDataWorkflow } from '../workflows/prepare-data.js';
 import type { Client } from '@temporalio/client';
-import { connectClient, ensureServer, TASK_QUEUES, workflowUrl, type TemporalTarget } from './temporal.js';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { connectClient, ensureServer, PROJECT_ROOT, TASK_QUEUES, workflowUrl, type TemporalTarget } from './temporal.js';
 import { startWorkers } from './worker.js';
 
 let runtimeInstalled = false;
@@ -24,20 +26,39 @@ export interface ViaTemporalResult extends PrepareDataResult {
 
 /**
  * Runs `fn` against a Temporal server (reused or started) with, unless `localWorker` is false, a
- * worker in this process, so that one command works on a bare machine; any `retool worker`
- * running elsewhere shares the queue. Connection and worker are closed afterwards.
+ * worker in this process and `workers - 1` more worker processes (one activity each: stages that
+ * run side by side need processes of their own), so that one command works on a bare machine; any
+ * `retool worker` running elsewhere shares the queue. Connection and workers are closed afterwards.
  */
-export async function withLocalTemporal<T>(opts: { home?: string; localWorker?: boolean; taskQueue?: string }, fn: (client: Client, target: TemporalTarget & { started: boolean }) => Promise<T>): Promise<T> {
+export async function withLocalTemporal<T>(opts: { home?: string; localWorker?: boolean; taskQueue?: string; workers?: number }, fn: (client: Client, target: TemporalTarget & { started: boolean }) => Promise<T>): Promise<T> {
   quietTemporalRuntime();
   const target = await ensureServer({ home: opts.home });
-  const workers = opts.localWorker === false ? null : await startWorkers({ target, home: opts.home, taskQueues: [opts.taskQueue ?? TASK_QUEUES.train] });
+  const taskQueue = opts.taskQueue ?? TASK_QUEUES.train;
+  const noLocalWorker = opts.localWorker === false;
+  const workers = noLocalWorker ? null : await startWorkers({ target, home: opts.home, taskQueues: [taskQueue] });
+  const extra = noLocalWorker ? [] : await Promise.all(Array.from({ length: Math.max(0, (opts.workers ?? 1) - 1) }, () => spawnWorker(target.address, taskQueue, opts.home)));
   const { client, connection } = await connectClient(target);
   try {
     return await fn(client, target);
   } finally {
     await connection.close();
-    await workers?.shutdown();
+    await Promise.all([workers?.shutdown(), ...extra.map((stop) => stop())]);
   }
+}
+
+/** A `retool worker` process on `taskQueue`; resolves once it polls, to a function that stops it. */
+async function spawnWorker(address: string, taskQueue: string, home?: string): Promise<() => Promise<void>> {
+  const args = [join(PROJECT_ROOT, 'bin', 'retool.js'), 'worker', '--task-queue', taskQueue, ...(home ? ['--home', home] : [])];
+  const child = spawn(process.execPath, args, { env: { RETOOL_LOG_LEVEL: 'WARN', ...process.env, TEMPORAL_ADDRESS: address }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => String(d).includes('worker polling') && resolve());
+    child.once('exit', (code) => reject(new Error(`a worker process exited with code ${code} while starting`)));
+  });
+  return async () => {
+    child.kill('SIGTERM');
+    await exited;
+  };
 }
 
 /** The prepare-data workflow, waited for. */

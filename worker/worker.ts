@@ -21,6 +21,12 @@ export interface WorkerOptions {
   home?: string;
   /** Which task queues to poll; all of them by default. Workflows run on the train queue. */
   taskQueues?: string[];
+  /**
+   * Activities run at once in this process. Training and evaluation are CPU-bound JavaScript on
+   * one thread: two at once in one process only take turns, so the default is 1 and parallel
+   * stages get parallel worker processes (`retool run --workers N`, or more `retool worker`s).
+   */
+  maxConcurrentActivities?: number;
 }
 
 export interface RunningWorkers {
@@ -43,6 +49,7 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
         namespace: opts.target.namespace,
         taskQueue,
         activities,
+        maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? 1,
         // Heartbeats carry progress for `retool status` and the bars: send them every few seconds,
         // not once a minute (the SDK's default throttle).
         defaultHeartbeatThrottleInterval: '2s',

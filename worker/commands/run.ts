@@ -1,6 +1,7 @@
 // The main job and its controls: `retool run`, `retool status`, `retool pause|resume|stop`,
 // `retool report`.
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { ZodError } from 'zod';
@@ -10,7 +11,7 @@ import { withStore } from '../../datasets/store.js';
 import { writeReport } from '../../engine/report/index.js';
 import { describeConfigError, PRESETS, resolveConfig, type PresetName, type RetoolConfig } from '../../workflows/config.js';
 import { liveProgress } from '../live-progress.js';
-import { emit, pct, table, type CommonOptions } from '../output.js';
+import { emit, parseNumber, pct, table, type CommonOptions } from '../output.js';
 import { runRetool, type RunRetoolResult } from '../run-pipeline.js';
 import { quietTemporalRuntime } from '../run-prepare.js';
 import { recentRuns, runStatus, type RunStatus } from '../status.js';
@@ -60,6 +61,7 @@ export function runCommand(common: (cmd: Command) => Command): Command {
     .addOption(new Option('--preset <name>', 'quick: a first look in minutes; default: the main job; paper: ReTool vs text-only (hours)').choices(Object.keys(PRESETS)))
     .option('--config <file>', 'a JSON file of settings laid over the preset (see README, "Configuration")')
     .option('--task-queue <queue>', 'the task queue to run on', undefined)
+    .option('--workers <n>', 'worker processes while it waits, one activity each (parallel stages and arms need one each)', parseNumber('--workers'), Math.min(2, availableParallelism()))
     .option('--detach', 'start the run and return (a `retool worker` must run it)', false)
     .action(async (opts: Opts) => runWithProgress(loadConfig(opts.preset as string | undefined, opts.config as string | undefined), opts));
 }
@@ -74,6 +76,7 @@ export async function runWithProgress(config: RetoolConfig, opts: Opts): Promise
       home: opts.home,
       detach: Boolean(opts.detach),
       taskQueue: opts.taskQueue as string | undefined,
+      workers: opts.workers as number | undefined,
       onStarted: (id, url) => say(`started ${id} (preset ${config.preset}${config.arms.length > 1 ? `, arms ${config.arms.join(' + ')}` : ''})${url ? `\n  Temporal UI: ${url}` : ''}`),
       onStatus: (s) => bars?.update(s),
     });

@@ -48,10 +48,11 @@ export function workerCommand(common: (cmd: Command) => Command): Command {
   return common(new Command('worker'))
     .description(`poll task queues and run workflows and activities (${Object.values(TASK_QUEUES).join(', ')})`)
     .option('--task-queue <queue...>', 'poll only these queues')
+    .option('--max-activities <n>', 'activities at once in this process (CPU-bound: 1; run more workers to go parallel)', parseNumber('--max-activities'), 1)
     .action(async (opts: Opts) => {
       quietTemporalRuntime('INFO');
       const target = await ensureServer({ home: opts.home });
-      const running = await startWorkers({ target, home: opts.home, taskQueues: opts.taskQueue as string[] | undefined });
+      const running = await startWorkers({ target, home: opts.home, taskQueues: opts.taskQueue as string[] | undefined, maxConcurrentActivities: opts.maxActivities as number });
       const queues = running.workers.map((w) => w.options.taskQueue);
       emit(opts, { address: target.address, namespace: target.namespace, taskQueues: queues }, () => `worker polling ${queues.join(', ')} on ${target.address} (Ctrl-C stops it)`);
       const stop = () => void running.shutdown();
