@@ -49,7 +49,7 @@ export function liveProgress(stream: NodeJS.WriteStream = process.stderr) {
   const multi = tty ? new MultiBar({ format: '{label} [{bar}] {value}/{total} {note}', stream, hideCursor: true, clearOnComplete: false, barsize: 24 }, Presets.shades_classic) : null;
   const bars = new Map<string, SingleBar>();
   const lastStatus = new Map<string, string>();
-  let lastLine = 0;
+  const lastLine = new Map<string, number>();
   return {
     update(status: RunStatus) {
       const many = status.arms.length > 1;
@@ -61,9 +61,9 @@ export function liveProgress(stream: NodeJS.WriteStream = process.stderr) {
             bars.set(v.key, bar);
             bar.setTotal(v.total);
             bar.update(v.step, { label, note: v.note });
-          } else if (lastStatus.get(v.key) !== v.status || (v.status === 'running' && v.total > 1 && Date.now() - lastLine > 30_000)) {
+          } else if (lastStatus.get(v.key) !== v.status || (v.status === 'running' && v.total > 1 && Date.now() - (lastLine.get(v.key) ?? 0) > 30_000)) {
             stream.write(`${v.label}: ${v.status === 'running' && v.total > 1 ? `${v.step}/${v.total} ` : ''}${v.note}\n`);
-            if (v.status === 'running') lastLine = Date.now();
+            if (v.status === 'running') lastLine.set(v.key, Date.now());
           }
           lastStatus.set(v.key, v.status);
         }
