@@ -43,7 +43,8 @@ describe('retoolPipeline on a real Temporal dev server', () => {
 
   it('chains data, cold start, SFT, evaluation, RL rounds (child workflow), final evaluation and report; a schedule retrains from its model', async () => {
     // The quick preset, smaller still: the test checks the wiring, not what the model learns.
-    const config = resolveConfig('quick', { data: { source: 'synth', name: 'pipe', count: 300, seed: 3 }, traces: { limit: 60, seed: 0 }, sft: { steps: 12, checkpointEvery: 6 }, eval: { limit: 8 }, rl: { steps: 4, evalEvery: 2, checkpointEvery: 1, promptsPerStep: 2, samplesPerPrompt: 2, evalLimit: 4, maxResponseTokens: 48 } });
+    // One round per child run: the RL child continues as new after each round.
+    const config = resolveConfig('quick', { roundsPerRun: 1, data: { source: 'synth', name: 'pipe', count: 300, seed: 3 }, traces: { limit: 60, seed: 0 }, sft: { steps: 12, checkpointEvery: 6 }, eval: { limit: 8 }, rl: { steps: 4, evalEvery: 2, checkpointEvery: 1, promptsPerStep: 2, samplesPerPrompt: 2, evalLimit: 4, maxResponseTokens: 48 } });
     const workflowId = `test-pipeline-${Date.now()}`;
     const handle = await client.workflow.start(retoolPipeline, { taskQueue, workflowId, args: [config] });
     const result = await handle.result();
@@ -80,13 +81,15 @@ describe('retoolPipeline on a real Temporal dev server', () => {
     const history = await handle.fetchHistory();
     const scheduled = (h: typeof history) => h.events!.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType!.name] : []));
     expect(scheduled(history)).toEqual(['recordRunStart', 'prepareProblems', 'initModel', 'synthTraces', 'sft', 'evaluate', 'evaluate', 'recordRunEnd', 'report']);
-    const childHistory = await client.workflow.getHandle(`${workflowId}-rl`).fetchHistory();
-    expect(scheduled(childHistory)).toEqual(['rl', 'rl']);
-    const summaries = childHistory.events!.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => defaultPayloadConverter.fromPayload<string>(e.userMetadata!.summary!));
-    expect(summaries).toEqual(['RL round 1: steps 1-2 of 4, then held-out evaluation', 'RL round 2: steps 3-4 of 4, then held-out evaluation']);
-    // Deterministic: both histories replay against today's workflow code.
+    // The child's first run did round 1 and continued as new; the second did round 2.
+    const firstChildRun = history.events!.find((e) => e.childWorkflowExecutionStartedEventAttributes)!.childWorkflowExecutionStartedEventAttributes!.workflowExecution!.runId!;
+    const childRuns = [await client.workflow.getHandle(`${workflowId}-rl`, firstChildRun).fetchHistory(), await client.workflow.getHandle(`${workflowId}-rl`).fetchHistory()];
+    expect(childRuns[0]!.events!.at(-1)!.workflowExecutionContinuedAsNewEventAttributes).toBeTruthy();
+    const summaries = childRuns.map((h) => h.events!.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => defaultPayloadConverter.fromPayload<string>(e.userMetadata!.summary!)));
+    expect(summaries).toEqual([['RL round 1: steps 1-2 of 4, then held-out evaluation'], ['RL round 2: steps 3-4 of 4, then held-out evaluation']]);
+    // Deterministic: the histories replay against today's workflow code.
     await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, workflowId);
-    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, childHistory, `${workflowId}-rl`);
+    for (const h of childRuns) await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, h, `${workflowId}-rl`);
 
     // Scheduled retraining: a firing trains from this run's final model on the dataset's current version.
     const scheduleId = `test-retrain-${Date.now()}`;
