@@ -127,6 +127,15 @@ describe('the experiment in the Temporal UI and its report, in headless Chromium
     expect(missing.stderr).toContain('no-such-run');
     expect(existsSync(join(home.dir, 'x.html'))).toBe(false);
 
+    // New data lands: import it as a new version and retrain from the experiment's ReTool model.
+    const exported = join(home.dir, 'page.jsonl');
+    expect((await retool(['data', 'export', result.dataset, '--out', exported], { home: home.dir, env })).exitCode).toBe(0);
+    const small = join(home.dir, 'retrain.json');
+    writeFileSync(small, JSON.stringify({ preset: 'quick', eval: { limit: 4 }, rl: { steps: 1, evalEvery: 1, evalLimit: 4, promptsPerStep: 2, samplesPerPrompt: 2, maxResponseTokens: 32 } }));
+    const retrained = json(await retool(['data', 'import', exported, '--name', 'page', '--new-version', '--retrain', '--config', small, '--task-queue', 'retool-page-cli', '--json'], { home: home.dir, env }));
+    expect(retrained.arms).toHaveLength(1);
+    expect(retrained.arms[0]).toMatchObject({ status: 'completed', dataset: 'page@2', startedFrom: `${experimentId}-code`, sftModel: result.arms[0]!.finalModel, rlSteps: 1 });
+
     const bad = join(home.dir, 'bad.json');
     writeFileSync(bad, JSON.stringify({ rl: { steps: -3 } }));
     const refused = await retool(['run', '--config', bad, '--detach'], { home: home.dir, env });
@@ -135,5 +144,5 @@ describe('the experiment in the Temporal UI and its report, in headless Chromium
     writeFileSync(bad, JSON.stringify({ sft: { stepz: 3 } }));
     const typo = await retool(['run', '--config', bad, '--detach'], { home: home.dir, env });
     expect(typo.exitCode).toBe(2);
-  }, 120_000);
+  }, 240_000);
 });

@@ -37,6 +37,8 @@ export function dataCommand(common: (cmd: Command) => Command): Command {
     .addOption(new Option('--preset <name>', 'with --retrain: the run\'s settings').choices(Object.keys(PRESETS)))
     .option('--config <file>', 'with --retrain: a JSON file of settings laid over the preset')
     .option('--detach', 'with --retrain: start the run and return', false)
+    .option('--task-queue <queue>', 'with --retrain: the task queue to run on')
+    .option('--workers <n>', 'with --retrain: worker processes while it waits', parseNumber('--workers'), 1)
     .action(async (file: string, opts: Opts) => {
       if (opts.retrain) {
         const config = loadConfig(opts.preset as string | undefined, opts.config as string | undefined);
