@@ -48,8 +48,8 @@ export async function withLocalTemporal<T>(opts: { home?: string; localWorker?: 
 
 /** A `retool worker` process on `taskQueue`; resolves once it polls, to a function that stops it. */
 async function spawnWorker(address: string, taskQueue: string, home?: string): Promise<() => Promise<void>> {
-  const args = [join(PROJECT_ROOT, 'bin', 'retool.js'), 'worker', '--task-queue', taskQueue, ...(home ? ['--home', home] : [])];
-  const child = spawn(process.execPath, args, { env: { RETOOL_LOG_LEVEL: 'WARN', ...process.env, TEMPORAL_ADDRESS: address }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const args = [join(PROJECT_ROOT, 'bin', 'retool.js'), 'worker', '--task-queue', taskQueue, '--exit-with-parent', ...(home ? ['--home', home] : [])];
+  const child = spawn(process.execPath, args, { env: { RETOOL_LOG_LEVEL: 'WARN', ...process.env, TEMPORAL_ADDRESS: address }, stdio: ['pipe', 'pipe', 'inherit'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (d: Buffer) => String(d).includes('worker polling') && resolve());

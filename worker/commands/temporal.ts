@@ -49,6 +49,7 @@ export function workerCommand(common: (cmd: Command) => Command): Command {
     .description(`poll task queues and run workflows and activities (${Object.values(TASK_QUEUES).join(', ')})`)
     .option('--task-queue <queue...>', 'poll only these queues')
     .option('--max-activities <n>', 'activities at once in this process (CPU-bound: 1; run more workers to go parallel)', parseNumber('--max-activities'), 1)
+    .option('--exit-with-parent', 'shut down when standard input closes (the process that started it is gone)', false)
     .action(async (opts: Opts) => {
       quietTemporalRuntime('INFO');
       const target = await ensureServer({ home: opts.home });
@@ -58,6 +59,7 @@ export function workerCommand(common: (cmd: Command) => Command): Command {
       const stop = () => void running.shutdown();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
+      if (opts.exitWithParent) process.stdin.once('close', stop).resume();
       await running.done;
     });
 }
