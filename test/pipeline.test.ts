@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Client, Connection } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { CancelledFailure, defaultPayloadConverter } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -16,6 +16,7 @@ import { pipelineProgress, retoolPipeline } from '../workflows/pipeline.js';
 import { RetoolBestAccuracy, RetoolPreset, RetoolStage } from '../workflows/search-attributes.js';
 import { createRetrainSchedule, triggerSchedule } from '../worker/schedules.js';
 import { ROOT, tempHome } from './helpers/cli.js';
+import { until } from './helpers/wait.js';
 
 const address = inject('temporalAddress');
 const target: TemporalTarget = { address, namespace: 'default', uiUrl: null };
@@ -112,13 +113,6 @@ describe('retoolPipeline on a real Temporal dev server', () => {
     const config = resolveConfig('quick', { data: { source: 'synth', name: 'ctl', count: 300, seed: 5 }, traces: { limit: 60, seed: 0 }, sft: { steps: 150, checkpointEvery: 50 }, eval: { limit: 4 }, rl: { steps: 40, evalEvery: 20, evalLimit: 4, checkpointEvery: 1, promptsPerStep: 2, samplesPerPrompt: 2, maxResponseTokens: 32 } });
     const workflowId = `test-control-${Date.now()}`;
     const handle = await client.workflow.start(retoolPipeline, { taskQueue, workflowId, args: [config] });
-    const until = async (what: string, ok: () => Promise<boolean>) => {
-      for (let i = 0; i < 1500; i++) {
-        if (await ok().catch(() => false)) return;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-      throw new Error(`timed out waiting for ${what}`);
-    };
     const current = async () => (await runStatus(client, workflowId)).arms[0]!.current;
     await until('SFT step 15', async () => (await current())?.stage === 'sft' && (await current())!.step >= 15);
     await handle.signal(pauseSignal);
@@ -150,6 +144,32 @@ describe('retoolPipeline on a real Temporal dev server', () => {
       expect(runs[0]!.status).toBe('stopped');
     });
   }, 300_000);
+
+  it('cancelling the run stops SFT at a step boundary and keeps its checkpoint; the run is recorded as stopped', async () => {
+    const config = resolveConfig('quick', { data: { source: 'synth', name: 'cancel', count: 300, seed: 9 }, traces: { limit: 60, seed: 0 }, sft: { steps: 400, checkpointEvery: 100 }, eval: { limit: 4 } });
+    const workflowId = `test-cancel-${Date.now()}`;
+    const handle = await client.workflow.start(retoolPipeline, { taskQueue, workflowId, args: [config] });
+    await until('SFT step 15', async () => {
+      const current = (await runStatus(client, workflowId)).arms[0]!.current;
+      return current?.stage === 'sft' && current.step >= 15;
+    });
+    await handle.cancel();
+    const failure = await handle.result().then(() => null, (err: Error) => err);
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    expect((failure as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+    await withStore(home.dir, async (store) => {
+      const runs = await store.query<{ run_id: string; status: string }>('SELECT run_id, status FROM runs WHERE run_id IN ($1, $2) ORDER BY run_id', [workflowId, `${workflowId}-sft`]);
+      expect(runs.map((r) => `${r.run_id}:${r.status}`)).toEqual([`${workflowId}:stopped`, `${workflowId}-sft:stopped`]);
+      const last = await store.query<{ step: number }>("SELECT max(step) AS step FROM checkpoints WHERE run_id = $1 AND stage = 'sft'", [`${workflowId}-sft`]);
+      // The stop saved a checkpoint at the step it stopped on: the last step with metrics.
+      const step = Number(last[0]!.step);
+      expect(step).toBeGreaterThanOrEqual(15);
+      expect(step).toBeLessThan(400);
+      const metrics = await store.query<{ step: number }>("SELECT max(step) AS step FROM metrics WHERE run_id = $1 AND stage = 'sft'", [`${workflowId}-sft`]);
+      expect(Number(metrics[0]!.step)).toBe(step);
+      expect(existsSync(join(home.dir, 'artifacts', `${workflowId}-sft`, 'sft', `step-${step}`))).toBe(true);
+    });
+  }, 120_000);
 
   it('a worker killed (SIGKILL) in the middle of SFT and again in the middle of RL: new workers resume from the last checkpoints, no row lost or doubled', async () => {
     const killHome = tempHome('retool-pipeline-kill-');
