@@ -7,7 +7,7 @@ import type { PipelineResult } from '../workflows/pipeline.js';
 import { RetoolDataset, RetoolModel, RetoolPreset, RetoolStage } from '../workflows/search-attributes.js';
 import { withLocalTemporal } from './run-prepare.js';
 import { runStatus, type RunStatus } from './status.js';
-import { TASK_QUEUES, workflowUrl } from './temporal.js';
+import { TASK_QUEUES, WORKFLOW_TASK_TIMEOUT, workflowUrl } from './temporal.js';
 
 export interface RunRetoolResult {
   workflowId: string;
@@ -40,6 +40,7 @@ export async function startRetool(client: Client, config: RetoolConfig, opts: { 
   const handle = await client.workflow.start(kind === 'experiment' ? 'retoolExperiment' : 'retoolPipeline', {
     taskQueue: opts.taskQueue ?? TASK_QUEUES.train,
     workflowId,
+    workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT,
     args: [kind === 'experiment' ? config : { ...config, arm: config.arms[0] }],
     typedSearchAttributes: [
       { key: RetoolStage, value: 'data' },

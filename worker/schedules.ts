@@ -5,7 +5,7 @@ import { ScheduleOverlapPolicy, type Client, type ScheduleSummary } from '@tempo
 import { BadInputError } from '../datasets/errors.js';
 import type { RetoolConfig } from '../workflows/config.js';
 import { RetoolDataset, RetoolModel, RetoolPreset, RetoolStage } from '../workflows/search-attributes.js';
-import { TASK_QUEUES } from './temporal.js';
+import { TASK_QUEUES, WORKFLOW_TASK_TIMEOUT } from './temporal.js';
 
 export interface ScheduleRequest {
   id: string;
@@ -29,6 +29,7 @@ export async function createRetrainSchedule(client: Client, req: ScheduleRequest
         type: 'startWorkflow',
         workflowType: experiment ? 'retoolExperiment' : 'retoolPipeline',
         workflowId: `${req.id}-run`,
+        workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT,
         taskQueue: req.taskQueue ?? TASK_QUEUES.train,
         args: [experiment ? config : { ...config, arm: config.arms[0] }],
         typedSearchAttributes: [

@@ -83,7 +83,12 @@ export async function runStatus(client: Client, workflowId: string): Promise<Run
   const handle = client.workflow.getHandle(workflowId);
   const described = await handle.describe();
   if (described.type === 'retoolExperiment') {
-    const progress = await handle.query<ExperimentProgress>('progress').catch(() => ({ preset: String(described.memo?.preset ?? ''), stage: 'unknown', dataset: null, arms: (described.memo?.armRuns as ExperimentProgress['arms']) ?? [] }));
+    const progress = await handle.query<ExperimentProgress>('progress').catch(() => ({
+      preset: String(described.memo?.preset ?? ''),
+      stage: String(described.searchAttributes.RetoolStage?.[0] ?? 'unknown'),
+      dataset: typeof described.memo?.dataset === 'string' ? described.memo.dataset : null,
+      arms: (described.memo?.armRuns as ExperimentProgress['arms']) ?? [],
+    }));
     const arms = await Promise.all(progress.arms.map((a) => armStatus(client, a.workflowId)));
     return { workflowId, kind: 'experiment', status: described.status.name, preset: progress.preset, stage: progress.stage, dataset: progress.dataset, arms };
   }

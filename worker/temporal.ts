@@ -12,6 +12,11 @@ export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** Task queues, as in the design: stages land on the queue whose workers have what they need. */
 export const TASK_QUEUES = { train: 'retool-train', rollout: 'retool-rollout', sandbox: 'retool-sandbox' } as const;
 export const DEFAULT_PORT = 7233;
+/**
+ * A workflow task shares the worker's thread with CPU-bound training, which can hold it for
+ * seconds: the 10 s default would time tasks out and retry them for nothing.
+ */
+export const WORKFLOW_TASK_TIMEOUT = '1 minute';
 export const DEFAULT_UI_PORT = 8233;
 
 export interface TemporalTarget {

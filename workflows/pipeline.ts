@@ -168,6 +168,7 @@ export async function retoolPipeline(input: unknown): Promise<PipelineResult> {
         return stage('rl', async () => {
           const child = await startChild(retoolRl, {
             workflowId: `${id}-rl`,
+            workflowTaskTimeout: '1 minute',
             staticSummary: `RL (${config.rl.algo}) of the ${arm} arm: ${config.rl.steps} steps in rounds of ${config.rl.evalEvery}`,
             args: [{ runId: `${id}-rl`, model, out: `${dir}/rl`, dataset: data.dataset, tools, rl: config.rl, evalLevels: config.eval.levels, heartbeatTimeout: config.heartbeatTimeout, roundsPerRun: config.roundsPerRun }],
           });
