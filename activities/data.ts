@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { prepareData, type PrepareDataInput, type PrepareDataResult } from '../datasets/prepare.js';
 import { withStore } from '../datasets/store.js';
-import { asActivityFailure } from './failures.js';
+import { guarded } from './failures.js';
 
 export interface DataActivityOptions {
   /** The store's folder (RETOOL_HOME); the worker's default when absent. */
@@ -16,13 +16,7 @@ export function createDataActivities({ home }: DataActivityOptions = {}) {
       const run = ctx.info.workflowExecution;
       const requestId = input.requestId ?? (run ? `${run.workflowId}/${run.runId}` : ctx.info.activityId);
       ctx.heartbeat({ phase: 'start' });
-      try {
-        return await withStore(home, (store) =>
-          prepareData(store, { ...input, requestId }, (done, total) => ctx.heartbeat({ phase: 'write', done, total })),
-        );
-      } catch (err) {
-        throw asActivityFailure(err);
-      }
+      return guarded(() => withStore(home, (store) => prepareData(store, { ...input, requestId }, (done, total) => ctx.heartbeat({ phase: 'write', done, total }))));
     },
   };
 }

@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { ZodError } from 'zod';
 import { BadInputError } from '../datasets/errors.js';
+import { describeZodError } from '../workflows/config.js';
 
 /**
  * Bad input will be just as bad on the next attempt: fail the activity for good, with the
@@ -11,8 +12,16 @@ export function asActivityFailure(err: unknown): unknown {
     return ApplicationFailure.create({ message: err.message, type: err.name, nonRetryable: true });
   }
   if (err instanceof ZodError) {
-    const message = err.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`).join('; ');
-    return ApplicationFailure.create({ message: `invalid input: ${message}`, type: 'BadInputError', nonRetryable: true });
+    return ApplicationFailure.create({ message: `invalid input: ${describeZodError(err)}`, type: 'BadInputError', nonRetryable: true });
   }
   return err;
+}
+
+/** Runs an activity body, turning bad input into a failure that is not retried. */
+export async function guarded<T>(body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (err) {
+    throw asActivityFailure(err);
+  }
 }

@@ -2,21 +2,12 @@
 // the model a retraining run starts from, the last checkpoint of a stopped stage, and the report.
 import { resolve } from 'node:path';
 import { Context } from '@temporalio/activity';
-import { ensureProblems, latestGoodModel, recordPipelineEnd, recordPipelineStart, type ProblemSource } from '../datasets/pipeline-runs.js';
+import { ensureProblems, latestGoodModel, type ProblemSource } from '../datasets/pipeline-runs.js';
 import { collectReport } from '../datasets/report-data.js';
-import { latestCheckpoint } from '../datasets/runs.js';
-import { startRun } from '../datasets/runs.js';
+import { finishRun, latestCheckpoint, startRun } from '../datasets/runs.js';
 import { resolveHome, withStore } from '../datasets/store.js';
 import { writeReport } from '../engine/report/index.js';
-import { asActivityFailure } from './failures.js';
-
-async function guarded<T>(body: () => Promise<T>): Promise<T> {
-  try {
-    return await body();
-  } catch (err) {
-    throw asActivityFailure(err);
-  }
-}
+import { guarded } from './failures.js';
 
 function workflowId(): string {
   const info = Context.current().info;
@@ -37,15 +28,11 @@ export function createPipelineActivities({ home }: { home?: string } = {}) {
     },
 
     async recordRunStart(input: { kind: 'pipeline' | 'experiment'; preset: string; config: unknown }) {
-      return guarded(() =>
-        withStore(home, (store) =>
-          input.kind === 'pipeline' ? recordPipelineStart(store, { workflowId: workflowId(), preset: input.preset, config: input.config }) : startRun(store, { runId: workflowId(), workflowId: workflowId(), kind: 'experiment', preset: input.preset, config: input.config }),
-        ),
-      );
+      return guarded(() => withStore(home, (store) => startRun(store, { runId: workflowId(), workflowId: workflowId(), ...input })));
     },
 
     async recordRunEnd(input: { status: 'completed' | 'stopped' | 'failed'; summary: Record<string, unknown> }) {
-      return guarded(() => withStore(home, (store) => recordPipelineEnd(store, workflowId(), input.status, input.summary)));
+      return guarded(() => withStore(home, (store) => finishRun(store, workflowId(), input.status, input.summary)));
     },
 
     /** The last good checkpoint of a stage that was stopped early (its model is the stage's output). */

@@ -14,19 +14,10 @@ import { runRl, type RlOptions, type RlSummary } from '../engine/rl/index.js';
 import { Sandbox } from '../engine/sandbox/index.js';
 import { runSft, type SftOptions, type SftSummary } from '../engine/sft/index.js';
 import { initBackend } from '../engine/tensor/backend.js';
-import { asActivityFailure } from './failures.js';
+import { guarded } from './failures.js';
 
 export interface StageActivityOptions {
   home?: string;
-}
-
-/** Wraps an activity body: bad input fails for good, everything else may be retried. */
-async function guarded<T>(body: () => Promise<T>): Promise<T> {
-  try {
-    return await body();
-  } catch (err) {
-    throw asActivityFailure(err);
-  }
 }
 
 /**

@@ -1,9 +1,8 @@
-// Store-side bookkeeping of pipeline runs: which problem set a run trains on, the run's own row in
-// `runs`, and the latest good model a retraining run starts from.
+// Store-side bookkeeping of pipeline runs: which problem set a run trains on, and the latest good
+// model a retraining run starts from (from the pipeline rows of `runs`).
 import { BadInputError } from './errors.js';
 import { prepareData } from './prepare.js';
 import { resolveDataset } from './registry.js';
-import { finishRun, startRun } from './runs.js';
 import type { DatasetInfo } from './schemas.js';
 import type { Store } from './store.js';
 
@@ -26,23 +25,6 @@ export async function ensureProblems(store: Store, data: ProblemSource, requestI
   if (latest && latest.source === 'synth' && params.count === data.count && params.seed === data.seed) return latest;
   const made = await prepareData(store, { source: 'synth', name: data.name, count: data.count, seed: data.seed, newVersion: latest !== null, requestId });
   return made.dataset;
-}
-
-export interface PipelineRunSummary {
-  datasetName: string;
-  dataset: string;
-  arm: 'code' | 'text';
-  finalModel: string | null;
-  accuracy: number | null;
-  [key: string]: unknown;
-}
-
-export async function recordPipelineStart(store: Store, run: { workflowId: string; preset: string; config: unknown }): Promise<void> {
-  await startRun(store, { runId: run.workflowId, workflowId: run.workflowId, kind: 'pipeline', preset: run.preset, config: run.config });
-}
-
-export async function recordPipelineEnd(store: Store, workflowId: string, status: 'completed' | 'stopped' | 'failed', summary: PipelineRunSummary | Record<string, unknown>): Promise<void> {
-  await finishRun(store, workflowId, status, summary);
 }
 
 /** The final model of the newest completed (or stopped-early) pipeline run of `arm` on `datasetName`. */

@@ -77,7 +77,7 @@ export async function collectReport(store: Store, runId: string): Promise<Report
   const arms: ReportArm[] = [];
   const lineage: LineageEntry[] = [];
   const samples: SampleTrajectory[] = [];
-  let stageSeconds: Record<string, number> = {};
+  const stageSeconds: Record<string, number> = {};
   for (const id of armRuns) {
     const armRun = await getRun(store, id).catch(() => null);
     if (!armRun) continue;
@@ -100,7 +100,7 @@ export async function collectReport(store: Store, runId: string): Promise<Report
     });
     lineage.push(...(await lineageOf(store, s, name)));
     samples.push(...(await samplesOf(store, rlRunId, typeof s.dataset === 'string' ? s.dataset : undefined, name)));
-    for (const [stage, seconds] of Object.entries((s.stageSeconds as Record<string, number> | undefined) ?? {})) stageSeconds = { ...stageSeconds, [armRuns.length > 1 ? `${name}: ${stage}` : stage]: seconds };
+    for (const [stage, seconds] of Object.entries((s.stageSeconds as Record<string, number> | undefined) ?? {})) stageSeconds[armRuns.length > 1 ? `${name}: ${stage}` : stage] = seconds;
   }
   return {
     title: run.kind === 'experiment' ? `ReTool vs text-only: ${runId}` : `ReTool pipeline: ${runId}`,

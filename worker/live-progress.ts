@@ -6,7 +6,7 @@ import type { ArmStatus, RunStatus } from './status.js';
 
 const HEARTBEAT_STAGE: Record<string, string[]> = { sft: ['sft'], rl: ['rl'], 'cold-start': ['cold-start'], eval: ['sft-eval', 'final-eval'] };
 
-function formatEta(seconds: number | null): string {
+export function formatEta(seconds: number | null): string {
   if (seconds === null) return '';
   if (seconds < 90) return `ETA ${Math.round(seconds)} s`;
   if (seconds < 5400) return `ETA ${Math.round(seconds / 60)} min`;

@@ -33,21 +33,34 @@ export interface RunRetoolOptions {
   onStatus?: (status: RunStatus) => void;
 }
 
-/** Starts the run for `config`: an experiment when it names more than one arm. */
-export async function startRetool(client: Client, config: RetoolConfig, opts: { taskQueue?: string; workflowId?: string } = {}) {
-  const kind = config.arms.length > 1 ? 'experiment' : 'pipeline';
-  const workflowId = opts.workflowId ?? `retool-${config.preset}-${Date.now().toString(36)}`;
-  const handle = await client.workflow.start(kind === 'experiment' ? 'retoolExperiment' : 'retoolPipeline', {
-    taskQueue: opts.taskQueue ?? TASK_QUEUES.train,
-    workflowId,
+/**
+ * What starting a run of `config` takes, for `retool run` and for a schedule's action alike: an
+ * experiment when the config names more than one arm, else the pipeline of that arm.
+ */
+export function retoolStart(config: RetoolConfig, taskQueue?: string) {
+  const experiment = config.arms.length > 1;
+  return {
+    kind: experiment ? ('experiment' as const) : ('pipeline' as const),
+    workflowType: experiment ? 'retoolExperiment' : 'retoolPipeline',
+    taskQueue: taskQueue ?? TASK_QUEUES.train,
     workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT,
-    args: [kind === 'experiment' ? config : { ...config, arm: config.arms[0] }],
+    args: [experiment ? config : { ...config, arm: config.arms[0] }],
+    // Findable in the UI before the workflow's first task runs (it upserts them too).
     typedSearchAttributes: [
       { key: RetoolStage, value: 'data' },
       { key: RetoolDataset, value: config.data.name },
       { key: RetoolModel, value: config.model.preset },
       { key: RetoolPreset, value: config.preset },
     ],
+  };
+}
+
+export async function startRetool(client: Client, config: RetoolConfig, opts: { taskQueue?: string; workflowId?: string } = {}) {
+  const { kind, workflowType, ...options } = retoolStart(config, opts.taskQueue);
+  const workflowId = opts.workflowId ?? `retool-${config.preset}-${Date.now().toString(36)}`;
+  const handle = await client.workflow.start(workflowType, {
+    ...options,
+    workflowId,
     memo: { preset: config.preset },
     staticSummary: kind === 'experiment' ? `ReTool vs text-only, preset ${config.preset}` : `ReTool pipeline (${config.arms[0]} arm), preset ${config.preset}`,
   });

@@ -4,8 +4,7 @@
 import { ScheduleOverlapPolicy, type Client, type ScheduleSummary } from '@temporalio/client';
 import { BadInputError } from '../datasets/errors.js';
 import type { RetoolConfig } from '../workflows/config.js';
-import { RetoolDataset, RetoolModel, RetoolPreset, RetoolStage } from '../workflows/search-attributes.js';
-import { TASK_QUEUES, WORKFLOW_TASK_TIMEOUT } from './temporal.js';
+import { retoolStart } from './run-pipeline.js';
 
 export interface ScheduleRequest {
   id: string;
@@ -20,24 +19,15 @@ export interface ScheduleRequest {
 export async function createRetrainSchedule(client: Client, req: ScheduleRequest): Promise<{ scheduleId: string; nextRuns: string[] }> {
   if (Boolean(req.every) === Boolean(req.cron)) throw new BadInputError('schedule create: give exactly one of --every (e.g. 1d, 12h) or --cron (e.g. "0 3 * * *")');
   const config: RetoolConfig = { ...req.config, startFrom: 'latest' };
-  const experiment = config.arms.length > 1;
+  const { kind: _kind, ...start } = retoolStart(config, req.taskQueue);
   try {
     const handle = await client.schedule.create({
       scheduleId: req.id,
       spec: req.every ? { intervals: [{ every: req.every as '1d' }] } : { cronExpressions: [req.cron!] },
       action: {
         type: 'startWorkflow',
-        workflowType: experiment ? 'retoolExperiment' : 'retoolPipeline',
+        ...start,
         workflowId: `${req.id}-run`,
-        workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT,
-        taskQueue: req.taskQueue ?? TASK_QUEUES.train,
-        args: [experiment ? config : { ...config, arm: config.arms[0] }],
-        typedSearchAttributes: [
-          { key: RetoolStage, value: 'data' },
-          { key: RetoolDataset, value: config.data.name },
-          { key: RetoolModel, value: config.model.preset },
-          { key: RetoolPreset, value: config.preset },
-        ],
         memo: { preset: config.preset, schedule: req.id },
         staticSummary: `scheduled retraining (${req.id}), preset ${config.preset}`,
       },

@@ -1,7 +1,7 @@
 // Where a run stands: the workflow's `progress` query (stages, accuracies) joined with the
 // heartbeat of its running training activity (step, total, latest metrics, last checkpoint), from
 // which the ETA follows. Serves `retool status` and the live progress bars of `retool run`.
-import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { Client, WorkflowExecutionDescription } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { TrainingHeartbeat } from '../activities/stages.js';
 import type { ExperimentProgress } from '../workflows/experiment.js';
@@ -31,8 +31,7 @@ export interface RunStatus {
   arms: ArmStatus[];
 }
 
-async function pendingHeartbeats(handle: WorkflowHandle): Promise<{ activity: string; attempt: number; details: Partial<TrainingHeartbeat> }[]> {
-  const described = await handle.describe();
+function pendingHeartbeats(described: WorkflowExecutionDescription): { activity: string; attempt: number; details: Partial<TrainingHeartbeat> }[] {
   return (described.raw.pendingActivities ?? []).flatMap((a) => {
     const payload = a.heartbeatDetails?.payloads?.[0];
     if (!payload) return [];
@@ -60,9 +59,9 @@ function fromMemo(memo: Record<string, unknown>, attributes: Record<string, read
   };
 }
 
-async function armStatus(client: Client, workflowId: string): Promise<ArmStatus> {
+async function armStatus(client: Client, workflowId: string, known?: WorkflowExecutionDescription): Promise<ArmStatus> {
   const handle = client.workflow.getHandle<typeof retoolPipeline>(workflowId);
-  const described = await handle.describe();
+  const described = known ?? (await handle.describe());
   // A closed run answers queries only while some worker can replay it; its memo says enough.
   const progress = await handle.query<PipelineProgress>('progress').catch(() => fromMemo(described.memo ?? {}, described.searchAttributes));
   if (described.status.name === 'COMPLETED' && progress.finalAccuracy === null) {
@@ -72,8 +71,9 @@ async function armStatus(client: Client, workflowId: string): Promise<ArmStatus>
   const running = progress.stages.filter((s) => s.status === 'running');
   const rlRunning = progress.rlWorkflowId && running.some((s) => s.name === 'rl');
   const rlHandle = rlRunning ? client.workflow.getHandle(progress.rlWorkflowId!) : null;
-  const beats = [...(await pendingHeartbeats(handle)), ...(rlHandle ? await pendingHeartbeats(rlHandle).catch(() => []) : [])];
-  const rlTotal = rlHandle ? (await rlHandle.query<RlProgress>('progress').catch(() => null))?.total ?? null : null;
+  const [rlDescribed, rlProgress] = rlHandle ? await Promise.all([rlHandle.describe().catch(() => null), rlHandle.query<RlProgress>('progress').catch(() => null)]) : [null, null];
+  const beats = [...pendingHeartbeats(described), ...(rlDescribed ? pendingHeartbeats(rlDescribed) : [])];
+  const rlTotal = rlProgress?.total ?? null;
   // The training stage's heartbeat is the one worth a bar; evaluation next to RL comes second.
   const chosen = beats.find((b) => b.details.stage === 'rl' || b.details.stage === 'sft') ?? beats[0];
   return { ...progress, workflowId, status: described.status.name, current: chosen ? withEta(chosen, chosen.details.stage === 'rl' ? rlTotal : null) : null };
@@ -93,7 +93,7 @@ export async function runStatus(client: Client, workflowId: string): Promise<Run
     return { workflowId, kind: 'experiment', status: described.status.name, preset: progress.preset, stage: progress.stage, dataset: progress.dataset, arms };
   }
   if (described.type !== 'retoolPipeline') throw new Error(`workflow ${workflowId} is a ${described.type}, not a ReTool pipeline or experiment`);
-  const arm = await armStatus(client, workflowId);
+  const arm = await armStatus(client, workflowId, described);
   return { workflowId, kind: 'pipeline', status: described.status.name, preset: arm.preset, stage: arm.stage, dataset: arm.dataset, arms: [arm] };
 }
 

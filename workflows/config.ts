@@ -101,9 +101,9 @@ export const PRESETS = {
 
 export type PresetName = keyof typeof PRESETS;
 
-/** Readable, path-qualified zod issues ("rl.steps: expected a number"). */
-export function describeConfigError(err: z.ZodError): string {
-  return err.issues.map((i) => `${i.path.length ? i.path.join('.') : '(config)'}: ${i.message}`).join('; ');
+/** Readable, path-qualified zod issues ("rl.steps: expected a number"), for configs and activity inputs. */
+export function describeZodError(err: z.ZodError): string {
+  return err.issues.map((i) => `${i.path.length ? i.path.join('.') : '(input)'}: ${i.message}`).join('; ');
 }
 
 /** A preset with a file's (or trigger's) settings laid over it, section by section. */

@@ -3,7 +3,7 @@
 // Orchestration only: every stage is an activity over an engine function.
 import { ApplicationFailure, CancellationScope, defineQuery, isCancellation, setHandler, startChild, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { ZodError } from 'zod';
-import { describeConfigError, PRESETS, resolveConfig, type PresetName, type RetoolConfig } from './config.js';
+import { describeZodError, PRESETS, resolveConfig, type PresetName, type RetoolConfig } from './config.js';
 import { pauseSignal, resumeSignal, STOPPED, stopSignal, TrainingControl } from './control.js';
 import { activitiesFor } from './proxies.js';
 import { retoolRl, type RlRoundsResult } from './rl-rounds.js';
@@ -63,7 +63,7 @@ export function parseConfig(input: unknown): RetoolConfig {
   try {
     return resolveConfig(preset, raw);
   } catch (err) {
-    if (err instanceof ZodError) throw ApplicationFailure.nonRetryable(`bad config: ${describeConfigError(err)}`, 'BadConfig');
+    if (err instanceof ZodError) throw ApplicationFailure.nonRetryable(`bad config: ${describeZodError(err)}`, 'BadConfig');
     throw err;
   }
 }

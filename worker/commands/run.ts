@@ -9,8 +9,8 @@ import { BadInputError } from '../../datasets/errors.js';
 import { collectReport } from '../../datasets/report-data.js';
 import { withStore } from '../../datasets/store.js';
 import { writeReport } from '../../engine/report/index.js';
-import { describeConfigError, PRESETS, resolveConfig, type PresetName, type RetoolConfig } from '../../workflows/config.js';
-import { liveProgress } from '../live-progress.js';
+import { describeZodError, PRESETS, resolveConfig, type PresetName, type RetoolConfig } from '../../workflows/config.js';
+import { formatEta, liveProgress } from '../live-progress.js';
 import { emit, parseNumber, pct, table, type CommonOptions } from '../output.js';
 import { runRetool, type RunRetoolResult } from '../run-pipeline.js';
 import { quietTemporalRuntime } from '../run-prepare.js';
@@ -41,7 +41,7 @@ export function loadConfig(preset: string | undefined, file: string | undefined)
   try {
     return resolveConfig(name as PresetName, { ...overrides, preset: name });
   } catch (err) {
-    if (err instanceof ZodError) throw new BadInputError(`${file ? `--config ${file}` : `preset ${name}`}: ${describeConfigError(err)}`);
+    if (err instanceof ZodError) throw new BadInputError(`${file ? `--config ${file}` : `preset ${name}`}: ${describeZodError(err)}`);
     throw err;
   }
 }
@@ -102,7 +102,7 @@ function statusText(s: RunStatus, uiUrl: string | null): string {
     if (a.paused) lines.push('  paused (resume with: npx retool resume ' + s.workflowId + ')');
     if (a.current) {
       const c = a.current;
-      const eta = c.etaSeconds === null ? '' : `, ETA ${Math.round(c.etaSeconds)} s`;
+      const eta = c.etaSeconds === null ? '' : `, ${formatEta(c.etaSeconds)}`;
       lines.push(`  ${c.stage}: step ${c.step}/${c.total}${eta}${c.attempt > 1 ? `, attempt ${c.attempt}` : ''}${c.checkpoint ? `, last checkpoint ${c.checkpoint}` : ''}`);
       const metrics = Object.entries(c.metrics).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
       if (metrics) lines.push(`  latest: ${metrics}`);
