@@ -3,8 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { startDevServer } from '../worker/temporal.js';
-import { freePort } from './helpers/net.js';
+import { startServerOnFreePorts } from './helpers/net.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -25,7 +24,7 @@ export default async function setup(project: TestProject) {
   let uiUrl = process.env.TEMPORAL_UI_URL ?? '';
   if (!address) {
     home = mkdtempSync(join(tmpdir(), 'retool-test-temporal-'));
-    const started = await startDevServer({ home, port: await freePort(), uiPort: await freePort(), ephemeral: true });
+    const started = await startServerOnFreePorts({ home, ephemeral: true });
     child = started.child;
     address = started.target.address;
     uiUrl = started.target.uiUrl ?? '';

@@ -9,7 +9,7 @@ import { startWorkers, type RunningWorkers } from '../worker/worker.js';
 import { resolveConfig } from '../workflows/config.js';
 import { retoolPipeline } from '../workflows/pipeline.js';
 import { tempHome } from './helpers/cli.js';
-import { freePort } from './helpers/net.js';
+import { startServerOnFreePorts } from './helpers/net.js';
 import { until } from './helpers/wait.js';
 
 async function stopServer(child: ChildProcess): Promise<void> {
@@ -32,8 +32,8 @@ describe('the Temporal dev server stopped and restarted mid-run', () => {
   it('the run finishes: the worker reconnects, the run goes on from its persisted history', async () => {
     quietTemporalRuntime();
     // A server of its own with its state in a file (the shared test server keeps none).
-    const ports = { port: await freePort(), uiPort: await freePort() };
-    const first = await startDevServer({ home: home.dir, ...ports });
+    const first = await startServerOnFreePorts({ home: home.dir });
+    const ports = first.ports;
     server = first.child;
     const target = first.target;
     const taskQueue = 'retool-restart-test';
