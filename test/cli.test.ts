@@ -2,16 +2,17 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { AIME24, ROOT, json, retool, tempHome } from './helpers/cli.js';
+import { AIME24_FILE } from '../datasets/real-data.js';
+import { ROOT, json, retool, tempHome } from './helpers/cli.js';
 
-const aimeRows = readFileSync(AIME24, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { input: string; output: string });
+const aimeRows = readFileSync(AIME24_FILE, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { input: string; output: string });
 
 describe('retool data (CLI, real store)', () => {
   const home = tempHome();
   afterAll(() => home.cleanup());
 
   beforeAll(async () => {
-    const imported = json(await retool(['data', 'import', AIME24, '--name', 'aime24', '--problem-field', 'input', '--answer-field', 'output', '--split', 'test', '--json'], { home: home.dir }));
+    const imported = json(await retool(['data', 'import', AIME24_FILE, '--name', 'aime24', '--problem-field', 'input', '--answer-field', 'output', '--split', 'test', '--json'], { home: home.dir }));
     expect(imported.dataset).toMatchObject({ name: 'aime24', version: 1, rowCount: 30, splits: { test: 30 } });
   });
 
@@ -56,7 +57,7 @@ describe('retool data (CLI, real store)', () => {
   });
 
   it('refuses a duplicate name with exit 2, a one-line message and nothing written', async () => {
-    const again = await retool(['data', 'import', AIME24, '--name', 'aime24', '--problem-field', 'input', '--answer-field', 'output'], { home: home.dir });
+    const again = await retool(['data', 'import', AIME24_FILE, '--name', 'aime24', '--problem-field', 'input', '--answer-field', 'output'], { home: home.dir });
     expect(again.exitCode).toBe(2);
     expect(String(again.stderr)).toMatch(/already exists.*--new-version/);
     expect(String(again.stderr)).not.toMatch(/\n\s+at /);

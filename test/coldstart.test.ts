@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthesizeDataset } from '../datasets/derive.js';
 import { importProblems } from '../datasets/problems-io.js';
+import { AIME24_FILE } from '../datasets/real-data.js';
 import { withStore } from '../datasets/store.js';
 import { readTraces, resolveTraceDataset } from '../datasets/traces.js';
 import { BuiltinTeacher, type BuiltinTeacherOptions } from '../engine/coldstart/builtin-teacher.js';
@@ -9,7 +10,7 @@ import { isFailure, type TeacherProblem, type TeacherTrace } from '../engine/col
 import { Sandbox } from '../engine/sandbox/index.js';
 import { codeBlocks } from '../engine/trace/format.js';
 import { verifyTrace } from '../engine/trace/verify.js';
-import { AIME24, tempHome } from './helpers/cli.js';
+import { tempHome } from './helpers/cli.js';
 
 const sandbox = new Sandbox({ poolSize: 2 });
 afterAll(() => sandbox.close());
@@ -97,7 +98,7 @@ describe('the cold-start stage', () => {
   beforeAll(async () => {
     await withStore(home.dir, async (store) => {
       await synthesizeDataset(store, { name: 'world', count: 300, seed: 3 });
-      await importProblems(store, { file: AIME24, name: 'aime', problemField: 'input', answerField: 'output', split: 'train' });
+      await importProblems(store, { file: AIME24_FILE, name: 'aime', problemField: 'input', answerField: 'output', split: 'train' });
     });
   });
   afterAll(() => home.cleanup());

@@ -14,10 +14,10 @@ import { BadInputError, StoreBusyError } from '../datasets/errors.js';
 import { MIGRATIONS, SCHEMA_VERSION } from '../datasets/migrations.js';
 import { prepareData } from '../datasets/prepare.js';
 import { exportProblems, importProblems, readProblems, type ImportOptions } from '../datasets/problems-io.js';
+import { AIME24_FILE } from '../datasets/real-data.js';
 import { listDatasets, resolveDataset } from '../datasets/registry.js';
 import { Store, sqlString, withStore, type OpenOptions } from '../datasets/store.js';
 import {
-  AIME24,
   TempDirs,
   arithmeticRows,
   holdLockInChild,
@@ -211,14 +211,14 @@ describe('opening the store and migrations', () => {
 
 describe('importing AIME 2024', () => {
   it('imports all 30 rows with the problems and answers of the file, in file order, as the test split', async () => {
-    const expected = readFileSync(AIME24, 'utf8')
+    const expected = readFileSync(AIME24_FILE, 'utf8')
       .split('\n')
       .filter((l) => l.trim() !== '')
       .map((l) => JSON.parse(l) as { input: string; output: string | number });
     expect(expected).toHaveLength(30);
 
     const store = await openStore();
-    const { dataset } = await importProblems(store, { file: AIME24, name: 'aime24', problemField: 'input', answerField: 'output', split: 'test' });
+    const { dataset } = await importProblems(store, { file: AIME24_FILE, name: 'aime24', problemField: 'input', answerField: 'output', split: 'test' });
     expect(dataset.name).toBe('aime24');
     expect(dataset.version).toBe(1);
     expect(dataset.kind).toBe('problems');

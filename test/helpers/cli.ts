@@ -5,7 +5,6 @@ import { fileURLToPath } from 'node:url';
 import { execa, type Result } from 'execa';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const AIME24 = join(ROOT, '..', 'shared', 'datasets', 'aime24.jsonl');
 
 export function tempHome(prefix = 'retool-test-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));

@@ -14,7 +14,6 @@ const execFileAsync = promisify(execFile);
 /** The repository root: child processes run here so that `@duckdb/node-api` resolves. */
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const PYTHON = join(REPO_ROOT, '.venv', 'bin', 'python');
-export const AIME24 = '/work/shared/datasets/aime24.jsonl';
 
 /** Fresh temp directories, removed by `cleanup()`. */
 export class TempDirs {
