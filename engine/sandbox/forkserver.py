@@ -2,8 +2,8 @@
 
 Reads one JSON request per line on stdin, forks a fresh child per request (so a run costs a fork,
 not an interpreter start), enforces the limits, and writes one JSON result per line on stdout.
-Runs inside bubblewrap under a dropped uid when the host has it; the Node side owns the policy,
-this file only enforces it. Plain standard library, no third-party imports.
+Runs inside bubblewrap (or unshare-init.py's equivalent) under a dropped uid; the Node side owns
+the policy, this file only enforces it. Plain standard library, no third-party imports.
 """
 import base64
 import ctypes
@@ -110,15 +110,48 @@ def set_limits(req):
     cap(resource.RLIMIT_CORE, 0)
 
 
+# Past this many frames a traceback shows its ends only: formatting a million frames (deep
+# recursion under a raised limit) takes seconds, longer than many runs' time limit under load.
+TRACEBACK_EDGE = 20
+
+
+def print_traceback(e, tb):
+    frames = []
+    while tb is not None:
+        frames.append((tb.tb_frame, tb.tb_lineno))
+        tb = tb.tb_next
+    if len(frames) <= 4 * TRACEBACK_EDGE:
+        traceback.print_exception(type(e), e, e.__traceback__ if not frames else tb_from(e, frames))
+        return
+    ends = traceback.StackSummary.extract(iter(frames[:TRACEBACK_EDGE] + frames[-TRACEBACK_EDGE:]))
+    lines = ends.format()
+    omitted = ['  [... %d frames omitted ...]\n' % (len(frames) - 2 * TRACEBACK_EDGE)]
+    text = ''.join(['Traceback (most recent call last):\n'] + lines[:TRACEBACK_EDGE] + omitted + lines[TRACEBACK_EDGE:] + traceback.format_exception_only(type(e), e))
+    sys.stderr.write(text)
+
+
+def tb_from(e, frames):
+    """The traceback object that starts at frames[0] (the model's first frame)."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_frame is not frames[0][0]:
+        tb = tb.tb_next
+    return tb
+
+
 def report(e):
     """Prints the run's traceback to its stderr. Printing can itself fail when memory is spent (an
     exception a million frames deep): then drop the frames and print the exception's line alone,
     rather than let the failure escape and end the run as a bare exit 120. Returns True when the
     traceback could not be printed for want of memory."""
+    # CPython 3.11 reports a frame it could not allocate (deep recursion at the memory limit) as
+    # this SystemError; the model should read what happened.
+    frames_exhausted = isinstance(e, SystemError) and str(e) == 'error return without exception set'
     try:
+        if frames_exhausted:
+            e = MemoryError('out of memory: the recursion went too deep for the memory limit').with_traceback(e.__traceback__)
         # Drop our own exec frame: the model should see only its code in the traceback.
-        traceback.print_exception(type(e), e, e.__traceback__.tb_next if e.__traceback__ else None)
-        return False
+        print_traceback(e, e.__traceback__.tb_next if e.__traceback__ else None)
+        return frames_exhausted
     except BaseException as failure:
         out_of_memory = isinstance(failure, MemoryError)
     e.__traceback__ = None
@@ -145,10 +178,11 @@ def child(req, compiled, workdir, stdin_fd, out_w, err_w, done_w):
     set_limits(req)
     sys.stdin, sys.stdout, sys.stderr = CHILD_STDIO
     sys.argv = ['<code>']
-    seed = int.from_bytes(os.urandom(8), 'little')
+    # Seeded by the request, so the same code gives the same output when a run is resumed.
+    seed = int(req.get('seed', 0))
     random.seed(seed)
-    if 'numpy' in sys.modules:
-        sys.modules['numpy'].random.seed(seed % (2 ** 32))
+    if 'numpy.random' in sys.modules:
+        sys.modules['numpy.random'].seed(seed % (2 ** 32))
     code = 0
     try:
         if isinstance(compiled, BaseException):

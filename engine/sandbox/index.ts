@@ -1,12 +1,12 @@
 import { cpus } from 'node:os';
-import { detectIsolation, type Isolation } from './isolation.js';
+import { detectIsolation, type Isolation, type IsolationMode } from './isolation.js';
 import { runNodeOnce } from './oneshot.js';
 import { PythonPool } from './python-pool.js';
 import { ExecRequestSchema, SandboxLimitsSchema, type ExecRequest, type ExecResult, type SandboxLimits } from './types.js';
 
 export { renderForModel, truncateMiddle, cleanOutput, lastErrorLine } from './output.js';
 export * from './types.js';
-export { detectIsolation } from './isolation.js';
+export { availableModes, detectIsolation, SandboxUnavailableError, type Isolation, type IsolationMode } from './isolation.js';
 
 export interface SandboxOptions {
   /** Warm Python interpreters; default 2 x cores. */
@@ -16,8 +16,8 @@ export interface SandboxOptions {
   maxQueue?: number;
   /** Limits for runs that give none. */
   defaults?: Partial<SandboxLimits>;
-  /** Called once with what isolation is missing (default: a warning on stderr). */
-  warn?: (message: string) => void;
+  /** Isolation to use (default: the best this machine gives, or RETOOL_SANDBOX's). */
+  isolation?: IsolationMode;
 }
 
 /** Runs untrusted code: Python through the warm fork-server pool, JavaScript one process per run. */
@@ -27,12 +27,10 @@ export class Sandbox {
   private readonly defaults: SandboxLimits;
 
   constructor(opts: SandboxOptions = {}) {
-    this.isolation = detectIsolation();
-    if (this.isolation.missing.length > 0) {
-      (opts.warn ?? ((m: string) => process.stderr.write(`${m}\n`)))(`WARNING: the code sandbox runs without isolation: ${this.isolation.missing.join('; ')}`);
-    }
+    // Throws SandboxUnavailableError on a machine with no isolation: model code must not run there.
+    this.isolation = detectIsolation(opts.isolation);
     this.defaults = SandboxLimitsSchema.parse(opts.defaults ?? {});
-    this.pool = new PythonPool({ size: opts.poolSize ?? 2 * cpus().length, preload: opts.preload, lazyPreload: opts.lazyPreload, maxQueue: opts.maxQueue });
+    this.pool = new PythonPool({ isolation: this.isolation, size: opts.poolSize ?? 2 * cpus().length, preload: opts.preload, lazyPreload: opts.lazyPreload, maxQueue: opts.maxQueue });
   }
 
   warm(): Promise<void> {
@@ -42,7 +40,7 @@ export class Sandbox {
   async run(request: ExecRequest): Promise<ExecResult> {
     const req = ExecRequestSchema.parse(request);
     const limits = { ...this.defaults, ...req.limits };
-    return req.lang === 'python' ? this.pool.run(req.code, req.stdin, limits) : runNodeOnce(req.code, req.stdin, limits);
+    return req.lang === 'python' ? this.pool.run(req.code, req.stdin, limits, req.seed) : runNodeOnce(this.isolation, req.code, req.stdin, limits, req.seed);
   }
 
   close(): Promise<void> {

@@ -1,20 +1,20 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { cleanOutput } from './output.js';
-import { bwrapArgs, detectIsolation, SANDBOX_ENV, slotUid } from './isolation.js';
+import { dropToUid, sandboxCommand } from './command.js';
+import { SANDBOX_ENV, slotUid, type Isolation } from './isolation.js';
 import type { ExecResult, SandboxLimits } from './types.js';
 
 let nextRun = 0;
 
 /**
  * One fresh process per run, for languages without a fork server (JavaScript). Limits come from
- * prlimit (the util-linux tool) and V8's heap flag; under bubblewrap the code file is copied into
- * the sandbox's private /tmp through a file descriptor, so nothing is written on the host.
+ * prlimit (the util-linux tool) and V8's heap flag; in a sandbox the code file is copied into its
+ * private /tmp through a file descriptor, so nothing is written on the host.
  */
-export async function runNodeOnce(code: string, stdin: string, limits: SandboxLimits): Promise<ExecResult> {
-  const isolation = detectIsolation();
+export async function runNodeOnce(isolation: Isolation, code: string, stdin: string, limits: SandboxLimits, seed: number): Promise<ExecResult> {
   const started = performance.now();
   const heapMb = Math.max(16, Math.floor(limits.memoryMb * 0.75));
   const prlimit = [
@@ -26,30 +26,32 @@ export async function runNodeOnce(code: string, stdin: string, limits: SandboxLi
     '--core=0',
     '--',
   ];
-  const node = process.execPath;
+  // Math.random seeded like the Python runs' random module: the same code gives the same output.
+  const node = [process.execPath, `--max-old-space-size=${heapMb}`, `--random-seed=${seed + 1}`];
+  const uid = slotUid(128 + (nextRun++ % 128));
+  const isolated = isolation.mode !== 'unsafe-none';
   let host: string | null = null;
-  let file: string;
-  let args: string[];
+  let command: { file: string; args: string[] };
   let extraFd: Uint8Array | undefined;
-  if (isolation.mode === 'bubblewrap') {
-    file = isolation.bwrap!;
-    args = bwrapArgs({
-      argv: [...prlimit, node, `--max-old-space-size=${heapMb}`, '/tmp/main.js'],
-      readOnly: [node],
-      uid: slotUid(128 + (nextRun++ % 128)),
-      extra: ['--file', '3', '/tmp/main.js'],
+  if (isolated) {
+    command = sandboxCommand(isolation, {
+      argv: [...prlimit, ...node, '/tmp/main.js'],
+      readOnly: [process.execPath],
+      uid,
+      files: [{ fd: 3, dest: '/tmp/main.js' }],
     });
     extraFd = Buffer.from(code, 'utf8');
   } else {
     host = mkdtempSync(join(tmpdir(), 'retool-js-'));
     writeFileSync(join(host, 'main.js'), code);
-    file = prlimit[0]!;
-    args = [...prlimit.slice(1), node, `--max-old-space-size=${heapMb}`, join(host, 'main.js')];
+    const argv = [...prlimit, ...node, join(host, 'main.js')];
+    if (isolation.dropUid) chownSync(host, uid, uid);
+    command = isolation.dropUid ? { file: '/usr/bin/setpriv', args: [...dropToUid(uid).slice(1), ...argv] } : { file: argv[0]!, args: argv.slice(1) };
   }
   try {
-    const proc = execa(file, args, {
+    const proc = execa(command.file, command.args, {
       input: stdin,
-      env: isolation.mode === 'bubblewrap' ? {} : { ...SANDBOX_ENV, HOME: host! },
+      env: isolated ? {} : { ...SANDBOX_ENV, HOME: host! },
       extendEnv: false,
       cwd: host ?? undefined,
       stdio: ['pipe', 'pipe', 'pipe', ...(extraFd ? [extraFd] : [])],
@@ -59,12 +61,12 @@ export async function runNodeOnce(code: string, stdin: string, limits: SandboxLi
       maxBuffer: limits.maxOutputBytes,
       timeout: limits.timeoutMs,
       killSignal: 'SIGKILL',
-      detached: isolation.mode !== 'bubblewrap',
+      detached: !isolated,
       cleanup: true,
       reject: false,
     });
     const r = await proc;
-    if (isolation.mode !== 'bubblewrap' && proc.pid) {
+    if (!isolated && proc.pid) {
       try {
         process.kill(-proc.pid, 'SIGKILL');
       } catch {

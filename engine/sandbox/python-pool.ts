@@ -1,11 +1,12 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import { cleanOutput } from './output.js';
-import { bwrapArgs, detectIsolation, pythonPrefix, SANDBOX_ENV, slotUid, VENV_PYTHON } from './isolation.js';
+import { dropToUid, sandboxCommand } from './command.js';
+import { pythonPrefix, SANDBOX_ENV, slotUid, VENV_PYTHON, type Isolation } from './isolation.js';
 import { ExecResultSchema, type ExecResult, type SandboxLimits } from './types.js';
 
 const SERVER_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'forkserver.py');
@@ -46,6 +47,7 @@ class Slot {
   busy = false;
 
   constructor(
+    private readonly isolation: Isolation,
     readonly index: number,
     private readonly preload: string[],
     private readonly lazyPreload: string[],
@@ -57,35 +59,38 @@ class Slot {
   }
 
   private async spawn(): Promise<void> {
-    const isolation = detectIsolation();
-    const preload = this.preload.join(',');
-    let file: string;
-    let args: string[];
-    if (isolation.mode === 'bubblewrap') {
-      file = isolation.bwrap!;
+    const isolation = this.isolation;
+    const preload = { RETOOL_SANDBOX_PRELOAD: this.preload.join(','), RETOOL_SANDBOX_LAZY: this.lazyPreload.join(',') };
+    // -s, not -I: -I would ignore PYTHONHASHSEED; the environment is ours alone either way.
+    let command: { file: string; args: string[] };
+    let env: Record<string, string> = {};
+    if (isolation.mode === 'unsafe-none') {
+      this.workRoot = mkdtempSync(join(tmpdir(), `retool-sandbox-${this.index}-`));
+      const server = [VENV_PYTHON, '-s', SERVER_SCRIPT, '--work-root', this.workRoot];
+      // Even with no namespaces, never uid 0: a run's kill(-1) then reaches only its own uid.
+      if (isolation.dropUid) chownSync(this.workRoot, slotUid(this.index), slotUid(this.index));
+      command = isolation.dropUid ? { file: '/usr/bin/setpriv', args: [...dropToUid(slotUid(this.index)).slice(1), ...server] } : { file: server[0]!, args: server.slice(1) };
+      env = { ...SANDBOX_ENV, HOME: this.workRoot, ...preload };
+    } else {
       // The venv and the server script get fixed places, so a checkout anywhere (even under
       // /tmp, which is private in the sandbox) works; a venv does not care where it sits.
-      args = bwrapArgs({
-        argv: ['/opt/retool/venv/bin/python', '-I', '/opt/retool/forkserver.py', '--pidns', '--work-root', '/tmp'],
+      command = sandboxCommand(isolation, {
+        argv: ['/opt/retool/venv/bin/python', '-s', '/opt/retool/forkserver.py', '--pidns', '--work-root', '/tmp'],
         readOnly: [pythonPrefix(), { src: dirname(dirname(VENV_PYTHON)), dest: '/opt/retool/venv' }, { src: SERVER_SCRIPT, dest: '/opt/retool/forkserver.py' }],
         uid: slotUid(this.index),
-        env: { RETOOL_SANDBOX_PRELOAD: preload, RETOOL_SANDBOX_LAZY: this.lazyPreload.join(',') },
+        env: preload,
       });
-    } else {
-      this.workRoot = mkdtempSync(join(tmpdir(), `retool-sandbox-${this.index}-`));
-      file = VENV_PYTHON;
-      args = ['-I', SERVER_SCRIPT, '--work-root', this.workRoot];
     }
-    const proc = execa(file, args, {
-      env: isolation.mode === 'bubblewrap' ? {} : { ...SANDBOX_ENV, HOME: this.workRoot!, RETOOL_SANDBOX_PRELOAD: preload, RETOOL_SANDBOX_LAZY: this.lazyPreload.join(',') },
+    const proc = execa(command.file, command.args, {
+      env,
       extendEnv: false,
       stdin: 'pipe',
       stdout: 'pipe',
       stderr: 'pipe',
       buffer: false,
       reject: false,
-      // Without bubblewrap there is no pid namespace: a group of its own lets us kill it whole.
-      detached: isolation.mode !== 'bubblewrap',
+      // Without namespaces there is no pid namespace: a group of its own lets us kill it whole.
+      detached: isolation.mode === 'unsafe-none',
     });
     this.proc = proc;
     // A server that dies mid-write must not take this process down with EPIPE.
@@ -145,7 +150,7 @@ class Slot {
     );
   }
 
-  async run(code: string, stdin: string, limits: SandboxLimits): Promise<ExecResult> {
+  async run(code: string, stdin: string, limits: SandboxLimits, seed: number): Promise<ExecResult> {
     const started = performance.now();
     try {
       await this.start();
@@ -164,7 +169,7 @@ class Slot {
         pending?.resolve(failure('timeout', 'watchdog', 'the sandbox server stopped answering and was replaced', started));
       }, limits.timeoutMs + WATCHDOG_GRACE_MS);
       this.pending = { id, resolve, watchdog, started };
-      proc.stdin!.write(`${JSON.stringify({ id, code, stdin, ...limits })}\n`);
+      proc.stdin!.write(`${JSON.stringify({ id, code, stdin, seed, ...limits })}\n`);
     });
   }
 
@@ -172,7 +177,7 @@ class Slot {
     const proc = this.proc;
     if (!proc?.pid) return;
     try {
-      if (detectIsolation().mode === 'bubblewrap') proc.kill('SIGKILL');
+      if (this.isolation.mode !== 'unsafe-none') proc.kill('SIGKILL');
       else process.kill(-proc.pid, 'SIGKILL');
     } catch {
       // already gone
@@ -181,6 +186,7 @@ class Slot {
 }
 
 export interface PythonPoolOptions {
+  isolation: Isolation;
   /** Warm interpreters, i.e. runs in parallel. */
   size: number;
   /** Modules imported once by each server at start and inherited by every run. */
@@ -204,7 +210,7 @@ export class PythonPool {
   private closed = false;
 
   constructor(opts: PythonPoolOptions) {
-    this.slots = Array.from({ length: opts.size }, (_, i) => new Slot(i, opts.preload ?? DEFAULT_PRELOAD, opts.lazyPreload ?? DEFAULT_LAZY_PRELOAD));
+    this.slots = Array.from({ length: opts.size }, (_, i) => new Slot(opts.isolation, i, opts.preload ?? DEFAULT_PRELOAD, opts.lazyPreload ?? DEFAULT_LAZY_PRELOAD));
     this.maxQueue = opts.maxQueue ?? 4096;
   }
 
@@ -221,25 +227,25 @@ export class PythonPool {
     await Promise.all(this.slots.map((s) => s.start()));
   }
 
-  run(code: string, stdin: string, limits: SandboxLimits): Promise<ExecResult> {
+  run(code: string, stdin: string, limits: SandboxLimits, seed = 0): Promise<ExecResult> {
     if (this.closed) return Promise.resolve(failure('sandbox_error', 'closed', 'the sandbox pool is closed', performance.now()));
     const free = this.slots.find((s) => !s.busy);
-    if (free) return this.runOn(free, code, stdin, limits);
+    if (free) return this.runOn(free, code, stdin, limits, seed);
     if (this.queue.length >= this.maxQueue) {
       return Promise.resolve(failure('sandbox_error', 'queue full', `more than ${this.maxQueue} runs are waiting for the sandbox`, performance.now()));
     }
     return new Promise((resolve) =>
       this.queue.push({
-        run: (slot) => void this.runOn(slot, code, stdin, limits).then(resolve),
+        run: (slot) => void this.runOn(slot, code, stdin, limits, seed).then(resolve),
         cancel: () => resolve(failure('sandbox_error', 'closed', 'the sandbox pool was closed before this run started', performance.now())),
       }),
     );
   }
 
-  private async runOn(slot: Slot, code: string, stdin: string, limits: SandboxLimits): Promise<ExecResult> {
+  private async runOn(slot: Slot, code: string, stdin: string, limits: SandboxLimits, seed: number): Promise<ExecResult> {
     slot.busy = true;
     try {
-      return await slot.run(code, stdin, limits);
+      return await slot.run(code, stdin, limits, seed);
     } finally {
       slot.busy = false;
       const next = this.queue.shift();

@@ -25,6 +25,8 @@ export const ExecRequestSchema = z.object({
   code: z.string().max(16 * 1024 * 1024),
   stdin: z.string().default(''),
   limits: SandboxLimitsSchema.partial().default({}),
+  /** Seeds Python's random and numpy.random (and JavaScript's Math.random): same code and seed, same output. */
+  seed: z.number().int().min(0).max(2 ** 32 - 2).default(0),
 });
 export type ExecRequest = z.input<typeof ExecRequestSchema>;
 
