@@ -6,6 +6,7 @@ Runs inside bubblewrap (or unshare-init.py's equivalent) under a dropped uid; th
 the policy, this file only enforces it. Plain standard library, no third-party imports.
 """
 import base64
+import collections
 import ctypes
 import gc
 import io
@@ -116,26 +117,22 @@ TRACEBACK_EDGE = 20
 
 
 def print_traceback(e, tb):
-    frames = []
-    while tb is not None:
-        frames.append((tb.tb_frame, tb.tb_lineno))
-        tb = tb.tb_next
-    if len(frames) <= 4 * TRACEBACK_EDGE:
-        traceback.print_exception(type(e), e, e.__traceback__ if not frames else tb_from(e, frames))
+    # One walk that keeps only the ends: a list of every frame may not fit in what memory is left.
+    first, last, count, walk = [], collections.deque(maxlen=TRACEBACK_EDGE), 0, tb
+    while walk is not None:
+        if count < TRACEBACK_EDGE:
+            first.append((walk.tb_frame, walk.tb_lineno))
+        else:
+            last.append((walk.tb_frame, walk.tb_lineno))
+        count += 1
+        walk = walk.tb_next
+    if count <= 4 * TRACEBACK_EDGE:
+        traceback.print_exception(type(e), e, tb)
         return
-    ends = traceback.StackSummary.extract(iter(frames[:TRACEBACK_EDGE] + frames[-TRACEBACK_EDGE:]))
-    lines = ends.format()
-    omitted = ['  [... %d frames omitted ...]\n' % (len(frames) - 2 * TRACEBACK_EDGE)]
+    lines = traceback.StackSummary.extract(iter(first + list(last))).format()
+    omitted = ['  [... %d frames omitted ...]\n' % (count - 2 * TRACEBACK_EDGE)]
     text = ''.join(['Traceback (most recent call last):\n'] + lines[:TRACEBACK_EDGE] + omitted + lines[TRACEBACK_EDGE:] + traceback.format_exception_only(type(e), e))
     sys.stderr.write(text)
-
-
-def tb_from(e, frames):
-    """The traceback object that starts at frames[0] (the model's first frame)."""
-    tb = e.__traceback__
-    while tb is not None and tb.tb_frame is not frames[0][0]:
-        tb = tb.tb_next
-    return tb
 
 
 def report(e):

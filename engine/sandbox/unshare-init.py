@@ -101,8 +101,11 @@ def build_root(spec):
             bind_read_only_device(old + '/dev/' + name, '/dev/' + name)
     for name, target in (('fd', '/proc/self/fd'), ('stdin', '/proc/self/fd/0'), ('stdout', '/proc/self/fd/1'), ('stderr', '/proc/self/fd/2')):
         os.symlink(target, '/dev/' + name)
-    os.mkdir('/dev/shm', 0o1777)
-    os.chmod('/dev/shm', 0o1777)
+    os.mkdir('/dev/shm')
+    # Read-only /dev (its tmpfs belongs to the host user in a user namespace); /dev/shm apart, as
+    # multiprocessing's semaphores need it.
+    mount(None, '/dev', None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC)
+    mount('retool-shm', '/dev/shm', 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=1777,size=%d' % (16 << 20))
     os.mkdir('/proc', 0o555)
     mount('proc', '/proc', 'proc', MS_NOSUID | MS_NODEV | MS_NOEXEC)
     os.mkdir('/tmp', 0o1777)
