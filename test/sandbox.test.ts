@@ -492,6 +492,12 @@ sys.stderr.buffer.write(b"err\x00 \x1b[1mbold\x1b[0m \xc3\x28 tail\n")
       await expectHealthy(sandbox);
     });
 
+    it('runs multiprocessing (its semaphores need a writable /dev/shm)', async () => {
+      const r = await py(sandbox, 'import multiprocessing as mp\nwith mp.Pool(2) as pool:\n    print(pool.map(abs, [-1, -2, -3]))\n', { timeoutMs: 5000 });
+      expect(r, JSON.stringify(r)).toMatchObject({ status: 'ok', stdout: '[1, 2, 3]\n' });
+      await expectHealthy(sandbox);
+    });
+
     it('cannot write anywhere but its private /tmp', async () => {
       const dirs = ['/', '/etc', '/usr', '/usr/local', '/opt', '/opt/retool', '/opt/retool/venv', '/var', '/home', '/root', '/proc', '/dev', PROJECT_ROOT, homedir()];
       const code = lines(

@@ -39,7 +39,7 @@ export function dropToUid(uid: number): string[] {
 /**
  * The bwrap command line: no network, private pid/ipc/uts namespaces, read-only system dirs and
  * bound paths only (no /root, /home or /work unless bound), private /tmp, cleared environment,
- * dies with its parent, new session (no terminal injection), then setpriv to an unprivileged uid
+ * dies with its parent, new session (no terminal injection), a read-only root, then setpriv to an unprivileged uid
  * with no new privileges and no capabilities.
  */
 function bwrapArgs(isolation: Isolation, opts: SandboxCommandOptions): string[] {
@@ -61,8 +61,11 @@ function bwrapArgs(isolation: Isolation, opts: SandboxCommandOptions): string[] 
     }
     if (!(src === dest && dest.startsWith('/usr/'))) args.push('--ro-bind', src, dest);
   }
-  args.push('--proc', '/proc', '--dev', '/dev');
+  args.push('--proc', '/proc', '--dev', '/dev', '--perms', '1777', '--size', String(16 * 1024 * 1024), '--tmpfs', '/dev/shm');
   args.push('--perms', '1777', '--size', String(opts.tmpBytes ?? DEFAULT_TMP_BYTES), '--tmpfs', '/tmp', '--chdir', '/tmp');
+  // A host user's code runs as that user, who owns bwrap's tmpfs mounts: read-only, or /, /dev
+  // and the bind points' parents (/opt/retool) would be writable (/dev/shm stays, for multiprocessing).
+  args.push('--remount-ro', '/', '--remount-ro', '/dev');
   for (const [k, v] of Object.entries({ ...SANDBOX_ENV, ...opts.env })) args.push('--setenv', k, v);
   for (const { fd, dest } of opts.files ?? []) args.push('--file', String(fd), dest);
   args.push('--');
