@@ -1,6 +1,8 @@
 import { Presets, SingleBar } from 'cli-progress';
 import { ZodError } from 'zod';
 import { BadInputError, StoreBusyError } from '../datasets/errors.js';
+import { TemporalServerError } from './temporal.js';
+import { SandboxUnavailableError } from '../engine/sandbox/index.js';
 
 export interface CommonOptions {
   json?: boolean;
@@ -31,10 +33,11 @@ export function table(rows: Record<string, unknown>[], columns: string[]): strin
 
 /**
  * One place that turns errors into exit codes: 2 with the message alone for input a person can
- * fix (bad file, unknown dataset, busy store, invalid options), 1 with the stack for bugs.
+ * fix (bad file, unknown dataset, busy store, invalid options, an unusable Temporal server), 1
+ * with the stack for bugs.
  */
 export function reportError(err: unknown): number {
-  if (err instanceof BadInputError || err instanceof StoreBusyError) {
+  if (err instanceof BadInputError || err instanceof StoreBusyError || err instanceof TemporalServerError || err instanceof SandboxUnavailableError) {
     process.stderr.write(`retool: ${err.message}\n`);
     return 2;
   }

@@ -5,7 +5,7 @@ import { prepareDataWorkflow } from '../workflows/prepare-data.js';
 import type { Client } from '@temporalio/client';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { connectClient, ensureServer, PROJECT_ROOT, TASK_QUEUES, workflowUrl, type TemporalTarget } from './temporal.js';
+import { connectClient, ensureServer, PROJECT_ROOT, TASK_QUEUES, withServerErrors, workflowUrl, type ServerTarget } from './temporal.js';
 import { startWorkers } from './worker.js';
 
 let runtimeInstalled = false;
@@ -30,7 +30,7 @@ export interface ViaTemporalResult extends PrepareDataResult {
  * run side by side need processes of their own), so that one command works on a bare machine; any
  * `retool worker` running elsewhere shares the queue. Connection and workers are closed afterwards.
  */
-export async function withLocalTemporal<T>(opts: { home?: string; localWorker?: boolean; taskQueue?: string; workers?: number }, fn: (client: Client, target: TemporalTarget & { started: boolean }) => Promise<T>): Promise<T> {
+export async function withLocalTemporal<T>(opts: { home?: string; localWorker?: boolean; taskQueue?: string; workers?: number }, fn: (client: Client, target: ServerTarget) => Promise<T>): Promise<T> {
   quietTemporalRuntime();
   const target = await ensureServer({ home: opts.home });
   const taskQueue = opts.taskQueue ?? TASK_QUEUES.train;
@@ -39,7 +39,7 @@ export async function withLocalTemporal<T>(opts: { home?: string; localWorker?: 
   const extra = noLocalWorker ? [] : await Promise.all(Array.from({ length: Math.max(0, (opts.workers ?? 1) - 1) }, () => spawnWorker(target.address, taskQueue, opts.home)));
   const { client, connection } = await connectClient(target);
   try {
-    return await fn(client, target);
+    return await withServerErrors(target, () => fn(client, target));
   } finally {
     await connection.close();
     await Promise.all([workers?.shutdown(), ...extra.map((stop) => stop())]);

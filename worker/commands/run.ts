@@ -15,7 +15,7 @@ import { emit, parseNumber, pct, table, type CommonOptions } from '../output.js'
 import { runRetool, type RunRetoolResult } from '../run-pipeline.js';
 import { quietTemporalRuntime } from '../run-prepare.js';
 import { recentRuns, runStatus, type RunStatus } from '../status.js';
-import { configuredTarget, connectClient, workflowUrl } from '../temporal.js';
+import { connectClient, ensureServer, withServerErrors, workflowUrl, type ServerTarget } from '../temporal.js';
 
 type Opts = CommonOptions & Record<string, unknown>;
 
@@ -112,12 +112,13 @@ function statusText(s: RunStatus, uiUrl: string | null): string {
   return lines.join('\n');
 }
 
-export async function withClient<T>(fn: (client: Awaited<ReturnType<typeof connectClient>>['client'], target: ReturnType<typeof configuredTarget>) => Promise<T>): Promise<T> {
+/** Runs `fn` with a client of this home's server (reused or started, never another home's). */
+export async function withClient<T>(home: string | undefined, fn: (client: Awaited<ReturnType<typeof connectClient>>['client'], target: ServerTarget) => Promise<T>): Promise<T> {
   quietTemporalRuntime();
-  const target = configuredTarget();
+  const target = await ensureServer({ home });
   const { client, connection } = await connectClient(target);
   try {
-    return await fn(client, target);
+    return await withServerErrors(target, () => fn(client, target));
   } finally {
     await connection.close();
   }
@@ -128,7 +129,7 @@ export function statusCommand(common: (cmd: Command) => Command): Command {
     .description('where a run stands: stage, step/total, ETA, latest metrics, accuracies (no RUN: the newest runs)')
     .argument('[run]', 'workflow id of a pipeline or experiment')
     .action(async (run: string | undefined, opts: Opts) => {
-      await withClient(async (client, target) => {
+      await withClient(opts.home, async (client, target) => {
         if (!run) {
           const runs = await recentRuns(client);
           emit(opts, runs, () => (runs.length ? table(runs.map((r) => ({ ...r, startTime: r.startTime.toISOString() })), ['workflowId', 'type', 'status', 'startTime']) : 'no ReTool runs on this server yet; start one with: npx retool run'));
@@ -148,7 +149,7 @@ export function controlCommand(common: (cmd: Command) => Command, signal: 'pause
     .description(what[signal])
     .argument('<run>', 'workflow id')
     .action(async (run: string, opts: Opts) => {
-      await withClient(async (client) => {
+      await withClient(opts.home, async (client) => {
         await client.workflow.getHandle(run).signal(signal).catch((err: Error) => {
           throw new BadInputError(`cannot ${signal} "${run}": ${err.message}`);
         });

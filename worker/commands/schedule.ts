@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { PRESETS } from '../../workflows/config.js';
 import { emit, table, type CommonOptions } from '../output.js';
 import { createRetrainSchedule, deleteSchedule, listSchedules, pauseSchedule, triggerSchedule } from '../schedules.js';
-import { ensureServer, workflowUrl } from '../temporal.js';
+import { workflowUrl } from '../temporal.js';
 import { loadConfig, withClient } from './run.js';
 
 type Opts = CommonOptions & Record<string, unknown>;
@@ -23,8 +23,7 @@ export function scheduleCommand(common: (cmd: Command) => Command): Command {
     .option('--paused', 'create it paused', false)
     .action(async (opts: Opts) => {
       const config = loadConfig(opts.preset as string | undefined, opts.config as string | undefined);
-      await ensureServer({ home: opts.home });
-      const made = await withClient((client) =>
+      const made = await withClient(opts.home, (client) =>
         createRetrainSchedule(client, { id: opts.id as string, config, every: opts.every as string | undefined, cron: opts.cron as string | undefined, catchupWindow: opts.catchupWindow as string, taskQueue: opts.taskQueue as string | undefined, paused: Boolean(opts.paused) }),
       );
       emit(opts, made, () => `schedule ${made.scheduleId} created; next runs: ${made.nextRuns.join(', ') || '(paused)'}\nruns need a worker: npx retool worker`);
@@ -33,7 +32,7 @@ export function scheduleCommand(common: (cmd: Command) => Command): Command {
   common(schedule.command('list'))
     .description('the schedules, their next firing and recent runs')
     .action(async (opts: Opts) => {
-      const schedules = await withClient((client) => listSchedules(client));
+      const schedules = await withClient(opts.home, (client) => listSchedules(client));
       emit(opts, schedules, () => (schedules.length ? table(schedules.map((s) => ({ ...s, recent: s.recent.slice(-3).join(' ') })), ['id', 'paused', 'spec', 'next', 'recent']) : 'no schedules'));
     });
 
@@ -41,14 +40,14 @@ export function scheduleCommand(common: (cmd: Command) => Command): Command {
     .description('pause a schedule (--resume to unpause)')
     .option('--resume', 'unpause instead', false)
     .action(async (id: string, opts: Opts) => {
-      await withClient((client) => pauseSchedule(client, id, !opts.resume));
+      await withClient(opts.home, (client) => pauseSchedule(client, id, !opts.resume));
       emit(opts, { id, paused: !opts.resume }, () => `schedule ${id} ${opts.resume ? 'resumed' : 'paused'}`);
     });
 
   common(schedule.command('trigger').argument('<id>'))
     .description('fire a schedule now')
     .action(async (id: string, opts: Opts) => {
-      const started = await withClient(async (client, target) => {
+      const started = await withClient(opts.home, async (client, target) => {
         const workflowId = await triggerSchedule(client, id);
         return { id, workflowId, uiUrl: workflowId ? workflowUrl(target, workflowId) : null };
       });
@@ -58,7 +57,7 @@ export function scheduleCommand(common: (cmd: Command) => Command): Command {
   common(schedule.command('delete').argument('<id>'))
     .description('delete a schedule (runs it started go on)')
     .action(async (id: string, opts: Opts) => {
-      await withClient((client) => deleteSchedule(client, id));
+      await withClient(opts.home, (client) => deleteSchedule(client, id));
       emit(opts, { id, deleted: true }, () => `schedule ${id} deleted`);
     });
   return schedule;

@@ -1,42 +1,60 @@
 import { Command } from 'commander';
+import { resolveHome } from '../../datasets/store.js';
 import { emit, parseNumber, type CommonOptions } from '../output.js';
 import { quietTemporalRuntime } from '../run-prepare.js';
-import { configuredTarget, DEFAULT_PORT, DEFAULT_UI_PORT, ensureServer, portOpen, startDevServer, stopDetachedServer, TASK_QUEUES } from '../temporal.js';
+import { describeHolder, liveHomeServer, portHolder } from '../server-owner.js';
+import { ensureServer, externalTarget, portOpen, preferredPorts, startHomeServer, stopHomeServers, TASK_QUEUES, TemporalServerError } from '../temporal.js';
 import { startWorkers } from '../worker.js';
 
 type Opts = CommonOptions & Record<string, unknown>;
 
 export function serverCommand(common: (cmd: Command) => Command): Command {
   return common(new Command('server'))
-    .description('run the Temporal dev server with its web UI (loopback only, state in <home>/temporal.db)')
-    .option('--port <n>', 'gRPC port', parseNumber('--port'), DEFAULT_PORT)
-    .option('--ui-port <n>', 'web UI port', parseNumber('--ui-port'), DEFAULT_UI_PORT)
+    .description("this home's Temporal dev server with its web UI (loopback only, state in <home>/temporal.db)")
+    .option('--port <n>', 'gRPC port (default 7233, or the next free one when another home holds it)', parseNumber('--port'))
+    .option('--ui-port <n>', 'web UI port (default 8233, moved along with --port)', parseNumber('--ui-port'))
     .option('--detach', 'start it in the background and return', false)
-    .option('--stop', 'stop a server started with --detach (or by another retool command)', false)
-    .option('--status', 'say whether a server is reachable', false)
+    .option('--stop', "stop this home's dev server (started by --detach or by another retool command)", false)
+    .option('--status', "say whether this home's dev server runs, and where", false)
     .action(async (opts: Opts) => {
-      const target = configuredTarget(opts.port as number, opts.uiPort as number);
+      const home = resolveHome(opts.home);
+      const ports = { port: opts.port as number | undefined, uiPort: opts.uiPort as number | undefined };
+      const external = externalTarget();
       if (opts.stop) {
-        const stopped = stopDetachedServer(opts.home);
-        emit(opts, { stopped }, () => (stopped ? 'stopped the detached Temporal dev server' : 'no detached Temporal dev server recorded in this home'));
+        const stopped = await stopHomeServers(home);
+        emit(opts, { stopped: stopped.length > 0, pids: stopped }, () => (stopped.length ? `stopped this home's Temporal dev server (pid ${stopped.join(', ')})` : `no Temporal dev server runs for ${home}`));
         return;
       }
       if (opts.status) {
-        const up = await portOpen(target.address);
-        emit(opts, { ...target, up }, () => `${target.address}: ${up ? 'up' : 'down'}${up && target.uiUrl ? ` (UI ${target.uiUrl})` : ''}`);
+        if (external) {
+          const up = await portOpen(external.address);
+          emit(opts, { ...external, up }, () => `TEMPORAL_ADDRESS=${external.address}: ${up ? 'up' : 'down'}`);
+          return;
+        }
+        const own = liveHomeServer(home);
+        if (own) {
+          const target = { address: `127.0.0.1:${own.port}`, uiUrl: own.uiPort ? `http://127.0.0.1:${own.uiPort}` : null };
+          emit(opts, { ...target, up: true, pid: own.pid, home }, () => `${target.address}: up, this home's dev server (pid ${own.pid})${target.uiUrl ? `, UI ${target.uiUrl}` : ''}`);
+          return;
+        }
+        const port = ports.port ?? preferredPorts().port;
+        const holder = portHolder(port);
+        emit(opts, { address: null, up: false, pid: null, home }, () => `no Temporal dev server runs for ${home}${holder.kind === 'free' ? '' : ` (127.0.0.1:${port} is ${describeHolder(holder)})`}`);
         return;
       }
-      if (target.external) {
-        emit(opts, { ...target, started: false }, () => `TEMPORAL_ADDRESS=${target.address} is set: using that server, not starting one`);
+      if (external) {
+        emit(opts, { ...external, started: false }, () => `TEMPORAL_ADDRESS=${external.address} is set: using that server, not starting one`);
         return;
       }
       if (opts.detach) {
-        const started = await ensureServer({ home: opts.home, port: opts.port as number, uiPort: opts.uiPort as number });
-        emit(opts, started, () => `${started.started ? 'started' : 'reusing'} Temporal at ${started.address}, UI ${started.uiUrl}`);
+        const started = await ensureServer({ home, ...ports });
+        emit(opts, started, () => `${started.started ? 'started' : 'reusing'} this home's Temporal dev server at ${started.address}, UI ${started.uiUrl} (pid ${started.pid})`);
         return;
       }
-      const { target: running, child } = await startDevServer({ home: opts.home, port: opts.port as number, uiPort: opts.uiPort as number });
-      emit(opts, running, () => `Temporal dev server at ${running.address}, web UI ${running.uiUrl} (Ctrl-C stops it)`);
+      const own = liveHomeServer(home);
+      if (own) throw new TemporalServerError(`this home's Temporal dev server already runs at 127.0.0.1:${own.port} (pid ${own.pid}); \`retool server --stop\` stops it`);
+      const { child, ...running } = await startHomeServer(home, ports, false);
+      emit(opts, running, () => `Temporal dev server of ${home} at ${running.address}, web UI ${running.uiUrl} (Ctrl-C stops it)`);
       const stop = () => child.kill('SIGTERM');
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
