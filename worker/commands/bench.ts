@@ -21,8 +21,13 @@ export function benchCommand(common: (cmd: Command) => Command): Command {
     .description('naive python -c spawns against the warm sandbox pool: runs/s, p50/p99')
     .option('--runs <n>', 'runs per configuration (compute runs use half)', parseNumber('--runs'), 400)
     .option('--preload <modules>', 'modules each warm interpreter imports at start (default numpy,numpy.random; sympy is imported on first use)', parseList)
-    .action(async (opts: CommonOptions & { runs: number; preload?: string[] }) => {
-      const result = await benchSandbox({ runs: opts.runs, preload: opts.preload, onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`) });
+    .option('--modes <list>', 'isolation modes to measure (default: every one this machine has: bubblewrap, unshare)', parseList)
+    .action(async (opts: CommonOptions & { runs: number; preload?: string[]; modes?: string[] }) => {
+      const modes = opts.modes?.map((m) => {
+        if (m !== 'bubblewrap' && m !== 'unshare') throw new BadInputError(`--modes: unknown isolation mode "${m}" (bubblewrap, unshare)`);
+        return m;
+      });
+      const result = await benchSandbox({ runs: opts.runs, preload: opts.preload, modes, onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`) });
       emit(opts, result, () => JSON.stringify(result, null, 2));
     });
   common(bench.command('model'))
