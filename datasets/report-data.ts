@@ -78,7 +78,11 @@ export async function collectReport(store: Store, runId: string): Promise<Report
   const lineage: LineageEntry[] = [];
   const samples: SampleTrajectory[] = [];
   const stageSeconds: Record<string, number> = {};
+  const sandboxModes = new Set<string>();
   for (const id of armRuns) {
+    // The arm's stage runs (<id>-rl, <id>-sft-eval, ...) record the isolation their code ran under.
+    const modes = await store.query<{ mode: string | null }>(`SELECT DISTINCT json_extract_string(summary, '$.sandbox') AS mode FROM runs WHERE starts_with(run_id, $1)`, [`${id}-`]);
+    for (const { mode } of modes) if (mode) sandboxModes.add(mode);
     const armRun = await getRun(store, id).catch(() => null);
     if (!armRun) continue;
     const s = armRun.summary ?? {};
@@ -113,5 +117,6 @@ export async function collectReport(store: Store, runId: string): Promise<Report
     lineage,
     samples,
     stageSeconds,
+    sandbox: [...sandboxModes].sort(),
   };
 }

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure, defaultPayloadConverter } from '@temporalio/common';
@@ -67,6 +67,9 @@ describe('retoolPipeline on a real Temporal dev server', () => {
     expect(described.memo).toMatchObject({ preset: 'quick', bestAccuracy: best, report: result.report });
     expect(existsSync(result.report!)).toBe(true);
     expect(existsSync(result.report!.replace(/\.html$/, '-accuracy.png'))).toBe(true);
+    // The report records the isolation the model's code ran under.
+    const sandboxMode = process.env.RETOOL_SANDBOX ?? (existsSync('/usr/bin/bwrap') ? 'bubblewrap' : 'unshare');
+    expect(readFileSync(result.report!, 'utf8')).toContain(`code sandbox ${sandboxMode}`);
 
     await withStore(home.dir, async (store) => {
       const checkpoints = await store.query<{ stage: string; step: number }>('SELECT stage, step FROM checkpoints WHERE run_id LIKE $1 ORDER BY stage, step', [`${workflowId}-%`]);

@@ -84,6 +84,7 @@ const data: ReportData = {
     },
   ],
   stageSeconds: { sft: 125, rl: 4000 },
+  sandbox: ['unshare'],
 };
 
 const dir = mkdtempSync(join(tmpdir(), 'retool-report-'));
@@ -128,6 +129,7 @@ describe('writeReport', () => {
     expect(html).toContain('class="badge bad"');
 
     for (const id of ['summary', 'plots', 'lineage', 'samples', 'config']) expect(html).toContain(`id="${id}"`);
+    expect(html).toContain('code sandbox unshare');
     for (const name of ['accuracy', 'behaviour', 'training']) expect(html).toContain(`<figure id="plot-${name}">`);
 
     // Summary rows, percentages worked out by hand from the arms above; '—' for missing levels.

@@ -115,11 +115,15 @@ describe('isolation', () => {
 
   /** `retool exec --json` with only `node` on PATH: neither bubblewrap nor unshare can be found. */
   async function execWithoutTools(code: string, env: Record<string, string>, lang = 'python') {
+    return retoolWithoutTools(['exec', '--json', '--lang', lang], env, code);
+  }
+
+  function retoolWithoutTools(args: string[], env: Record<string, string>, input = '') {
     const bin = join(tmpdir(), `retool-node-only-${process.pid}`);
     mkdirSync(bin, { recursive: true });
     if (!existsSync(join(bin, 'node'))) symlinkSync(process.execPath, join(bin, 'node'));
-    return execa(process.execPath, [join(PROJECT_ROOT, 'bin', 'retool.js'), 'exec', '--json', '--lang', lang], {
-      input: code,
+    return execa(process.execPath, [join(PROJECT_ROOT, 'bin', 'retool.js'), ...args], {
+      input,
       env: { PATH: bin, HOME: tmpdir(), ...env },
       extendEnv: false,
       reject: false,
@@ -141,6 +145,13 @@ describe('isolation', () => {
     const forced = await execWithoutTools('print(1)\n', { RETOOL_SANDBOX: 'unshare' });
     expect(forced.exitCode).toBe(2);
     expect(String(forced.stderr).trim()).toMatch(/^retool: RETOOL_SANDBOX=unshare, but util-linux unshare\/setpriv not found$/);
+  });
+
+  it('starts no worker on such a machine (before any server is asked for)', async () => {
+    const r = await retoolWithoutTools(['worker'], { TEMPORAL_ADDRESS: '127.0.0.1:1', RETOOL_HOME: join(tmpdir(), `${MARK}-home`) });
+    expect(r.exitCode).toBe(2);
+    expect(String(r.stderr).trim()).toMatch(/^retool: no code sandbox on this machine: .*apt-get install bubblewrap.*RETOOL_UNSAFE_NO_SANDBOX=1$/);
+    expect(existsSync(join(tmpdir(), `${MARK}-home`))).toBe(false);
   });
 
   it('runs with no isolation only when RETOOL_UNSAFE_NO_SANDBOX=1 says so, and never as uid 0', async () => {

@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { TASK_QUEUES, type TemporalTarget } from './temporal.js';
+import { detectIsolation } from '../engine/sandbox/index.js';
 
 const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -39,6 +40,8 @@ export interface RunningWorkers {
 
 /** Starts one worker per task queue on one connection. Activities open the store per call. */
 export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers> {
+  // A worker that could not isolate model code must not take its tasks: refuse before polling.
+  detectIsolation();
   const connection = await NativeConnection.connect({ address: opts.target.address });
   const activities = createActivities({ home: opts.home });
   const queues = opts.taskQueues ?? Object.values(TASK_QUEUES);

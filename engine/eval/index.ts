@@ -13,7 +13,7 @@ import { withStore } from '../../datasets/store.js';
 import { openModel } from '../model/checkpoint.js';
 import type { Qwen2Model } from '../model/qwen2.js';
 import { rollout, RolloutOptionsSchema, type RolloutStats, type Trajectory } from '../rollout/rollout.js';
-import { Sandbox } from '../sandbox/index.js';
+import { Sandbox, type IsolationMode } from '../sandbox/index.js';
 import { initBackend } from '../tensor/backend.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { codeBlocks, TAG } from '../trace/format.js';
@@ -45,6 +45,8 @@ export interface EvalSummary {
   metrics: EvalMetrics;
   rollout: RolloutStats & { problemsPerSecond: number; sampledTokensPerSecond: number };
   backend: string;
+  /** Isolation the model's code ran under (bubblewrap, unshare, unsafe-none). */
+  sandbox: IsolationMode;
 }
 
 /** The per-sample facts the metrics need, read from the trajectory's tokens and roles. */
@@ -130,6 +132,7 @@ export async function runEval(options: EvalOptions, onProgress?: (done: number, 
       metrics,
       rollout: { ...stats, problemsPerSecond: problems.length / stats.seconds, sampledTokensPerSecond: stats.sampledTokens / stats.seconds },
       backend,
+      sandbox: sandbox.isolation.mode,
     };
     await withStore(opts.home, (store) => finishRun(store, runId, 'completed', summary));
     return summary;

@@ -4,7 +4,8 @@ import type { Plot } from './plots.js';
 import type { ReportArm, ReportData, SampleTrajectory } from './types.js';
 
 export function renderHtml(data: ReportData, plots: Plot[]): string {
-  const when = `${data.status}${data.preset ? ` · preset ${data.preset}` : ''} · created ${data.createdAt}`;
+  const sandbox = data.sandbox.length > 0 ? ` · code sandbox ${data.sandbox.join(', ')}` : '';
+  const when = `${data.status}${data.preset ? ` · preset ${data.preset}` : ''}${sandbox} · created ${data.createdAt}`;
   return `<!DOCTYPE html>
 <html lang="en">
 <head>

@@ -62,4 +62,6 @@ export interface ReportData {
   samples: SampleTrajectory[];
   /** Wall-clock seconds per stage when known. */
   stageSeconds: Record<string, number>;
+  /** Isolation modes the run's model code ran under (from its RL and evaluation runs). */
+  sandbox: string[];
 }

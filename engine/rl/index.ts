@@ -16,7 +16,7 @@ import { evaluateModel } from '../eval/index.js';
 import type { EvalMetrics } from '../eval/metrics.js';
 import { openModel, saveModel } from '../model/checkpoint.js';
 import type { Qwen2Model } from '../model/qwen2.js';
-import { Sandbox } from '../sandbox/index.js';
+import { Sandbox, type IsolationMode } from '../sandbox/index.js';
 import { initBackend } from '../tensor/backend.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { RlConfigSchema, type RlConfig } from './config.js';
@@ -65,6 +65,8 @@ export interface RlSummary {
   out: string | null;
   lastCheckpoint: string | null;
   backend: string;
+  /** Isolation the model's code ran under (bubblewrap, unshare, unsafe-none). */
+  sandbox: IsolationMode;
   seconds: number;
 }
 
@@ -243,6 +245,7 @@ export async function runRl(options: RlOptions, hooks: { onStep?: (m: RlStepMetr
       out: result.stopped ? null : opts.out,
       lastCheckpoint: result.lastCheckpoint,
       backend,
+      sandbox: sandbox.isolation.mode,
       seconds: (performance.now() - started) / 1000,
     };
     await withStore(opts.home, (store) => finishRun(store, runId, result.stopped ? 'stopped' : 'completed', { ...summary, history: undefined }));

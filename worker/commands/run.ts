@@ -9,6 +9,7 @@ import { BadInputError } from '../../datasets/errors.js';
 import { collectReport } from '../../datasets/report-data.js';
 import { withStore } from '../../datasets/store.js';
 import { writeReport } from '../../engine/report/index.js';
+import { detectIsolation } from '../../engine/sandbox/index.js';
 import { describeZodError, PRESETS, resolveConfig, type PresetName, type RetoolConfig } from '../../workflows/config.js';
 import { formatEta, liveProgress } from '../live-progress.js';
 import { emit, parseNumber, pct, table, type CommonOptions } from '../output.js';
@@ -69,6 +70,11 @@ export function runCommand(common: (cmd: Command) => Command): Command {
 /** Runs (or with --detach starts) `config`, with live progress bars, then the results table. */
 export async function runWithProgress(config: RetoolConfig, opts: Opts): Promise<void> {
   const say = (line: string) => !opts.json && process.stderr.write(`${line}\n`);
+  if (!opts.detach) {
+    // Workers start here: say at once which isolation the model's code gets (or stop, if none).
+    const isolation = detectIsolation();
+    if (isolation.mode !== 'bubblewrap') say(isolation.summary);
+  }
   const bars = opts.json || opts.detach ? null : liveProgress();
   let run: RunRetoolResult;
   try {

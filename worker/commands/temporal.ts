@@ -5,6 +5,7 @@ import { quietTemporalRuntime } from '../run-prepare.js';
 import { describeHolder, liveHomeServer, portHolder } from '../server-owner.js';
 import { ensureServer, externalTarget, portOpen, preferredPorts, startHomeServer, stopHomeServers, TASK_QUEUES, TemporalServerError } from '../temporal.js';
 import { startWorkers } from '../worker.js';
+import { detectIsolation } from '../../engine/sandbox/index.js';
 
 type Opts = CommonOptions & Record<string, unknown>;
 
@@ -70,10 +71,12 @@ export function workerCommand(common: (cmd: Command) => Command): Command {
     .option('--exit-with-parent', 'shut down when standard input closes (the process that started it is gone)', false)
     .action(async (opts: Opts) => {
       quietTemporalRuntime('INFO');
+      // Before any server or connection: a machine that cannot isolate model code gets no worker.
+      const sandbox = detectIsolation();
       const target = await ensureServer({ home: opts.home });
       const running = await startWorkers({ target, home: opts.home, taskQueues: opts.taskQueue as string[] | undefined, maxConcurrentActivities: opts.maxActivities as number });
       const queues = running.workers.map((w) => w.options.taskQueue);
-      emit(opts, { address: target.address, namespace: target.namespace, taskQueues: queues }, () => `worker polling ${queues.join(', ')} on ${target.address} (Ctrl-C stops it)`);
+      emit(opts, { address: target.address, namespace: target.namespace, taskQueues: queues, sandbox: sandbox.mode }, () => `worker polling ${queues.join(', ')} on ${target.address} (Ctrl-C stops it); ${sandbox.summary}`);
       const stop = () => void running.shutdown();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
