@@ -155,6 +155,14 @@ function readWanted(): IsolationMode | undefined {
   throw new SandboxUnavailableError(`${MODE_ENV}=${value} is not a mode: use bubblewrap or unshare (or ${UNSAFE_ENV}=1 to allow no isolation)`);
 }
 
+/**
+ * RLIMIT_NPROC counts every process of a uid: it bounds one run only where the run has a uid (or
+ * user namespace) of its own, which unsafe-none as a normal user does not give.
+ */
+export function limitsProcesses(isolation: Isolation): boolean {
+  return isolation.mode !== 'unsafe-none' || isolation.dropUid;
+}
+
 /** The modes that work here, best first (for tests and `retool bench sandbox --modes`). */
 export function availableModes(): IsolationMode[] {
   return (['bubblewrap', 'unshare'] as const).filter((m) => probe(m) === null);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { cleanOutput } from './output.js';
 import { dropToUid, sandboxCommand } from './command.js';
-import { SANDBOX_ENV, slotUid, type Isolation } from './isolation.js';
+import { limitsProcesses, SANDBOX_ENV, slotUid, type Isolation } from './isolation.js';
 import type { ExecResult, SandboxLimits } from './types.js';
 
 let nextRun = 0;
@@ -21,7 +21,7 @@ export async function runNodeOnce(isolation: Isolation, code: string, stdin: str
     '/usr/bin/prlimit',
     `--cpu=${limits.cpuSeconds}:${limits.cpuSeconds + 1}`,
     `--data=${limits.memoryMb * 1024 * 1024}`,
-    `--nproc=${limits.maxProcesses}`,
+    ...(limitsProcesses(isolation) ? [`--nproc=${limits.maxProcesses}`] : []),
     `--fsize=${limits.maxFileBytes}`,
     '--core=0',
     '--',

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import { cleanOutput } from './output.js';
 import { dropToUid, sandboxCommand } from './command.js';
-import { pythonPrefix, SANDBOX_ENV, slotUid, VENV_PYTHON, type Isolation } from './isolation.js';
+import { limitsProcesses, pythonPrefix, SANDBOX_ENV, slotUid, VENV_PYTHON, type Isolation } from './isolation.js';
 import { ExecResultSchema, type ExecResult, type SandboxLimits } from './types.js';
 
 const SERVER_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'forkserver.py');
@@ -169,7 +169,8 @@ class Slot {
         pending?.resolve(failure('timeout', 'watchdog', 'the sandbox server stopped answering and was replaced', started));
       }, limits.timeoutMs + WATCHDOG_GRACE_MS);
       this.pending = { id, resolve, watchdog, started };
-      proc.stdin!.write(`${JSON.stringify({ id, code, stdin, seed, ...limits })}\n`);
+      const maxProcesses = limitsProcesses(this.isolation) ? limits.maxProcesses : null;
+      proc.stdin!.write(`${JSON.stringify({ id, code, stdin, seed, ...limits, maxProcesses })}\n`);
     });
   }
 
