@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
+import { BadInputError } from '../datasets/errors.js';
 import { loadModel } from '../engine/model/checkpoint.js';
 import { Qwen2ConfigSchema } from '../engine/model/config.js';
 import { Qwen2Model } from '../engine/model/qwen2.js';
@@ -105,8 +106,10 @@ describe('SFT resume', () => {
     for (const [name, p] of a.params) expect(Array.from(b.params.get(name)!.dataSync())).toEqual(Array.from(p.dataSync()));
   });
 
-  it('refuses to resume on different data', async () => {
+  it('refuses to resume on different data, as bad input (an activity does not retry it)', async () => {
     const saved = loadModel(join(home.dir, 'parts', 'step-3'));
-    await expect(trainSft({ model: saved.model, tokenizerDir: home.dir, examples: examples.slice(1), padId: 0, config: sftConfig, checkpointDir: (s) => join(home.dir, 'other', `step-${s}`), resume: saved })).rejects.toThrow(/11/);
+    const attempt = trainSft({ model: saved.model, tokenizerDir: home.dir, examples: examples.slice(1), padId: 0, config: sftConfig, checkpointDir: (s) => join(home.dir, 'other', `step-${s}`), resume: saved });
+    await expect(attempt).rejects.toThrow(/11/);
+    await expect(attempt).rejects.toBeInstanceOf(BadInputError);
   });
 });

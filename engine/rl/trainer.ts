@@ -4,6 +4,7 @@
 // mini-batches. Checkpoints hold everything needed to continue on the same trajectory: policy,
 // critic, both optimizers' moments, the RL step and the data cursor; every random draw is a
 // function of (seed, step), so there is no generator state to carry.
+import { BadInputError } from '../../datasets/errors.js';
 import { Rng } from '../../datasets/synth/index.js';
 import { saveModel, type LoadedModel } from '../model/checkpoint.js';
 import type { Qwen2Model } from '../model/qwen2.js';
@@ -172,12 +173,12 @@ export async function trainRl(run: RlRun): Promise<RlResult> {
   if (run.resume) {
     const state = run.resume.policy.trainerState;
     const extra = (state?.extra ?? {}) as { rlStep?: number; cursor?: DataCursor; seed?: number; problems?: number; algo?: string; criticStep?: number };
-    if (!state || extra.rlStep === undefined) throw new Error('the checkpoint was not written by the RL loop');
-    if (extra.seed !== c.seed || extra.problems !== run.problems.length || extra.algo !== c.algo) throw new Error(`the checkpoint was made with ${extra.algo} seed ${extra.seed} on ${extra.problems} problems; this run has ${c.algo} seed ${c.seed} on ${run.problems.length}`);
-    if (!run.resume.policy.optimizerState) throw new Error('the checkpoint holds no optimizer state, so training cannot continue exactly');
+    if (!state || extra.rlStep === undefined) throw new BadInputError('the checkpoint was not written by the RL loop');
+    if (extra.seed !== c.seed || extra.problems !== run.problems.length || extra.algo !== c.algo) throw new BadInputError(`the checkpoint was made with ${extra.algo} seed ${extra.seed} on ${extra.problems} problems; this run has ${c.algo} seed ${c.seed} on ${run.problems.length}`);
+    if (!run.resume.policy.optimizerState) throw new BadInputError('the checkpoint holds no optimizer state, so training cannot continue exactly');
     actorOpt.loadState(state.step, run.resume.policy.optimizerState);
     if (criticOpt) {
-      if (!run.resume.critic?.optimizerState) throw new Error('the checkpoint holds no critic optimizer state');
+      if (!run.resume.critic?.optimizerState) throw new BadInputError('the checkpoint holds no critic optimizer state');
       criticOpt.loadState(extra.criticStep ?? 0, run.resume.critic.optimizerState);
     }
     step = extra.rlStep;

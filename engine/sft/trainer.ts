@@ -7,6 +7,7 @@ import type { Qwen2Model } from '../model/qwen2.js';
 import { AdamW, OptimizerConfigSchema } from '../train/optim.js';
 import { trainStep } from '../train/step.js';
 import { padBatch, ShuffledStream, type DataCursor, type SftExample } from './data.js';
+import { BadInputError } from '../../datasets/errors.js';
 
 export const SftConfigSchema = z.object({
   steps: z.number().int().positive().default(400),
@@ -66,8 +67,8 @@ export async function trainSft(run: SftRun): Promise<SftResult> {
   let cursor: DataCursor = { epoch: 0, position: 0 };
   if (run.resume?.trainerState) {
     const extra = run.resume.trainerState.extra as { cursor?: DataCursor; seed?: number; examples?: number };
-    if (extra.seed !== c.seed || extra.examples !== run.examples.length) throw new Error(`the checkpoint was made with seed ${extra.seed} on ${extra.examples} examples, this run has seed ${c.seed} and ${run.examples.length}`);
-    if (!run.resume.optimizerState) throw new Error('the checkpoint holds no optimizer state, so training cannot continue exactly');
+    if (extra.seed !== c.seed || extra.examples !== run.examples.length) throw new BadInputError(`the checkpoint was made with seed ${extra.seed} on ${extra.examples} examples, this run has seed ${c.seed} and ${run.examples.length}`);
+    if (!run.resume.optimizerState) throw new BadInputError('the checkpoint holds no optimizer state, so training cannot continue exactly');
     optimizer.loadState(run.resume.trainerState.step, run.resume.optimizerState);
     cursor = extra.cursor ?? cursor;
   }
