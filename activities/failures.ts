@@ -1,8 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { ZodError } from 'zod';
-import { BadInputError } from '../datasets/errors.js';
+import { BadInputError, describeZodError } from '../datasets/errors.js';
 import { SandboxUnavailableError } from '../engine/sandbox/index.js';
-import { describeZodError } from '../workflows/config.js';
 
 /**
  * Bad input will be just as bad on the next attempt: fail the activity for good, with the

@@ -1,3 +1,10 @@
+import type { ZodError } from 'zod';
+
+/** A zod error as one line: each issue's path and message (configs, activity inputs, CLI options). */
+export function describeZodError(err: ZodError): string {
+  return err.issues.map((i) => `${i.path.length ? i.path.join('.') : '(input)'}: ${i.message}`).join('; ');
+}
+
 /**
  * Errors a user can fix by changing their input. The CLI prints the message alone (no stack)
  * and exits 2; activities turn them into non-retryable Temporal failures, so a bad file fails

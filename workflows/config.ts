@@ -102,10 +102,6 @@ export const PRESETS = {
 export type PresetName = keyof typeof PRESETS;
 
 /** Readable, path-qualified zod issues ("rl.steps: expected a number"), for configs and activity inputs. */
-export function describeZodError(err: z.ZodError): string {
-  return err.issues.map((i) => `${i.path.length ? i.path.join('.') : '(input)'}: ${i.message}`).join('; ');
-}
-
 /** A preset with a file's (or trigger's) settings laid over it, section by section. */
 export function resolveConfig(preset: PresetName | undefined, overrides: Record<string, unknown> = {}): RetoolConfig {
   const base: Record<string, unknown> = preset ? structuredCloneJson(PRESETS[preset]) : {};
