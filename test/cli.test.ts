@@ -1,9 +1,10 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { AIME24_FILE } from '../datasets/real-data.js';
 import { ROOT, json, retool, tempHome } from './helpers/cli.js';
+import { expectedSandboxMode } from './helpers/sandbox-mode.js';
 
 const aimeRows = readFileSync(AIME24_FILE, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { input: string; output: string });
 
@@ -128,7 +129,7 @@ describe('retool exec (CLI, real sandbox)', () => {
     const ok = json(await retool(['exec', '--json'], { home: home.dir, input: 'import sympy\nprint(sympy.factorint(2**10 * 3))\n' }));
     expect(ok).toMatchObject({ status: 'ok', exitCode: 0, stdout: '{2: 10, 3: 1}\n', rendered: '{2: 10, 3: 1}' });
     // The mode is recorded: bubblewrap where installed, else the unshare fallback.
-    expect(ok.isolation).toBe(process.env.RETOOL_SANDBOX ?? (existsSync('/usr/bin/bwrap') ? 'bubblewrap' : 'unshare'));
+    expect(ok.isolation).toBe(expectedSandboxMode());
   });
 
   it('exits 1 on failing code and renders the last traceback line', async () => {

@@ -16,6 +16,7 @@ import { pipelineProgress, retoolPipeline } from '../workflows/pipeline.js';
 import { RetoolBestAccuracy, RetoolPreset, RetoolStage } from '../workflows/search-attributes.js';
 import { createRetrainSchedule, triggerSchedule } from '../worker/schedules.js';
 import { ROOT, tempHome } from './helpers/cli.js';
+import { expectedSandboxMode } from './helpers/sandbox-mode.js';
 import { until } from './helpers/wait.js';
 
 const address = inject('temporalAddress');
@@ -68,8 +69,7 @@ describe('retoolPipeline on a real Temporal dev server', () => {
     expect(existsSync(result.report!)).toBe(true);
     expect(existsSync(result.report!.replace(/\.html$/, '-accuracy.png'))).toBe(true);
     // The report records the isolation the model's code ran under.
-    const sandboxMode = process.env.RETOOL_SANDBOX ?? (existsSync('/usr/bin/bwrap') ? 'bubblewrap' : 'unshare');
-    expect(readFileSync(result.report!, 'utf8')).toContain(`code sandbox ${sandboxMode}`);
+    expect(readFileSync(result.report!, 'utf8')).toContain(`code sandbox ${expectedSandboxMode()}`);
 
     await withStore(home.dir, async (store) => {
       const checkpoints = await store.query<{ stage: string; step: number }>('SELECT stage, step FROM checkpoints WHERE run_id LIKE $1 ORDER BY stage, step', [`${workflowId}-%`]);

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { availableModes, lastErrorLine, renderForModel, Sandbox, truncateMiddle, type ExecResult, type SandboxLimits } from '../engine/sandbox/index.js';
 import { PROJECT_ROOT } from '../engine/sandbox/isolation.js';
 import { freePort } from './helpers/net.js';
+import { bwrapWorks, expectedSandboxMode } from './helpers/sandbox-mode.js';
 
 /**
  * Hostile code against the real sandbox (fork servers in bubblewrap, and in the unshare + setpriv
@@ -104,13 +105,13 @@ function isAlive(proc: ChildProcess): boolean {
 }
 
 describe('isolation', () => {
-  it('picks bubblewrap where it is installed, else the unshare fallback (or the mode RETOOL_SANDBOX forces)', () => {
-    const bwrap = ['/usr/bin/bwrap', '/usr/local/bin/bwrap', '/bin/bwrap'].some((p) => existsSync(p));
+  it('picks bubblewrap where it works, else the unshare fallback (or the mode RETOOL_SANDBOX forces)', () => {
     const sandbox = new Sandbox({ poolSize: 1 });
     void sandbox.close();
-    expect(sandbox.isolation.mode).toBe(process.env.RETOOL_SANDBOX ?? (bwrap ? 'bubblewrap' : 'unshare'));
+    const expected = expectedSandboxMode();
+    expect(sandbox.isolation.mode).toBe(expected);
     expect(MODES).toContain('unshare');
-    if (bwrap) expect(MODES).toContain('bubblewrap');
+    expect(MODES.includes('bubblewrap')).toBe(bwrapWorks());
   });
 
   /** `retool exec --json` with only `node` on PATH: neither bubblewrap nor unshare can be found. */
@@ -383,8 +384,10 @@ describe.each(MODES)('python sandbox (%s): hostile code is contained', (mode) =>
 
     it('contains C-level recursion (repr of a deeply nested list)', async () => {
       const code = 'import sys\nsys.setrecursionlimit(10**7)\nx = []\nfor _ in range(10**6):\n    x = [x]\nprint(len(repr(x)))\n';
-      const r = await py(sandbox, code, { timeoutMs: 5000, memoryMb: 512 });
-      expect(['killed', 'error', 'memory']).toContain(r.status);
+      // CPython's repr keeps a list of the containers it is inside and scans it at every level, so
+      // reaching the C stack's end costs 2.5-4 s of CPU by itself: the wall limit leaves room for load.
+      const r = await py(sandbox, code, { timeoutMs: 20_000, memoryMb: 512 });
+      expect(['killed', 'error', 'memory'], JSON.stringify(r)).toContain(r.status);
       await expectHealthy(sandbox);
     });
   });

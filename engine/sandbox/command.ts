@@ -1,4 +1,4 @@
-import { existsSync, realpathSync } from 'node:fs';
+import { chownSync, existsSync, realpathSync } from 'node:fs';
 import { SANDBOX_ENV, UNSHARE_INIT, unshareArgs, VENV_PYTHON, type Isolation } from './isolation.js';
 
 export interface SandboxCommandOptions {
@@ -32,8 +32,18 @@ function resolveBinds(readOnly: SandboxCommandOptions['readOnly']): { src: strin
 }
 
 /** setpriv to an unprivileged uid with no new privileges and no capabilities. */
-export function dropToUid(uid: number): string[] {
+function dropToUid(uid: number): string[] {
   return ['/usr/bin/setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--no-new-privs', '--bounding-set=-all', '--inh-caps=-all', '--'];
+}
+
+/**
+ * unsafe-none: `argv` on the host with no namespaces, but never as uid 0: as root, under setpriv
+ * as `uid`, which then owns `workDir` (so a run's kill(-1) reaches only its own uid).
+ */
+export function unsandboxedCommand(isolation: Isolation, argv: string[], uid: number, workDir: string): SandboxCommand {
+  const full = isolation.dropUid ? [...dropToUid(uid), ...argv] : argv;
+  if (isolation.dropUid) chownSync(workDir, uid, uid);
+  return { file: full[0]!, args: full.slice(1) };
 }
 
 /**

@@ -1,9 +1,9 @@
-import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { cleanOutput } from './output.js';
-import { dropToUid, sandboxCommand } from './command.js';
+import { sandboxCommand, unsandboxedCommand } from './command.js';
 import { limitsProcesses, SANDBOX_ENV, slotUid, type Isolation } from './isolation.js';
 import type { ExecResult, SandboxLimits } from './types.js';
 
@@ -44,9 +44,7 @@ export async function runNodeOnce(isolation: Isolation, code: string, stdin: str
   } else {
     host = mkdtempSync(join(tmpdir(), 'retool-js-'));
     writeFileSync(join(host, 'main.js'), code);
-    const argv = [...prlimit, ...node, join(host, 'main.js')];
-    if (isolation.dropUid) chownSync(host, uid, uid);
-    command = isolation.dropUid ? { file: '/usr/bin/setpriv', args: [...dropToUid(uid).slice(1), ...argv] } : { file: argv[0]!, args: argv.slice(1) };
+    command = unsandboxedCommand(isolation, [...prlimit, ...node, join(host, 'main.js')], uid, host);
   }
   try {
     const proc = execa(command.file, command.args, {

@@ -1,11 +1,11 @@
-import { chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import { cleanOutput } from './output.js';
-import { dropToUid, sandboxCommand } from './command.js';
+import { sandboxCommand, unsandboxedCommand } from './command.js';
 import { limitsProcesses, pythonPrefix, SANDBOX_ENV, slotUid, VENV_PYTHON, type Isolation } from './isolation.js';
 import { ExecResultSchema, type ExecResult, type SandboxLimits } from './types.js';
 
@@ -66,10 +66,7 @@ class Slot {
     let env: Record<string, string> = {};
     if (isolation.mode === 'unsafe-none') {
       this.workRoot = mkdtempSync(join(tmpdir(), `retool-sandbox-${this.index}-`));
-      const server = [VENV_PYTHON, '-s', SERVER_SCRIPT, '--work-root', this.workRoot];
-      // Even with no namespaces, never uid 0: a run's kill(-1) then reaches only its own uid.
-      if (isolation.dropUid) chownSync(this.workRoot, slotUid(this.index), slotUid(this.index));
-      command = isolation.dropUid ? { file: '/usr/bin/setpriv', args: [...dropToUid(slotUid(this.index)).slice(1), ...server] } : { file: server[0]!, args: server.slice(1) };
+      command = unsandboxedCommand(isolation, [VENV_PYTHON, '-s', SERVER_SCRIPT, '--work-root', this.workRoot], slotUid(this.index), this.workRoot);
       env = { ...SANDBOX_ENV, HOME: this.workRoot, ...preload };
     } else {
       // The venv and the server script get fixed places, so a checkout anywhere (even under
