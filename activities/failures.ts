@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { ZodError } from 'zod';
-import { BadInputError, describeZodError } from '../datasets/errors.js';
+import { BadInputError, describeZodError } from '../domain/errors.js';
 import { SandboxUnavailableError } from '../engine/sandbox/index.js';
 
 /**

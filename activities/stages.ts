@@ -6,13 +6,13 @@ import { CancelledFailure, Context } from '@temporalio/activity';
 import { latestCheckpoint } from '../datasets/runs.js';
 import { resolveHome, withStore } from '../datasets/store.js';
 import { resolveTraceDataset } from '../datasets/traces.js';
-import { coldStart } from '../engine/coldstart/index.js';
-import { runEval, type EvalOptions, type EvalSummary } from '../engine/eval/index.js';
+import { coldStart } from '../stages/coldstart.js';
+import { runEval, type EvalOptions, type EvalSummary } from '../stages/eval.js';
 import type { PresetName } from '../engine/model/config.js';
 import { initModelDir } from '../engine/model/init.js';
-import { runRl, type RlOptions, type RlSummary } from '../engine/rl/index.js';
+import { runRl, type RlOptions, type RlSummary } from '../stages/rl.js';
 import { Sandbox } from '../engine/sandbox/index.js';
-import { runSft, type SftOptions, type SftSummary } from '../engine/sft/index.js';
+import { runSft, type SftOptions, type SftSummary } from '../stages/sft.js';
 import { initBackend } from '../engine/tensor/backend.js';
 import { guarded } from './failures.js';
 

@@ -4,12 +4,12 @@
 import { join } from 'node:path';
 import { synthesizeDataset } from '../datasets/derive.js';
 import { withStore } from '../datasets/store.js';
-import { coldStart } from '../engine/coldstart/index.js';
+import { coldStart } from '../stages/coldstart.js';
 import { saveModel } from '../engine/model/checkpoint.js';
 import { PRESETS, Qwen2ConfigSchema, type PresetName } from '../engine/model/config.js';
 import { Qwen2Model } from '../engine/model/qwen2.js';
 import type { Sandbox } from '../engine/sandbox/index.js';
-import { runSft } from '../engine/sft/index.js';
+import { runSft } from '../stages/sft.js';
 import { builtinTokenizer } from '../engine/tokenizer/builtin.js';
 
 /** Problems dataset `bench` (train/test splits) and the SFT model at `<home>/sft`. */

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readProblems } from '../datasets/problems-io.js';
 import { withStore } from '../datasets/store.js';
-import { evaluateModel } from '../engine/eval/index.js';
+import { evaluateModel } from '../engine/eval/evaluate.js';
 import { loadModel } from '../engine/model/checkpoint.js';
 import type { PresetName } from '../engine/model/config.js';
 import { Sandbox } from '../engine/sandbox/index.js';

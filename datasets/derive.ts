@@ -1,10 +1,10 @@
 import { DuckDBDataChunkWriter } from '@duckdb/node-api';
 import { z } from 'zod';
-import { BadInputError } from './errors.js';
+import { BadInputError } from '../domain/errors.js';
 import { createDataset, resolveDataset, setRowCount } from './registry.js';
 import { DatasetNameSchema, parseDatasetRef, type DatasetInfo } from './schemas.js';
 import type { Store } from './store.js';
-import { SynthOptionsSchema, synthesize } from './synth/index.js';
+import { SynthOptionsSchema, synthesize } from '../domain/synth/index.js';
 
 export type Progress = (done: number, total: number) => void;
 

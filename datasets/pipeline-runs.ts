@@ -1,6 +1,6 @@
 // Store-side bookkeeping of pipeline runs: which problem set a run trains on, and the latest good
 // model a retraining run starts from (from the pipeline rows of `runs`).
-import { BadInputError } from './errors.js';
+import { BadInputError } from '../domain/errors.js';
 import { prepareData } from './prepare.js';
 import { resolveDataset } from './registry.js';
 import type { DatasetInfo } from './schemas.js';

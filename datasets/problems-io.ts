@@ -1,7 +1,7 @@
 import { closeSync, existsSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { z } from 'zod';
-import { BadInputError } from './errors.js';
+import { BadInputError } from '../domain/errors.js';
 import { createDataset, resolveDataset, setRowCount } from './registry.js';
 import { DatasetNameSchema, ProblemRowSchema, SplitSchema, formatDatasetRef, parseDatasetRef, type DatasetInfo } from './schemas.js';
 import { sqlIdent, sqlString, type Store } from './store.js';

@@ -1,4 +1,4 @@
-import { BadInputError } from './errors.js';
+import { BadInputError } from '../domain/errors.js';
 import {
   DatasetInfoSchema,
   formatDatasetRef,

@@ -1,7 +1,7 @@
 // Gathers what a run report shows from the store: each arm's pipeline row, its RL curves and
 // behaviour metrics, the lineage of datasets and checkpoints, and a few sample trajectories.
-import type { LineageEntry, ReportArm, ReportData, SampleTrajectory } from '../engine/report/types.js';
-import { BadInputError } from './errors.js';
+import type { LineageEntry, ReportArm, ReportData, SampleTrajectory } from '../domain/report-types.js';
+import { BadInputError } from '../domain/errors.js';
 import { resolveDataset } from './registry.js';
 import { getRun } from './runs.js';
 import type { Store } from './store.js';

@@ -1,6 +1,6 @@
 // The run registry: one row per training/evaluation run, its per-step metrics and the checkpoints
 // it wrote, so a run can be resumed, compared and found again.
-import { BadInputError } from './errors.js';
+import { BadInputError } from '../domain/errors.js';
 import type { Store } from './store.js';
 
 export type RunKind = 'pipeline' | 'experiment' | 'synth' | 'sft' | 'rl' | 'eval';

@@ -1,13 +1,13 @@
 import { z } from 'zod';
-import { BadInputError } from './errors.js';
+import { BadInputError } from '../domain/errors.js';
+import { SplitSchema } from '../domain/problem.js';
+
+export { ProblemRowSchema, SplitSchema, type ProblemRow, type Split } from '../domain/problem.js';
 
 /** Dataset names are used in file names, search attributes and CLI refs (`name@version:split`). */
 export const DatasetNameSchema = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'dataset names use letters, digits, ".", "_" and "-", and start with a letter or digit');
-
-export const SplitSchema = z.enum(['train', 'test']);
-export type Split = z.infer<typeof SplitSchema>;
 
 export const DatasetKindSchema = z.enum(['problems', 'traces', 'rollouts', 'evaluations']);
 export type DatasetKind = z.infer<typeof DatasetKindSchema>;
@@ -25,19 +25,6 @@ export const DatasetInfoSchema = z.object({
   createdAt: z.string(),
 });
 export type DatasetInfo = z.infer<typeof DatasetInfoSchema>;
-
-/** One problem row as stored, exported and shown. `family`/`level` are set for synthetic data. */
-export const ProblemRowSchema = z.object({
-  id: z.string().min(1),
-  problem: z.string().min(1),
-  answer: z.string().min(1),
-  family: z.string().nullable(),
-  level: z.number().int().nullable(),
-  split: SplitSchema.nullable(),
-  // Fields of the source file that have no column of their own.
-  extra: z.unknown(),
-});
-export type ProblemRow = z.infer<typeof ProblemRowSchema>;
 
 /** `name`, `name@3`, `name:test`, `name@3:train`. */
 export const DatasetRefSchema = z.object({

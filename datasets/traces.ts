@@ -1,7 +1,7 @@
 // Trace datasets: the cold-start stage's output. One row per trace, kept or rejected, with the
 // reason and stage of a rejection, so a person can see what the teacher got wrong.
 import { DuckDBDataChunkWriter } from '@duckdb/node-api';
-import { BadInputError } from './errors.js';
+import { BadInputError } from '../domain/errors.js';
 import { createDataset, resolveDataset, setRowCount } from './registry.js';
 import { parseDatasetRef, type DatasetInfo } from './schemas.js';
 import type { Store } from './store.js';

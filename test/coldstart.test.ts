@@ -5,7 +5,7 @@ import { AIME24_FILE } from '../datasets/real-data.js';
 import { withStore } from '../datasets/store.js';
 import { readTraces, resolveTraceDataset } from '../datasets/traces.js';
 import { BuiltinTeacher, type BuiltinTeacherOptions } from '../engine/coldstart/builtin-teacher.js';
-import { coldStart } from '../engine/coldstart/index.js';
+import { coldStart } from '../stages/coldstart.js';
 import { isFailure, type TeacherProblem, type TeacherTrace } from '../engine/coldstart/teacher.js';
 import { Sandbox } from '../engine/sandbox/index.js';
 import { codeBlocks } from '../engine/trace/format.js';

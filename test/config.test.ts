@@ -1,8 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BadInputError } from '../datasets/errors.js';
-import { loadConfig } from '../worker/commands/run.js';
+import { BadInputError } from '../domain/errors.js';
+import { loadConfig } from '../cli/commands/run.js';
 import { PRESETS, resolveConfig, RetoolConfigSchema } from '../workflows/config.js';
 import { parseConfig } from '../workflows/pipeline.js';
 import { tempHome } from './helpers/cli.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gradeResponse } from '../datasets/grading.js';
-import { sampleFacts } from '../engine/eval/index.js';
+import { gradeResponse } from '../domain/grading.js';
+import { sampleFacts } from '../engine/eval/evaluate.js';
 import { evalMetrics } from '../engine/eval/metrics.js';
 import { Qwen2ConfigSchema } from '../engine/model/config.js';
 import { Qwen2Model } from '../engine/model/qwen2.js';

@@ -7,7 +7,7 @@ import {
   gradeVerdict,
   GradeVerdictSchema,
   normalizeAnswer,
-} from '../datasets/grading.js';
+} from '../domain/grading.js';
 
 /** [a, b, expected]: every row is checked as (a, b) and as (b, a). Expectations are decided by the mathematics. */
 const CASES: Array<[string, string, boolean]> = [

@@ -8,7 +8,7 @@ import { saveModel } from '../engine/model/checkpoint.js';
 import { Qwen2ConfigSchema } from '../engine/model/config.js';
 import { Qwen2Model } from '../engine/model/qwen2.js';
 import { gae, groupAdvantages } from '../engine/rl/advantages.js';
-import { runRl, type RlOptions } from '../engine/rl/index.js';
+import { runRl, type RlOptions } from '../stages/rl.js';
 import { policyLossAndGrads, tokenLogprobs, tokenValues, valueLossAndGrads, type PolicyInputs, type ValueInputs } from '../engine/rl/losses.js';
 import { hasVoidTurn, outcomeReward } from '../engine/rl/reward.js';
 import type { RlStepMetrics } from '../engine/rl/trainer.js';

@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { BadInputError } from '../datasets/errors.js';
+import { BadInputError } from '../domain/errors.js';
 import { loadModel } from '../engine/model/checkpoint.js';
 import { Qwen2ConfigSchema } from '../engine/model/config.js';
 import { Qwen2Model } from '../engine/model/qwen2.js';
-import { buildExamples, lossMask, padBatch, ShuffledStream } from '../engine/sft/data.js';
+import { buildExamples, lossMask, padBatch } from '../engine/sft/data.js';
+import { ShuffledStream } from '../engine/train/stream.js';
 import { SftConfigSchema, trainSft } from '../engine/sft/trainer.js';
 import { initBackend, tf } from '../engine/tensor/backend.js';
 import { builtinTokenizer, saveTokenizer } from '../engine/tokenizer/builtin.js';

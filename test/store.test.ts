@@ -10,7 +10,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { splitDataset, synthesizeDataset } from '../datasets/derive.js';
-import { BadInputError, StoreBusyError } from '../datasets/errors.js';
+import { BadInputError, StoreBusyError } from '../domain/errors.js';
 import { MIGRATIONS, SCHEMA_VERSION } from '../datasets/migrations.js';
 import { prepareData } from '../datasets/prepare.js';
 import { exportProblems, importProblems, readProblems, type ImportOptions } from '../datasets/problems-io.js';

@@ -9,7 +9,7 @@ import {
   synthesize,
   type Family,
   type SyntheticProblem,
-} from '../datasets/synth/index.js';
+} from '../domain/synth/index.js';
 
 const all = (opts: Parameters<typeof synthesize>[0]): SyntheticProblem[] => [...synthesize(opts)];
 

@@ -5,7 +5,7 @@ import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { prepareDataProgress, prepareDataWorkflow } from '../workflows/prepare-data.js';
 import { RetoolDataset, RetoolStage } from '../workflows/search-attributes.js';
-import { quietTemporalRuntime } from '../worker/run-prepare.js';
+import { quietTemporalRuntime } from '../cli/local-temporal.js';
 import { TASK_QUEUES, ensureSearchAttributes, type TemporalTarget } from '../worker/temporal.js';
 import { startWorkers, type RunningWorkers } from '../worker/worker.js';
 import { json, retool, tempHome } from './helpers/cli.js';

@@ -3,7 +3,7 @@
 // Orchestration only: every stage is an activity over an engine function.
 import { ApplicationFailure, CancellationScope, defineQuery, isCancellation, setHandler, startChild, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { ZodError } from 'zod';
-import { describeZodError } from '../datasets/errors.js';
+import { describeZodError } from '../domain/errors.js';
 import { PRESETS, resolveConfig, type PresetName, type RetoolConfig } from './config.js';
 import { pauseSignal, resumeSignal, STOPPED, stopSignal, TrainingControl } from './control.js';
 import { activitiesFor } from './proxies.js';

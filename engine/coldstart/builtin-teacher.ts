@@ -4,7 +4,8 @@
 // fails (a missing import, an undefined name) followed by a corrected one. Every interpreter
 // output in its traces comes from running the code in the sandbox.
 import { z } from 'zod';
-import { fnv1a32, Rng } from '../../datasets/synth/index.js';
+import { Rng } from '../../domain/rng.js';
+import { fnv1a32 } from '../../domain/synth/index.js';
 import { renderForModel, type Sandbox } from '../sandbox/index.js';
 import { codeBlock, interpreterBlock, TAG } from '../trace/format.js';
 import { solutionFor } from './solutions.js';

@@ -3,7 +3,7 @@
 // the problem's numbers (what a small model can learn); the text steps show the work (partial
 // products, Euclid, factorisations) where it fits the tiny model's context, and state the method
 // where it cannot (a 600-digit power has no short worked form).
-import { solvers } from '../../datasets/synth/index.js';
+import { solvers } from '../../domain/synth/index.js';
 
 export interface Solution {
   /** Lines before the computation, e.g. an import; the self-correction defect drops them. */

@@ -4,7 +4,7 @@
 import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { BadInputError } from '../../datasets/errors.js';
+import { BadInputError } from '../../domain/errors.js';
 import { tf } from '../tensor/backend.js';
 import { loadTokenizerSync } from '../tokenizer/hf.js';
 import { saveTokenizerSync, type SavableTokenizer } from '../tokenizer/builtin.js';

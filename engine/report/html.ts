@@ -1,7 +1,7 @@
 // The run report as one self-contained HTML page: inline CSS and SVG, no scripts, no external
 // loads, so it can be mailed around or opened from an artifact store as is.
 import type { Plot } from './plots.js';
-import type { ReportArm, ReportData, SampleTrajectory } from './types.js';
+import type { ReportArm, ReportData, SampleTrajectory } from '../../domain/report-types.js';
 
 export function renderHtml(data: ReportData, plots: Plot[]): string {
   const sandbox = data.sandbox.length > 0 ? ` · code sandbox ${data.sandbox.join(', ')}` : '';

@@ -4,9 +4,9 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { renderHtml } from './html.js';
 import { renderPlots } from './plots.js';
-import type { ReportData } from './types.js';
+import type { ReportData } from '../../domain/report-types.js';
 
-export type * from './types.js';
+export type * from '../../domain/report-types.js';
 export type { Plot } from './plots.js';
 export { renderHtml } from './html.js';
 export { renderPlots } from './plots.js';

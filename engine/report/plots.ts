@@ -3,7 +3,7 @@
 import { Resvg } from '@resvg/resvg-js';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import type { ReportArm, ReportData } from './types.js';
+import type { ReportArm, ReportData } from '../../domain/report-types.js';
 
 export interface Plot {
   /** File-safe, e.g. 'accuracy'. */

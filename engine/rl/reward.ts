@@ -2,7 +2,7 @@
 // ground truth, -1 otherwise. Running code earns nothing by itself. Two options from later work,
 // off by default and recorded in the run's config when on: the verl ReTool recipe's small credit
 // for tool calls in wrong answers, and SimpleTIR's exclusion of trajectories with a void turn.
-import { gradeResponse } from '../../datasets/grading.js';
+import { gradeResponse } from '../../domain/grading.js';
 import type { Trajectory } from '../rollout/rollout.js';
 import { codeBlocks } from '../trace/format.js';
 

@@ -4,13 +4,13 @@
 // mini-batches. Checkpoints hold everything needed to continue on the same trajectory: policy,
 // critic, both optimizers' moments, the RL step and the data cursor; every random draw is a
 // function of (seed, step), so there is no generator state to carry.
-import { BadInputError } from '../../datasets/errors.js';
-import { Rng } from '../../datasets/synth/index.js';
+import { BadInputError } from '../../domain/errors.js';
+import { Rng } from '../../domain/rng.js';
 import { saveModel, type LoadedModel } from '../model/checkpoint.js';
 import type { Qwen2Model } from '../model/qwen2.js';
 import { rollout, type Trajectory } from '../rollout/rollout.js';
 import type { Sandbox } from '../sandbox/index.js';
-import { ShuffledStream, type DataCursor } from '../sft/data.js';
+import { ShuffledStream, type DataCursor } from '../train/stream.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { codeBlocks } from '../trace/format.js';
 import { promptText } from '../trace/prompt.js';

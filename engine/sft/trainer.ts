@@ -6,8 +6,9 @@ import { saveModel, type LoadedModel } from '../model/checkpoint.js';
 import type { Qwen2Model } from '../model/qwen2.js';
 import { AdamW, OptimizerConfigSchema } from '../train/optim.js';
 import { trainStep } from '../train/step.js';
-import { padBatch, ShuffledStream, type DataCursor, type SftExample } from './data.js';
-import { BadInputError } from '../../datasets/errors.js';
+import { padBatch, type SftExample } from './data.js';
+import { ShuffledStream, type DataCursor } from '../train/stream.js';
+import { BadInputError } from '../../domain/errors.js';
 
 export const SftConfigSchema = z.object({
   steps: z.number().int().positive().default(400),

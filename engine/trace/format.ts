@@ -2,7 +2,7 @@
 // <code>\n```python\n...\n```\n</code>, each followed by <interpreter>output</interpreter> from the
 // sandbox, and one final <answer>\boxed{...}</answer>. Roles are assigned per segment of text here,
 // then per token by encoding segment by segment, never by re-parsing strings after tokenisation.
-import { extractBoxed } from '../../datasets/grading.js';
+import { extractBoxed } from '../../domain/grading.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 
 export type Role = 'prompt' | 'model' | 'interpreter';

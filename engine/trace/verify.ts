@@ -1,7 +1,7 @@
 // The paper's two-stage verification of a code-integrated trace: format first (tags, fences, one
 // boxed answer, code that parses), then answer (every block re-executed in the sandbox must print
 // what the trace recorded, and the final answer must grade equal to the ground truth).
-import { gradeResponse } from '../../datasets/grading.js';
+import { gradeResponse } from '../../domain/grading.js';
 import { renderForModel, type Sandbox } from '../sandbox/index.js';
 import { checkFormat, codeBlocks, type FormatDefect } from './format.js';
 

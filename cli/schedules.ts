@@ -2,7 +2,7 @@
 // current version of its dataset from the latest good model (`startFrom: latest`). A firing while
 // the previous run still trains is skipped; missed firings within the catch-up window run late.
 import { ScheduleOverlapPolicy, type Client, type ScheduleSummary } from '@temporalio/client';
-import { BadInputError } from '../datasets/errors.js';
+import { BadInputError } from '../domain/errors.js';
 import type { RetoolConfig } from '../workflows/config.js';
 import { retoolStart } from './run-pipeline.js';
 

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { BadInputError } from '../../datasets/errors.js';
+import { BadInputError } from '../../domain/errors.js';
 import { openModel } from '../../engine/model/checkpoint.js';
 import { initModelDir } from '../../engine/model/init.js';
 import { PRESETS, type PresetName } from '../../engine/model/config.js';

@@ -5,7 +5,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { ZodError } from 'zod';
-import { BadInputError, describeZodError } from '../../datasets/errors.js';
+import { BadInputError, describeZodError } from '../../domain/errors.js';
 import { collectReport } from '../../datasets/report-data.js';
 import { withStore } from '../../datasets/store.js';
 import { writeReport } from '../../engine/report/index.js';
@@ -14,9 +14,9 @@ import { PRESETS, resolveConfig, type PresetName, type RetoolConfig } from '../.
 import { formatEta, liveProgress } from '../live-progress.js';
 import { emit, parseNumber, pct, table, type CommonOptions } from '../output.js';
 import { runRetool, type RunRetoolResult } from '../run-pipeline.js';
-import { quietTemporalRuntime } from '../run-prepare.js';
+import { quietTemporalRuntime } from '../local-temporal.js';
 import { recentRuns, runStatus, type RunStatus } from '../status.js';
-import { connectClient, ensureServer, withServerErrors, workflowUrl, type ServerTarget } from '../temporal.js';
+import { connectClient, ensureServer, withServerErrors, workflowUrl, type ServerTarget } from '../../worker/temporal.js';
 
 type Opts = CommonOptions & Record<string, unknown>;
 

@@ -4,14 +4,14 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { BadInputError } from '../../datasets/errors.js';
-import { finishRun, forgetStepsAfter, getRun, latestCheckpoint, recordMetrics, registerCheckpoint, startRun, type MetricPoint } from '../../datasets/runs.js';
-import { resolveHome, withStore } from '../../datasets/store.js';
-import { readTraces, resolveTraceDataset } from '../../datasets/traces.js';
-import { openModel, saveModel } from '../model/checkpoint.js';
-import { initBackend } from '../tensor/backend.js';
-import { buildExamples } from './data.js';
-import { SftConfigSchema, trainSft, type SftStepMetrics } from './trainer.js';
+import { BadInputError } from '../domain/errors.js';
+import { finishRun, forgetStepsAfter, getRun, latestCheckpoint, recordMetrics, registerCheckpoint, startRun, type MetricPoint } from '../datasets/runs.js';
+import { resolveHome, withStore } from '../datasets/store.js';
+import { readTraces, resolveTraceDataset } from '../datasets/traces.js';
+import { openModel, saveModel } from '../engine/model/checkpoint.js';
+import { initBackend } from '../engine/tensor/backend.js';
+import { buildExamples } from '../engine/sft/data.js';
+import { SftConfigSchema, trainSft, type SftStepMetrics } from '../engine/sft/trainer.js';
 
 export const SftOptionsSchema = SftConfigSchema.extend({
   /** A trace dataset (`retool synth --out`); only its verified traces are used. */

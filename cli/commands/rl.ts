@@ -1,7 +1,7 @@
 // `retool rl`: stage 3 alone from the command line, with a progress bar (or, when stderr is not a
 // terminal, one line per step) and the evaluation curve at the end.
 import { Command, Option } from 'commander';
-import { runRl, type RlEvalPoint } from '../../engine/rl/index.js';
+import { runRl, type RlEvalPoint } from '../../stages/rl.js';
 import type { RlStepMetrics } from '../../engine/rl/trainer.js';
 import { emit, parseList, parseNumber, pct, progressBar, table, type CommonOptions } from '../output.js';
 

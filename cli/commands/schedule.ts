@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { PRESETS } from '../../workflows/config.js';
 import { emit, table, type CommonOptions } from '../output.js';
 import { createRetrainSchedule, deleteSchedule, listSchedules, pauseSchedule, triggerSchedule } from '../schedules.js';
-import { workflowUrl } from '../temporal.js';
+import { workflowUrl } from '../../worker/temporal.js';
 import { loadConfig, withClient } from './run.js';
 
 type Opts = CommonOptions & Record<string, unknown>;

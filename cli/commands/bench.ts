@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { BadInputError } from '../../datasets/errors.js';
+import { BadInputError } from '../../domain/errors.js';
 import { benchData } from '../../bench/data.js';
 import { benchModel } from '../../bench/model.js';
 import { benchRl } from '../../bench/rl.js';

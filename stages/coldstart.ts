@@ -1,18 +1,18 @@
 // Stage 1: cold-start synthesis. Problems -> teacher traces -> two-stage verification -> a trace
 // dataset in the store, rejected traces kept with their reason, counts per reason in its params.
 import { z } from 'zod';
-import { extractBoxed } from '../../datasets/grading.js';
-import { BadInputError } from '../../datasets/errors.js';
-import { problemsForStage } from '../../datasets/problems-io.js';
-import type { Store } from '../../datasets/store.js';
-import { writeTraceDataset, type TraceRow } from '../../datasets/traces.js';
-import type { Sandbox } from '../sandbox/index.js';
-import { responseSegments } from '../trace/format.js';
-import { verifyTrace } from '../trace/verify.js';
-import { mapConcurrent } from '../util/concurrency.js';
-import { BuiltinTeacher, DefectRatesSchema } from './builtin-teacher.js';
-import { OpenAITeacher, OpenAITeacherOptionsSchema } from './openai-teacher.js';
-import { isFailure, TraceModeSchema, type Teacher, type TeacherProblem } from './teacher.js';
+import { extractBoxed } from '../domain/grading.js';
+import { BadInputError } from '../domain/errors.js';
+import { problemsForStage } from '../datasets/problems-io.js';
+import type { Store } from '../datasets/store.js';
+import { writeTraceDataset, type TraceRow } from '../datasets/traces.js';
+import type { Sandbox } from '../engine/sandbox/index.js';
+import { responseSegments } from '../engine/trace/format.js';
+import { verifyTrace } from '../engine/trace/verify.js';
+import { mapConcurrent } from '../engine/util/concurrency.js';
+import { BuiltinTeacher, DefectRatesSchema } from '../engine/coldstart/builtin-teacher.js';
+import { OpenAITeacher, OpenAITeacherOptionsSchema } from '../engine/coldstart/openai-teacher.js';
+import { isFailure, TraceModeSchema, type Teacher, type TeacherProblem } from '../engine/coldstart/teacher.js';
 
 export const ColdStartOptionsSchema = z.object({
   /** Problems to write traces for: NAME[@V][:split]; without a split, the train split when there is one. */

@@ -3,22 +3,18 @@
 // metrics, and stores every sample in the store for people to read.
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { BadInputError } from '../../datasets/errors.js';
-import { writeEvaluation } from '../../datasets/evaluations.js';
-import { gradeResponse } from '../../datasets/grading.js';
-import { problemsForStage } from '../../datasets/problems-io.js';
-import { finishRun, recordMetrics, startRun } from '../../datasets/runs.js';
-import type { DatasetInfo, ProblemRow } from '../../datasets/schemas.js';
-import { withStore } from '../../datasets/store.js';
-import { openModel } from '../model/checkpoint.js';
-import type { Qwen2Model } from '../model/qwen2.js';
-import { rollout, RolloutOptionsSchema, type RolloutStats, type Trajectory } from '../rollout/rollout.js';
-import { Sandbox, type IsolationMode } from '../sandbox/index.js';
-import { initBackend } from '../tensor/backend.js';
-import type { TextTokenizer } from '../tokenizer/types.js';
-import { codeBlocks, TAG } from '../trace/format.js';
-import { promptText } from '../trace/prompt.js';
-import { codeLineCount, evalMetrics, type EvalMetrics, type SampleFacts } from './metrics.js';
+import { BadInputError } from '../domain/errors.js';
+import { writeEvaluation } from '../datasets/evaluations.js';
+import { problemsForStage } from '../datasets/problems-io.js';
+import { finishRun, recordMetrics, startRun } from '../datasets/runs.js';
+import type { DatasetInfo, ProblemRow } from '../datasets/schemas.js';
+import { withStore } from '../datasets/store.js';
+import { evaluateModel } from '../engine/eval/evaluate.js';
+import type { EvalMetrics } from '../engine/eval/metrics.js';
+import { openModel } from '../engine/model/checkpoint.js';
+import { RolloutOptionsSchema, type RolloutStats } from '../engine/rollout/rollout.js';
+import { Sandbox, type IsolationMode } from '../engine/sandbox/index.js';
+import { initBackend } from '../engine/tensor/backend.js';
 
 export const EvalOptionsSchema = RolloutOptionsSchema.extend({
   model: z.string().min(1),
@@ -49,26 +45,6 @@ export interface EvalSummary {
   sandbox: IsolationMode;
 }
 
-/** The per-sample facts the metrics need, read from the trajectory's tokens and roles. */
-export function sampleFacts(t: Trajectory, tokenizer: TextTokenizer, problem: Pick<ProblemRow, 'id' | 'family' | 'level'>, correct: boolean): SampleFacts {
-  const blocks = codeBlocks(t.response);
-  const codeOpen = tokenizer.tokenToId(TAG.codeOpen);
-  let firstCodeToken: number | null = null;
-  if (blocks.length > 0) {
-    firstCodeToken = codeOpen !== undefined ? t.tokens.indexOf(codeOpen) : tokenizer.encode(t.response.slice(0, t.response.indexOf(TAG.codeOpen))).length;
-    if (firstCodeToken < 0) firstCodeToken = null;
-  }
-  return {
-    problemId: problem.id,
-    family: problem.family,
-    level: problem.level,
-    correct,
-    responseTokens: t.tokens.length,
-    firstCodeToken,
-    codeBlocks: blocks.map((b, i) => ({ lines: codeLineCount(b.code), ok: t.toolCalls[i] ? t.toolCalls[i]!.status === 'ok' : null })),
-  };
-}
-
 async function problemsFor(opts: z.output<typeof EvalOptionsSchema>): Promise<{ dataset: DatasetInfo; ref: string; problems: ProblemRow[] }> {
   const { dataset, source, rows } = await withStore(opts.home, (store) => problemsForStage(store, opts.dataset, 'test'));
   let problems = rows;
@@ -77,20 +53,6 @@ async function problemsFor(opts: z.output<typeof EvalOptionsSchema>): Promise<{ 
   if (opts.limit) problems = problems.slice(0, opts.limit);
   if (problems.length === 0) throw new BadInputError(`${source} holds no problems${opts.levels || opts.families ? ' at the chosen levels/families' : ''}`);
   return { dataset, ref: source, problems };
-}
-
-/** Rolls out and grades; no store. The engine piece RL reuses for its periodic evaluation. */
-export async function evaluateModel(model: Qwen2Model, tokenizer: TextTokenizer, sandbox: Sandbox, problems: ProblemRow[], options: z.input<typeof RolloutOptionsSchema> & { samples?: number }, onProgress?: (done: number, total: number) => void) {
-  const k = options.samples ?? 1;
-  const jobs = problems.flatMap((p) => Array.from({ length: k }, (_, s) => ({ p, s })));
-  const prompts = jobs.map(({ p }) => tokenizer.encode(promptText(tokenizer, p.problem)));
-  const { trajectories, stats } = await rollout(model, tokenizer, sandbox, prompts, options, onProgress);
-  const samples = trajectories.map((t, i) => {
-    const { p, s } = jobs[i]!;
-    const graded = gradeResponse(t.response, p.answer);
-    return { problem: p, sampleIdx: s, trajectory: t, correct: graded.correct, answer: graded.extracted, facts: sampleFacts(t, tokenizer, p, graded.correct) };
-  });
-  return { samples, stats, metrics: evalMetrics(samples.map((s) => s.facts)) };
 }
 
 export async function runEval(options: EvalOptions, onProgress?: (done: number, total: number) => void): Promise<EvalSummary> {

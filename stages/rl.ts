@@ -5,22 +5,22 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { BadInputError } from '../../datasets/errors.js';
-import { writeEvaluation } from '../../datasets/evaluations.js';
-import { problemsForStage } from '../../datasets/problems-io.js';
-import { writeRollouts } from '../../datasets/rollouts.js';
-import { finishRun, forgetStepsAfter, getRun, latestCheckpoint, recordMetrics, registerCheckpoint, startRun } from '../../datasets/runs.js';
-import type { ProblemRow } from '../../datasets/schemas.js';
-import { resolveHome, withStore } from '../../datasets/store.js';
-import { evaluateModel } from '../eval/index.js';
-import type { EvalMetrics } from '../eval/metrics.js';
-import { openModel, saveModel } from '../model/checkpoint.js';
-import type { Qwen2Model } from '../model/qwen2.js';
-import { Sandbox, type IsolationMode } from '../sandbox/index.js';
-import { initBackend } from '../tensor/backend.js';
-import type { TextTokenizer } from '../tokenizer/types.js';
-import { RlConfigSchema, type RlConfig } from './config.js';
-import { criticDir, trainRl, type RlStepMetrics, type ScoredTrajectory } from './trainer.js';
+import { BadInputError } from '../domain/errors.js';
+import { writeEvaluation } from '../datasets/evaluations.js';
+import { problemsForStage } from '../datasets/problems-io.js';
+import { writeRollouts } from '../datasets/rollouts.js';
+import { finishRun, forgetStepsAfter, getRun, latestCheckpoint, recordMetrics, registerCheckpoint, startRun } from '../datasets/runs.js';
+import type { ProblemRow } from '../datasets/schemas.js';
+import { resolveHome, withStore } from '../datasets/store.js';
+import { evaluateModel } from '../engine/eval/evaluate.js';
+import type { EvalMetrics } from '../engine/eval/metrics.js';
+import { openModel, saveModel } from '../engine/model/checkpoint.js';
+import type { Qwen2Model } from '../engine/model/qwen2.js';
+import { Sandbox, type IsolationMode } from '../engine/sandbox/index.js';
+import { initBackend } from '../engine/tensor/backend.js';
+import type { TextTokenizer } from '../engine/tokenizer/types.js';
+import { RlConfigSchema, type RlConfig } from '../engine/rl/config.js';
+import { criticDir, trainRl, type RlStepMetrics, type ScoredTrajectory } from '../engine/rl/trainer.js';
 
 export const RlOptionsSchema = RlConfigSchema.extend({
   /** The SFT model to start from (a directory in Hugging Face layout). */

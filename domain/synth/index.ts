@@ -24,9 +24,10 @@
  *  - `id` = `<family>-<14 hex digits of a 53-bit hash of the text>`: stable.
  */
 import { z } from 'zod';
-import { FAMILIES, FAMILY_SPECS, LEVELS, Rng, type Family } from './families.js';
+import { Rng } from '../rng.js';
+import { FAMILIES, FAMILY_SPECS, LEVELS, type Family } from './families.js';
 
-export { FAMILIES, LEVELS, PRIME_LIMIT, Rng, solvers, type Family, type Level, type SeqTerm } from './families.js';
+export { FAMILIES, LEVELS, PRIME_LIMIT, solvers, type Family, type Level, type SeqTerm } from './families.js';
 
 export interface SyntheticProblem {
   id: string;

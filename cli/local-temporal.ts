@@ -5,8 +5,8 @@ import { prepareDataWorkflow } from '../workflows/prepare-data.js';
 import type { Client } from '@temporalio/client';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { connectClient, ensureServer, PROJECT_ROOT, TASK_QUEUES, withServerErrors, workflowUrl, type ServerTarget } from './temporal.js';
-import { startWorkers } from './worker.js';
+import { connectClient, ensureServer, PROJECT_ROOT, TASK_QUEUES, withServerErrors, workflowUrl, type ServerTarget } from '../worker/temporal.js';
+import { startWorkers } from '../worker/worker.js';
 
 let runtimeInstalled = false;
 

@@ -1,14 +1,14 @@
 import { Command, Option } from 'commander';
 import { splitDataset, synthesizeDataset } from '../../datasets/derive.js';
-import { BadInputError } from '../../datasets/errors.js';
+import { BadInputError } from '../../domain/errors.js';
 import { exportProblems, importProblems } from '../../datasets/problems-io.js';
 import { readDatasetRows } from '../../datasets/show.js';
 import { listDatasets } from '../../datasets/registry.js';
 import type { DatasetInfo } from '../../datasets/schemas.js';
 import { withStore } from '../../datasets/store.js';
-import { FAMILIES } from '../../datasets/synth/index.js';
+import { FAMILIES } from '../../domain/synth/index.js';
 import { emit, parseList, parseNumber, progressBar, table, type CommonOptions } from '../output.js';
-import { prepareViaTemporal } from '../run-prepare.js';
+import { prepareViaTemporal } from '../local-temporal.js';
 import { prepareData } from '../../datasets/prepare.js';
 import { PRESETS } from '../../workflows/config.js';
 import { loadConfig, runWithProgress } from './run.js';

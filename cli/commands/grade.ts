@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { z } from 'zod';
-import { BadInputError } from '../../datasets/errors.js';
-import { gradeVerdict } from '../../datasets/grading.js';
+import { BadInputError } from '../../domain/errors.js';
+import { gradeVerdict } from '../../domain/grading.js';
 import { emit, type CommonOptions } from '../output.js';
 
 const BatchLineSchema = z.object({ pred: z.string(), gold: z.union([z.string(), z.number()]).transform(String) });

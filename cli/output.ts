@@ -1,7 +1,7 @@
 import { Presets, SingleBar } from 'cli-progress';
 import { ZodError } from 'zod';
-import { BadInputError, StoreBusyError } from '../datasets/errors.js';
-import { TemporalServerError } from './temporal.js';
+import { BadInputError, StoreBusyError } from '../domain/errors.js';
+import { TemporalServerError } from '../worker/temporal.js';
 import { SandboxUnavailableError } from '../engine/sandbox/index.js';
 
 export interface CommonOptions {

@@ -1,10 +1,10 @@
 import { Command } from 'commander';
 import { resolveHome } from '../../datasets/store.js';
 import { emit, parseNumber, type CommonOptions } from '../output.js';
-import { quietTemporalRuntime } from '../run-prepare.js';
-import { describeHolder, liveHomeServer, portHolder } from '../server-owner.js';
-import { ensureServer, externalTarget, portOpen, preferredPorts, startHomeServer, stopHomeServers, TASK_QUEUES, TemporalServerError } from '../temporal.js';
-import { startWorkers } from '../worker.js';
+import { quietTemporalRuntime } from '../local-temporal.js';
+import { describeHolder, liveHomeServer, portHolder } from '../../worker/server-owner.js';
+import { ensureServer, externalTarget, portOpen, preferredPorts, startHomeServer, stopHomeServers, TASK_QUEUES, TemporalServerError } from '../../worker/temporal.js';
+import { startWorkers } from '../../worker/worker.js';
 import { detectIsolation } from '../../engine/sandbox/index.js';
 
 type Opts = CommonOptions & Record<string, unknown>;

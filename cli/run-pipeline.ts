@@ -5,9 +5,9 @@ import type { RetoolConfig } from '../workflows/config.js';
 import type { ExperimentResult } from '../workflows/experiment.js';
 import type { PipelineResult } from '../workflows/pipeline.js';
 import { RetoolDataset, RetoolModel, RetoolPreset, RetoolStage } from '../workflows/search-attributes.js';
-import { withLocalTemporal } from './run-prepare.js';
+import { withLocalTemporal } from './local-temporal.js';
 import { runStatus, type RunStatus } from './status.js';
-import { TASK_QUEUES, WORKFLOW_TASK_TIMEOUT, workflowUrl } from './temporal.js';
+import { TASK_QUEUES, WORKFLOW_TASK_TIMEOUT, workflowUrl } from '../worker/temporal.js';
 
 export interface RunRetoolResult {
   workflowId: string;

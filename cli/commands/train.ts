@@ -2,11 +2,11 @@
 // data in the store.
 import { Command, Option } from 'commander';
 import { withStore } from '../../datasets/store.js';
-import { coldStart } from '../../engine/coldstart/index.js';
-import { runEval } from '../../engine/eval/index.js';
+import { coldStart } from '../../stages/coldstart.js';
+import { runEval } from '../../stages/eval.js';
 import type { EvalMetrics } from '../../engine/eval/metrics.js';
 import { Sandbox } from '../../engine/sandbox/index.js';
-import { runSft } from '../../engine/sft/index.js';
+import { runSft } from '../../stages/sft.js';
 import { emit, parseList, parseNumber, pct, progressBar, table, type CommonOptions } from '../output.js';
 
 type Opts = CommonOptions & Record<string, unknown>;

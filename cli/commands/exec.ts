@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { BadInputError } from '../../datasets/errors.js';
+import { BadInputError } from '../../domain/errors.js';
 import { Sandbox, renderForModel, type Language } from '../../engine/sandbox/index.js';
 import { emit, parseNumber, type CommonOptions } from '../output.js';
 
