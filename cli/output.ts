@@ -1,8 +1,13 @@
-import { Presets, SingleBar } from 'cli-progress';
+import { createRequire } from 'node:module';
+import type * as CliProgress from 'cli-progress';
 import { ZodError } from 'zod';
 import { BadInputError, StoreBusyError } from '../domain/errors.js';
-import { TemporalServerError } from '../worker/temporal.js';
-import { SandboxUnavailableError } from '../engine/sandbox/index.js';
+// The modules that define these errors, not the heavy ones that re-export them (the Temporal
+// client, the sandbox pool): every command loads this file, most never need those.
+import { TemporalServerError } from '../worker/common.js';
+import { SandboxUnavailableError } from '../engine/sandbox/isolation.js';
+
+const require = createRequire(import.meta.url);
 
 export interface CommonOptions {
   json?: boolean;
@@ -66,6 +71,7 @@ export function parseNumber(name: string) {
 /** A progress bar on stderr for a person at a terminal; silent under --json or when piped. */
 export function progressBar(opts: CommonOptions, label: string, unit = 'rows') {
   if (opts.json || !process.stderr.isTTY) return { update: () => {}, stop: () => {} };
+  const { Presets, SingleBar } = require('cli-progress') as typeof CliProgress;
   const bar = new SingleBar({ format: `${label} [{bar}] {percentage}% {value}/{total} ${unit}`, stream: process.stderr }, Presets.shades_classic);
   let started = false;
   return {

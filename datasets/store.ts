@@ -1,16 +1,14 @@
 import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { DuckDBInstance, type DuckDBConnection, type DuckDBValue } from '@duckdb/node-api';
 import { BadInputError, StoreBusyError } from '../domain/errors.js';
+import { resolveHome } from './home.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 
 export type Row = Record<string, unknown>;
 export type Params = Record<string, DuckDBValue> | DuckDBValue[];
 
-/** `--home` wins, then RETOOL_HOME, then `./.retool`. */
-export function resolveHome(home?: string): string {
-  return resolve(home ?? process.env.RETOOL_HOME ?? '.retool');
-}
+export { resolveHome };
 
 /**
  * One DuckDB instance per file per process, shared by reference count: concurrent activities in

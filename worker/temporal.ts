@@ -4,14 +4,25 @@ import { createConnection, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection, ServiceError } from '@temporalio/client';
-import { resolveHome } from '../datasets/store.js';
+import { resolveHome } from '../datasets/home.js';
 import { RETOOL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes.js';
+import { TASK_QUEUES, TemporalServerError } from './common.js';
 import { canInspect, describeHolder, homeServers, liveHomeServer, portHolder } from './server-owner.js';
 
-export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+/**
+ * The checkout: the nearest folder above this file with a package.json (worker/ in the sources,
+ * dist/worker/ once compiled), where bin/ and .venv/ are.
+ */
+export const PROJECT_ROOT = projectRoot(dirname(fileURLToPath(import.meta.url)));
 
-/** Task queues, as in the design: stages land on the queue whose workers have what they need. */
-export const TASK_QUEUES = { train: 'retool-train', rollout: 'retool-rollout', sandbox: 'retool-sandbox' } as const;
+function projectRoot(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    if (dirname(dir) === dir) return join(from, '..');
+  }
+}
+
+export { TASK_QUEUES, TemporalServerError };
 export const DEFAULT_PORT = 7233;
 /**
  * A workflow task shares the worker's thread with CPU-bound training, which can hold it for
@@ -25,14 +36,6 @@ export interface TemporalTarget {
   namespace: string;
   /** The web UI, when we know where it is (our own dev server). */
   uiUrl: string | null;
-}
-
-/**
- * A server that cannot be used as it is (another home's on the port, unreachable, unhealthy):
- * the CLI prints the message alone, one line that says what to do, and exits 2.
- */
-export class TemporalServerError extends Error {
-  override readonly name = 'TemporalServerError';
 }
 
 export function namespace(): string {

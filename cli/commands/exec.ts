@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { BadInputError } from '../../domain/errors.js';
-import { Sandbox, renderForModel, type Language } from '../../engine/sandbox/index.js';
+import type { Language } from '../../engine/sandbox/index.js';
 import { emit, parseNumber, type CommonOptions } from '../output.js';
 
 type ExecOptions = CommonOptions & { lang: Language; timeoutMs?: number; memoryMb?: number; stdinFile?: string; renderBytes: number };
@@ -24,6 +24,7 @@ export function execCommand(common: (cmd: Command) => Command): Command {
           throw new BadInputError(`--stdin-file ${opts.stdinFile}: ${(err as Error).message}`);
         }
       }
+      const { Sandbox, renderForModel } = await import('../../engine/sandbox/index.js');
       const sandbox = new Sandbox({ poolSize: 1 });
       try {
         const limits = { ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}), ...(opts.memoryMb ? { memoryMb: opts.memoryMb } : {}) };
