@@ -1,10 +1,6 @@
 import { Command, Option } from 'commander';
 import { BadInputError } from '../../domain/errors.js';
-import { openModel } from '../../engine/model/checkpoint.js';
-import { initModelDir } from '../../engine/model/init.js';
 import { PRESETS, type PresetName } from '../../engine/model/config.js';
-import { generate } from '../../engine/model/generate.js';
-import { initBackend, tf } from '../../engine/tensor/backend.js';
 import { emit, parseList, parseNumber, type CommonOptions } from '../output.js';
 
 export function modelCommand(common: (cmd: Command) => Command): Command {
@@ -16,6 +12,9 @@ export function modelCommand(common: (cmd: Command) => Command): Command {
     .requiredOption('--out <dir>', 'where to write it')
     .option('--seed <n>', 'initialisation seed', parseNumber('--seed'), 0)
     .action(async (opts: CommonOptions & { preset: PresetName; out: string; seed: number }) => {
+      // tfjs and the model code load here, not at start: most commands never touch a model.
+      const { initBackend } = await import('../../engine/tensor/backend.js');
+      const { initModelDir } = await import('../../engine/model/init.js');
       const backend = await initBackend();
       const made = await initModelDir(opts.out, opts.preset, opts.seed);
       emit(opts, { ...made, backend }, () => `wrote ${opts.preset} model (${made.parameters.toLocaleString()} parameters) to ${opts.out} [backend ${backend}]`);
@@ -26,6 +25,8 @@ export function modelCommand(common: (cmd: Command) => Command): Command {
     .requiredOption('--model <dir>', 'model directory')
     .requiredOption('--ids <list>', 'comma-separated token ids', (t: string) => parseList(t).map(parseNumber('--ids')))
     .action(async (opts: CommonOptions & { model: string; ids: number[] }) => {
+      const { initBackend, tf } = await import('../../engine/tensor/backend.js');
+      const { openModel } = await import('../../engine/model/checkpoint.js');
       const backend = await initBackend();
       const { model: m } = openModel(opts.model);
       const bad = opts.ids.find((i) => !Number.isInteger(i) || i < 0 || i >= m.config.vocab_size);
@@ -43,6 +44,9 @@ export function modelCommand(common: (cmd: Command) => Command): Command {
     .option('--top-p <p>', 'nucleus sampling', parseNumber('--top-p'), 1)
     .option('--seed <n>', 'sampling seed', parseNumber('--seed'), 0)
     .action(async (opts: CommonOptions & { model: string; prompt: string; maxTokens: number; temperature: number; topP: number; seed: number }) => {
+      const { initBackend } = await import('../../engine/tensor/backend.js');
+      const { openModel } = await import('../../engine/model/checkpoint.js');
+      const { generate } = await import('../../engine/model/generate.js');
       const backend = await initBackend();
       const { model: m, tokenizer } = openModel(opts.model);
       if (!tokenizer) throw new BadInputError(`${opts.model}: no tokenizer.json, so a text prompt cannot be encoded`);
