@@ -1,7 +1,7 @@
 // `retool rl`: stage 3 alone from the command line, with a progress bar (or, when stderr is not a
 // terminal, one line per step) and the evaluation curve at the end.
 import { Command, Option } from 'commander';
-import { runRl, type RlEvalPoint } from '../../stages/rl.js';
+import type { RlEvalPoint } from '../../stages/rl.js';
 import type { RlStepMetrics } from '../../engine/rl/trainer.js';
 import { emit, parseList, parseNumber, pct, progressBar, table, type CommonOptions } from '../output.js';
 
@@ -57,6 +57,7 @@ export function rlCommand(common: (cmd: Command) => Command): Command {
       const log = (line: string) => !opts.json && !process.stderr.isTTY && process.stderr.write(`${line}\n`);
       const stop = new AbortController();
       for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stop.abort());
+      const { runRl } = await import('../../stages/rl.js');
       const summary = await runRl(
         {
           model: opts.model as string,
