@@ -1,12 +1,7 @@
 // The stages run alone from the command line: cold-start synthesis, SFT and evaluation, each on
 // data in the store.
 import { Command, Option } from 'commander';
-import { withStore } from '../../datasets/store.js';
-import { coldStart } from '../../stages/coldstart.js';
-import { runEval } from '../../stages/eval.js';
 import type { EvalMetrics } from '../../engine/eval/metrics.js';
-import { Sandbox } from '../../engine/sandbox/index.js';
-import { runSft } from '../../stages/sft.js';
 import { emit, parseList, parseNumber, pct, progressBar, table, type CommonOptions } from '../output.js';
 
 type Opts = CommonOptions & Record<string, unknown>;
@@ -39,6 +34,10 @@ export function synthCommand(common: (cmd: Command) => Command): Command {
     .option('--openai-model <name>', 'teacher model (default OPENAI_MODEL)')
     .option('--new-version', 'add a version when the name exists', false)
     .action(async (opts: Opts) => {
+      // The stages, the store and the sandbox load here, not when the CLI starts.
+      const { withStore } = await import('../../datasets/store.js');
+      const { coldStart } = await import('../../stages/coldstart.js');
+      const { Sandbox } = await import('../../engine/sandbox/index.js');
       const bar = progressBar(opts, 'synth', 'traces');
       const sandbox = new Sandbox();
       try {
@@ -95,6 +94,7 @@ export function sftCommand(common: (cmd: Command) => Command): Command {
       // Ctrl-C (or a TERM from a supervisor) stops at the next step boundary with a checkpoint.
       const stop = new AbortController();
       for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stop.abort());
+      const { runSft } = await import('../../stages/sft.js');
       const summary = await runSft(
         {
           traces: opts.dataset as string,
@@ -136,6 +136,7 @@ export function evalCommand(common: (cmd: Command) => Command): Command {
     .option('--seed <n>', 'sampling seed', parseNumber('--seed'), 0)
     .option('--name <name>', 'store the samples as this evaluation dataset (default: the run id)')
     .action(async (opts: Opts) => {
+      const { runEval } = await import('../../stages/eval.js');
       const bar = progressBar(opts, 'eval', 'samples');
       const summary = await runEval(
         {
