@@ -6,17 +6,14 @@ import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { ZodError } from 'zod';
 import { BadInputError, describeZodError } from '../../domain/errors.js';
-import { collectReport } from '../../datasets/report-data.js';
-import { withStore } from '../../datasets/store.js';
-import { writeReport } from '../../engine/report/index.js';
-import { detectIsolation } from '../../engine/sandbox/index.js';
 import { PRESETS, resolveConfig, type PresetName, type RetoolConfig } from '../../workflows/config.js';
-import { formatEta, liveProgress } from '../live-progress.js';
+import type { formatEta } from '../live-progress.js';
 import { emit, parseNumber, pct, table, type CommonOptions } from '../output.js';
-import { runRetool, type RunRetoolResult } from '../run-pipeline.js';
-import { quietTemporalRuntime } from '../local-temporal.js';
-import { recentRuns, runStatus, type RunStatus } from '../status.js';
-import { connectClient, ensureServer, withServerErrors, workflowUrl, type ServerTarget } from '../../worker/temporal.js';
+import type { RunRetoolResult } from '../run-pipeline.js';
+import type { RunStatus } from '../status.js';
+import type { connectClient, ServerTarget } from '../../worker/temporal.js';
+// Everything else (the Temporal SDK, the store, the sandbox, the report's plotting) loads inside
+// the actions, so that `retool --help` and the light commands start at once.
 
 type Opts = CommonOptions & Record<string, unknown>;
 
@@ -72,9 +69,12 @@ export async function runWithProgress(config: RetoolConfig, opts: Opts): Promise
   const say = (line: string) => !opts.json && process.stderr.write(`${line}\n`);
   if (!opts.detach) {
     // Workers start here: say at once which isolation the model's code gets (or stop, if none).
+    const { detectIsolation } = await import('../../engine/sandbox/index.js');
     const isolation = detectIsolation();
     if (isolation.mode !== 'bubblewrap') say(isolation.summary);
   }
+  const { runRetool } = await import('../run-pipeline.js');
+  const { liveProgress } = await import('../live-progress.js');
   const bars = opts.json || opts.detach ? null : liveProgress();
   let run: RunRetoolResult;
   try {
@@ -100,7 +100,7 @@ export async function runWithProgress(config: RetoolConfig, opts: Opts): Promise
   });
 }
 
-function statusText(s: RunStatus, uiUrl: string | null): string {
+function statusText(s: RunStatus, uiUrl: string | null, eta: typeof formatEta): string {
   const lines = [`${s.kind} ${s.workflowId}: ${s.status}, stage ${s.stage}${s.dataset ? `, data ${s.dataset}` : ''}${uiUrl ? `\n  ${uiUrl}` : ''}`];
   for (const a of s.arms) {
     const head = s.arms.length > 1 ? `[${a.arm}] ${a.workflowId} ${a.status}, stage ${a.stage}` : '';
@@ -108,8 +108,8 @@ function statusText(s: RunStatus, uiUrl: string | null): string {
     if (a.paused) lines.push('  paused (resume with: npx retool resume ' + s.workflowId + ')');
     if (a.current) {
       const c = a.current;
-      const eta = c.etaSeconds === null ? '' : `, ${formatEta(c.etaSeconds)}`;
-      lines.push(`  ${c.stage}: step ${c.step}/${c.total}${eta}${c.attempt > 1 ? `, attempt ${c.attempt}` : ''}${c.checkpoint ? `, last checkpoint ${c.checkpoint}` : ''}`);
+      const left = c.etaSeconds === null ? '' : `, ${eta(c.etaSeconds)}`;
+      lines.push(`  ${c.stage}: step ${c.step}/${c.total}${left}${c.attempt > 1 ? `, attempt ${c.attempt}` : ''}${c.checkpoint ? `, last checkpoint ${c.checkpoint}` : ''}`);
       const metrics = Object.entries(c.metrics).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
       if (metrics) lines.push(`  latest: ${metrics}`);
     }
@@ -120,7 +120,9 @@ function statusText(s: RunStatus, uiUrl: string | null): string {
 
 /** Runs `fn` with a client of this home's server (reused or started, never another home's). */
 export async function withClient<T>(home: string | undefined, fn: (client: Awaited<ReturnType<typeof connectClient>>['client'], target: ServerTarget) => Promise<T>): Promise<T> {
-  quietTemporalRuntime();
+  // The client alone (gRPC in JavaScript): no worker here, so no @temporalio/worker to load and no
+  // native runtime whose logs to quieten (quietTemporalRuntime is for commands that run workers).
+  const { connectClient, ensureServer, withServerErrors } = await import('../../worker/temporal.js');
   const target = await ensureServer({ home });
   const { client, connection } = await connectClient(target);
   try {
@@ -135,6 +137,9 @@ export function statusCommand(common: (cmd: Command) => Command): Command {
     .description('where a run stands: stage, step/total, ETA, latest metrics, accuracies (no RUN: the newest runs)')
     .argument('[run]', 'workflow id of a pipeline or experiment')
     .action(async (run: string | undefined, opts: Opts) => {
+      const { recentRuns, runStatus } = await import('../status.js');
+      const { formatEta } = await import('../live-progress.js');
+      const { workflowUrl } = await import('../../worker/temporal.js');
       await withClient(opts.home, async (client, target) => {
         if (!run) {
           const runs = await recentRuns(client);
@@ -144,7 +149,7 @@ export function statusCommand(common: (cmd: Command) => Command): Command {
         const status = await runStatus(client, run).catch((err: Error) => {
           throw new BadInputError(`no ReTool run "${run}" on ${target.address}: ${err.message}`);
         });
-        emit(opts, status, () => statusText(status, workflowUrl(target, run)));
+        emit(opts, status, () => statusText(status, workflowUrl(target, run), formatEta));
       });
     });
 }
@@ -170,6 +175,9 @@ export function reportCommand(common: (cmd: Command) => Command): Command {
     .argument('<run>', 'workflow id of a pipeline or experiment')
     .option('--out <file>', 'the HTML file', 'report.html')
     .action(async (run: string, opts: Opts) => {
+      const { withStore } = await import('../../datasets/store.js');
+      const { collectReport } = await import('../../datasets/report-data.js');
+      const { writeReport } = await import('../../engine/report/index.js');
       const data = await withStore(opts.home, (store) => collectReport(store, run));
       const written = await writeReport(data, resolve(String(opts.out)));
       emit(opts, written, () => [`report: ${written.html}`, ...written.pngs.map((p) => `plot: ${p}`)].join('\n'));
