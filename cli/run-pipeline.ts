@@ -5,7 +5,6 @@ import type { RetoolConfig } from '../workflows/config.js';
 import type { ExperimentResult } from '../workflows/experiment.js';
 import type { PipelineResult } from '../workflows/pipeline.js';
 import { RetoolDataset, RetoolModel, RetoolPreset, RetoolStage } from '../workflows/search-attributes.js';
-import { withLocalTemporal } from './local-temporal.js';
 import { runStatus, type RunStatus } from './status.js';
 import { TASK_QUEUES, WORKFLOW_TASK_TIMEOUT, workflowUrl } from '../worker/temporal.js';
 
@@ -70,6 +69,8 @@ export async function startRetool(client: Client, config: RetoolConfig, opts: { 
 export async function runRetool(config: RetoolConfig, opts: RunRetoolOptions = {}): Promise<RunRetoolResult> {
   const started = performance.now();
   const seconds = () => (performance.now() - started) / 1000;
+  // The worker side (@temporalio/worker, the activities) loads only for a run, not for schedules.
+  const { withLocalTemporal } = await import('./local-temporal.js');
   return withLocalTemporal({ home: opts.home, localWorker: !opts.detach, taskQueue: opts.taskQueue, workers: opts.workers }, async (client, target) => {
     const { handle, kind, workflowId } = await startRetool(client, config, opts);
     const uiUrl = workflowUrl(target, workflowId);

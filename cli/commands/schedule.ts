@@ -2,9 +2,10 @@
 import { Command, Option } from 'commander';
 import { PRESETS } from '../../workflows/config.js';
 import { emit, table, type CommonOptions } from '../output.js';
-import { createRetrainSchedule, deleteSchedule, listSchedules, pauseSchedule, triggerSchedule } from '../schedules.js';
-import { workflowUrl } from '../../worker/temporal.js';
 import { loadConfig, withClient } from './run.js';
+
+// The Temporal client loads in the actions (withClient), not when the CLI starts.
+const schedules = () => import('../schedules.js');
 
 type Opts = CommonOptions & Record<string, unknown>;
 
@@ -23,6 +24,7 @@ export function scheduleCommand(common: (cmd: Command) => Command): Command {
     .option('--paused', 'create it paused', false)
     .action(async (opts: Opts) => {
       const config = loadConfig(opts.preset as string | undefined, opts.config as string | undefined);
+      const { createRetrainSchedule } = await schedules();
       const made = await withClient(opts.home, (client) =>
         createRetrainSchedule(client, { id: opts.id as string, config, every: opts.every as string | undefined, cron: opts.cron as string | undefined, catchupWindow: opts.catchupWindow as string, taskQueue: opts.taskQueue as string | undefined, paused: Boolean(opts.paused) }),
       );
@@ -32,14 +34,16 @@ export function scheduleCommand(common: (cmd: Command) => Command): Command {
   common(schedule.command('list'))
     .description('the schedules, their next firing and recent runs')
     .action(async (opts: Opts) => {
-      const schedules = await withClient(opts.home, (client) => listSchedules(client));
-      emit(opts, schedules, () => (schedules.length ? table(schedules.map((s) => ({ ...s, recent: s.recent.slice(-3).join(' ') })), ['id', 'paused', 'spec', 'next', 'recent']) : 'no schedules'));
+      const { listSchedules } = await schedules();
+      const found = await withClient(opts.home, (client) => listSchedules(client));
+      emit(opts, found, () => (found.length ? table(found.map((s) => ({ ...s, recent: s.recent.slice(-3).join(' ') })), ['id', 'paused', 'spec', 'next', 'recent']) : 'no schedules'));
     });
 
   common(schedule.command('pause').argument('<id>'))
     .description('pause a schedule (--resume to unpause)')
     .option('--resume', 'unpause instead', false)
     .action(async (id: string, opts: Opts) => {
+      const { pauseSchedule } = await schedules();
       await withClient(opts.home, (client) => pauseSchedule(client, id, !opts.resume));
       emit(opts, { id, paused: !opts.resume }, () => `schedule ${id} ${opts.resume ? 'resumed' : 'paused'}`);
     });
@@ -47,6 +51,8 @@ export function scheduleCommand(common: (cmd: Command) => Command): Command {
   common(schedule.command('trigger').argument('<id>'))
     .description('fire a schedule now')
     .action(async (id: string, opts: Opts) => {
+      const { triggerSchedule } = await schedules();
+      const { workflowUrl } = await import('../../worker/temporal.js');
       const started = await withClient(opts.home, async (client, target) => {
         const workflowId = await triggerSchedule(client, id);
         return { id, workflowId, uiUrl: workflowId ? workflowUrl(target, workflowId) : null };
@@ -57,6 +63,7 @@ export function scheduleCommand(common: (cmd: Command) => Command): Command {
   common(schedule.command('delete').argument('<id>'))
     .description('delete a schedule (runs it started go on)')
     .action(async (id: string, opts: Opts) => {
+      const { deleteSchedule } = await schedules();
       await withClient(opts.home, (client) => deleteSchedule(client, id));
       emit(opts, { id, deleted: true }, () => `schedule ${id} deleted`);
     });
