@@ -7,12 +7,13 @@ import { latestCheckpoint } from '../datasets/runs.js';
 import { resolveHome, withStore } from '../datasets/store.js';
 import { resolveTraceDataset } from '../datasets/traces.js';
 import { coldStart } from '../stages/coldstart.js';
-import { runEval, type EvalOptions, type EvalSummary } from '../stages/eval.js';
+import { runEval, type EvalSummary } from '../stages/eval.js';
+import type { ColdStartOptions, EvalOptions, RlOptions, SftOptions } from '../stages/options.js';
 import type { PresetName } from '../engine/model/config.js';
 import { initModelDir } from '../engine/model/init.js';
-import { runRl, type RlOptions, type RlSummary } from '../stages/rl.js';
+import { runRl, type RlSummary } from '../stages/rl.js';
 import { Sandbox } from '../engine/sandbox/index.js';
-import { runSft, type SftOptions, type SftSummary } from '../stages/sft.js';
+import { runSft, type SftSummary } from '../stages/sft.js';
 import { initBackend } from '../engine/tensor/backend.js';
 import { guarded } from './failures.js';
 
@@ -79,7 +80,7 @@ export function createStageActivities({ home }: StageActivityOptions = {}) {
     },
 
     /** Cold-start traces. A retry that finds the dataset its first attempt committed returns it. */
-    async synthTraces(input: { dataset: string; out: string; mode: 'code' | 'text'; seed: number; limit?: number }) {
+    async synthTraces(input: Pick<ColdStartOptions, 'dataset' | 'out' | 'mode' | 'seed' | 'limit' | 'concurrency'>) {
       return guarded(async () => {
         const existing = await withStore(home, (store) => resolveTraceDataset(store, input.out)).catch(() => null);
         if (existing) return { dataset: `${existing.name}@${existing.version}`, kept: existing.rowCount, reused: true };

@@ -49,7 +49,7 @@ export async function benchRl(o: BenchRlOptions) {
     const { model, tokenizer } = openModel(modelDir);
     if (!tokenizer) throw new Error(`${modelDir} has no tokenizer`);
 
-    const config = RlConfigSchema.parse({ promptsPerStep: o.prompts, samplesPerPrompt: o.samples, steps: o.steps, evalEvery: 0, checkpointEvery: 0 });
+    const config = RlConfigSchema.parse({ algo: 'ppo', promptsPerStep: o.prompts, samplesPerPrompt: o.samples, steps: o.steps, evalEvery: 0, checkpointEvery: 0 });
     const runs: Record<'overlapped' | 'waiting', { tokensPerSecond: number; waitShare: number; toolCalls: number; seconds: number }[]> = { overlapped: [], waiting: [] };
     for (let r = 0; r < o.repeats; r++) {
       const prompts = problems.slice(r * o.prompts, (r + 1) * o.prompts).flatMap((p) => Array.from({ length: o.samples }, () => tokenizer.encode(promptText(tokenizer, p.problem))));

@@ -1,5 +1,6 @@
 // Stage 1: cold-start synthesis. Problems -> teacher traces -> two-stage verification -> a trace
 // dataset in the store, rejected traces kept with their reason, counts per reason in its params.
+import { ColdStartOptionsSchema, type ColdStartOptions } from './options.js';
 import { z } from 'zod';
 import { extractBoxed } from '../domain/grading.js';
 import { BadInputError } from '../domain/errors.js';
@@ -10,26 +11,11 @@ import type { Sandbox } from '../engine/sandbox/index.js';
 import { responseSegments } from '../engine/trace/format.js';
 import { verifyTrace } from '../engine/trace/verify.js';
 import { mapConcurrent } from '../engine/util/concurrency.js';
-import { BuiltinTeacher, DefectRatesSchema } from '../engine/coldstart/builtin-teacher.js';
-import { OpenAITeacher, OpenAITeacherOptionsSchema } from '../engine/coldstart/openai-teacher.js';
-import { isFailure, TraceModeSchema, type Teacher, type TeacherProblem } from '../engine/coldstart/teacher.js';
+import { BuiltinTeacher } from '../engine/coldstart/builtin-teacher.js';
+import { OpenAITeacher } from '../engine/coldstart/openai-teacher.js';
+import { OpenAITeacherOptionsSchema } from '../engine/coldstart/options.js';
+import { isFailure, type Teacher, type TeacherProblem } from '../engine/coldstart/teacher.js';
 
-export const ColdStartOptionsSchema = z.object({
-  /** Problems to write traces for: NAME[@V][:split]; without a split, the train split when there is one. */
-  dataset: z.string().min(1),
-  out: z.string().min(1),
-  newVersion: z.boolean().default(false),
-  teacher: z.enum(['builtin', 'openai']).default('builtin'),
-  mode: TraceModeSchema.default('code'),
-  /** At most this many problems (the first ones in stored order). */
-  limit: z.number().int().positive().optional(),
-  seed: z.number().int().default(0),
-  /** Traces written and verified at once (sandbox runs and teacher requests overlap). */
-  concurrency: z.number().int().positive().max(256).default(16),
-  rates: DefectRatesSchema.optional(),
-  openai: OpenAITeacherOptionsSchema.partial().optional(),
-});
-export type ColdStartOptions = z.input<typeof ColdStartOptionsSchema>;
 
 export interface ColdStartSummary {
   dataset: string;

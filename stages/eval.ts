@@ -1,6 +1,7 @@
 // Stage 4: evaluation. Rolls out k samples per problem (tools on: code runs in the sandbox and its
 // output is appended; off: text only), grades the final \boxed{} answers, computes the paper's
 // metrics, and stores every sample in the store for people to read.
+import { EvalOptionsSchema, type EvalOptions } from './options.js';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { BadInputError } from '../domain/errors.js';
@@ -12,25 +13,11 @@ import { withStore } from '../datasets/store.js';
 import { evaluateModel } from '../engine/eval/evaluate.js';
 import type { EvalMetrics } from '../engine/eval/metrics.js';
 import { openModel } from '../engine/model/checkpoint.js';
-import { RolloutOptionsSchema, type RolloutStats } from '../engine/rollout/rollout.js';
+import { RolloutOptionsSchema } from '../engine/rollout/options.js';
+import type { RolloutStats } from '../engine/rollout/rollout.js';
 import { Sandbox, type IsolationMode } from '../engine/sandbox/index.js';
 import { initBackend } from '../engine/tensor/backend.js';
 
-export const EvalOptionsSchema = RolloutOptionsSchema.extend({
-  model: z.string().min(1),
-  /** NAME[@V][:split]; without a split, the test split when there is one. */
-  dataset: z.string().min(1),
-  samples: z.number().int().positive().max(1024).default(1),
-  levels: z.array(z.number().int()).optional(),
-  families: z.array(z.string()).optional(),
-  limit: z.number().int().positive().optional(),
-  /** Name of the evaluation dataset the samples are stored as (default eval-<run id>). */
-  name: z.string().optional(),
-  runId: z.string().regex(/^[A-Za-z0-9._-]+$/).optional(),
-  step: z.number().int().min(0).optional(),
-  home: z.string().optional(),
-});
-export type EvalOptions = z.input<typeof EvalOptionsSchema>;
 
 export interface EvalSummary {
   runId: string;

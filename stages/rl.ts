@@ -2,6 +2,7 @@
 // every trajectory to the store, resumable checkpoints under <home>/artifacts/<run>/rl/step-N
 // (policy; critic beside it), a held-out evaluation every k steps (stored like `retool eval`'s),
 // and the final policy to `out`.
+import { RlOptionsSchema, type RlOptions } from './options.js';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -22,23 +23,6 @@ import type { TextTokenizer } from '../engine/tokenizer/types.js';
 import { RlConfigSchema, type RlConfig } from '../engine/rl/config.js';
 import { criticDir, trainRl, type RlStepMetrics, type ScoredTrajectory } from '../engine/rl/trainer.js';
 
-export const RlOptionsSchema = RlConfigSchema.extend({
-  /** The SFT model to start from (a directory in Hugging Face layout). */
-  model: z.string().min(1),
-  /** Problems: NAME[@V][:split]; the train split by default. */
-  dataset: z.string().min(1),
-  /** Train on these difficulty levels only (default: all). */
-  levels: z.array(z.number().int()).optional(),
-  out: z.string().min(1),
-  /** Held-out problems for the periodic evaluation (default: the dataset's test split). */
-  evalDataset: z.string().optional(),
-  evalLimit: z.number().int().positive().default(200),
-  evalLevels: z.array(z.number().int()).optional(),
-  runId: z.string().regex(/^[A-Za-z0-9._-]+$/).optional(),
-  resume: z.boolean().default(false),
-  home: z.string().optional(),
-});
-export type RlOptions = z.input<typeof RlOptionsSchema>;
 
 export interface RlEvalPoint {
   step: number;

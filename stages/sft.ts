@@ -1,6 +1,7 @@
 // Stage 2: SFT on a verified trace dataset. Reads the traces, trains, writes resumable checkpoints
 // under <home>/artifacts/<run>/sft/step-N (registered in the store with the step metrics), and
 // the final model to `out`. The store is opened only briefly, so other commands can use it meanwhile.
+import { SftOptionsSchema, type SftOptions } from './options.js';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -11,20 +12,9 @@ import { readTraces, resolveTraceDataset } from '../datasets/traces.js';
 import { openModel, saveModel } from '../engine/model/checkpoint.js';
 import { initBackend } from '../engine/tensor/backend.js';
 import { buildExamples } from '../engine/sft/data.js';
-import { SftConfigSchema, trainSft, type SftStepMetrics } from '../engine/sft/trainer.js';
+import { SftConfigSchema } from '../engine/sft/config.js';
+import { trainSft, type SftStepMetrics } from '../engine/sft/trainer.js';
 
-export const SftOptionsSchema = SftConfigSchema.extend({
-  /** A trace dataset (`retool synth --out`); only its verified traces are used. */
-  traces: z.string().min(1),
-  /** The model to start from (a directory in Hugging Face layout). */
-  model: z.string().min(1),
-  out: z.string().min(1),
-  runId: z.string().regex(/^[A-Za-z0-9._-]+$/).optional(),
-  /** Continue `runId` from its latest checkpoint instead of starting over. */
-  resume: z.boolean().default(false),
-  home: z.string().optional(),
-});
-export type SftOptions = z.input<typeof SftOptionsSchema>;
 
 export interface SftSummary {
   runId: string;

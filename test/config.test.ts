@@ -53,7 +53,7 @@ describe('the run configuration', () => {
       const file = join(home.dir, 'c.json');
       writeFileSync(file, JSON.stringify({ preset: 'quick', rl: { steps: 3 } }));
       expect(loadConfig(undefined, file)).toMatchObject({ preset: 'quick', rl: { steps: 3, evalEvery: PRESETS.quick.rl.evalEvery } });
-      expect(loadConfig('default', file)).toMatchObject({ preset: 'default', rl: { steps: 3, evalEvery: PRESETS.default.rl.evalEvery } });
+      expect(loadConfig('default', file)).toMatchObject({ preset: 'default', rl: { steps: 3, levels: PRESETS.default.rl.levels } });
       expect(() => loadConfig(undefined, join(home.dir, 'none.json'))).toThrow(BadInputError);
       writeFileSync(file, '{ "rl": ');
       expect(() => loadConfig(undefined, file)).toThrow(/not valid JSON/);

@@ -1,8 +1,8 @@
 /**
  * The folders are the architecture, top to bottom: cli and worker → workflows → activities →
  * stages → engine → datasets → domain. A folder imports only from itself and the layers below it
- * (the engine never from the store), and workflows take only types from the layers they
- * orchestrate, so the Temporal bundle stays deterministic.
+ * (the engine never from the store). Workflows take only types from the layers they orchestrate,
+ * and values from the schema modules alone (zod only), so the Temporal bundle stays deterministic.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -21,6 +21,16 @@ const ALLOWED: Record<string, string[]> = {
 };
 /** Workflows may name what they orchestrate as types; the bundle drops type-only imports. */
 const TYPE_ONLY: Record<string, string[]> = { workflows: ['activities', 'stages', 'datasets'] };
+/** Zod schemas with the stages' defaults, which the pipeline config (workflow code) builds on. */
+const SCHEMA_MODULES = [
+  'stages/options.ts',
+  'engine/rl/config.ts',
+  'engine/sft/config.ts',
+  'engine/rollout/options.ts',
+  'engine/sandbox/types.ts',
+  'engine/coldstart/options.ts',
+  'engine/model/config.ts',
+];
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -57,10 +67,24 @@ describe('layers', () => {
         .flatMap(importsOf)
         .filter((e) => !allowed.includes(layerOf(e.to)))
         .filter((e) => !(e.typeOnly && (TYPE_ONLY[layer] ?? []).includes(layerOf(e.to))))
+        .filter((e) => !(layer === 'workflows' && SCHEMA_MODULES.includes(e.to.replace(/\.js$/, '.ts'))))
         .map((e) => `${e.from} → ${e.to}${e.typeOnly ? ' (type)' : ''}`);
       expect(wrong).toEqual([]);
     });
   }
+
+  it('the schema modules workflows import load nothing but zod and each other', () => {
+    const wrong = SCHEMA_MODULES.flatMap((m) => {
+      const text = readFileSync(join(ROOT, m), 'utf8');
+      const packages = [...text.matchAll(/from\s*['"]([^'".][^'"]*)['"]/g)].map((p) => p[1]!).filter((p) => p !== 'zod');
+      const local = importsOf(join(ROOT, m))
+        .filter((e) => !e.typeOnly)
+        .map((e) => e.to.replace(/\.js$/, '.ts'))
+        .filter((to) => !SCHEMA_MODULES.includes(to));
+      return [...packages, ...local].map((to) => `${m} → ${to}`);
+    });
+    expect(wrong).toEqual([]);
+  });
 
   it('sees the imports it checks (a folder known to import downward is found doing so)', () => {
     const stageEdges = sources(join(ROOT, 'stages')).flatMap(importsOf);

@@ -3,7 +3,8 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { OpenAITeacher, OpenAITeacherOptionsSchema } from '../engine/coldstart/openai-teacher.js';
+import { OpenAITeacher } from '../engine/coldstart/openai-teacher.js';
+import { OpenAITeacherOptionsSchema } from '../engine/coldstart/options.js';
 import { isFailure, type TeacherFailure, type TeacherProblem, type TeacherTrace } from '../engine/coldstart/teacher.js';
 import { checkFormat, codeBlocks } from '../engine/trace/format.js';
 

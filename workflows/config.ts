@@ -1,7 +1,10 @@
-// The one configuration of a ReTool run. Parsed at the edge: by the CLI before it starts a
+// The one configuration of a ReTool run, its sections built from the stages' own schemas (so a
+// knob's default is the stage's). Parsed at the edge: by the CLI before it starts a
 // workflow, and by the workflow itself for runs started from the Temporal UI, a schedule or a
 // trigger (zod is deterministic, so it may run in workflow code).
 import { z } from 'zod';
+import { ModelInitSchema } from '../engine/model/config.js';
+import { ColdStartOptionsSchema, EvalOptionsSchema, RlOptionsSchema, SftOptionsSchema } from '../stages/options.js';
 
 const Levels = z.array(z.number().int().min(1).max(4)).nonempty();
 const Duration = z.string().regex(/^\d+\s*(ms|s|seconds?|m|minutes?|h|hours?)$/, 'a duration such as "30s", "10 minutes" or "2h"');
@@ -19,6 +22,24 @@ const StoredData = z.strictObject({
   version: z.number().int().positive().optional(),
 });
 
+/** The problem set when a config names none. */
+const DEFAULT_DATA = { source: 'synth', name: 'world', count: 4000 } as const;
+
+/** The base model: its size and initialisation seed. */
+const ModelSection = ModelInitSchema.strict();
+/** Cold-start traces: at most `limit` problems, the teacher's seed, traces in flight. */
+const TracesSection = ColdStartOptionsSchema.pick({ limit: true, seed: true, concurrency: true }).strict();
+/** Every SFT knob; the run supplies the traces, the models and the run id. */
+const SftSection = SftOptionsSchema.omit({ traces: true, model: true, out: true, runId: true, resume: true, home: true }).strict();
+/** Every RL knob (sampling, interpreter budget, sandbox limits, losses); the arm decides `tools`. */
+const RlSection = RlOptionsSchema.omit({ model: true, dataset: true, out: true, evalDataset: true, evalLevels: true, runId: true, resume: true, home: true, tools: true })
+  .extend({ levels: Levels.optional() })
+  .strict();
+/** The held-out evaluations (after SFT and at the end), and the levels RL's periodic ones use. */
+const EvalSection = EvalOptionsSchema.omit({ model: true, dataset: true, tools: true, name: true, runId: true, step: true, home: true, overlapTools: true, toolLatencySteps: true })
+  .extend({ levels: Levels.optional() })
+  .strict();
+
 export const RetoolConfigSchema = z
   .object({
     preset: z.string().default('custom'),
@@ -26,38 +47,18 @@ export const RetoolConfigSchema = z
     arms: z.array(z.enum(['code', 'text'])).nonempty().default(['code']),
     /** The arm a single pipeline run trains (set by the experiment for each child). */
     arm: z.enum(['code', 'text']).default('code'),
-    data: z.discriminatedUnion('source', [SynthData, StoredData]).default({ source: 'synth', name: 'world', count: 4000, seed: 7 }),
+    data: z.discriminatedUnion('source', [SynthData, StoredData]).prefault(DEFAULT_DATA),
     /**
      * `scratch`: base model -> cold start -> SFT -> RL. `latest`: RL from the final model of the
      * latest completed run of the same arm on this dataset (scheduled retraining), else scratch.
      */
     startFrom: z.enum(['scratch', 'latest']).default('scratch'),
-    model: z.strictObject({ preset: z.enum(['tiny', 'small']).default('tiny'), seed: z.number().int().default(0) }).default({ preset: 'tiny', seed: 0 }),
-    traces: z.strictObject({ limit: z.number().int().positive().optional(), seed: z.number().int().default(0) }).default({ seed: 0 }),
-    sft: z
-      .strictObject({
-        steps: z.number().int().positive().default(2000),
-        batchSize: z.number().int().positive().default(8),
-        lr: z.number().positive().default(3e-3),
-        checkpointEvery: z.number().int().positive().default(250),
-      })
-      .default({ steps: 2000, batchSize: 8, lr: 3e-3, checkpointEvery: 250 }),
-    rl: z
-      .strictObject({
-        algo: z.enum(['ppo', 'grpo']).default('grpo'),
-        steps: z.number().int().positive().default(20),
-        promptsPerStep: z.number().int().positive().default(16),
-        samplesPerPrompt: z.number().int().min(2).default(8),
-        lr: z.number().positive().default(3e-5),
-        levels: Levels.optional(),
-        /** One RL round = this many steps, then a held-out evaluation (the curve's points). */
-        evalEvery: z.number().int().positive().default(10),
-        evalLimit: z.number().int().positive().default(400),
-        checkpointEvery: z.number().int().positive().default(5),
-        maxResponseTokens: z.number().int().positive().default(192),
-      })
-      .default({ algo: 'grpo', steps: 20, promptsPerStep: 16, samplesPerPrompt: 8, lr: 3e-5, evalEvery: 10, evalLimit: 400, checkpointEvery: 5, maxResponseTokens: 192 }),
-    eval: z.strictObject({ levels: Levels.optional(), limit: z.number().int().positive().optional() }).default({}),
+    // Sections default to their schema's own defaults: each default is written once, in the stage.
+    model: ModelSection.prefault({}),
+    traces: TracesSection.prefault({}),
+    sft: SftSection.prefault({}),
+    rl: RlSection.prefault({}),
+    eval: EvalSection.prefault({}),
     /** How long a training activity may go silent before Temporal retries it on another worker. */
     heartbeatTimeout: Duration.default('10 minutes'),
     /** Rounds an RL child workflow runs before it continues as new (keeps its history short). */
@@ -76,37 +77,35 @@ export type RetoolConfigInput = z.input<typeof RetoolConfigSchema>;
 export const PRESETS = {
   quick: {
     preset: 'quick',
-    data: { source: 'synth', name: 'quick-world', count: 600, seed: 7 },
-    traces: { limit: 200, seed: 0 },
-    sft: { steps: 30, batchSize: 8, lr: 3e-3, checkpointEvery: 10 },
-    rl: { algo: 'grpo', steps: 4, promptsPerStep: 4, samplesPerPrompt: 4, evalEvery: 2, evalLimit: 16, checkpointEvery: 1, maxResponseTokens: 96 },
+    data: { source: 'synth', name: 'quick-world', count: 600 },
+    traces: { limit: 200 },
+    sft: { steps: 30, checkpointEvery: 10 },
+    rl: { steps: 4, promptsPerStep: 4, samplesPerPrompt: 4, evalEvery: 2, evalLimit: 16, checkpointEvery: 1, maxResponseTokens: 96 },
     eval: { limit: 32 },
   },
   default: {
     preset: 'default',
-    data: { source: 'synth', name: 'world', count: 4000, seed: 7 },
-    sft: { steps: 2000, batchSize: 8, lr: 3e-3, checkpointEvery: 250 },
-    rl: { algo: 'grpo', steps: 20, levels: [3, 4], evalEvery: 10, evalLimit: 200, checkpointEvery: 5 },
+    rl: { levels: [3, 4] },
     eval: { levels: [3, 4], limit: 400 },
   },
   paper: {
     preset: 'paper',
     arms: ['code', 'text'],
-    data: { source: 'synth', name: 'paper-world', count: 12_000, seed: 7 },
-    sft: { steps: 8000, batchSize: 8, lr: 3e-3, checkpointEvery: 500 },
-    rl: { algo: 'grpo', steps: 80, levels: [3, 4], evalEvery: 20, evalLimit: 400, checkpointEvery: 10 },
+    data: { source: 'synth', name: 'paper-world', count: 12_000 },
+    sft: { steps: 8000, checkpointEvery: 500 },
+    rl: { steps: 80, levels: [3, 4], evalEvery: 20, evalLimit: 400, checkpointEvery: 10 },
     eval: { levels: [3, 4] },
   },
 } satisfies Record<string, RetoolConfigInput>;
 
 export type PresetName = keyof typeof PRESETS;
 
-/** Readable, path-qualified zod issues ("rl.steps: expected a number"), for configs and activity inputs. */
 /** A preset with a file's (or trigger's) settings laid over it, section by section. */
 export function resolveConfig(preset: PresetName | undefined, overrides: Record<string, unknown> = {}): RetoolConfig {
   const base: Record<string, unknown> = preset ? structuredCloneJson(PRESETS[preset]) : {};
   for (const [key, value] of Object.entries(overrides)) {
-    const prior = base[key];
+    // A data override without a source refines the default problem set.
+    const prior = base[key] ?? (key === 'data' ? DEFAULT_DATA : undefined);
     // A section is merged key by key, except a data section of another source, which replaces.
     const sameKind = !(key === 'data' && isPlainObject(prior) && isPlainObject(value) && value.source !== undefined && value.source !== prior.source);
     base[key] = isPlainObject(prior) && isPlainObject(value) && sameKind ? { ...prior, ...value } : value;

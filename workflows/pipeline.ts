@@ -121,7 +121,7 @@ export async function retoolPipeline(input: unknown): Promise<PipelineResult> {
 
   const evaluate = (model: string, name: string, what: string) =>
     acts.long.evaluate.executeWithOptions({ summary: `greedy held-out evaluation of the ${what} (tools ${tools ? 'on' : 'off'})` }, [
-      { model, dataset: `${progress.dataset}:test`, tools, levels: config.eval.levels, limit: config.eval.limit, name },
+      { ...config.eval, model, dataset: `${progress.dataset}:test`, tools, name },
     ]);
 
   try {

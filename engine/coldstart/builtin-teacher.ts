@@ -8,16 +8,10 @@ import { Rng } from '../../domain/rng.js';
 import { fnv1a32 } from '../../domain/synth/index.js';
 import { renderForModel, type Sandbox } from '../sandbox/index.js';
 import { codeBlock, interpreterBlock, TAG } from '../trace/format.js';
+import { DefectRatesSchema } from './options.js';
 import { solutionFor } from './solutions.js';
 import type { SeededDefect, Teacher, TeacherFailure, TeacherProblem, TeacherTrace, TraceMode } from './teacher.js';
 
-export const DefectRatesSchema = z.object({
-  malformedTags: z.number().min(0).max(1).default(0.04),
-  syntaxError: z.number().min(0).max(1).default(0.04),
-  wrongCode: z.number().min(0).max(1).default(0.05),
-  wrongAnswer: z.number().min(0).max(1).default(0.05),
-  selfCorrection: z.number().min(0).max(1).default(0.1),
-});
 export type DefectRates = z.output<typeof DefectRatesSchema>;
 
 export const BuiltinTeacherOptionsSchema = z.object({

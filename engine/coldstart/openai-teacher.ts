@@ -3,32 +3,11 @@
 // ReTool rewrite of the text reasoning into code-integrated reasoning (rewrite-prompt.ts). The
 // interpreter outputs the model writes are not trusted here: verification re-runs every block.
 import { z } from 'zod';
+import { OpenAITeacherOptionsSchema } from './options.js';
 import { REWRITE_SYSTEM_PROMPT, rewriteUserMessage, SOLVE_SYSTEM_PROMPT, solveUserMessage } from './rewrite-prompt.js';
 import type { Teacher, TeacherFailure, TeacherProblem, TeacherTrace, TraceMode } from './teacher.js';
 import { TAG } from '../trace/format.js';
 
-const envOr = (name: string, fallback: string): string => process.env[name] || fallback;
-
-export const OpenAITeacherOptionsSchema = z.object({
-  /** API root; requests go to `${baseUrl}/chat/completions`. */
-  baseUrl: z.url({ protocol: /^https?$/ }).default(() => envOr('OPENAI_BASE_URL', 'https://api.openai.com/v1')),
-  model: z.string().min(1).default(() => envOr('OPENAI_MODEL', 'gpt-4o-mini')),
-  /** Sent as a bearer token when set; a local server may need none. */
-  apiKey: z
-    .string()
-    .optional()
-    .transform((key) => key || process.env.OPENAI_API_KEY || undefined),
-  /** Requests in flight at most, whatever the caller's concurrency. */
-  concurrency: z.number().int().positive().default(4),
-  /** Retries after the first attempt, on network errors, timeouts, 408, 409, 429 and 5xx. */
-  maxRetries: z.number().int().nonnegative().default(5),
-  initialBackoffMs: z.number().nonnegative().default(500),
-  maxBackoffMs: z.number().nonnegative().default(20_000),
-  /** Per request (per attempt). */
-  timeoutMs: z.number().int().positive().default(120_000),
-  temperature: z.number().min(0).max(2).default(0.2),
-  seed: z.number().int().default(0),
-});
 type OpenAITeacherOptions = z.output<typeof OpenAITeacherOptionsSchema>;
 
 const ChatCompletionSchema = z.object({

@@ -1,9 +1,9 @@
 // What a teacher is: given problems, it writes reasoning traces, either text-only or
 // code-integrated (code blocks followed by the sandbox's real output). A teacher may be wrong:
 // verification, not the teacher, decides what is kept.
-import { z } from 'zod';
+import type { z } from 'zod';
+import type { TraceModeSchema } from './options.js';
 
-export const TraceModeSchema = z.enum(['code', 'text']);
 export type TraceMode = z.infer<typeof TraceModeSchema>;
 
 export interface TeacherProblem {

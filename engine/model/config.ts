@@ -47,3 +47,9 @@ export const PRESETS = {
   small: { hidden_size: 320, intermediate_size: 960, num_hidden_layers: 8, num_attention_heads: 8, num_key_value_heads: 2, max_position_embeddings: 512, tie_word_embeddings: true, rope_theta: 10_000 },
 } as const;
 export type PresetName = keyof typeof PRESETS;
+
+/** A fresh base model: its size and initialisation seed (`retool model init`, the pipeline's `model`). */
+export const ModelInitSchema = z.object({
+  preset: z.enum(Object.keys(PRESETS) as [PresetName, ...PresetName[]]).default('tiny'),
+  seed: z.number().int().default(0),
+});

@@ -1,22 +1,26 @@
-// One config for both algorithms. Defaults are sized for the built-in tiny model on a CPU; the
-// paper's values (for a 32B model on GPUs) are given beside each one where they differ.
+// One config for both algorithms, and the one place its defaults are written: `retool rl`, the RL
+// stage and the pipeline config's `rl` section build on it. Defaults are sized for the built-in
+// tiny model on a CPU; the paper's values (for a 32B model on GPUs) are given beside each one where
+// they differ. Zod only (workflow code reads it).
 import { z } from 'zod';
+import { RolloutOptionsSchema } from '../rollout/options.js';
 
-export const RlConfigSchema = z.object({
-  algo: z.enum(['ppo', 'grpo']).default('ppo'),
+/** The rollout's interpreter budget and sandbox limits, as evaluation has them. */
+const RolloutBudget = RolloutOptionsSchema.pick({ maxToolCalls: true, maxResponseTokens: true, maxInterpreterTokens: true, topP: true, timeoutMs: true, memoryMb: true });
+
+export const RlConfigSchema = RolloutBudget.extend({
+  /** GRPO (the verl recipe, DAPO clipping) or PPO with a critic (the paper). */
+  algo: z.enum(['ppo', 'grpo']).default('grpo'),
   /** Off: the text-only arm (no interpreter; the same loop otherwise). */
   tools: z.boolean().default(true),
-  steps: z.number().int().positive().default(60),
+  steps: z.number().int().positive().default(20),
   /** Distinct problems per step (paper: 512). */
   promptsPerStep: z.number().int().positive().default(16),
   /** Samples per problem: GRPO's group (verl recipe: 16). */
   samplesPerPrompt: z.number().int().positive().default(8),
+  /** Sampling temperature of the rollouts (evaluation samples greedily unless told otherwise). */
   temperature: z.number().gt(0).default(1),
-  maxToolCalls: z.number().int().min(0).default(4),
-  maxResponseTokens: z.number().int().positive().default(192),
-  maxInterpreterTokens: z.number().int().positive().default(64),
   rolloutBatchSize: z.number().int().positive().default(64),
-  timeoutMs: z.number().int().positive().default(10_000),
   /** Passes over each step's rollouts, and sequences per optimizer step within a pass. */
   epochs: z.number().int().positive().default(2),
   miniBatchSize: z.number().int().positive().default(32),
@@ -44,7 +48,7 @@ export const RlConfigSchema = z.object({
   filterVoidTurns: z.boolean().default(false),
   seed: z.number().int().default(0),
   /** Resumable checkpoint every this many steps (and always at the end). */
-  checkpointEvery: z.number().int().min(0).default(10),
+  checkpointEvery: z.number().int().min(0).default(5),
   /** Held-out evaluation every this many steps (and before the first and after the last). 0: never. */
   evalEvery: z.number().int().min(0).default(10),
 });

@@ -218,9 +218,11 @@ export async function trainRl(run: RlRun): Promise<RlResult> {
         maxResponseTokens: c.maxResponseTokens,
         maxInterpreterTokens: c.maxInterpreterTokens,
         temperature: c.temperature,
+        topP: c.topP,
         seed: c.seed * 1_000_003 + step * 7_919,
         batchSize: c.rolloutBatchSize,
         timeoutMs: c.timeoutMs,
+        memoryMb: c.memoryMb,
       });
       const t1 = performance.now();
       const { seqs, scored, samplerKl } = score(run, trajectories, jobs);

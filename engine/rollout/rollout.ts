@@ -2,32 +2,14 @@
 // writes `</code>` pauses, its code runs in the sandbox pool while the other sequences keep
 // decoding, the rendered output is appended as `<interpreter>` tokens (KV cache kept), and the
 // sequence resumes. Every token carries its role, so masks and metrics never re-parse text.
-import { z } from 'zod';
+import type { z } from 'zod';
+import { RolloutOptionsSchema, type RolloutOptions } from './options.js';
 import { Decoder } from '../model/generate.js';
 import type { Qwen2Model } from '../model/qwen2.js';
 import { renderForModel, truncateMiddle, type ExecStatus, type Sandbox } from '../sandbox/index.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { codeBlocks, interpreterBlock, TAG, type Role } from '../trace/format.js';
 
-export const RolloutOptionsSchema = z.object({
-  tools: z.boolean().default(true),
-  maxToolCalls: z.number().int().min(0).default(4),
-  /** Sampled (model) tokens per response at most. */
-  maxResponseTokens: z.number().int().positive().default(192),
-  /** Tokens of one interpreter output at most (cut in the middle past it). */
-  maxInterpreterTokens: z.number().int().positive().default(64),
-  temperature: z.number().min(0).default(0),
-  topP: z.number().gt(0).max(1).default(1),
-  seed: z.number().int().default(0),
-  /** Sequences decoded together. */
-  batchSize: z.number().int().positive().default(32),
-  timeoutMs: z.number().int().positive().default(10_000),
-  /** Off: the whole batch waits for each tool call (the baseline the overlap is measured against). */
-  overlapTools: z.boolean().default(true),
-  /** With overlap: a call's output is appended this many decoding steps after it started (waiting only if it is late). */
-  toolLatencySteps: z.number().int().min(0).default(4),
-});
-export type RolloutOptions = z.input<typeof RolloutOptionsSchema>;
 
 export interface ToolCall {
   code: string;
@@ -113,7 +95,7 @@ async function rolloutBatch(model: Qwen2Model, tokenizer: TextTokenizer, sandbox
     const blocks = codeBlocks(decode(r.tokens));
     const code = blocks.at(-1)?.code ?? '';
     const t0 = performance.now();
-    const job = sandbox.run({ code, limits: { timeoutMs: o.timeoutMs } }).then((result) => {
+    const job = sandbox.run({ code, limits: { timeoutMs: o.timeoutMs, memoryMb: o.memoryMb } }).then((result) => {
       const rendered = renderForModel(result);
       return { ids: interpreterTokens(tokenizer, rendered, o.maxInterpreterTokens), call: { code, status: result.status, output: rendered, atToken: -1, ms: performance.now() - t0 } };
     });

@@ -176,7 +176,7 @@ def child(req, compiled, workdir, stdin_fd, out_w, err_w, done_w):
     sys.stdin, sys.stdout, sys.stderr = CHILD_STDIO
     sys.argv = ['<code>']
     # Seeded by the request, so the same code gives the same output when a run is resumed.
-    seed = int(req.get('seed', 0))
+    seed = int(req['seed'])
     random.seed(seed)
     if 'numpy.random' in sys.modules:
         sys.modules['numpy.random'].seed(seed % (2 ** 32))
@@ -321,8 +321,9 @@ def run(req, n):
             os._exit(120)
     for fd in (out_w, err_w, done_w, stdin_fd):
         os.close(fd)
-    cap = req.get('maxOutputBytes', 1 << 20)
-    deadline = started + req.get('timeoutMs', 10000) / 1000.0
+    # Every limit comes with the request (SandboxLimitsSchema holds the defaults).
+    cap = req['maxOutputBytes']
+    deadline = started + req['timeoutMs'] / 1000.0
     bufs = {out_r: bytearray(), err_r: bytearray()}
     open_fds = [out_r, err_r]
     watch = [done_r, WAKE_R]

@@ -1,7 +1,6 @@
 // The SFT loop: seeded shuffled batches, AdamW with warm-up and decay, masked next-token loss,
 // periodic checkpoints that hold everything needed to continue (weights, optimizer moments, step,
 // data cursor), so a resumed run produces the same losses as one never stopped.
-import { z } from 'zod';
 import { saveModel, type LoadedModel } from '../model/checkpoint.js';
 import type { Qwen2Model } from '../model/qwen2.js';
 import { AdamW, OptimizerConfigSchema } from '../train/optim.js';
@@ -9,21 +8,8 @@ import { trainStep } from '../train/step.js';
 import { padBatch, type SftExample } from './data.js';
 import { ShuffledStream, type DataCursor } from '../train/stream.js';
 import { BadInputError } from '../../domain/errors.js';
+import type { SftConfig } from './config.js';
 
-export const SftConfigSchema = z.object({
-  steps: z.number().int().positive().default(400),
-  batchSize: z.number().int().positive().default(32),
-  seed: z.number().int().default(0),
-  /** Save a resumable checkpoint every this many steps (and always at the end). 0: only at the end. */
-  checkpointEvery: z.number().int().min(0).default(100),
-  lr: z.number().positive().default(3e-3),
-  minLr: z.number().min(0).default(3e-4),
-  warmupSteps: z.number().int().min(0).default(20),
-  schedule: z.enum(['cosine', 'linear', 'constant']).default('cosine'),
-  weightDecay: z.number().min(0).default(0.01),
-  maxGradNorm: z.number().positive().nullable().default(1),
-});
-export type SftConfig = z.output<typeof SftConfigSchema>;
 
 export interface SftStepMetrics {
   step: number;

@@ -1,0 +1,18 @@
+// SFT's knobs and their defaults, written once: the CLI's `retool sft`, the SFT stage and the
+// pipeline config's `sft` section all build on this schema. Zod only (workflow code reads it).
+import { z } from 'zod';
+
+export const SftConfigSchema = z.object({
+  steps: z.number().int().positive().default(2000),
+  batchSize: z.number().int().positive().default(8),
+  seed: z.number().int().default(0),
+  /** Save a resumable checkpoint every this many steps (and always at the end). 0: only at the end. */
+  checkpointEvery: z.number().int().min(0).default(250),
+  lr: z.number().positive().default(3e-3),
+  minLr: z.number().min(0).default(3e-4),
+  warmupSteps: z.number().int().min(0).default(20),
+  schedule: z.enum(['cosine', 'linear', 'constant']).default('cosine'),
+  weightDecay: z.number().min(0).default(0.01),
+  maxGradNorm: z.number().positive().nullable().default(1),
+});
+export type SftConfig = z.output<typeof SftConfigSchema>;
