@@ -1,11 +1,9 @@
 import { Command } from 'commander';
-import { resolveHome } from '../../datasets/store.js';
+import { resolveHome } from '../../datasets/home.js';
 import { emit, parseNumber, type CommonOptions } from '../output.js';
-import { quietTemporalRuntime } from '../local-temporal.js';
 import { describeHolder, liveHomeServer, portHolder } from '../../worker/server-owner.js';
-import { ensureServer, externalTarget, portOpen, preferredPorts, startHomeServer, stopHomeServers, TASK_QUEUES, TemporalServerError } from '../../worker/temporal.js';
-import { startWorkers } from '../../worker/worker.js';
-import { detectIsolation } from '../../engine/sandbox/index.js';
+import { TASK_QUEUES, TemporalServerError } from '../../worker/common.js';
+// The Temporal SDK, the worker and the sandbox load in the actions, not when the CLI starts.
 
 type Opts = CommonOptions & Record<string, unknown>;
 
@@ -18,6 +16,7 @@ export function serverCommand(common: (cmd: Command) => Command): Command {
     .option('--stop', "stop this home's dev server (started by --detach or by another retool command)", false)
     .option('--status', "say whether this home's dev server runs, and where", false)
     .action(async (opts: Opts) => {
+      const { ensureServer, externalTarget, portOpen, preferredPorts, startHomeServer, stopHomeServers } = await import('../../worker/temporal.js');
       const home = resolveHome(opts.home);
       const ports = { port: opts.port as number | undefined, uiPort: opts.uiPort as number | undefined };
       const external = externalTarget();
@@ -70,6 +69,10 @@ export function workerCommand(common: (cmd: Command) => Command): Command {
     .option('--max-activities <n>', 'activities at once in this process (CPU-bound: 1; run more workers to go parallel)', parseNumber('--max-activities'), 1)
     .option('--exit-with-parent', 'shut down when standard input closes (the process that started it is gone)', false)
     .action(async (opts: Opts) => {
+      const { quietTemporalRuntime } = await import('../local-temporal.js');
+      const { detectIsolation } = await import('../../engine/sandbox/index.js');
+      const { ensureServer } = await import('../../worker/temporal.js');
+      const { startWorkers } = await import('../../worker/worker.js');
       quietTemporalRuntime('INFO');
       // Before any server or connection: a machine that cannot isolate model code gets no worker.
       const sandbox = detectIsolation();
