@@ -1,17 +1,13 @@
 import { Command, Option } from 'commander';
-import { splitDataset, synthesizeDataset } from '../../datasets/derive.js';
 import { BadInputError } from '../../domain/errors.js';
-import { exportProblems, importProblems } from '../../datasets/problems-io.js';
-import { readDatasetRows } from '../../datasets/show.js';
-import { listDatasets } from '../../datasets/registry.js';
 import type { DatasetInfo } from '../../datasets/schemas.js';
-import { withStore } from '../../datasets/store.js';
 import { FAMILIES } from '../../domain/synth/index.js';
 import { emit, parseList, parseNumber, progressBar, table, type CommonOptions } from '../output.js';
-import { prepareViaTemporal } from '../local-temporal.js';
-import { prepareData } from '../../datasets/prepare.js';
 import { PRESETS } from '../../workflows/config.js';
 import { loadConfig, runWithProgress } from './run.js';
+
+// The store (DuckDB) and what reads and writes it load in the actions, not when the CLI starts.
+const loadStore = () => import('../../datasets/store.js');
 
 type Opts = CommonOptions & Record<string, unknown>;
 
@@ -40,8 +36,10 @@ export function dataCommand(common: (cmd: Command) => Command): Command {
     .option('--task-queue <queue>', 'with --retrain: the task queue to run on')
     .option('--workers <n>', 'with --retrain: worker processes while it waits', parseNumber('--workers'), 1)
     .action(async (file: string, opts: Opts) => {
+      const { withStore } = await loadStore();
       if (opts.retrain) {
         const config = loadConfig(opts.preset as string | undefined, opts.config as string | undefined);
+        const { prepareData } = await import('../../datasets/prepare.js');
         const imported = await withStore(opts.home, (store) =>
           prepareData(store, { source: 'import', file, name: opts.name as string, problemField: opts.problemField as string, answerField: opts.answerField as string, idField: opts.idField as string | undefined, splitField: opts.splitField as string | undefined, split: opts.split as 'train' | undefined, format: opts.format as 'jsonl' | undefined, newVersion: Boolean(opts.newVersion) }),
         );
@@ -49,6 +47,7 @@ export function dataCommand(common: (cmd: Command) => Command): Command {
         await runWithProgress({ ...config, data: { source: 'stored', name: imported.dataset.name, version: imported.dataset.version }, startFrom: 'latest' }, opts);
         return;
       }
+      const { importProblems } = await import('../../datasets/problems-io.js');
       const result = await withStore(opts.home, (store) =>
         importProblems(store, {
           file,
@@ -69,6 +68,8 @@ export function dataCommand(common: (cmd: Command) => Command): Command {
     .description('write a dataset to .parquet or .jsonl (readable by pandas and HF datasets)')
     .requiredOption('--out <file>', 'output file (.parquet or .jsonl)')
     .action(async (ref: string, opts: Opts) => {
+      const { withStore } = await loadStore();
+      const { exportProblems } = await import('../../datasets/problems-io.js');
       const result = await withStore(opts.home, (store) => exportProblems(store, ref, opts.out as string));
       emit(opts, result, () => `wrote ${result.rows} rows of ${result.dataset.name}@${result.dataset.version} to ${result.file}`);
     });
@@ -76,6 +77,8 @@ export function dataCommand(common: (cmd: Command) => Command): Command {
   common(data.command('list'))
     .description('datasets with versions, sizes, splits and lineage')
     .action(async (opts: Opts) => {
+      const { withStore } = await loadStore();
+      const { listDatasets } = await import('../../datasets/registry.js');
       const datasets = await withStore(opts.home, (store) => listDatasets(store));
       emit(opts, datasets, () =>
         datasets.length === 0
@@ -100,6 +103,8 @@ export function dataCommand(common: (cmd: Command) => Command): Command {
     .option('--limit <n>', 'rows to show', parseNumber('--limit'), 10)
     .option('--offset <n>', 'rows to skip', parseNumber('--offset'), 0)
     .action(async (ref: string, opts: Opts) => {
+      const { withStore } = await loadStore();
+      const { readDatasetRows } = await import('../../datasets/show.js');
       const shown = await withStore(opts.home, (store) => readDatasetRows(store, ref, opts.limit as number, opts.offset as number));
       const columns = { problems: ['id', 'split', 'family', 'level', 'answer', 'problem'], traces: ['problemId', 'verified', 'rejectReason', 'problem', 'response'], evaluations: ['id', 'sample', 'correct', 'answer', 'response'] }[shown.dataset.kind as 'problems'] ?? ['id'];
       emit(opts, shown, () => `${describe(shown.dataset)}\n\n${table(shown.rows as Record<string, unknown>[], columns)}`);
@@ -129,6 +134,7 @@ export function dataCommand(common: (cmd: Command) => Command): Command {
         if (!(FAMILIES as readonly string[]).includes(f)) throw new BadInputError(`--families: unknown family "${f}" (known: ${FAMILIES.join(', ')})`);
       }
       if (opts.viaTemporal) {
+        const { prepareViaTemporal } = await import('../local-temporal.js');
         const result = await prepareViaTemporal({ source: 'synth', ...spec }, {
           home: opts.home,
           onStarted: (id, url) => !opts.json && process.stderr.write(`started workflow ${id}${url ? `: ${url}` : ''}\n`),
@@ -136,6 +142,8 @@ export function dataCommand(common: (cmd: Command) => Command): Command {
         emit(opts, result, () => `synthesised ${describe(result.dataset)}\nworkflow ${result.workflowId}${result.uiUrl ? `: ${result.uiUrl}` : ''}`);
         return;
       }
+      const { withStore } = await loadStore();
+      const { synthesizeDataset } = await import('../../datasets/derive.js');
       const bar = progressBar(opts, 'synth');
       const dataset = await withStore(opts.home, (store) => synthesizeDataset(store, spec, bar.update)).finally(bar.stop);
       emit(opts, dataset, () => `synthesised ${describe(dataset)}`);
@@ -145,6 +153,8 @@ export function dataCommand(common: (cmd: Command) => Command): Command {
     .description('assign train/test by a hash of the problem text, as a new version')
     .option('--test-fraction <f>', 'share of problems in the test split', parseNumber('--test-fraction'), 0.2)
     .action(async (ref: string, opts: Opts) => {
+      const { withStore } = await loadStore();
+      const { splitDataset } = await import('../../datasets/derive.js');
       const dataset = await withStore(opts.home, (store) => splitDataset(store, { dataset: ref, testFraction: opts.testFraction as number }));
       emit(opts, dataset, () => `split ${describe(dataset)}`);
     });
