@@ -1,11 +1,8 @@
 import { Command } from 'commander';
 import { BadInputError } from '../../domain/errors.js';
-import { benchData } from '../../bench/data.js';
-import { benchModel } from '../../bench/model.js';
-import { benchRl } from '../../bench/rl.js';
-import { benchSandbox } from '../../bench/sandbox.js';
-import { benchStages } from '../../bench/stages.js';
 import { emit, parseList, parseNumber, type CommonOptions } from '../output.js';
+
+// Each benchmark loads its module (tfjs, the sandbox, the store) in its action.
 
 export function benchCommand(common: (cmd: Command) => Command): Command {
   const bench = new Command('bench').description('benchmarks that print JSON numbers (not pass/fail)');
@@ -14,6 +11,7 @@ export function benchCommand(common: (cmd: Command) => Command): Command {
     .option('--rows <n>', 'problems per run', parseNumber('--rows'), 1_000_000)
     .option('--repeats <n>', 'runs; the report gives medians', parseNumber('--repeats'), 3)
     .action(async (opts: CommonOptions & { rows: number; repeats: number }) => {
+      const { benchData } = await import('../../bench/data.js');
       const result = await benchData({ rows: opts.rows, repeats: opts.repeats, onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`) });
       emit(opts, result, () => JSON.stringify(result, null, 2));
     });
@@ -27,6 +25,7 @@ export function benchCommand(common: (cmd: Command) => Command): Command {
         if (m !== 'bubblewrap' && m !== 'unshare') throw new BadInputError(`--modes: unknown isolation mode "${m}" (bubblewrap, unshare)`);
         return m;
       });
+      const { benchSandbox } = await import('../../bench/sandbox.js');
       const result = await benchSandbox({ runs: opts.runs, preload: opts.preload, modes, onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`) });
       emit(opts, result, () => JSON.stringify(result, null, 2));
     });
@@ -40,6 +39,7 @@ export function benchCommand(common: (cmd: Command) => Command): Command {
         if (p !== 'tiny' && p !== 'small') throw new BadInputError(`--presets: unknown preset "${p}" (tiny, small)`);
         return p;
       });
+      const { benchModel } = await import('../../bench/model.js');
       const result = await benchModel({ presets, steps: opts.steps, torch: opts.torch, onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`) });
       emit(opts, result, () => JSON.stringify(result, null, 2));
     });
@@ -51,6 +51,7 @@ export function benchCommand(common: (cmd: Command) => Command): Command {
     .option('--repeats <n>', 'evaluation runs per mode; the report gives medians', parseNumber('--repeats'), 3)
     .action(async (opts: CommonOptions & { preset: string; sftSteps: number; problems: number; repeats: number }) => {
       if (opts.preset !== 'tiny' && opts.preset !== 'small') throw new BadInputError(`--preset: unknown preset "${opts.preset}" (tiny, small)`);
+      const { benchStages } = await import('../../bench/stages.js');
       const result = await benchStages({ preset: opts.preset, sftSteps: opts.sftSteps, problems: opts.problems, repeats: opts.repeats, onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`) });
       emit(opts, result, () => JSON.stringify(result, null, 2));
     });
@@ -67,6 +68,7 @@ export function benchCommand(common: (cmd: Command) => Command): Command {
     .action(async (opts: CommonOptions & { preset: string; sftSteps: number; model?: string; dataset?: string; prompts: number; samples: number; steps: number; repeats: number }) => {
       if (opts.preset !== 'tiny' && opts.preset !== 'small') throw new BadInputError(`--preset: unknown preset "${opts.preset}" (tiny, small)`);
       if (Boolean(opts.model) !== Boolean(opts.dataset)) throw new BadInputError('--model and --dataset go together: the model and the problems it trains on');
+      const { benchRl } = await import('../../bench/rl.js');
       const result = await benchRl({ preset: opts.preset, sftSteps: opts.sftSteps, model: opts.model, dataset: opts.dataset, home: opts.home, prompts: opts.prompts, samples: opts.samples, steps: opts.steps, repeats: opts.repeats, onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`) });
       emit(opts, result, () => JSON.stringify(result, null, 2));
     });
