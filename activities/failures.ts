@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { ZodError } from 'zod';
-import { BadInputError, describeZodError } from '../domain/errors.js';
+import { BAD_INPUT, BadInputError, describeZodError } from '../domain/errors.js';
 import { SandboxUnavailableError } from '../engine/sandbox/index.js';
 
 /**
@@ -13,7 +13,7 @@ export function asActivityFailure(err: unknown): unknown {
     return ApplicationFailure.create({ message: err.message, type: err.name, nonRetryable: true });
   }
   if (err instanceof ZodError) {
-    return ApplicationFailure.create({ message: `invalid input: ${describeZodError(err)}`, type: 'BadInputError', nonRetryable: true });
+    return ApplicationFailure.create({ message: `invalid input: ${describeZodError(err)}`, type: BAD_INPUT, nonRetryable: true });
   }
   return err;
 }

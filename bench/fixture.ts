@@ -25,6 +25,6 @@ export async function sftFixture(home: string, sandbox: Sandbox, o: { preset: Pr
   await saveModel(base, init, { tokenizer });
   init.dispose();
   o.say(`sft ${o.sftSteps} steps`);
-  const sft = await runSft({ traces: 'bench-code', model: base, out: join(home, 'sft'), steps: o.sftSteps, checkpointEvery: 0, home });
+  const sft = await runSft({ traces: 'bench-code', model: base, out: join(home, 'sft'), steps: o.sftSteps, batchSize: 32, checkpointEvery: 0, home });
   return { cold, sft, modelDir: join(home, 'sft'), dataset: 'bench' };
 }

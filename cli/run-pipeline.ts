@@ -36,14 +36,18 @@ export interface RunRetoolOptions {
  * What starting a run of `config` takes, for `retool run` and for a schedule's action alike: an
  * experiment when the config names more than one arm, else the pipeline of that arm.
  */
-export function retoolStart(config: RetoolConfig, taskQueue?: string) {
+export async function retoolStart(config: RetoolConfig, taskQueue?: string) {
   const experiment = config.arms.length > 1;
+  // By reference, so a renamed workflow breaks the build, not a run; loaded only when starting
+  // (@temporalio/workflow costs 0.2 s, which `retool schedule list` should not pay).
+  const { retoolExperiment } = await import('../workflows/experiment.js');
+  const { retoolPipeline } = await import('../workflows/pipeline.js');
   return {
     kind: experiment ? ('experiment' as const) : ('pipeline' as const),
-    workflowType: experiment ? 'retoolExperiment' : 'retoolPipeline',
+    workflowType: experiment ? retoolExperiment : retoolPipeline,
     taskQueue: taskQueue ?? TASK_QUEUES.train,
     workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT,
-    args: [experiment ? config : { ...config, arm: config.arms[0] }],
+    args: [experiment ? config : { ...config, arm: config.arms[0] }] as const,
     // Findable in the UI before the workflow's first task runs (it upserts them too).
     typedSearchAttributes: [
       { key: RetoolStage, value: 'data' },
@@ -55,7 +59,7 @@ export function retoolStart(config: RetoolConfig, taskQueue?: string) {
 }
 
 export async function startRetool(client: Client, config: RetoolConfig, opts: { taskQueue?: string; workflowId?: string } = {}) {
-  const { kind, workflowType, ...options } = retoolStart(config, opts.taskQueue);
+  const { kind, workflowType, ...options } = await retoolStart(config, opts.taskQueue);
   const workflowId = opts.workflowId ?? `retool-${config.preset}-${Date.now().toString(36)}`;
   const handle = await client.workflow.start(workflowType, {
     ...options,
@@ -87,7 +91,7 @@ export async function runRetool(config: RetoolConfig, opts: RunRetoolOptions = {
         .finally(() => (polling = false));
     }, 1000);
     try {
-      const result = (await handle.result()) as PipelineResult | ExperimentResult;
+      const result: PipelineResult | ExperimentResult = await handle.result();
       if (opts.onStatus) opts.onStatus(await runStatus(client, workflowId));
       const arms = 'arms' in result ? result.arms : [result];
       return { ...base, detached: false, arms, report: result.report, seconds: seconds() };

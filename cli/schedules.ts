@@ -19,7 +19,7 @@ export interface ScheduleRequest {
 export async function createRetrainSchedule(client: Client, req: ScheduleRequest): Promise<{ scheduleId: string; nextRuns: string[] }> {
   if (Boolean(req.every) === Boolean(req.cron)) throw new BadInputError('schedule create: give exactly one of --every (e.g. 1d, 12h) or --cron (e.g. "0 3 * * *")');
   const config: RetoolConfig = { ...req.config, startFrom: 'latest' };
-  const { kind: _kind, ...start } = retoolStart(config, req.taskQueue);
+  const { kind: _kind, ...start } = await retoolStart(config, req.taskQueue);
   try {
     const handle = await client.schedule.create({
       scheduleId: req.id,

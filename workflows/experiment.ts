@@ -3,6 +3,7 @@
 import { CancellationScope, defineQuery, isCancellation, setHandler, startChild, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { pauseSignal, resumeSignal, stopSignal, TrainingControl } from './control.js';
 import { parseConfig, retoolPipeline, type PipelineResult } from './pipeline.js';
+import type { RetoolConfigInput } from './config.js';
 import { activitiesFor } from './proxies.js';
 import { RetoolBestAccuracy, RetoolDataset, RetoolPreset, RetoolStage } from './search-attributes.js';
 
@@ -23,7 +24,8 @@ export interface ExperimentResult {
 
 export const experimentProgress = defineQuery<ExperimentProgress>('progress');
 
-export async function retoolExperiment(input: unknown): Promise<ExperimentResult> {
+/** `input` is typed for callers; what arrives from the UI or a trigger is parsed all the same. */
+export async function retoolExperiment(input: RetoolConfigInput): Promise<ExperimentResult> {
   const config = parseConfig(input);
   const { brief } = activitiesFor(config.heartbeatTimeout);
   const control = new TrainingControl().install();

@@ -3,8 +3,8 @@
 // Orchestration only: every stage is an activity over an engine function.
 import { ApplicationFailure, CancellationScope, defineQuery, isCancellation, setHandler, startChild, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { ZodError } from 'zod';
-import { describeZodError } from '../domain/errors.js';
-import { PRESETS, resolveConfig, type PresetName, type RetoolConfig } from './config.js';
+import { BAD_INPUT, describeZodError } from '../domain/errors.js';
+import { PRESETS, resolveConfig, type PresetName, type RetoolConfig, type RetoolConfigInput } from './config.js';
 import { pauseSignal, resumeSignal, STOPPED, stopSignal, TrainingControl } from './control.js';
 import { activitiesFor } from './proxies.js';
 import { retoolRl, type RlRoundsResult } from './rl-rounds.js';
@@ -64,14 +64,15 @@ export function parseConfig(input: unknown): RetoolConfig {
   try {
     return resolveConfig(preset, raw);
   } catch (err) {
-    if (err instanceof ZodError) throw ApplicationFailure.nonRetryable(`bad config: ${describeZodError(err)}`, 'BadConfig');
+    if (err instanceof ZodError) throw ApplicationFailure.nonRetryable(`bad config: ${describeZodError(err)}`, BAD_INPUT);
     throw err;
   }
 }
 
 const brief = (e: { evaluation: string; accuracy: number; byLevel: Record<string, number> }): EvalBrief => ({ evaluation: e.evaluation, accuracy: e.accuracy, byLevel: e.byLevel });
 
-export async function retoolPipeline(input: unknown): Promise<PipelineResult> {
+/** `input` is typed for callers; what arrives from the UI or a trigger is parsed all the same. */
+export async function retoolPipeline(input: RetoolConfigInput): Promise<PipelineResult> {
   const config = parseConfig(input);
   const acts = activitiesFor(config.heartbeatTimeout);
   const control = new TrainingControl().install();

@@ -1,5 +1,6 @@
 import { defineQuery, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
+import { BAD_INPUT } from '../domain/errors.js';
 import type { PrepareDataInput, PrepareDataResult } from '../datasets/prepare.js';
 import { RetoolDataset, RetoolStage } from './search-attributes.js';
 
@@ -14,7 +15,7 @@ export const prepareDataProgress = defineQuery<PrepareDataProgress>('progress');
 const { prepareData } = proxyActivities<Activities>({
   startToCloseTimeout: '1 hour',
   heartbeatTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['BadInputError'] },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: [BAD_INPUT] },
   summary: 'import or synthesise problems, then split train/test',
 });
 

@@ -3,8 +3,9 @@
 // cancellation waits for the activity to reach a step boundary and save its checkpoint.
 import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
+import { BAD_INPUT } from '../domain/errors.js';
 
-const retry = { maximumAttempts: 5, nonRetryableErrorTypes: ['BadInputError'] };
+const retry = { maximumAttempts: 5, nonRetryableErrorTypes: [BAD_INPUT] };
 
 export function activitiesFor(heartbeatTimeout: string) {
   return {

@@ -1,23 +1,26 @@
 import { Command, Option } from 'commander';
 import { BadInputError } from '../../domain/errors.js';
-import { PRESETS, type PresetName } from '../../engine/model/config.js';
+import { ModelInitSchema } from '../../engine/model/config.js';
 import { emit, parseList, parseNumber, type CommonOptions } from '../output.js';
+import { addSchemaFlags, parseSchemaFlags, type Flags } from '../schema-flags.js';
+
+const INIT_FLAGS = { preset: 'model size', seed: 'initialisation seed' } satisfies Flags<typeof ModelInitSchema>;
 
 export function modelCommand(common: (cmd: Command) => Command): Command {
   const model = new Command('model').description('the tfjs Qwen2 policy: create, inspect, generate');
 
-  common(model.command('init'))
+  const init = common(model.command('init'))
     .description('a randomly initialised model in Hugging Face layout, with the built-in tokenizer')
-    .addOption(new Option('--preset <name>', 'model size').choices(Object.keys(PRESETS)).default('tiny'))
-    .requiredOption('--out <dir>', 'where to write it')
-    .option('--seed <n>', 'initialisation seed', parseNumber('--seed'), 0)
-    .action(async (opts: CommonOptions & { preset: PresetName; out: string; seed: number }) => {
+    .requiredOption('--out <dir>', 'where to write it');
+  addSchemaFlags(init, ModelInitSchema, INIT_FLAGS).action(async (opts: CommonOptions & Record<string, unknown>) => {
+      const out = String(opts.out);
+      const { preset, seed } = parseSchemaFlags(ModelInitSchema, opts, INIT_FLAGS);
       // tfjs and the model code load here, not at start: most commands never touch a model.
       const { initBackend } = await import('../../engine/tensor/backend.js');
       const { initModelDir } = await import('../../engine/model/init.js');
       const backend = await initBackend();
-      const made = await initModelDir(opts.out, opts.preset, opts.seed);
-      emit(opts, { ...made, backend }, () => `wrote ${opts.preset} model (${made.parameters.toLocaleString()} parameters) to ${opts.out} [backend ${backend}]`);
+      const made = await initModelDir(out, preset, seed);
+      emit(opts, { ...made, backend }, () => `wrote ${preset} model (${made.parameters.toLocaleString()} parameters) to ${out} [backend ${backend}]`);
     });
 
   common(model.command('logits'))

@@ -1,8 +1,10 @@
 // The stages run alone from the command line: cold-start synthesis, SFT and evaluation, each on
 // data in the store.
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
+import { ColdStartOptionsSchema, EvalOptionsSchema, SftOptionsSchema } from '../../stages/options.js';
 import type { EvalMetrics } from '../../engine/eval/metrics.js';
-import { emit, parseList, parseNumber, pct, progressBar, table, type CommonOptions } from '../output.js';
+import { emit, pct, progressBar, table, type CommonOptions } from '../output.js';
+import { addSchemaFlags, parseSchemaFlags, type Flags } from '../schema-flags.js';
 
 type Opts = CommonOptions & Record<string, unknown>;
 
@@ -20,20 +22,66 @@ function metricsText(m: EvalMetrics): string {
   return lines.join('\n');
 }
 
+/** A string flag's value, when one was given. */
+const stringOption = (value: unknown) => (typeof value === 'string' ? value : undefined);
+
+/** Each command's flags: fields of its stage's schema, which holds their types and defaults. */
+const SYNTH_FLAGS = {
+  dataset: { help: 'problems: NAME[@V][:split] (default: the train split)', arg: 'ref', required: true },
+  out: { help: 'name of the trace dataset to write', arg: 'name', required: true },
+  teacher: 'who writes the traces',
+  mode: 'code-integrated traces, or text-only for the baseline arm',
+  limit: 'first N problems only',
+  seed: "the teacher's seed (which traces get which defect)",
+  concurrency: 'traces in flight at once',
+  newVersion: 'add a version when the name exists',
+} satisfies Flags<typeof ColdStartOptionsSchema>;
+
+const SFT_FLAGS = {
+  traces: { name: 'dataset', help: 'a trace dataset (retool synth --out)', arg: 'ref', required: true },
+  model: { help: 'model to start from', arg: 'dir', required: true },
+  out: { help: 'where to write the fine-tuned model', arg: 'dir', required: true },
+  steps: 'optimizer steps',
+  batchSize: 'sequences per step',
+  lr: 'peak learning rate',
+  minLr: 'learning rate at the end of the decay',
+  warmupSteps: 'linear warm-up steps',
+  schedule: 'decay after warm-up',
+  weightDecay: 'AdamW weight decay',
+  checkpointEvery: 'resumable checkpoint every N steps',
+  seed: 'data order seed',
+  runId: { help: 'name of the run (default: generated)', arg: 'id' },
+  resume: 'continue --run-id from its latest checkpoint',
+} satisfies Flags<typeof SftOptionsSchema>;
+
+const EVAL_FLAGS = {
+  model: { help: 'model directory', arg: 'dir', required: true },
+  dataset: { help: 'problems: NAME[@V][:split] (default: the test split)', arg: 'ref', required: true },
+  samples: 'samples per problem',
+  temperature: '0 is greedy',
+  topP: 'nucleus sampling: keep the smallest set of tokens holding this much probability',
+  tools: { help: 'run code in the sandbox', onOff: true },
+  maxToolCalls: 'code executions per response at most',
+  maxResponseTokens: { name: 'max-tokens', help: 'sampled tokens per response at most' },
+  maxInterpreterTokens: 'tokens of one interpreter output at most (cut in the middle)',
+  timeoutMs: 'wall-clock limit of one code run in the sandbox, ms',
+  memoryMb: 'memory limit of one code run in the sandbox, MiB',
+  levels: 'difficulty levels to keep',
+  families: 'families to keep',
+  limit: 'first N problems only',
+  batchSize: 'sequences decoded together',
+  seed: 'sampling seed',
+  name: 'store the samples as this evaluation dataset (default: the run id)',
+} satisfies Flags<typeof EvalOptionsSchema>;
+
 export function synthCommand(common: (cmd: Command) => Command): Command {
-  return common(new Command('synth'))
-    .description('cold-start traces for a problem dataset, verified in two stages (format, then answer with the code re-executed)')
-    .requiredOption('--dataset <ref>', 'problems: NAME[@V][:split] (default: the train split)')
-    .requiredOption('--out <name>', 'name of the trace dataset to write')
-    .addOption(new Option('--teacher <teacher>', 'who writes the traces').choices(['builtin', 'openai']).default('builtin'))
-    .addOption(new Option('--mode <mode>', 'code-integrated traces, or text-only for the baseline arm').choices(['code', 'text']).default('code'))
-    .option('--limit <n>', 'first N problems only', parseNumber('--limit'))
-    .option('--seed <n>', 'the teacher\'s seed (which traces get which defect)', parseNumber('--seed'), 0)
-    .option('--concurrency <n>', 'traces in flight at once', parseNumber('--concurrency'), 16)
+  const command = common(new Command('synth')).description('cold-start traces for a problem dataset, verified in two stages (format, then answer with the code re-executed)');
+  return addSchemaFlags(command, ColdStartOptionsSchema, SYNTH_FLAGS)
     .option('--openai-base-url <url>', 'chat-completions endpoint base (default OPENAI_BASE_URL)')
     .option('--openai-model <name>', 'teacher model (default OPENAI_MODEL)')
-    .option('--new-version', 'add a version when the name exists', false)
     .action(async (opts: Opts) => {
+      const openai = { baseUrl: stringOption(opts.openaiBaseUrl), model: stringOption(opts.openaiModel) };
+      const options = parseSchemaFlags(ColdStartOptionsSchema, opts, SYNTH_FLAGS, opts.teacher === 'openai' ? { openai } : {});
       // The stages, the store and the sandbox load here, not when the CLI starts.
       const { withStore } = await import('../../datasets/store.js');
       const { coldStart } = await import('../../stages/coldstart.js');
@@ -45,17 +93,7 @@ export function synthCommand(common: (cmd: Command) => Command): Command {
           coldStart(
             store,
             sandbox,
-            {
-              dataset: opts.dataset as string,
-              out: opts.out as string,
-              teacher: opts.teacher as 'builtin',
-              mode: opts.mode as 'code',
-              limit: opts.limit as number | undefined,
-              seed: opts.seed as number,
-              concurrency: opts.concurrency as number,
-              newVersion: Boolean(opts.newVersion),
-              openai: opts.teacher === 'openai' ? { ...(opts.openaiBaseUrl ? { baseUrl: opts.openaiBaseUrl as string } : {}), ...(opts.openaiModel ? { model: opts.openaiModel as string } : {}) } : undefined,
-            },
+            options,
             bar.update,
           ),
         );
@@ -74,43 +112,18 @@ export function synthCommand(common: (cmd: Command) => Command): Command {
 }
 
 export function sftCommand(common: (cmd: Command) => Command): Command {
-  return common(new Command('sft'))
-    .description('supervised fine-tuning on verified traces; loss on the model\'s tokens only (prompt and interpreter masked)')
-    .requiredOption('--dataset <ref>', 'a trace dataset (retool synth --out)')
-    .requiredOption('--model <dir>', 'model to start from')
-    .requiredOption('--out <dir>', 'where to write the fine-tuned model')
-    .option('--steps <n>', 'optimizer steps', parseNumber('--steps'), 400)
-    .option('--batch-size <n>', 'sequences per step', parseNumber('--batch-size'), 32)
-    .option('--lr <x>', 'peak learning rate', parseNumber('--lr'), 3e-3)
-    .option('--warmup-steps <n>', 'linear warm-up steps', parseNumber('--warmup-steps'), 20)
-    .addOption(new Option('--schedule <s>', 'decay after warm-up').choices(['cosine', 'linear', 'constant']).default('cosine'))
-    .option('--checkpoint-every <n>', 'resumable checkpoint every N steps', parseNumber('--checkpoint-every'), 100)
-    .option('--seed <n>', 'data order seed', parseNumber('--seed'), 0)
-    .option('--run-id <id>', 'name of the run (default: generated)')
-    .option('--resume', 'continue --run-id from its latest checkpoint', false)
+  const command = common(new Command('sft')).description("supervised fine-tuning on verified traces; loss on the model's tokens only (prompt and interpreter masked)");
+  return addSchemaFlags(command, SftOptionsSchema, SFT_FLAGS)
     .action(async (opts: Opts) => {
+      const options = parseSchemaFlags(SftOptionsSchema, opts, SFT_FLAGS, { home: opts.home });
       const bar = progressBar(opts, 'sft', 'steps');
-      const steps = opts.steps as number;
+      const steps = options.steps;
       // Ctrl-C (or a TERM from a supervisor) stops at the next step boundary with a checkpoint.
       const stop = new AbortController();
       for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stop.abort());
       const { runSft } = await import('../../stages/sft.js');
       const summary = await runSft(
-        {
-          traces: opts.dataset as string,
-          model: opts.model as string,
-          out: opts.out as string,
-          steps,
-          batchSize: opts.batchSize as number,
-          lr: opts.lr as number,
-          warmupSteps: opts.warmupSteps as number,
-          schedule: opts.schedule as 'cosine',
-          checkpointEvery: opts.checkpointEvery as number,
-          seed: opts.seed as number,
-          runId: opts.runId as string | undefined,
-          resume: Boolean(opts.resume),
-          home: opts.home,
-        },
+        options,
         { onStep: (m) => bar.update(m.step, steps), signal: stop.signal },
       );
       bar.stop();
@@ -120,41 +133,14 @@ export function sftCommand(common: (cmd: Command) => Command): Command {
 }
 
 export function evalCommand(common: (cmd: Command) => Command): Command {
-  return common(new Command('eval'))
-    .description('multi-turn rollouts on a problem dataset: accuracy (avg@k, pass@k) and the paper\'s behaviour metrics')
-    .requiredOption('--model <dir>', 'model directory')
-    .requiredOption('--dataset <ref>', 'problems: NAME[@V][:split] (default: the test split)')
-    .option('--samples <k>', 'samples per problem', parseNumber('--samples'), 1)
-    .option('--temperature <t>', '0 is greedy', parseNumber('--temperature'), 0)
-    .addOption(new Option('--tools <on|off>', 'run code in the sandbox').choices(['on', 'off']).default('on'))
-    .option('--max-tool-calls <n>', 'code executions per response at most', parseNumber('--max-tool-calls'), 4)
-    .option('--max-tokens <n>', 'sampled tokens per response at most', parseNumber('--max-tokens'), 192)
-    .option('--levels <list>', 'difficulty levels to keep', (t: string) => parseList(t).map(parseNumber('--levels')))
-    .option('--families <list>', 'families to keep', parseList)
-    .option('--limit <n>', 'first N problems only', parseNumber('--limit'))
-    .option('--batch-size <n>', 'sequences decoded together', parseNumber('--batch-size'), 32)
-    .option('--seed <n>', 'sampling seed', parseNumber('--seed'), 0)
-    .option('--name <name>', 'store the samples as this evaluation dataset (default: the run id)')
+  const command = common(new Command('eval')).description("multi-turn rollouts on a problem dataset: accuracy (avg@k, pass@k) and the paper's behaviour metrics");
+  return addSchemaFlags(command, EvalOptionsSchema, EVAL_FLAGS)
     .action(async (opts: Opts) => {
+      const options = parseSchemaFlags(EvalOptionsSchema, opts, EVAL_FLAGS, { home: opts.home });
       const { runEval } = await import('../../stages/eval.js');
       const bar = progressBar(opts, 'eval', 'samples');
       const summary = await runEval(
-        {
-          model: opts.model as string,
-          dataset: opts.dataset as string,
-          samples: opts.samples as number,
-          temperature: opts.temperature as number,
-          tools: opts.tools === 'on',
-          maxToolCalls: opts.maxToolCalls as number,
-          maxResponseTokens: opts.maxTokens as number,
-          levels: opts.levels as number[] | undefined,
-          families: opts.families as string[] | undefined,
-          limit: opts.limit as number | undefined,
-          batchSize: opts.batchSize as number,
-          seed: opts.seed as number,
-          name: opts.name as string | undefined,
-          home: opts.home,
-        },
+        options,
         bar.update,
       );
       bar.stop();
