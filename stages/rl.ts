@@ -196,11 +196,13 @@ export async function runRl(options: RlOptions, hooks: { onStep?: (m: RlStepMetr
         hooks.onCheckpoint?.(step, path);
       },
       evaluate: async (step, model) => {
-        const { samples, metrics } = await evaluateModel(model, tokenizer, sandbox, held.rows, { tools: config.tools, maxToolCalls: config.maxToolCalls, maxResponseTokens: config.maxResponseTokens, maxInterpreterTokens: config.maxInterpreterTokens, batchSize: config.rolloutBatchSize, timeoutMs: config.timeoutMs });
+        // Greedy, with the run's own interpreter budget and sandbox limits: the curve's points.
+        const heldOut = { tools: config.tools, temperature: 0, maxToolCalls: config.maxToolCalls, maxResponseTokens: config.maxResponseTokens, maxInterpreterTokens: config.maxInterpreterTokens, batchSize: config.rolloutBatchSize, timeoutMs: config.timeoutMs, memoryMb: config.memoryMb };
+        const { samples, metrics } = await evaluateModel(model, tokenizer, sandbox, held.rows, heldOut);
         const stored = await withStore(opts.home, async (store) => {
           const out = await writeEvaluation(
             store,
-            { name: `${runId}-step-${step}`, runId, step, problems: held.dataset, params: { model: `${runId}@${step}`, dataset: heldRef, tools: config.tools, samples: 1, temperature: 0, avgAtK: metrics.avgAtK }, newVersion: true },
+            { name: `${runId}-step-${step}`, runId, step, problems: held.dataset, params: { model: `${runId}@${step}`, dataset: heldRef, tools: config.tools, samples: 1, temperature: heldOut.temperature, avgAtK: metrics.avgAtK }, newVersion: true },
             samples.map((s) => ({ problemId: s.problem.id, sampleIdx: s.sampleIdx, tools: config.tools, response: s.trajectory.response, answer: s.answer, correct: s.correct, metrics: { family: s.problem.family, level: s.problem.level, gold: s.problem.answer, stop: s.trajectory.stop, responseTokens: s.facts.responseTokens } })),
           );
           const point = evalPoint(step, `${out.name}@${out.version}`, metrics);
