@@ -125,7 +125,8 @@ describe('isolation', () => {
     if (!existsSync(join(bin, 'node'))) symlinkSync(process.execPath, join(bin, 'node'));
     return execa(process.execPath, [join(PROJECT_ROOT, 'bin', 'retool.js'), ...args], {
       input,
-      env: { PATH: bin, HOME: tmpdir(), ...env },
+      // VITEST: the runner's mark, kept so that a stale dist/ falls back to the sources quietly.
+      env: { PATH: bin, HOME: tmpdir(), VITEST: 'true', ...env },
       extendEnv: false,
       reject: false,
       timeout: 60_000,

@@ -4,7 +4,9 @@ import { createActivities } from '../activities/index.js';
 import { TASK_QUEUES, type TemporalTarget } from './temporal.js';
 import { detectIsolation } from '../engine/sandbox/index.js';
 
-const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+// The workflows beside this file: TypeScript when it runs from the sources (tsx, vitest), the
+// compiled JavaScript when it runs from dist/ (bin/retool.js on a fresh build).
+const WORKFLOWS_PATH = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../workflows/index.ts' : '../workflows/index.js', import.meta.url));
 
 let bundled: Promise<WorkflowBundleWithSourceMap> | null = null;
 

@@ -72,5 +72,13 @@ export function benchCommand(common: (cmd: Command) => Command): Command {
       const result = await benchRl({ preset: opts.preset, sftSteps: opts.sftSteps, model: opts.model, dataset: opts.dataset, home: opts.home, prompts: opts.prompts, samples: opts.samples, steps: opts.steps, repeats: opts.repeats, onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`) });
       emit(opts, result, () => JSON.stringify(result, null, 2));
     });
+  common(bench.command('cli'))
+    .description('start time of `retool` for commands that touch no model (help, grade, data list/show, status, schedule list): dist/ against the sources through tsx')
+    .option('--runs <n>', 'runs per command and mode; the report gives medians', parseNumber('--runs'), 5)
+    .action(async (opts: CommonOptions & { runs: number }) => {
+      const { benchCli } = await import('../../bench/cli-start.js');
+      const result = await benchCli({ runs: opts.runs, onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`) });
+      emit(opts, result, () => JSON.stringify(result, null, 2));
+    });
   return bench;
 }
