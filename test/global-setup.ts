@@ -19,7 +19,7 @@ declare module 'vitest' {
  * (else the sources through tsx: the same code, seconds more per start). Built here once, beside
  * the server's start, when it does not; a failed build leaves the tests on the sources.
  */
-function buildCliIfStale(): Promise<void> {
+export function buildCliIfStale(): Promise<void> {
   const build = fileURLToPath(new URL('../bin/build.mjs', import.meta.url));
   return new Promise((resolve) => {
     execFile(process.execPath, [build, '--if-stale', '--install'], (_err, _stdout, stderr) => {

@@ -1,0 +1,437 @@
+// The workflows' branches with mock activities: the real workflow bundle on the suite's Temporal
+// dev server, a worker whose activities return canned results shaped like the real ones (typed
+// against `Activities`), and a log of every call. No training, no store: seconds per run.
+import { Context } from '@temporalio/activity';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { Activities } from '../activities/index.js';
+import { quietTemporalRuntime } from '../cli/local-temporal.js';
+import { ensureSearchAttributes } from '../worker/temporal.js';
+import { workflowBundle } from '../worker/worker.js';
+import { BAD_INPUT } from '../domain/errors.js';
+import { resolveConfig, type RetoolConfig, type RetoolConfigInput } from '../workflows/config.js';
+import { pauseSignal, resumeSignal, stopSignal } from '../workflows/control.js';
+import { experimentProgress, retoolExperiment } from '../workflows/experiment.js';
+import { pipelineProgress, retoolPipeline, type PipelineProgress } from '../workflows/pipeline.js';
+import { prepareDataProgress, prepareDataWorkflow } from '../workflows/prepare-data.js';
+import { rlProgress } from '../workflows/rl-rounds.js';
+import { RetoolBestAccuracy, RetoolStage } from '../workflows/search-attributes.js';
+import { until } from './helpers/wait.js';
+
+type Name = keyof Activities;
+interface Call {
+  workflowId: string;
+  activity: Name;
+  input: any;
+  attempt: number;
+}
+type Overrides = { [K in Name]?: Activities[K] };
+
+const calls: Call[] = [];
+/** Per-test behaviour, keyed by the test's workflow id (its child workflows' ids extend it). */
+const scenarios = new Map<string, Overrides>();
+const belongs = (workflowId: string, id: string) => workflowId === id || workflowId.startsWith(`${id}-`);
+const callsOf = (id: string, activity?: Name) => calls.filter((c) => belongs(c.workflowId, id) && (!activity || c.activity === activity));
+const inputsOf = (workflowId: string, activity: Name) => calls.filter((c) => c.workflowId === workflowId && c.activity === activity).map((c) => c.input);
+
+let runs = 0;
+function scenario(name: string, overrides: Overrides = {}): string {
+  const id = `mock-${name}-${Date.now().toString(36)}${++runs}`;
+  scenarios.set(id, overrides);
+  return id;
+}
+
+/** Logs the call, then runs the test's override or the canned behaviour. */
+function mock<K extends Name>(name: K, body: Activities[K]): Activities[K] {
+  const run = async (...args: unknown[]) => {
+    const info = Context.current().info;
+    const workflowId = info.workflowExecution?.workflowId ?? info.activityId;
+    calls.push({ workflowId, activity: name, input: args[0], attempt: info.attempt });
+    const key = [...scenarios.keys()].find((id) => belongs(workflowId, id));
+    const override = key ? scenarios.get(key)![name] : undefined;
+    return ((override ?? body) as (...a: unknown[]) => Promise<unknown>)(...args);
+  };
+  return run as unknown as Activities[K];
+}
+
+/** A training activity that runs until the workflow cancels it (pause, stop, cancel). */
+async function heldUntilCancelled(): Promise<never> {
+  const ctx = Context.current();
+  const beat = setInterval(() => ctx.heartbeat({ held: true }), 50);
+  try {
+    await ctx.cancelled;
+  } finally {
+    clearInterval(beat);
+  }
+  throw new Error('not reached');
+}
+
+const accuracyOf = (name: string) => (name.endsWith('-sft-eval') ? 0.25 : 0.5);
+const rlAccuracy = (step: number) => step / 10;
+
+/** Canned results shaped like the real activities' (typed against them). */
+const canned: Activities = {
+  prepareData: async (input) => {
+    const dataset = { id: 1, name: input.name, version: 1, kind: 'problems' as const, source: input.source, params: {}, rowCount: 100, splits: { train: 80, test: 20 }, parents: [], createdAt: '2025-01-01T00:00:00Z' };
+    return { dataset, created: [{ name: input.name, version: 1, source: input.source }] };
+  },
+  prepareProblems: async (data) => {
+    const version = data.source === 'stored' ? (data.version ?? 1) : 1;
+    return { dataset: `${data.name}@${version}`, name: data.name, version, rows: 100, splits: { train: 80, test: 20 } };
+  },
+  findLatestGoodModel: async () => null,
+  recordRunStart: async () => undefined,
+  recordRunEnd: async () => undefined,
+  lastCheckpoint: async () => null,
+  report: async (input) => ({ html: `/mock-home/${input.out}`, pngs: [] }),
+  initModel: async (input) => ({ dir: input.out, parameters: 1234 }),
+  synthTraces: async (input) => ({ dataset: `${input.out}@1`, kept: 42, reused: false }),
+  sft: async (input) => ({
+    runId: input.runId, traces: input.traces, examples: 42, tooLong: 0, steps: input.steps ?? 0, resumedFrom: null, stopped: false, firstLoss: 2, finalLoss: 1,
+    tokensPerSecond: 1000, out: input.out, lastCheckpoint: `${input.out}/step-${input.steps}`, backend: 'mock', seconds: 0.01,
+  }),
+  // Every round reports the evaluations of the whole run so far (the workflow keeps each step once).
+  rl: async (input) => {
+    const every = input.evalEvery ?? 1;
+    const steps = Array.from({ length: Math.floor(input.steps! / every) }, (_, i) => (i + 1) * every);
+    if (steps.at(-1) !== input.steps) steps.push(input.steps!);
+    const evals = steps.map((step) => ({ step, evaluation: `${input.runId}-step-${step}@1`, accuracy: rlAccuracy(step), byLevel: {}, responseLength: 40, codeRatio: 1, codeInvocationPosition: 0.3 }));
+    return { runId: input.runId, algo: input.algo ?? 'grpo', tools: input.tools ?? true, model: input.model, dataset: input.dataset, steps: input.steps!, resumedFrom: null, stopped: false, evals, out: input.out, lastCheckpoint: null, backend: 'mock', sandbox: 'unsafe-none', seconds: 0.01 };
+  },
+  evaluate: async (input) => ({ runId: input.name ?? 'eval', evaluation: `${input.name}@1`, tools: input.tools ?? true, accuracy: accuracyOf(input.name ?? ''), byLevel: { '1': accuracyOf(input.name ?? '') } }),
+};
+const activities = Object.fromEntries(Object.entries(canned).map(([name, body]) => [name, mock(name as Name, body)])) as Activities;
+
+const address = inject('temporalAddress');
+const taskQueue = `retool-mock-activities-${process.pid}`;
+/** Training activities heartbeat often in these runs, so a pause reaches them within a second. */
+const heartbeatTimeout = '10s';
+
+const stages = (p: PipelineProgress) => p.stages.map((s) => `${s.name}:${s.status}`);
+const failureOf = (p: Promise<unknown>) => p.then(() => { throw new Error('expected the workflow to fail'); }, (err: unknown) => err as WorkflowFailedError);
+
+describe('the workflows with mock activities', () => {
+  let env: TestWorkflowEnvironment;
+  let client: Client;
+  let worker: Worker;
+  let running: Promise<void>;
+
+  beforeAll(async () => {
+    quietTemporalRuntime();
+    env = await TestWorkflowEnvironment.createFromExistingServer({ address, namespace: 'default' });
+    client = env.client;
+    await ensureSearchAttributes(env.connection, 'default');
+    worker = await Worker.create({
+      connection: env.nativeConnection,
+      namespace: 'default',
+      taskQueue,
+      workflowBundle: await workflowBundle(),
+      activities,
+      // Cancellation reaches an activity with a heartbeat's reply: let heartbeats through at once.
+      defaultHeartbeatThrottleInterval: '50ms',
+      maxHeartbeatThrottleInterval: '100ms',
+    });
+    running = worker.run();
+  });
+  afterAll(async () => {
+    if (worker?.getState() === 'RUNNING') worker.shutdown();
+    await running;
+    await env?.teardown();
+  });
+
+  const options = (workflowId: string, input: RetoolConfigInput) => ({ taskQueue, workflowId, args: [input] as [RetoolConfigInput], workflowExecutionTimeout: '2 minutes' });
+  const start = (workflowId: string, input: RetoolConfigInput) => client.workflow.start(retoolPipeline, options(workflowId, input));
+  const startExperiment = (workflowId: string, input: RetoolConfigInput) => client.workflow.start(retoolExperiment, options(workflowId, input));
+  const historyOf = async (workflowId: string, runId?: string) => (await client.workflow.getHandle(workflowId, runId).fetchHistory()).events!;
+  const scheduled = (events: Awaited<ReturnType<typeof historyOf>>) => events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType!.name] : []));
+
+  describe('retoolPipeline', () => {
+    it('from scratch: data, base model beside cold-start traces, SFT, the SFT evaluation beside RL rounds (a child that continues as new), final evaluation, report', async () => {
+      const id = scenario('scratch', {
+        // Returns only once RL has started: the two run side by side.
+        evaluate: async (input) => {
+          if (input.name?.endsWith('-sft-eval')) {
+            await until('RL beside the SFT evaluation', () => calls.some((c) => c.workflowId === `${id}-rl` && c.activity === 'rl'), 30_000).catch((err: Error) => {
+              throw ApplicationFailure.nonRetryable(err.message);
+            });
+          }
+          return canned.evaluate(input);
+        },
+      });
+      // Rounds of 2 steps up to 5 (2, 4, 5); the child continues as new after 2 rounds.
+      const config = resolveConfig('quick', { heartbeatTimeout, roundsPerRun: 2, rl: { steps: 5, evalEvery: 2 } });
+      const handle = await start(id, config);
+      const result = await handle.result();
+      const dir = `artifacts/${id}`;
+      const dataset = `${config.data.name}@1`;
+
+      expect(scheduled(await historyOf(id))).toEqual(['recordRunStart', 'prepareProblems', 'initModel', 'synthTraces', 'sft', 'evaluate', 'evaluate', 'recordRunEnd', 'report']);
+      expect(inputsOf(id, 'recordRunStart')).toEqual([{ kind: 'pipeline', preset: 'quick', config }]);
+      expect(inputsOf(id, 'prepareProblems')).toEqual([config.data]);
+      expect(inputsOf(id, 'initModel')).toEqual([{ out: `${dir}/base`, ...config.model }]);
+      expect(inputsOf(id, 'synthTraces')).toEqual([{ dataset, out: `${id}-code`, mode: 'code', ...config.traces }]);
+      expect(inputsOf(id, 'sft')).toEqual([{ traces: `${id}-code@1`, model: `${dir}/base`, out: `${dir}/sft`, runId: `${id}-sft`, ...config.sft }]);
+      const rlInput = { ...config.rl, model: `${dir}/sft`, out: `${dir}/rl`, dataset, runId: `${id}-rl`, tools: true, evalLevels: config.eval.levels };
+      expect(inputsOf(`${id}-rl`, 'rl')).toEqual([2, 4, 5].map((steps) => ({ ...rlInput, steps })));
+      const evalInput = { ...config.eval, dataset: `${dataset}:test`, tools: true };
+      expect(inputsOf(id, 'evaluate')).toEqual([
+        { ...evalInput, model: `${dir}/sft`, name: `${id}-sft-eval` },
+        { ...evalInput, model: `${dir}/rl`, name: `${id}-final-eval` },
+      ]);
+
+      const rlEvals = [2, 4, 5].map((step) => ({ step, accuracy: rlAccuracy(step) }));
+      expect(result).toEqual({
+        workflowId: id, arm: 'code', status: 'completed', dataset, traces: `${id}-code@1`, startedFrom: null, sftModel: `${dir}/sft`, finalModel: `${dir}/rl`,
+        sftEval: { evaluation: `${id}-sft-eval@1`, accuracy: 0.25, byLevel: { '1': 0.25 } }, rlEvals, rlSteps: 5,
+        finalEval: { evaluation: `${id}-final-eval@1`, accuracy: 0.5, byLevel: { '1': 0.5 } }, report: `/mock-home/${dir}/report.html`, stageSeconds: expect.any(Object),
+      });
+      expect(Object.keys(result.stageSeconds)).toEqual(['data', 'cold-start', 'sft', 'sft-eval', 'rl', 'final-eval']);
+      expect(inputsOf(id, 'recordRunEnd')).toEqual([{
+        status: 'completed',
+        summary: {
+          datasetName: config.data.name, dataset, arm: 'code', traces: `${id}-code@1`, baseModel: `${dir}/base`, sftModel: `${dir}/sft`, finalModel: `${dir}/rl`, startedFrom: null,
+          sftRunId: `${id}-sft`, rlRunId: `${id}-rl`, sftAccuracy: 0.25, accuracy: 0.5, byLevel: { '1': 0.5 }, rlSteps: 5, stageSeconds: result.stageSeconds,
+        },
+      }]);
+      expect(inputsOf(id, 'report')).toEqual([{ runId: id, out: `${dir}/report.html` }]);
+
+      const progress = await handle.query(pipelineProgress);
+      expect(stages(progress)).toEqual(['data:done', 'cold-start:done', 'sft:done', 'sft-eval:done', 'rl:done', 'final-eval:done', 'report:done']);
+      expect(progress).toMatchObject({ stage: 'done', preset: 'quick', arm: 'code', dataset, rlWorkflowId: `${id}-rl`, sftAccuracy: 0.25, bestAccuracy: 0.5, finalAccuracy: 0.5, paused: false, stopRequested: false });
+      expect(progress.stages.find((s) => s.name === 'cold-start')!.detail).toBe('42 verified traces');
+      const described = await handle.describe();
+      expect(described.typedSearchAttributes.get(RetoolStage)).toBe('done');
+      expect(described.typedSearchAttributes.get(RetoolBestAccuracy)).toBe(0.5);
+      expect(described.memo).toMatchObject({ preset: 'quick', arm: 'code', dataset, bestAccuracy: 0.5, finalAccuracy: 0.5, report: result.report });
+
+      // The child's first run did two rounds and continued as new; the second did the last.
+      const events = await historyOf(id);
+      const firstChildRun = events.find((e) => e.childWorkflowExecutionStartedEventAttributes)!.childWorkflowExecutionStartedEventAttributes!.workflowExecution!.runId!;
+      const childRuns = [await historyOf(`${id}-rl`, firstChildRun), await historyOf(`${id}-rl`)];
+      expect(childRuns[0]!.at(-1)!.workflowExecutionContinuedAsNewEventAttributes).toBeTruthy();
+      expect(childRuns.map(scheduled)).toEqual([['rl', 'rl'], ['rl']]);
+      expect(await client.workflow.getHandle(`${id}-rl`).query(rlProgress)).toMatchObject({ step: 5, total: 5, round: 3, evals: rlEvals });
+      // Deterministic: the histories replay against today's workflow code.
+      await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, await client.workflow.getHandle(id).fetchHistory(), id);
+    });
+
+    it('startFrom latest with an earlier good model (input parsed in the workflow, the text arm): no cold start or SFT, RL and evaluations from that model, tools off', async () => {
+      const earlier = { workflowId: 'mock-earlier-run', model: 'artifacts/mock-earlier-run/rl', accuracy: 0.4 };
+      const id = scenario('latest', { findLatestGoodModel: async () => earlier });
+      const input: RetoolConfigInput = { preset: 'quick', arm: 'text', startFrom: 'latest', heartbeatTimeout, rl: { steps: 2, evalEvery: 2 } };
+      const config = resolveConfig('quick', input);
+      const handle = await start(id, input);
+      const result = await handle.result();
+      const dataset = `${config.data.name}@1`;
+
+      expect(scheduled(await historyOf(id))).toEqual(['recordRunStart', 'prepareProblems', 'findLatestGoodModel', 'evaluate', 'evaluate', 'recordRunEnd', 'report']);
+      expect(inputsOf(id, 'findLatestGoodModel')).toEqual([{ datasetName: config.data.name, arm: 'text' }]);
+      expect(inputsOf(`${id}-rl`, 'rl')).toEqual([{ ...config.rl, steps: 2, model: earlier.model, out: `artifacts/${id}/rl`, dataset, runId: `${id}-rl`, tools: false, evalLevels: config.eval.levels }]);
+      expect(inputsOf(id, 'evaluate').map((e) => [e.model, e.tools])).toEqual([[earlier.model, false], [`artifacts/${id}/rl`, false]]);
+      expect(result).toMatchObject({ arm: 'text', status: 'completed', startedFrom: earlier.workflowId, traces: null, sftModel: earlier.model, finalModel: `artifacts/${id}/rl`, rlSteps: 2 });
+      expect(inputsOf(id, 'recordRunEnd')[0].summary).toMatchObject({ arm: 'text', baseModel: null, sftRunId: null, startedFrom: earlier.workflowId, sftModel: earlier.model });
+      const progress = await handle.query(pipelineProgress);
+      expect(stages(progress)).toEqual(['data:done', 'cold-start:skipped', 'sft:skipped', 'sft-eval:done', 'rl:done', 'final-eval:done', 'report:done']);
+      expect(progress.stages.filter((s) => s.status === 'skipped').map((s) => s.detail)).toEqual([`starting from ${earlier.workflowId}`, `starting from ${earlier.workflowId}`]);
+    });
+
+    it('startFrom latest with no earlier model trains from scratch', async () => {
+      const id = scenario('latest-none');
+      const config = resolveConfig('quick', { startFrom: 'latest', heartbeatTimeout, rl: { steps: 2, evalEvery: 2 } });
+      const result = await (await start(id, config)).result();
+      expect(scheduled(await historyOf(id))).toEqual(['recordRunStart', 'prepareProblems', 'findLatestGoodModel', 'initModel', 'synthTraces', 'sft', 'evaluate', 'evaluate', 'recordRunEnd', 'report']);
+      expect(result).toMatchObject({ status: 'completed', startedFrom: null, traces: `${id}-code@1`, sftModel: `artifacts/${id}/sft` });
+    });
+
+    it('bad config fails the run for good before any activity', async () => {
+      const id = scenario('bad-config');
+      const err = await failureOf((await start(id, { preset: 'quick', rl: { steps: 0 } })).result());
+      expect(err).toBeInstanceOf(WorkflowFailedError);
+      const cause = err.cause as ApplicationFailure;
+      expect(cause).toBeInstanceOf(ApplicationFailure);
+      expect(cause).toMatchObject({ type: BAD_INPUT, nonRetryable: true });
+      expect(cause.message).toMatch(/^bad config: .*rl\.steps/);
+      expect(callsOf(id)).toEqual([]);
+    });
+
+    it('bad input from an activity is not retried: the run fails, recorded as failed, the stage marked failed', async () => {
+      // Retryable as thrown: the workflow's retry policy names the type as non-retryable.
+      const id = scenario('bad-input', { sft: async () => { throw ApplicationFailure.retryable('traces hold no verified examples', BAD_INPUT); } });
+      const handle = await start(id, resolveConfig('quick', { heartbeatTimeout }));
+      const err = await failureOf(handle.result());
+      expect(err.cause).toBeInstanceOf(ActivityFailure);
+      expect((err.cause as ActivityFailure).cause).toMatchObject({ type: BAD_INPUT, message: 'traces hold no verified examples' });
+      expect(callsOf(id, 'sft').map((c) => c.attempt)).toEqual([1]);
+      expect(callsOf(id, 'evaluate')).toEqual([]);
+      expect(inputsOf(id, 'recordRunEnd')).toEqual([{ status: 'failed', summary: { error: expect.stringContaining('Activity task failed') } }]);
+      const progress = await handle.query(pipelineProgress);
+      expect(progress.stage).toBe('failed');
+      expect(stages(progress).slice(0, 3)).toEqual(['data:done', 'cold-start:done', 'sft:failed']);
+      expect((await handle.describe()).typedSearchAttributes.get(RetoolStage)).toBe('failed');
+    });
+
+    it('any other activity error is retried, and the run goes on', async () => {
+      const id = scenario('retry', {
+        synthTraces: async (input) => {
+          if (Context.current().info.attempt === 1) throw new Error('sandbox pool crashed');
+          return canned.synthTraces(input);
+        },
+      });
+      const result = await (await start(id, resolveConfig('quick', { heartbeatTimeout, rl: { steps: 2, evalEvery: 2 } }))).result();
+      expect(result.status).toBe('completed');
+      expect(callsOf(id, 'synthTraces').map((c) => c.attempt)).toEqual([1, 2]);
+    });
+
+    it('pause cancels SFT and nothing trains while paused; resume runs SFT again with the same input', async () => {
+      const id = scenario('pause', { sft: async (input) => (callsOf(id, 'sft').length === 1 ? heldUntilCancelled() : canned.sft(input)) });
+      const handle = await start(id, resolveConfig('quick', { heartbeatTimeout, rl: { steps: 2, evalEvery: 2 } }));
+      await until('SFT to start', () => callsOf(id, 'sft').length === 1, 30_000);
+      await handle.signal(pauseSignal);
+      await until('the SFT activity to stop', async () => (await handle.query(pipelineProgress)).paused && ((await handle.describe()).raw.pendingActivities ?? []).length === 0, 30_000);
+      const paused = await handle.query(pipelineProgress);
+      expect(paused).toMatchObject({ stage: 'sft', paused: true, stopRequested: false });
+      await new Promise((r) => setTimeout(r, 500));
+      expect(callsOf(id, 'sft')).toHaveLength(1);
+      await handle.signal(resumeSignal);
+      const result = await handle.result();
+      expect(result.status).toBe('completed');
+      const [first, second] = inputsOf(id, 'sft');
+      expect(second).toEqual(first);
+      expect(stages(await handle.query(pipelineProgress))).toEqual(['data:done', 'cold-start:done', 'sft:done', 'sft-eval:done', 'rl:done', 'final-eval:done', 'report:done']);
+    });
+
+    it('stop during SFT: its last checkpoint is the model, RL is skipped, both evaluations use the checkpoint, the run is stopped', async () => {
+      const checkpoint = { step: 7, path: '/mock-home/checkpoints/sft/step-7' };
+      const id = scenario('stop-sft', { sft: heldUntilCancelled, lastCheckpoint: async () => checkpoint });
+      const handle = await start(id, resolveConfig('quick', { heartbeatTimeout }));
+      await until('SFT to start', () => callsOf(id, 'sft').length === 1, 30_000);
+      await handle.signal(stopSignal);
+      const result = await handle.result();
+      expect(inputsOf(id, 'lastCheckpoint')).toEqual([{ runId: `${id}-sft`, stage: 'sft' }]);
+      expect(result).toMatchObject({ status: 'stopped', sftModel: checkpoint.path, finalModel: checkpoint.path, rlSteps: 0, rlEvals: [] });
+      expect(callsOf(id, 'rl')).toEqual([]);
+      expect(inputsOf(id, 'evaluate').map((e) => e.model)).toEqual([checkpoint.path, checkpoint.path]);
+      expect(inputsOf(id, 'recordRunEnd')[0]).toMatchObject({ status: 'stopped', summary: { rlRunId: null, sftModel: checkpoint.path } });
+      const progress = await handle.query(pipelineProgress);
+      expect(stages(progress)).toEqual(['data:done', 'cold-start:done', 'sft:stopped', 'sft-eval:done', 'rl:skipped', 'final-eval:done', 'report:done']);
+      expect(progress).toMatchObject({ stage: 'stopped', stopRequested: true, rlWorkflowId: null });
+      expect(progress.stages.find((s) => s.name === 'rl')!.detail).toBe('stopped early');
+    });
+
+    it('stop during SFT before its first checkpoint: no model, no evaluation, still a report', async () => {
+      const id = scenario('stop-early', { sft: heldUntilCancelled });
+      const handle = await start(id, resolveConfig('quick', { heartbeatTimeout }));
+      await until('SFT to start', () => callsOf(id, 'sft').length === 1, 30_000);
+      await handle.signal(stopSignal);
+      const result = await handle.result();
+      expect(result).toMatchObject({ status: 'stopped', sftModel: null, finalModel: null, sftEval: null, finalEval: null, rlSteps: 0 });
+      expect(scheduled(await historyOf(id))).toEqual(['recordRunStart', 'prepareProblems', 'initModel', 'synthTraces', 'sft', 'lastCheckpoint', 'recordRunEnd', 'report']);
+      const progress = await handle.query(pipelineProgress);
+      expect(stages(progress)).toEqual(['data:done', 'cold-start:done', 'sft:stopped', 'sft-eval:pending', 'rl:pending', 'final-eval:skipped', 'report:done']);
+      expect(progress.stages.find((s) => s.name === 'final-eval')!.detail).toMatch(/^no model/);
+    });
+
+    it('pause and resume reach the RL child (the round runs again); stop ends RL at its last checkpoint, which the final evaluation uses', async () => {
+      const checkpoint = { step: 3, path: '/mock-home/checkpoints/rl/step-3' };
+      const id = scenario('rl-control', { rl: heldUntilCancelled, lastCheckpoint: async () => checkpoint });
+      const handle = await start(id, resolveConfig('quick', { heartbeatTimeout, rl: { steps: 8, evalEvery: 4 } }));
+      const child = client.workflow.getHandle(`${id}-rl`);
+      await until('RL to start', () => callsOf(id, 'rl').length === 1, 30_000);
+      await handle.signal(pauseSignal);
+      await until('the RL round to stop', async () => (await child.query(rlProgress)).paused && ((await child.describe()).raw.pendingActivities ?? []).length === 0, 30_000);
+      expect((await handle.query(pipelineProgress)).paused).toBe(true);
+      await handle.signal(resumeSignal);
+      await until('the RL round to run again', () => callsOf(id, 'rl').length === 2, 30_000);
+      await handle.signal(stopSignal);
+      const result = await handle.result();
+      const [first, second] = inputsOf(`${id}-rl`, 'rl');
+      expect(first.steps).toBe(4);
+      expect(second).toEqual(first);
+      expect(inputsOf(`${id}-rl`, 'lastCheckpoint')).toEqual([{ runId: `${id}-rl`, stage: 'rl' }]);
+      expect(result).toMatchObject({ status: 'stopped', finalModel: checkpoint.path, rlSteps: checkpoint.step, rlEvals: [] });
+      expect(inputsOf(id, 'evaluate').at(-1)).toMatchObject({ model: checkpoint.path, name: `${id}-final-eval` });
+      expect(inputsOf(id, 'recordRunEnd')[0]).toMatchObject({ status: 'stopped', summary: { rlRunId: `${id}-rl`, rlSteps: checkpoint.step, finalModel: checkpoint.path } });
+    });
+
+    it('cancelling the run cancels SFT and records the run as stopped', async () => {
+      const id = scenario('cancel', { sft: heldUntilCancelled });
+      const handle = await start(id, resolveConfig('quick', { heartbeatTimeout }));
+      await until('SFT to start', () => callsOf(id, 'sft').length === 1, 30_000);
+      await handle.cancel();
+      const err = await failureOf(handle.result());
+      expect(err.cause).toBeInstanceOf(CancelledFailure);
+      expect(inputsOf(id, 'recordRunEnd')).toEqual([{ status: 'stopped', summary: { error: expect.any(String) } }]);
+      expect(callsOf(id, 'evaluate')).toEqual([]);
+    });
+  });
+
+  describe('retoolExperiment', () => {
+    const experimentConfig = (): RetoolConfig => resolveConfig('quick', { arms: ['code', 'text'], heartbeatTimeout, rl: { steps: 2, evalEvery: 2 } });
+
+    it('makes the problem set once, trains both arms as child pipelines on that stored version, records both and reports', async () => {
+      const id = scenario('experiment');
+      const config = experimentConfig();
+      const handle = await startExperiment(id, config);
+      const result = await handle.result();
+      const stored = { source: 'stored', name: config.data.name, version: 1 };
+      expect(scheduled(await historyOf(id))).toEqual(['recordRunStart', 'prepareProblems', 'recordRunEnd', 'report']);
+      expect(inputsOf(id, 'recordRunStart')).toEqual([{ kind: 'experiment', preset: 'quick', config }]);
+      expect(inputsOf(id, 'prepareProblems')).toEqual([config.data]);
+      for (const arm of ['code', 'text'] as const) {
+        const child = `${id}-${arm}`;
+        expect(inputsOf(child, 'prepareProblems')).toEqual([stored]);
+        expect(inputsOf(child, 'synthTraces')).toMatchObject([{ mode: arm }]);
+        expect(inputsOf(child, 'evaluate').map((e) => e.tools)).toEqual([arm === 'code', arm === 'code']);
+        expect(inputsOf(`${child}-rl`, 'rl').map((r) => r.tools)).toEqual([arm === 'code']);
+      }
+      expect(result).toMatchObject({ workflowId: id, dataset: `${config.data.name}@1`, report: `/mock-home/artifacts/${id}/report.html` });
+      expect(result.arms.map((a) => [a.arm, a.workflowId, a.status])).toEqual([['code', `${id}-code`, 'completed'], ['text', `${id}-text`, 'completed']]);
+      expect(inputsOf(id, 'recordRunEnd')).toEqual([{
+        status: 'completed',
+        summary: { dataset: `${config.data.name}@1`, arms: result.arms.map((a) => ({ arm: a.arm, workflowId: a.workflowId, sftAccuracy: 0.25, accuracy: 0.5, rlSteps: 2 })) },
+      }]);
+      expect(await handle.query(experimentProgress)).toEqual({ preset: 'quick', stage: 'done', dataset: `${config.data.name}@1`, arms: [{ arm: 'code', workflowId: `${id}-code` }, { arm: 'text', workflowId: `${id}-text` }] });
+      expect((await handle.describe()).typedSearchAttributes.get(RetoolBestAccuracy)).toBe(0.5);
+    });
+
+    it('stop reaches both arms: each ends stopped and the experiment is recorded as stopped', async () => {
+      const id = scenario('experiment-stop', { sft: heldUntilCancelled });
+      const handle = await startExperiment(id, experimentConfig());
+      await until('SFT in both arms', () => callsOf(id, 'sft').length === 2, 30_000);
+      await handle.signal(stopSignal);
+      const result = await handle.result();
+      expect(result.arms.map((a) => a.status)).toEqual(['stopped', 'stopped']);
+      expect(inputsOf(id, 'recordRunEnd')[0].status).toBe('stopped');
+    });
+
+    it('a failure before the arms fails the experiment, recorded as failed, with no child started', async () => {
+      const id = scenario('experiment-fail', { prepareProblems: async () => { throw ApplicationFailure.nonRetryable('data.name: nope holds traces, not problems', BAD_INPUT); } });
+      const handle = await startExperiment(id, experimentConfig());
+      const err = await failureOf(handle.result());
+      expect((err.cause as ActivityFailure).cause).toMatchObject({ type: BAD_INPUT });
+      expect(inputsOf(id, 'recordRunEnd')).toEqual([{ status: 'failed', summary: { error: expect.any(String) } }]);
+      expect(await handle.query(experimentProgress)).toMatchObject({ stage: 'failed', arms: [] });
+      expect(calls.filter((c) => c.workflowId.startsWith(`${id}-`))).toEqual([]);
+    });
+  });
+
+  describe('prepareDataWorkflow', () => {
+    it('reports the prepared set, or a failure not retried for bad input', async () => {
+      const ok = scenario('prepare');
+      const handle = await client.workflow.start(prepareDataWorkflow, { taskQueue, workflowId: ok, args: [{ source: 'synth', name: 'mock-set', count: 100, seed: 1 }], workflowExecutionTimeout: '1 minute' });
+      expect((await handle.result()).dataset).toMatchObject({ name: 'mock-set', version: 1 });
+      expect(await handle.query(prepareDataProgress)).toMatchObject({ stage: 'done', dataset: 'mock-set', result: { created: [{ name: 'mock-set', version: 1 }] } });
+
+      const bad = scenario('prepare-bad', { prepareData: async () => { throw ApplicationFailure.retryable('line 2: malformed JSON', BAD_INPUT); } });
+      const failing = await client.workflow.start(prepareDataWorkflow, { taskQueue, workflowId: bad, args: [{ source: 'synth', name: 'mock-bad', count: 100, seed: 1 }], workflowExecutionTimeout: '1 minute' });
+      const err = await failureOf(failing.result());
+      expect((err.cause as ActivityFailure).cause).toMatchObject({ type: BAD_INPUT });
+      expect(callsOf(bad, 'prepareData').map((c) => c.attempt)).toEqual([1]);
+      expect(await failing.query(prepareDataProgress)).toMatchObject({ stage: 'failed' });
+      expect((await failing.describe()).typedSearchAttributes.get(RetoolStage)).toBe('failed');
+    });
+  });
+});
