@@ -56,7 +56,7 @@ export async function benchCli(opts: BenchCliOptions) {
   const bin = join(root, 'bin', 'retool.js');
   const home = mkdtempSync(join(tmpdir(), 'retool-bench-cli-'));
   try {
-    const modes = { dist: {}, sources: { RETOOL_FROM_SOURCES: '1' } } as const;
+    const modes = { dist: { RETOOL_FROM_SOURCES: '0' }, sources: { RETOOL_FROM_SOURCES: '1' } } as const;
     // A real dataset for `data show` (and a store for `data list`), made once, outside the timing.
     timeOnce([bin, 'data', 'synth', '--name', 'bench', '--count', '50', '--seed', '1', '--home', home], {}, 0);
     const commands: { name: string; args: string[]; exit?: number }[] = [
