@@ -1,12 +1,6 @@
 import { configDefaults, defineConfig } from 'vitest/config';
 import { OneQueueSequencer } from './test/helpers/file-order.js';
-
-/**
- * Files that need a Temporal server: the suite's dev server (started by the global setup, for the
- * integration project only) or dev servers of their own. Every other file is a unit file: engine,
- * store, sandbox and CLI tests that need no server (`npm run test:unit`).
- */
-const INTEGRATION = ['test/workflow.test.ts', 'test/pipeline.test.ts', 'test/pipeline-workflow.test.ts', 'test/page.test.ts', 'test/server-home.test.ts', 'test/server-restart.test.ts'];
+import { INTEGRATION } from './test/projects.js';
 
 // Each project states these (no `extends: true`: merging the root config would concatenate
 // `include` and give every project the root's set-up). The Temporal server's set-up belongs to the

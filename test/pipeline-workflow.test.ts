@@ -354,6 +354,9 @@ describe('the workflows with mock activities', () => {
       expect(result).toMatchObject({ status: 'stopped', finalModel: checkpoint.path, rlSteps: checkpoint.step, rlEvals: [] });
       expect(inputsOf(id, 'evaluate').at(-1)).toMatchObject({ model: checkpoint.path, name: `${id}-final-eval` });
       expect(inputsOf(id, 'recordRunEnd')[0]).toMatchObject({ status: 'stopped', summary: { rlRunId: `${id}-rl`, rlSteps: checkpoint.step, finalModel: checkpoint.path } });
+      const stages = (await handle.query(pipelineProgress)).stages;
+      expect(stages.find((s) => s.name === 'rl')?.status).toBe('stopped');
+      expect(stages.find((s) => s.name === 'final-eval')?.status).toBe('done');
     });
 
     it('cancelling the run cancels SFT and records the run as stopped', async () => {

@@ -102,7 +102,9 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
   const stage = async <T>(name: PipelineStage, body: () => Promise<T>): Promise<T> => {
     mark(name, 'running');
     const out = await body();
-    mark(name, out === STOPPED ? 'stopped' : 'done');
+    // A stage stops early as STOPPED (SFT), or as a child's result that says so (RL rounds).
+    const stopped = out === STOPPED || (typeof out === 'object' && out !== null && 'stopped' in out && out.stopped === true);
+    mark(name, stopped ? 'stopped' : 'done');
     return out;
   };
   const noteBest = (accuracy: number | null) => {
