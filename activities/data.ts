@@ -16,7 +16,11 @@ export function createDataActivities({ home }: DataActivityOptions = {}) {
       const run = ctx.info.workflowExecution;
       const requestId = input.requestId ?? (run ? `${run.workflowId}/${run.runId}` : ctx.info.activityId);
       ctx.heartbeat({ phase: 'start' });
-      return guarded(() => withStore(home, (store) => prepareData(store, { ...input, requestId }, (done, total) => ctx.heartbeat({ phase: 'write', done, total }))));
+      return guarded(() =>
+        withStore(home, (store) =>
+          prepareData(store, { ...input, requestId }, (done, total) => ctx.heartbeat({ phase: 'write', done, total })),
+        ),
+      );
     },
   };
 }

@@ -39,7 +39,14 @@ export interface TrainingHeartbeat {
 function trainingHeartbeat(stage: string, total: number) {
   const ctx = Context.current();
   const previous = ctx.info.heartbeatDetails as Partial<TrainingHeartbeat> | undefined;
-  const state: TrainingHeartbeat = { stage, step: previous?.step ?? 0, total, checkpoint: previous?.checkpoint ?? null, metrics: {}, secondsPerStep: null };
+  const state: TrainingHeartbeat = {
+    stage,
+    step: previous?.step ?? 0,
+    total,
+    checkpoint: previous?.checkpoint ?? null,
+    metrics: {},
+    secondsPerStep: null,
+  };
   let first: { step: number; at: number } | null = null;
   return {
     /** The checkpoint a previous attempt reported: this attempt resumes from it. */
@@ -48,7 +55,9 @@ function trainingHeartbeat(stage: string, total: number) {
       first ??= { step, at: performance.now() };
       if (step > first.step) state.secondsPerStep = (performance.now() - first.at) / 1000 / (step - first.step);
       state.step = step;
-      state.metrics = Object.fromEntries(Object.entries(metrics).filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1])));
+      state.metrics = Object.fromEntries(
+        Object.entries(metrics).filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1])),
+      );
       ctx.heartbeat(state);
     },
     checkpoint(path: string) {
@@ -68,7 +77,8 @@ function cancellation(): AbortSignal {
 export function createStageActivities({ home }: StageActivityOptions = {}) {
   /** Paths the workflow names are relative to the store's folder (checkpoint paths are absolute). */
   const inHome = (path: string) => resolve(resolveHome(home), path);
-  const hasCheckpoint = (runId: string, stage: string) => withStore(home, (store) => latestCheckpoint(store, runId, stage)).then((c) => c !== null);
+  const hasCheckpoint = (runId: string, stage: string) =>
+    withStore(home, (store) => latestCheckpoint(store, runId, stage)).then((c) => c !== null);
 
   return {
     async initModel(input: { out: string; preset: PresetName; seed: number }) {
@@ -87,7 +97,11 @@ export function createStageActivities({ home }: StageActivityOptions = {}) {
         const sandbox = new Sandbox();
         try {
           const ctx = Context.current();
-          const summary = await withStore(home, (store) => coldStart(store, sandbox, { ...input }, (done, total) => ctx.heartbeat({ stage: 'cold-start', step: done, total, checkpoint: null, metrics: {} })));
+          const summary = await withStore(home, (store) =>
+            coldStart(store, sandbox, { ...input }, (done, total) =>
+              ctx.heartbeat({ stage: 'cold-start', step: done, total, checkpoint: null, metrics: {} }),
+            ),
+          );
           return { dataset: summary.dataset, kept: summary.kept, reused: false };
         } finally {
           await sandbox.close();
@@ -101,7 +115,11 @@ export function createStageActivities({ home }: StageActivityOptions = {}) {
         const resume = beat.previousCheckpoint !== null || (await hasCheckpoint(input.runId, 'sft'));
         const summary = await runSft(
           { ...input, model: inHome(input.model), out: inHome(input.out), home, resume },
-          { onStep: (m) => beat.step(m.step, { loss: m.loss, lr: m.lr }), onCheckpoint: (_step, path) => beat.checkpoint(path), signal: cancellation() },
+          {
+            onStep: (m) => beat.step(m.step, { loss: m.loss, lr: m.lr }),
+            onCheckpoint: (_step, path) => beat.checkpoint(path),
+            signal: cancellation(),
+          },
         );
         if (summary.stopped) throw new CancelledFailure(`SFT stopped at step ${summary.steps}; checkpoint ${summary.lastCheckpoint}`);
         return summary;
@@ -116,7 +134,13 @@ export function createStageActivities({ home }: StageActivityOptions = {}) {
         const summary = await runRl(
           { ...input, model: inHome(input.model), out: inHome(input.out), home, resume },
           {
-            onStep: (m) => beat.step(m.step, { reward: m.rewardMean, accuracy: m.accuracy, response_length: m.responseLength, held_out_accuracy: heldOut }),
+            onStep: (m) =>
+              beat.step(m.step, {
+                reward: m.rewardMean,
+                accuracy: m.accuracy,
+                response_length: m.responseLength,
+                held_out_accuracy: heldOut,
+              }),
             onEval: (p) => beat.step(p.step, { held_out_accuracy: (heldOut = p.accuracy) }),
             onCheckpoint: (_step, path) => beat.checkpoint(path),
             signal: cancellation(),
@@ -129,11 +153,21 @@ export function createStageActivities({ home }: StageActivityOptions = {}) {
       });
     },
 
-    async evaluate(input: Omit<EvalOptions, 'home'>): Promise<Pick<EvalSummary, 'runId' | 'evaluation' | 'tools'> & { accuracy: number; byLevel: Record<string, number> }> {
+    async evaluate(
+      input: Omit<EvalOptions, 'home'>,
+    ): Promise<Pick<EvalSummary, 'runId' | 'evaluation' | 'tools'> & { accuracy: number; byLevel: Record<string, number> }> {
       return guarded(async () => {
         const ctx = Context.current();
-        const summary = await runEval({ ...input, model: inHome(input.model), home }, (done, total) => ctx.heartbeat({ stage: 'eval', step: done, total, checkpoint: null, metrics: {} }));
-        return { runId: summary.runId, evaluation: summary.evaluation, tools: summary.tools, accuracy: summary.metrics.avgAtK, byLevel: Object.fromEntries(Object.entries(summary.metrics.byLevel).map(([l, a]) => [l, a.avgAtK])) };
+        const summary = await runEval({ ...input, model: inHome(input.model), home }, (done, total) =>
+          ctx.heartbeat({ stage: 'eval', step: done, total, checkpoint: null, metrics: {} }),
+        );
+        return {
+          runId: summary.runId,
+          evaluation: summary.evaluation,
+          tools: summary.tools,
+          accuracy: summary.metrics.avgAtK,
+          byLevel: Object.fromEntries(Object.entries(summary.metrics.byLevel).map(([l, a]) => [l, a.avgAtK])),
+        };
       });
     },
   };

@@ -44,7 +44,10 @@ function timeOnce(argv: string[], env: Record<string, string>, exit: number): nu
   const t0 = performance.now();
   const r = spawnSync(process.execPath, argv, { env: { ...process.env, ...env }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   const seconds = (performance.now() - t0) / 1000;
-  if (r.status !== exit) throw new Error(`node ${argv.join(' ')} exited ${r.status ?? r.signal}, not ${exit}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  if (r.status !== exit)
+    throw new Error(
+      `node ${argv.join(' ')} exited ${r.status ?? r.signal}, not ${exit}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`,
+    );
   return seconds;
 }
 
@@ -86,12 +89,12 @@ export async function benchCli(opts: BenchCliOptions) {
       node.push(timeOnce(['-e', '0'], {}, 0));
       for (const c of commands) {
         for (const [mode, env] of Object.entries(modes) as [keyof typeof modes, Record<string, string>][]) {
-          ((runs[c.name] ??= { dist: [], sources: [] })[mode]).push(timeOnce([bin, ...c.args], env, c.exit ?? 0));
+          (runs[c.name] ??= { dist: [], sources: [] })[mode].push(timeOnce([bin, ...c.args], env, c.exit ?? 0));
         }
       }
       for (const [name, modules] of Object.entries(actionImports)) {
         for (const mode of Object.keys(modes) as (keyof typeof modes)[]) {
-          ((runs[`${name}: action imports`] ??= { dist: [], sources: [] })[mode]).push(timeOnce(importArgv(mode, modules), {}, 0));
+          (runs[`${name}: action imports`] ??= { dist: [], sources: [] })[mode].push(timeOnce(importArgv(mode, modules), {}, 0));
         }
       }
     }
@@ -99,11 +102,18 @@ export async function benchCli(opts: BenchCliOptions) {
     const nodeStart = median(node);
     const result: Record<string, { dist: Timing; sources: Timing; speedup: number }> = {};
     for (const [name, byMode] of Object.entries(runs)) {
-      result[name] = { dist: timing(byMode.dist), sources: timing(byMode.sources), speedup: +(median(byMode.sources) / median(byMode.dist)).toFixed(2) };
+      result[name] = {
+        dist: timing(byMode.dist),
+        sources: timing(byMode.sources),
+        speedup: +(median(byMode.sources) / median(byMode.dist)).toFixed(2),
+      };
     }
     // Up to the connection: the command's start, then its action's imports (less their own node start).
     const beforeConnect: Record<string, { dist_s: number; sources_s: number }> = {};
-    for (const [name, help] of [['status', 'status --help'], ['schedule list', 'schedule list --help']] as const) {
+    for (const [name, help] of [
+      ['status', 'status --help'],
+      ['schedule list', 'schedule list --help'],
+    ] as const) {
       const imports = result[`${name}: action imports`]!;
       beforeConnect[name] = {
         dist_s: round(result[help]!.dist.median_s + imports.dist.median_s - nodeStart),

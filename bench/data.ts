@@ -43,16 +43,24 @@ export async function benchData({ rows, repeats, onProgress }: BenchDataOptions)
   const home = mkdtempSync(join(tmpdir(), 'retool-bench-data-'));
   const jsonl = join(home, 'problems.jsonl');
   const parquet = join(home, 'problems.parquet');
-  const times: Record<string, number[]> = { synthesize: [], import_jsonl: [], export_parquet: [], export_jsonl: [], naive_import_jsonl: [] };
+  const times: Record<string, number[]> = {
+    synthesize: [],
+    import_jsonl: [],
+    export_parquet: [],
+    export_jsonl: [],
+    naive_import_jsonl: [],
+  };
   let synthRows = 0;
   try {
     await withStore(home, async (store) => {
       for (let r = 0; r < repeats; r++) {
         const newVersion = r > 0;
         onProgress?.(`synthesize ${rows} (run ${r + 1}/${repeats})`);
-        times.synthesize!.push(await timed(async () => {
-          synthRows = (await synthesizeDataset(store, { name: 'bench-synth', count: rows, seed: r, newVersion })).rowCount;
-        }));
+        times.synthesize!.push(
+          await timed(async () => {
+            synthRows = (await synthesizeDataset(store, { name: 'bench-synth', count: rows, seed: r, newVersion })).rowCount;
+          }),
+        );
         onProgress?.(`export jsonl (run ${r + 1}/${repeats})`);
         times.export_jsonl!.push(await timed(() => exportProblems(store, `bench-synth@${r + 1}`, jsonl)));
         onProgress?.(`import jsonl (run ${r + 1}/${repeats})`);
@@ -64,7 +72,10 @@ export async function benchData({ rows, repeats, onProgress }: BenchDataOptions)
       }
     });
     const summary = Object.fromEntries(
-      Object.entries(times).map(([k, ts]) => [k, { median_s: +median(ts).toFixed(3), rows_per_s: Math.round(synthRows / median(ts)), runs_s: ts.map((t) => +t.toFixed(3)) }]),
+      Object.entries(times).map(([k, ts]) => [
+        k,
+        { median_s: +median(ts).toFixed(3), rows_per_s: Math.round(synthRows / median(ts)), runs_s: ts.map((t) => +t.toFixed(3)) },
+      ]),
     );
     const importRate = summary.import_jsonl!.rows_per_s;
     return {

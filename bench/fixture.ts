@@ -21,10 +21,21 @@ export async function sftFixture(home: string, sandbox: Sandbox, o: { preset: Pr
   });
   const tokenizer = builtinTokenizer();
   const base = join(home, 'base');
-  const init = Qwen2Model.init(Qwen2ConfigSchema.parse({ vocab_size: tokenizer.vocabSize, eos_token_id: tokenizer.eosId, ...PRESETS[o.preset] }), 0);
+  const init = Qwen2Model.init(
+    Qwen2ConfigSchema.parse({ vocab_size: tokenizer.vocabSize, eos_token_id: tokenizer.eosId, ...PRESETS[o.preset] }),
+    0,
+  );
   await saveModel(base, init, { tokenizer });
   init.dispose();
   o.say(`sft ${o.sftSteps} steps`);
-  const sft = await runSft({ traces: 'bench-code', model: base, out: join(home, 'sft'), steps: o.sftSteps, batchSize: 32, checkpointEvery: 0, home });
+  const sft = await runSft({
+    traces: 'bench-code',
+    model: base,
+    out: join(home, 'sft'),
+    steps: o.sftSteps,
+    batchSize: 32,
+    checkpointEvery: 0,
+    home,
+  });
   return { cold, sft, modelDir: join(home, 'sft'), dataset: 'bench' };
 }

@@ -41,7 +41,8 @@ const CEILING_RUNS = 7;
 
 export const FORMULAS = {
   ceiling: `the higher of two medians (before and after training) of GFLOP/s over ${CEILING_RUNS} runs of a float32 ${CEILING_SIZE}x${CEILING_SIZE} @ ${CEILING_SIZE}x${CEILING_SIZE} tf.matMul (2-D, no transposes: the backend's XNNPACK path), 2*n^3 FLOPs each; model_shapes lists the same for the 2-D products of a training step`,
-  flops_per_step: '6 * N * tokens + 12 * L * H * T * tokens, with N = all parameters (the tied embedding is the LM head), tokens = B * T, L layers, H = heads * head_dim; the second term is the QK^T and PV products, forward and backward, over the full T x T (masked, not skipped)',
+  flops_per_step:
+    '6 * N * tokens + 12 * L * H * T * tokens, with N = all parameters (the tied embedding is the LM head), tokens = B * T, L layers, H = heads * head_dim; the second term is the QK^T and PV products, forward and backward, over the full T x T (masked, not skipped)',
   achieved: 'flops_per_step / median step time (forward, backward, clipping and AdamW)',
   mfu: 'achieved / ceiling',
   decode: `greedy, prompt of ${CONTEXT - DECODE_TOKENS} tokens then ${DECODE_TOKENS} steps, so the last step attends to ${CONTEXT} positions; tokens/s = batch / median step time over steps 2..${DECODE_TOKENS - 1} (step 1 carries the prompt; step ${DECODE_TOKENS} is profiled for memory instead); uncached recomputes the whole sequence every step`,
@@ -205,7 +206,10 @@ async function benchPreset(preset: PresetName, opts: BenchModelOptions) {
   const flops = 6 * N * tokens + 12 * L * H * shape.seq * tokens;
   const achieved = flops / stepS / 1e9;
 
-  const decode: Record<string, { cached: Awaited<ReturnType<typeof benchDecode>>; uncached: Awaited<ReturnType<typeof benchDecode>>; speedup: number }> = {};
+  const decode: Record<
+    string,
+    { cached: Awaited<ReturnType<typeof benchDecode>>; uncached: Awaited<ReturnType<typeof benchDecode>>; speedup: number }
+  > = {};
   const model = Qwen2Model.init(c, 0);
   try {
     for (const b of DECODE_BATCHES) {
@@ -221,8 +225,20 @@ async function benchPreset(preset: PresetName, opts: BenchModelOptions) {
 
   const result = {
     parameters: N,
-    config: { hidden_size: c.hidden_size, intermediate_size: c.intermediate_size, layers: L, heads: c.num_attention_heads, kv_heads: c.num_key_value_heads, vocab_size: c.vocab_size },
-    matmul: { ceiling_gflops: round(ceiling), ceiling_runs_gflops: [round(ceilingBefore), round(ceilingAfter)], ceiling_shape: `${CEILING_SIZE}x${CEILING_SIZE}x${CEILING_SIZE}`, model_shapes: shapes },
+    config: {
+      hidden_size: c.hidden_size,
+      intermediate_size: c.intermediate_size,
+      layers: L,
+      heads: c.num_attention_heads,
+      kv_heads: c.num_key_value_heads,
+      vocab_size: c.vocab_size,
+    },
+    matmul: {
+      ceiling_gflops: round(ceiling),
+      ceiling_runs_gflops: [round(ceilingBefore), round(ceilingAfter)],
+      ceiling_shape: `${CEILING_SIZE}x${CEILING_SIZE}x${CEILING_SIZE}`,
+      model_shapes: shapes,
+    },
     training: {
       batch: shape.batch,
       seq: shape.seq,
@@ -263,13 +279,23 @@ async function benchPreset(preset: PresetName, opts: BenchModelOptions) {
           training_tokens_per_s: round(r.training.tokens_per_s),
           training_step_s: round(r.training.step_s),
           achieved_gflops: round(flops / r.training.step_s / 1e9),
-          decode: Object.fromEntries(Object.entries(r.decode).map(([k, v]) => [k, { cached_tokens_per_s: round(v.cached.tokens_per_s), uncached_tokens_per_s: round(v.uncached.tokens_per_s) }])),
+          decode: Object.fromEntries(
+            Object.entries(r.decode).map(([k, v]) => [
+              k,
+              { cached_tokens_per_s: round(v.cached.tokens_per_s), uncached_tokens_per_s: round(v.uncached.tokens_per_s) },
+            ]),
+          ),
           ratio_tfjs_over_torch: {
             training: round(result.training.tokens_per_s / r.training.tokens_per_s),
             ...Object.fromEntries(
               Object.entries(r.decode).flatMap(([k, v]) => {
                 const ours = decode[k];
-                return ours ? [[`decode_${k}_cached`, round(ours.cached.tokens_per_s / v.cached.tokens_per_s)], [`decode_${k}_uncached`, round(ours.uncached.tokens_per_s / v.uncached.tokens_per_s)]] : [];
+                return ours
+                  ? [
+                      [`decode_${k}_cached`, round(ours.cached.tokens_per_s / v.cached.tokens_per_s)],
+                      [`decode_${k}_uncached`, round(ours.uncached.tokens_per_s / v.uncached.tokens_per_s)],
+                    ]
+                  : [];
               }),
             ),
           },
@@ -292,7 +318,14 @@ export async function benchModel(opts: BenchModelOptions) {
   const cpu = cpus();
   const out = {
     backend,
-    machine: { cpus: cpu.length, cpu_model: cpu[0]?.model ?? 'unknown', node: process.version, platform: `${platform()}-${arch()}`, tfjs: tf.version.tfjs, wasm },
+    machine: {
+      cpus: cpu.length,
+      cpu_model: cpu[0]?.model ?? 'unknown',
+      node: process.version,
+      platform: `${platform()}-${arch()}`,
+      tfjs: tf.version.tfjs,
+      wasm,
+    },
     formulas: FORMULAS,
     presets: {} as Record<string, Awaited<ReturnType<typeof benchPreset>>>,
   };

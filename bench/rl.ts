@@ -49,14 +49,38 @@ export async function benchRl(o: BenchRlOptions) {
     const { model, tokenizer } = openModel(modelDir);
     if (!tokenizer) throw new Error(`${modelDir} has no tokenizer`);
 
-    const config = RlConfigSchema.parse({ algo: 'ppo', promptsPerStep: o.prompts, samplesPerPrompt: o.samples, steps: o.steps, evalEvery: 0, checkpointEvery: 0 });
-    const runs: Record<'overlapped' | 'waiting', { tokensPerSecond: number; waitShare: number; toolCalls: number; seconds: number }[]> = { overlapped: [], waiting: [] };
+    const config = RlConfigSchema.parse({
+      algo: 'ppo',
+      promptsPerStep: o.prompts,
+      samplesPerPrompt: o.samples,
+      steps: o.steps,
+      evalEvery: 0,
+      checkpointEvery: 0,
+    });
+    const runs: Record<'overlapped' | 'waiting', { tokensPerSecond: number; waitShare: number; toolCalls: number; seconds: number }[]> = {
+      overlapped: [],
+      waiting: [],
+    };
     for (let r = 0; r < o.repeats; r++) {
-      const prompts = problems.slice(r * o.prompts, (r + 1) * o.prompts).flatMap((p) => Array.from({ length: o.samples }, () => tokenizer.encode(promptText(tokenizer, p.problem))));
+      const prompts = problems
+        .slice(r * o.prompts, (r + 1) * o.prompts)
+        .flatMap((p) => Array.from({ length: o.samples }, () => tokenizer.encode(promptText(tokenizer, p.problem))));
       for (const mode of ['overlapped', 'waiting'] as const) {
         say(`rollout ${mode} ${r + 1}/${o.repeats}`);
-        const { stats } = await rollout(model, tokenizer, sandbox, prompts, { tools: true, temperature: config.temperature, seed: r, batchSize: config.rolloutBatchSize, maxResponseTokens: config.maxResponseTokens, overlapTools: mode === 'overlapped' });
-        runs[mode].push({ tokensPerSecond: stats.sampledTokens / stats.seconds, waitShare: stats.waitSeconds / stats.seconds, toolCalls: stats.toolCalls, seconds: stats.seconds });
+        const { stats } = await rollout(model, tokenizer, sandbox, prompts, {
+          tools: true,
+          temperature: config.temperature,
+          seed: r,
+          batchSize: config.rolloutBatchSize,
+          maxResponseTokens: config.maxResponseTokens,
+          overlapTools: mode === 'overlapped',
+        });
+        runs[mode].push({
+          tokensPerSecond: stats.sampledTokens / stats.seconds,
+          waitShare: stats.waitSeconds / stats.seconds,
+          toolCalls: stats.toolCalls,
+          seconds: stats.seconds,
+        });
       }
     }
     const summary = (xs: (typeof runs)['overlapped']) => ({
@@ -69,7 +93,18 @@ export async function benchRl(o: BenchRlOptions) {
     say(`ppo ${o.steps} steps`);
     const critic = openModel(modelDir).model;
     critic.addValueHead(1);
-    const result = await trainRl({ policy: model, critic, reference: null, tokenizer, tokenizerDir: modelDir, sandbox, problems, config, checkpointDir: (step) => join(scratch, 'rl', `step-${step}`), onStep: (m) => say(`step ${m.step}: ${m.seconds.total.toFixed(1)} s`) });
+    const result = await trainRl({
+      policy: model,
+      critic,
+      reference: null,
+      tokenizer,
+      tokenizerDir: modelDir,
+      sandbox,
+      problems,
+      config,
+      checkpointDir: (step) => join(scratch, 'rl', `step-${step}`),
+      onStep: (m) => say(`step ${m.step}: ${m.seconds.total.toFixed(1)} s`),
+    });
     critic.dispose();
     model.dispose();
     const part = (key: 'rollout' | 'scoring' | 'update' | 'total') => round(median(result.history.map((m) => m.seconds[key])));
@@ -79,14 +114,26 @@ export async function benchRl(o: BenchRlOptions) {
     return {
       backend,
       model: o.model ?? `${o.preset} after ${o.sftSteps} SFT steps on built-in traces`,
-      rollout: { sequences: o.prompts * o.samples, batch_size: config.rolloutBatchSize, temperature: config.temperature, repeats: o.repeats, overlapped, waiting, overlapped_vs_waiting: round(overlapped.sampled_tokens_per_s / waiting.sampled_tokens_per_s) },
+      rollout: {
+        sequences: o.prompts * o.samples,
+        batch_size: config.rolloutBatchSize,
+        temperature: config.temperature,
+        repeats: o.repeats,
+        overlapped,
+        waiting,
+        overlapped_vs_waiting: round(overlapped.sampled_tokens_per_s / waiting.sampled_tokens_per_s),
+      },
       ppo_step: {
         steps: o.steps,
         sequences: o.prompts * o.samples,
         epochs: config.epochs,
         mini_batch: config.miniBatchSize,
         median_seconds: { rollout: part('rollout'), scoring: part('scoring'), update: part('update'), total },
-        share: { rollout: round(part('rollout') / total, 3), scoring: round(part('scoring') / total, 3), update: round(part('update') / total, 3) },
+        share: {
+          rollout: round(part('rollout') / total, 3),
+          scoring: round(part('scoring') / total, 3),
+          update: round(part('update') / total, 3),
+        },
         sandbox_wait_share: round(median(result.history.map((m) => m.sandboxWaitShare)), 3),
         rollout_tokens_per_s: Math.round(median(result.history.map((m) => m.tokensPerSecond))),
       },

@@ -42,16 +42,30 @@ async function measure(total: number, concurrency: number, call: () => Promise<b
   const seconds = (performance.now() - t0) / 1000;
   if (failures > 0) throw new Error(`${failures} of ${total} benchmark runs failed`);
   latencies.sort((a, b) => a - b);
-  return { runs: total, runs_per_s: +(total / seconds).toFixed(1), p50_ms: +quantile(latencies, 0.5).toFixed(2), p99_ms: +quantile(latencies, 0.99).toFixed(2) };
+  return {
+    runs: total,
+    runs_per_s: +(total / seconds).toFixed(1),
+    p50_ms: +quantile(latencies, 0.5).toFixed(2),
+    p99_ms: +quantile(latencies, 0.99).toFixed(2),
+  };
 }
 
-type PoolCell = { naive: Measured; pool: Partial<Record<IsolationMode, Measured>>; pool_vs_naive_runs_per_s: Partial<Record<IsolationMode, number>> };
+type PoolCell = {
+  naive: Measured;
+  pool: Partial<Record<IsolationMode, Measured>>;
+  pool_vs_naive_runs_per_s: Partial<Record<IsolationMode, number>>;
+};
 
 /**
  * Each isolation mode's pool (default: every mode this machine has) against the same naive
  * baseline, cell by cell, so the modes are compared within one run on the same machine state.
  */
-export async function benchSandbox(opts: { runs: number; preload?: string[]; modes?: IsolationMode[]; onProgress?: (what: string) => void }) {
+export async function benchSandbox(opts: {
+  runs: number;
+  preload?: string[];
+  modes?: IsolationMode[];
+  onProgress?: (what: string) => void;
+}) {
   const wide = 2 * cpus().length;
   const modes = opts.modes ?? availableModes();
   const sandboxes = new Map<IsolationMode, Sandbox>();
@@ -70,7 +84,11 @@ export async function benchSandbox(opts: { runs: number; preload?: string[]; mod
       for (const concurrency of [1, wide]) {
         opts.onProgress?.(`${name} at concurrency ${concurrency}`);
         const runs = name === 'trivial_print' ? opts.runs : Math.max(20, Math.floor(opts.runs / 2));
-        const naive = await measure(runs, concurrency, async () => (await execa(VENV_PYTHON, ['-c', code], { reject: false })).exitCode === 0);
+        const naive = await measure(
+          runs,
+          concurrency,
+          async () => (await execa(VENV_PYTHON, ['-c', code], { reject: false })).exitCode === 0,
+        );
         const cell: PoolCell = { naive, pool: {}, pool_vs_naive_runs_per_s: {} };
         for (const [mode, sandbox] of sandboxes) {
           const pool = await measure(runs, concurrency, async () => (await sandbox.run({ code })).status === 'ok');

@@ -36,12 +36,25 @@ export async function benchStages(o: BenchStagesOptions) {
 
     const { model, tokenizer: tok } = loadModel(join(home, 'sft'));
     const problems = (await withStore(home, (store) => readProblems(store, 'bench:test', o.problems))).rows;
-    const runs: Record<'overlapped' | 'waiting', { problemsPerSecond: number; tokensPerSecond: number; waitShare: number; toolCalls: number; accuracy: number }[]> = { overlapped: [], waiting: [] };
+    const runs: Record<
+      'overlapped' | 'waiting',
+      { problemsPerSecond: number; tokensPerSecond: number; waitShare: number; toolCalls: number; accuracy: number }[]
+    > = { overlapped: [], waiting: [] };
     for (let r = 0; r < o.repeats; r++) {
       for (const mode of ['overlapped', 'waiting'] as const) {
         say(`eval ${mode} ${r + 1}/${o.repeats}`);
-        const { stats, metrics } = await evaluateModel(model, tok!, sandbox, problems, { tools: true, batchSize: 32, overlapTools: mode === 'overlapped' });
-        runs[mode].push({ problemsPerSecond: problems.length / stats.seconds, tokensPerSecond: stats.sampledTokens / stats.seconds, waitShare: stats.waitSeconds / stats.seconds, toolCalls: stats.toolCalls, accuracy: metrics.avgAtK });
+        const { stats, metrics } = await evaluateModel(model, tok!, sandbox, problems, {
+          tools: true,
+          batchSize: 32,
+          overlapTools: mode === 'overlapped',
+        });
+        runs[mode].push({
+          problemsPerSecond: problems.length / stats.seconds,
+          tokensPerSecond: stats.sampledTokens / stats.seconds,
+          waitShare: stats.waitSeconds / stats.seconds,
+          toolCalls: stats.toolCalls,
+          accuracy: metrics.avgAtK,
+        });
       }
     }
     const summary = (xs: (typeof runs)['overlapped']) => ({
@@ -58,8 +71,21 @@ export async function benchStages(o: BenchStagesOptions) {
       backend,
       preset: o.preset,
       cold_start: { problems: cold.problems, kept: cold.kept, traces_per_s: round(cold.problems / cold.seconds, 1) },
-      sft: { steps: sft.steps, batch_size: 32, examples: sft.examples, tokens_per_s: Math.round(sft.tokensPerSecond), loss: [round(sft.firstLoss ?? NaN, 3), round(sft.finalLoss ?? NaN, 3)] },
-      eval: { problems: problems.length, batch_size: 32, repeats: o.repeats, overlapped, waiting, overlapped_vs_waiting: round(overlapped.problems_per_s / waiting.problems_per_s) },
+      sft: {
+        steps: sft.steps,
+        batch_size: 32,
+        examples: sft.examples,
+        tokens_per_s: Math.round(sft.tokensPerSecond),
+        loss: [round(sft.firstLoss ?? NaN, 3), round(sft.finalLoss ?? NaN, 3)],
+      },
+      eval: {
+        problems: problems.length,
+        batch_size: 32,
+        repeats: o.repeats,
+        overlapped,
+        waiting,
+        overlapped_vs_waiting: round(overlapped.problems_per_s / waiting.problems_per_s),
+      },
     };
   } finally {
     await sandbox.close();

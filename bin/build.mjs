@@ -23,7 +23,10 @@ const install = args.includes('--install');
 
 function fail(message) {
   console.error(`retool build: ${message}`);
-  if (install) console.error('retool build: the `retool` command will run the TypeScript sources through tsx (slower start) until `npm run build` succeeds');
+  if (install)
+    console.error(
+      'retool build: the `retool` command will run the TypeScript sources through tsx (slower start) until `npm run build` succeeds',
+    );
   process.exit(install ? 0 : 1);
 }
 
@@ -33,7 +36,8 @@ if (args.includes('--if-stale') && distState(root).fresh) {
 }
 
 const include = JSON.parse(readFileSync(join(root, 'tsconfig.build.json'), 'utf8')).include;
-if (JSON.stringify(include) !== JSON.stringify(SOURCE_DIRS)) fail(`tsconfig.build.json compiles ${include.join(', ')}, but bin/freshness.mjs watches ${SOURCE_DIRS.join(', ')}: make them the same`);
+if (JSON.stringify(include) !== JSON.stringify(SOURCE_DIRS))
+  fail(`tsconfig.build.json compiles ${include.join(', ')}, but bin/freshness.mjs watches ${SOURCE_DIRS.join(', ')}: make them the same`);
 
 let tsc;
 try {
@@ -51,7 +55,10 @@ rmSync(tmp, { recursive: true, force: true });
 // fifth of the time (isolatedModules and verbatimModuleSyntax make each file's output its own
 // business, so no other file or declaration is read). Type errors are `npm run typecheck`'s to
 // report (CI runs it); tsx, the other way to run the sources, does not check types either.
-const compiled = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--noCheck', '--noResolve', '--outDir', tmp], { cwd: root, stdio: 'inherit' });
+const compiled = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--noCheck', '--noResolve', '--outDir', tmp], {
+  cwd: root,
+  stdio: 'inherit',
+});
 // tsc: 0 is written; 2 is errors with the JavaScript written anyway (with --noCheck, syntax errors,
 // which tsx would stop at too); anything else wrote nothing usable.
 if (compiled.status !== 0 && compiled.status !== 2) {

@@ -66,7 +66,9 @@ export function distState(root) {
   } catch (err) {
     return { fresh: false, reason: `cannot read the sources (${err.message})` };
   }
-  if (now.newest > stamp.newest) return { fresh: false, reason: `dist/ is older than the sources (${now.newestFile} changed since the build)` };
-  if (now.files !== stamp.files) return { fresh: false, reason: `dist/ was built from ${stamp.files} source files, there are ${now.files} now` };
+  if (now.newest > stamp.newest)
+    return { fresh: false, reason: `dist/ is older than the sources (${now.newestFile} changed since the build)` };
+  if (now.files !== stamp.files)
+    return { fresh: false, reason: `dist/ was built from ${stamp.files} source files, there are ${now.files} now` };
   return { fresh: true, reason: null };
 }

@@ -15,7 +15,8 @@ if (dist?.fresh) {
 } else {
   // Not under the test runner: tests run the sources on purpose (they change while the suite
   // runs) and compare stderr line by line.
-  if (dist && !process.env.VITEST) process.stderr.write(`retool: ${dist.reason}; running the TypeScript sources through tsx (slow start). Refresh it: npm run build\n`);
+  if (dist && !process.env.VITEST)
+    process.stderr.write(`retool: ${dist.reason}; running the TypeScript sources through tsx (slow start). Refresh it: npm run build\n`);
   // The worker processes a run starts follow this one, without saying it again.
   process.env.RETOOL_FROM_SOURCES = '1';
   const { register } = await import('tsx/esm/api');

@@ -13,9 +13,7 @@ import { reportError } from './output.js';
 
 /** Every command takes --json and --home; options are read merged with the program's. */
 function common(cmd: Command): Command {
-  return cmd
-    .option('--json', 'machine-readable output', false)
-    .option('--home <dir>', 'state folder (default: RETOOL_HOME or ./.retool)');
+  return cmd.option('--json', 'machine-readable output', false).option('--home <dir>', 'state folder (default: RETOOL_HOME or ./.retool)');
 }
 
 const program = new Command('retool')
@@ -23,7 +21,26 @@ const program = new Command('retool')
   .showHelpAfterError()
   .exitOverride();
 
-for (const cmd of [runCommand(common), statusCommand(common), controlCommand(common, 'pause'), controlCommand(common, 'resume'), controlCommand(common, 'stop'), reportCommand(common), scheduleCommand(common), serverCommand(common), workerCommand(common), dataCommand(common), synthCommand(common), sftCommand(common), rlCommand(common), evalCommand(common), execCommand(common), modelCommand(common), gradeCommand(common), benchCommand(common)]) {
+for (const cmd of [
+  runCommand(common),
+  statusCommand(common),
+  controlCommand(common, 'pause'),
+  controlCommand(common, 'resume'),
+  controlCommand(common, 'stop'),
+  reportCommand(common),
+  scheduleCommand(common),
+  serverCommand(common),
+  workerCommand(common),
+  dataCommand(common),
+  synthCommand(common),
+  sftCommand(common),
+  rlCommand(common),
+  evalCommand(common),
+  execCommand(common),
+  modelCommand(common),
+  gradeCommand(common),
+  benchCommand(common),
+]) {
   program.addCommand(cmd);
 }
 

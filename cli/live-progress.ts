@@ -4,7 +4,12 @@
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import type { ArmStatus, RunStatus } from './status.js';
 
-const HEARTBEAT_STAGE: Record<string, string[]> = { sft: ['sft'], rl: ['rl'], 'cold-start': ['cold-start'], eval: ['sft-eval', 'final-eval'] };
+const HEARTBEAT_STAGE: Record<string, string[]> = {
+  sft: ['sft'],
+  rl: ['rl'],
+  'cold-start': ['cold-start'],
+  eval: ['sft-eval', 'final-eval'],
+};
 
 export function formatEta(seconds: number | null): string {
   if (seconds === null) return '';
@@ -38,7 +43,9 @@ function stageViews(arm: ArmStatus, prefix: string): StageView[] {
       const step = s.status === 'running' ? Math.min(beat?.step ?? 0, total) : total;
       const note =
         s.status === 'running'
-          ? [arm.paused ? 'paused' : '', beat ? formatEta(beat.etaSeconds) : 'running', beat ? formatMetrics(beat.metrics) : ''].filter(Boolean).join('  ')
+          ? [arm.paused ? 'paused' : '', beat ? formatEta(beat.etaSeconds) : 'running', beat ? formatMetrics(beat.metrics) : '']
+              .filter(Boolean)
+              .join('  ')
           : `${s.status}${s.seconds !== null ? ` in ${Math.round(s.seconds)} s` : ''}${s.detail ? ` (${s.detail})` : ''}`;
       return { key: `${prefix}${s.name}`, label: `${prefix}${s.name}`, status: s.status, step, total, note };
     });
@@ -46,7 +53,12 @@ function stageViews(arm: ArmStatus, prefix: string): StageView[] {
 
 export function liveProgress(stream: NodeJS.WriteStream = process.stderr) {
   const tty = Boolean(stream.isTTY);
-  const multi = tty ? new MultiBar({ format: '{label} [{bar}] {value}/{total} {note}', stream, hideCursor: true, clearOnComplete: false, barsize: 24 }, Presets.shades_classic) : null;
+  const multi = tty
+    ? new MultiBar(
+        { format: '{label} [{bar}] {value}/{total} {note}', stream, hideCursor: true, clearOnComplete: false, barsize: 24 },
+        Presets.shades_classic,
+      )
+    : null;
   const bars = new Map<string, SingleBar>();
   const lastStatus = new Map<string, string>();
   const lastLine = new Map<string, number>();
@@ -61,7 +73,10 @@ export function liveProgress(stream: NodeJS.WriteStream = process.stderr) {
             bars.set(v.key, bar);
             bar.setTotal(v.total);
             bar.update(v.step, { label, note: v.note });
-          } else if (lastStatus.get(v.key) !== v.status || (v.status === 'running' && v.total > 1 && Date.now() - (lastLine.get(v.key) ?? 0) > 30_000)) {
+          } else if (
+            lastStatus.get(v.key) !== v.status ||
+            (v.status === 'running' && v.total > 1 && Date.now() - (lastLine.get(v.key) ?? 0) > 30_000)
+          ) {
             stream.write(`${v.label}: ${v.status === 'running' && v.total > 1 ? `${v.step}/${v.total} ` : ''}${v.note}\n`);
             if (v.status === 'running') lastLine.set(v.key, Date.now());
           }

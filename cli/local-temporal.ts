@@ -5,7 +5,15 @@ import { prepareDataWorkflow } from '../workflows/prepare-data.js';
 import type { Client } from '@temporalio/client';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { connectClient, ensureServer, PROJECT_ROOT, TASK_QUEUES, withServerErrors, workflowUrl, type ServerTarget } from '../worker/temporal.js';
+import {
+  connectClient,
+  ensureServer,
+  PROJECT_ROOT,
+  TASK_QUEUES,
+  withServerErrors,
+  workflowUrl,
+  type ServerTarget,
+} from '../worker/temporal.js';
 import { startWorkers } from '../worker/worker.js';
 
 let runtimeInstalled = false;
@@ -30,13 +38,20 @@ export interface ViaTemporalResult extends PrepareDataResult {
  * run side by side need processes of their own), so that one command works on a bare machine; any
  * `retool worker` running elsewhere shares the queue. Connection and workers are closed afterwards.
  */
-export async function withLocalTemporal<T>(opts: { home?: string; localWorker?: boolean; taskQueue?: string; workers?: number }, fn: (client: Client, target: ServerTarget) => Promise<T>): Promise<T> {
+export async function withLocalTemporal<T>(
+  opts: { home?: string; localWorker?: boolean; taskQueue?: string; workers?: number },
+  fn: (client: Client, target: ServerTarget) => Promise<T>,
+): Promise<T> {
   quietTemporalRuntime();
   const target = await ensureServer({ home: opts.home });
   const taskQueue = opts.taskQueue ?? TASK_QUEUES.train;
   const noLocalWorker = opts.localWorker === false;
   const workers = noLocalWorker ? null : await startWorkers({ target, home: opts.home, taskQueues: [taskQueue] });
-  const extra = noLocalWorker ? [] : await Promise.all(Array.from({ length: Math.max(0, (opts.workers ?? 1) - 1) }, () => spawnWorker(target.address, taskQueue, opts.home)));
+  const extra = noLocalWorker
+    ? []
+    : await Promise.all(
+        Array.from({ length: Math.max(0, (opts.workers ?? 1) - 1) }, () => spawnWorker(target.address, taskQueue, opts.home)),
+      );
   const { client, connection } = await connectClient(target);
   try {
     return await withServerErrors(target, () => fn(client, target));
@@ -48,8 +63,18 @@ export async function withLocalTemporal<T>(opts: { home?: string; localWorker?: 
 
 /** A `retool worker` process on `taskQueue`; resolves once it polls, to a function that stops it. */
 async function spawnWorker(address: string, taskQueue: string, home?: string): Promise<() => Promise<void>> {
-  const args = [join(PROJECT_ROOT, 'bin', 'retool.js'), 'worker', '--task-queue', taskQueue, '--exit-with-parent', ...(home ? ['--home', home] : [])];
-  const child = spawn(process.execPath, args, { env: { RETOOL_LOG_LEVEL: 'WARN', ...process.env, TEMPORAL_ADDRESS: address }, stdio: ['pipe', 'pipe', 'inherit'] });
+  const args = [
+    join(PROJECT_ROOT, 'bin', 'retool.js'),
+    'worker',
+    '--task-queue',
+    taskQueue,
+    '--exit-with-parent',
+    ...(home ? ['--home', home] : []),
+  ];
+  const child = spawn(process.execPath, args, {
+    env: { RETOOL_LOG_LEVEL: 'WARN', ...process.env, TEMPORAL_ADDRESS: address },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (d: Buffer) => String(d).includes('worker polling') && resolve());
@@ -62,7 +87,10 @@ async function spawnWorker(address: string, taskQueue: string, home?: string): P
 }
 
 /** The prepare-data workflow, waited for. */
-export async function prepareViaTemporal(input: PrepareDataInput, opts: { home?: string; localWorker?: boolean; onStarted?: (id: string, url: string | null) => void }): Promise<ViaTemporalResult> {
+export async function prepareViaTemporal(
+  input: PrepareDataInput,
+  opts: { home?: string; localWorker?: boolean; onStarted?: (id: string, url: string | null) => void },
+): Promise<ViaTemporalResult> {
   return withLocalTemporal(opts, async (client, target) => {
     const workflowId = `prepare-data-${input.name}-${Date.now().toString(36)}`;
     const handle = await client.workflow.start(prepareDataWorkflow, {
@@ -78,6 +106,12 @@ export async function prepareViaTemporal(input: PrepareDataInput, opts: { home?:
     });
     opts.onStarted?.(workflowId, workflowUrl(target, workflowId));
     const result = await handle.result();
-    return { ...result, workflowId, runId: handle.firstExecutionRunId, uiUrl: workflowUrl(target, workflowId), serverStarted: target.started };
+    return {
+      ...result,
+      workflowId,
+      runId: handle.firstExecutionRunId,
+      uiUrl: workflowUrl(target, workflowId),
+      serverStarted: target.started,
+    };
   });
 }

@@ -30,9 +30,14 @@ export function pct(x: number | null | undefined): string {
 }
 
 export function table(rows: Record<string, unknown>[], columns: string[]): string {
-  const cell = (v: unknown) => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v)).replace(/\s+/g, ' ');
+  const cell = (v: unknown) =>
+    (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v)).replace(/\s+/g, ' ');
   const widths = columns.map((c) => Math.min(80, Math.max(c.length, ...rows.map((r) => cell(r[c]).length))));
-  const line = (vals: string[]) => vals.map((v, i) => (v.length > widths[i]! ? `${v.slice(0, widths[i]! - 1)}…` : v.padEnd(widths[i]!))).join('  ').trimEnd();
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => (v.length > widths[i]! ? `${v.slice(0, widths[i]! - 1)}…` : v.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(columns), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(columns.map((c) => cell(r[c]))))].join('\n');
 }
 
@@ -42,7 +47,12 @@ export function table(rows: Record<string, unknown>[], columns: string[]): strin
  * with the stack for bugs.
  */
 export function reportError(err: unknown): number {
-  if (err instanceof BadInputError || err instanceof StoreBusyError || err instanceof TemporalServerError || err instanceof SandboxUnavailableError) {
+  if (
+    err instanceof BadInputError ||
+    err instanceof StoreBusyError ||
+    err instanceof TemporalServerError ||
+    err instanceof SandboxUnavailableError
+  ) {
     process.stderr.write(`retool: ${err.message}\n`);
     return 2;
   }
@@ -57,7 +67,10 @@ export function reportError(err: unknown): number {
 }
 
 export function parseList(text: string): string[] {
-  return text.split(',').map((s) => s.trim()).filter(Boolean);
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 export function parseNumber(name: string) {
@@ -72,7 +85,10 @@ export function parseNumber(name: string) {
 export function progressBar(opts: CommonOptions, label: string, unit = 'rows') {
   if (opts.json || !process.stderr.isTTY) return { update: () => {}, stop: () => {} };
   const { Presets, SingleBar } = require('cli-progress') as typeof CliProgress;
-  const bar = new SingleBar({ format: `${label} [{bar}] {percentage}% {value}/{total} ${unit}`, stream: process.stderr }, Presets.shades_classic);
+  const bar = new SingleBar(
+    { format: `${label} [{bar}] {percentage}% {value}/{total} ${unit}`, stream: process.stderr },
+    Presets.shades_classic,
+  );
   let started = false;
   return {
     update(done: number, total: number) {

@@ -65,7 +65,10 @@ export async function startRetool(client: Client, config: RetoolConfig, opts: { 
     ...options,
     workflowId,
     memo: { preset: config.preset },
-    staticSummary: kind === 'experiment' ? `ReTool vs text-only, preset ${config.preset}` : `ReTool pipeline (${config.arms[0]} arm), preset ${config.preset}`,
+    staticSummary:
+      kind === 'experiment'
+        ? `ReTool vs text-only, preset ${config.preset}`
+        : `ReTool pipeline (${config.arms[0]} arm), preset ${config.preset}`,
   });
   return { handle, kind, workflowId } as const;
 }
@@ -75,28 +78,31 @@ export async function runRetool(config: RetoolConfig, opts: RunRetoolOptions = {
   const seconds = () => (performance.now() - started) / 1000;
   // The worker side (@temporalio/worker, the activities) loads only for a run, not for schedules.
   const { withLocalTemporal } = await import('./local-temporal.js');
-  return withLocalTemporal({ home: opts.home, localWorker: !opts.detach, taskQueue: opts.taskQueue, workers: opts.workers }, async (client, target) => {
-    const { handle, kind, workflowId } = await startRetool(client, config, opts);
-    const uiUrl = workflowUrl(target, workflowId);
-    opts.onStarted?.(workflowId, uiUrl);
-    const base = { workflowId, kind, preset: config.preset, uiUrl };
-    if (opts.detach) return { ...base, detached: true, arms: [], report: null, seconds: seconds() };
-    let polling = false;
-    const poll = setInterval(() => {
-      if (polling || !opts.onStatus) return;
-      polling = true;
-      runStatus(client, workflowId)
-        .then((s) => opts.onStatus?.(s))
-        .catch(() => undefined)
-        .finally(() => (polling = false));
-    }, 1000);
-    try {
-      const result: PipelineResult | ExperimentResult = await handle.result();
-      if (opts.onStatus) opts.onStatus(await runStatus(client, workflowId));
-      const arms = 'arms' in result ? result.arms : [result];
-      return { ...base, detached: false, arms, report: result.report, seconds: seconds() };
-    } finally {
-      clearInterval(poll);
-    }
-  });
+  return withLocalTemporal(
+    { home: opts.home, localWorker: !opts.detach, taskQueue: opts.taskQueue, workers: opts.workers },
+    async (client, target) => {
+      const { handle, kind, workflowId } = await startRetool(client, config, opts);
+      const uiUrl = workflowUrl(target, workflowId);
+      opts.onStarted?.(workflowId, uiUrl);
+      const base = { workflowId, kind, preset: config.preset, uiUrl };
+      if (opts.detach) return { ...base, detached: true, arms: [], report: null, seconds: seconds() };
+      let polling = false;
+      const poll = setInterval(() => {
+        if (polling || !opts.onStatus) return;
+        polling = true;
+        runStatus(client, workflowId)
+          .then((s) => opts.onStatus?.(s))
+          .catch(() => undefined)
+          .finally(() => (polling = false));
+      }, 1000);
+      try {
+        const result: PipelineResult | ExperimentResult = await handle.result();
+        if (opts.onStatus) opts.onStatus(await runStatus(client, workflowId));
+        const arms = 'arms' in result ? result.arms : [result];
+        return { ...base, detached: false, arms, report: result.report, seconds: seconds() };
+      } finally {
+        clearInterval(poll);
+      }
+    },
+  );
 }

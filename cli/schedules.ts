@@ -17,7 +17,8 @@ export interface ScheduleRequest {
 }
 
 export async function createRetrainSchedule(client: Client, req: ScheduleRequest): Promise<{ scheduleId: string; nextRuns: string[] }> {
-  if (Boolean(req.every) === Boolean(req.cron)) throw new BadInputError('schedule create: give exactly one of --every (e.g. 1d, 12h) or --cron (e.g. "0 3 * * *")');
+  if (Boolean(req.every) === Boolean(req.cron))
+    throw new BadInputError('schedule create: give exactly one of --every (e.g. 1d, 12h) or --cron (e.g. "0 3 * * *")');
   const config: RetoolConfig = { ...req.config, startFrom: 'latest' };
   const { kind: _kind, ...start } = await retoolStart(config, req.taskQueue);
   try {
@@ -37,13 +38,17 @@ export async function createRetrainSchedule(client: Client, req: ScheduleRequest
     const described = await handle.describe();
     return { scheduleId: req.id, nextRuns: described.info.nextActionTimes.slice(0, 3).map((d) => d.toISOString()) };
   } catch (err) {
-    if ((err as Error).name === 'ScheduleAlreadyRunning') throw new BadInputError(`a schedule "${req.id}" already exists; delete it first or pick another --id`);
-    if ((err as Error).message?.includes('Invalid') || (err as Error).name === 'TypeError') throw new BadInputError(`schedule create: ${(err as Error).message}`);
+    if ((err as Error).name === 'ScheduleAlreadyRunning')
+      throw new BadInputError(`a schedule "${req.id}" already exists; delete it first or pick another --id`);
+    if ((err as Error).message?.includes('Invalid') || (err as Error).name === 'TypeError')
+      throw new BadInputError(`schedule create: ${(err as Error).message}`);
     throw err;
   }
 }
 
-export async function listSchedules(client: Client): Promise<{ id: string; paused: boolean; spec: string; next: string | null; recent: string[] }[]> {
+export async function listSchedules(
+  client: Client,
+): Promise<{ id: string; paused: boolean; spec: string; next: string | null; recent: string[] }[]> {
   const out = [];
   for await (const s of client.schedule.list()) out.push(describeSummary(s));
   return out;

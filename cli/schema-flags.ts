@@ -61,7 +61,9 @@ function optionFor(key: string, field: z.ZodType, flag: Flag): Option {
     option = new Option(`--${name} <${name}>`, help).choices(type.options.map(String));
   } else if (type instanceof z.ZodArray) {
     const numbers = inner(type.element as z.ZodType) instanceof z.ZodNumber;
-    option = new Option(`--${name} <${flag.arg ?? 'list'}>`, help).argParser((text: string) => (numbers ? parseList(text).map(parseNumber(`--${name}`)) : parseList(text)));
+    option = new Option(`--${name} <${flag.arg ?? 'list'}>`, help).argParser((text: string) =>
+      numbers ? parseList(text).map(parseNumber(`--${name}`)) : parseList(text),
+    );
   } else {
     option = new Option(`--${name} <${flag.arg ?? 'value'}>`, help);
   }
@@ -83,7 +85,12 @@ export function addSchemaFlags<S extends z.ZodObject>(command: Command, schema: 
  * The parsed options: the values of the listed flags the user gave, with `given` (values the
  * command decides itself), validated by `schema`. Errors name the flags.
  */
-export function parseSchemaFlags<S extends z.ZodObject>(schema: S, opts: Record<string, unknown>, flags: Flags<S>, given: Partial<z.input<S>> = {}): z.output<S> {
+export function parseSchemaFlags<S extends z.ZodObject>(
+  schema: S,
+  opts: Record<string, unknown>,
+  flags: Flags<S>,
+  given: Partial<z.input<S>> = {},
+): z.output<S> {
   const raw: Record<string, unknown> = { ...given };
   const flagOf: Record<string, string> = {};
   for (const [key, flag] of Object.entries(flags) as [string, Flag | string][]) {

@@ -21,7 +21,13 @@ const PROGRESS_EVERY = 50_000;
 export async function synthesizeDataset(store: Store, options: SynthesizeDatasetOptions, onProgress?: Progress): Promise<DatasetInfo> {
   const { name, newVersion, requestId, ...synth } = SynthesizeDatasetSchema.parse(options);
   return store.transaction(async () => {
-    const { id, version } = await createDataset(store, { name, kind: 'problems', source: 'synth', params: { ...synth, requestId }, newVersion });
+    const { id, version } = await createDataset(store, {
+      name,
+      kind: 'problems',
+      source: 'synth',
+      params: { ...synth, requestId },
+      newVersion,
+    });
     const appender = await store.connection.createAppender('problems');
     const writer = DuckDBDataChunkWriter.forAppender(appender);
     let rowIdx = 0;
@@ -85,4 +91,3 @@ export async function isFullySplit(store: Store, dataset: DatasetInfo): Promise<
   const rows = await store.query<{ n: bigint }>(`SELECT count(*) AS n FROM problems WHERE dataset_id = ${dataset.id} AND split IS NULL`);
   return Number(rows[0]!.n) === 0;
 }
-

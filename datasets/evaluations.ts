@@ -21,12 +21,31 @@ export async function writeEvaluation(
   rows: EvaluationRow[],
 ): Promise<DatasetInfo> {
   return store.transaction(async () => {
-    const { id, version } = await createDataset(store, { name: spec.name, kind: 'evaluations', source: `eval:${spec.runId}`, params: spec.params, parents: [{ id: spec.problems.id, relation: 'evaluated' }], newVersion: spec.newVersion });
+    const { id, version } = await createDataset(store, {
+      name: spec.name,
+      kind: 'evaluations',
+      source: `eval:${spec.runId}`,
+      params: spec.params,
+      parents: [{ id: spec.problems.id, relation: 'evaluated' }],
+      newVersion: spec.newVersion,
+    });
     const evalId = `${spec.name}@${version}`;
     for (const r of rows) {
       await store.run(
         'INSERT INTO evaluations (run_id, eval_id, step, dataset_id, problem_id, sample_idx, tools, response, answer, correct, metrics) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
-        [spec.runId, evalId, spec.step, spec.problems.id, r.problemId, r.sampleIdx, r.tools, r.response, r.answer, r.correct, JSON.stringify(r.metrics)],
+        [
+          spec.runId,
+          evalId,
+          spec.step,
+          spec.problems.id,
+          r.problemId,
+          r.sampleIdx,
+          r.tools,
+          r.response,
+          r.answer,
+          r.correct,
+          JSON.stringify(r.metrics),
+        ],
       );
     }
     await setRowCount(store, id, rows.length);

@@ -6,7 +6,8 @@ import { resolveDataset } from './registry.js';
 import type { DatasetInfo } from './schemas.js';
 import type { Store } from './store.js';
 
-export type ProblemSource = { source: 'synth'; name: string; count: number; seed: number } | { source: 'stored'; name: string; version?: number };
+export type ProblemSource =
+  { source: 'synth'; name: string; count: number; seed: number } | { source: 'stored'; name: string; version?: number };
 
 /**
  * The problem set of a run. Synthetic: the latest version of `name` if it was made with the same
@@ -23,12 +24,23 @@ export async function ensureProblems(store: Store, data: ProblemSource, requestI
   const latest = await resolveDataset(store, data.name).catch(() => null);
   const params = (latest?.params ?? {}) as { count?: number; seed?: number };
   if (latest && latest.source === 'synth' && params.count === data.count && params.seed === data.seed) return latest;
-  const made = await prepareData(store, { source: 'synth', name: data.name, count: data.count, seed: data.seed, newVersion: latest !== null, requestId });
+  const made = await prepareData(store, {
+    source: 'synth',
+    name: data.name,
+    count: data.count,
+    seed: data.seed,
+    newVersion: latest !== null,
+    requestId,
+  });
   return made.dataset;
 }
 
 /** The final model of the newest completed (or stopped-early) pipeline run of `arm` on `datasetName`. */
-export async function latestGoodModel(store: Store, datasetName: string, arm: 'code' | 'text'): Promise<{ workflowId: string; model: string; accuracy: number | null } | null> {
+export async function latestGoodModel(
+  store: Store,
+  datasetName: string,
+  arm: 'code' | 'text',
+): Promise<{ workflowId: string; model: string; accuracy: number | null } | null> {
   const rows = await store.query<{ run_id: string; model: string; accuracy: number | null }>(
     `SELECT run_id, json_extract_string(summary, '$.finalModel') AS model, CAST(json_extract(summary, '$.accuracy') AS DOUBLE) AS accuracy
      FROM runs

@@ -44,7 +44,11 @@ export async function prepareData(store: Store, input: PrepareDataInput, onProgr
   if (!(await isFullySplit(store, dataset))) {
     dataset =
       (await existing('split')) ??
-      (await splitDataset(store, { dataset: `${dataset.name}@${dataset.version}`, testFraction: spec.testFraction, requestId: spec.requestId }));
+      (await splitDataset(store, {
+        dataset: `${dataset.name}@${dataset.version}`,
+        testFraction: spec.testFraction,
+        requestId: spec.requestId,
+      }));
     note(dataset);
   }
   return { dataset, created };

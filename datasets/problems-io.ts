@@ -40,7 +40,9 @@ function detectFormat(file: string, given?: ImportFormat): ImportFormat {
   if (given) return given;
   const format = EXTENSIONS[extname(file).toLowerCase()];
   if (!format) {
-    throw new BadInputError(`${file}: cannot tell the format from the extension "${extname(file)}" (known: ${Object.keys(EXTENSIONS).join(', ')}); pass --format jsonl|json|csv|parquet.`);
+    throw new BadInputError(
+      `${file}: cannot tell the format from the extension "${extname(file)}" (known: ${Object.keys(EXTENSIONS).join(', ')}); pass --format jsonl|json|csv|parquet.`,
+    );
   }
   return format;
 }
@@ -87,7 +89,8 @@ function locateJsonLinesError(file: string): string | null {
       if (text.trim() === '') return null;
       try {
         const value: unknown = JSON.parse(text);
-        if (value === null || typeof value !== 'object' || Array.isArray(value)) return `line ${line}: expected a JSON object, found ${Array.isArray(value) ? 'an array' : typeof value}`;
+        if (value === null || typeof value !== 'object' || Array.isArray(value))
+          return `line ${line}: expected a JSON object, found ${Array.isArray(value) ? 'an array' : typeof value}`;
       } catch (err) {
         return `line ${line}: malformed JSON (${(err as Error).message})`;
       }
@@ -166,7 +169,9 @@ export async function importProblems(store: Store, options: ImportOptions): Prom
     // A file of blank lines, or `[]`, describes as one placeholder column: say what is wrong.
     const counted = await store.query<{ n: bigint }>(`SELECT count(*) AS n FROM ${readerSql(file, format)}`).catch(() => [{ n: 1n }]);
     if (Number(counted[0]!.n) === 0) throw new BadInputError(`${opts.file}: no rows to import`);
-    throw new BadInputError(`${opts.file}: no field "${missing[0]}" in the rows (fields found: ${fieldList}); choose one with ${missing[1]}.`);
+    throw new BadInputError(
+      `${opts.file}: no field "${missing[0]}" in the rows (fields found: ${fieldList}); choose one with ${missing[1]}.`,
+    );
   }
   const problemField = opts.problemField;
   const answerField = opts.answerField;
@@ -179,7 +184,10 @@ export async function importProblems(store: Store, options: ImportOptions): Prom
   const asText = [problemField, answerField, idField, splitField, familyField].filter((f): f is string => !!f);
   const typed = new Map(columns);
   for (const field of asText) typed.set(field, 'VARCHAR');
-  const source = format === 'parquet' ? readerSql(file, format) : readerSql(file, format, format === 'csv' ? new Map(asText.map((f) => [f, 'VARCHAR'])) : typed);
+  const source =
+    format === 'parquet'
+      ? readerSql(file, format)
+      : readerSql(file, format, format === 'csv' ? new Map(asText.map((f) => [f, 'VARCHAR'])) : typed);
 
   const staging = `import_staging_${process.pid}_${Date.now()}`;
   try {
@@ -191,27 +199,43 @@ export async function importProblems(store: Store, options: ImportOptions): Prom
     // DuckDB skips blank lines and lets quoted CSV fields span lines, so a row's line is only
     // known for JSONL, found by re-reading the file on this error path.
     const rowLabel = (rowid: number): string =>
-      format === 'jsonl' ? `line ${jsonlLineOfRow(file, rowid)}` : format === 'csv' ? `data row ${rowid + 1} (after the header)` : `row ${rowid + 1}`;
+      format === 'jsonl'
+        ? `line ${jsonlLineOfRow(file, rowid)}`
+        : format === 'csv'
+          ? `data row ${rowid + 1} (after the header)`
+          : `row ${rowid + 1}`;
     const [{ n }] = (await store.query<{ n: bigint }>(`SELECT count(*) AS n FROM ${staging}`)) as [{ n: bigint }];
     if (Number(n) === 0) throw new BadInputError(`${opts.file}: no rows to import`);
 
     const text = (f: string) => `CAST(${sqlIdent(f)} AS VARCHAR)`;
-    for (const [field, flag] of [[problemField, '--problem-field'], [answerField, '--answer-field'], ...(idField ? [[idField, '--id-field']] : [])] as [string, string][]) {
-      const bad = await store.query<{ r: bigint }>(`SELECT rowid AS r FROM ${staging} WHERE ${text(field)} IS NULL OR trim(${text(field)}) = '' ORDER BY rowid LIMIT 1`);
+    for (const [field, flag] of [
+      [problemField, '--problem-field'],
+      [answerField, '--answer-field'],
+      ...(idField ? [[idField, '--id-field']] : []),
+    ] as [string, string][]) {
+      const bad = await store.query<{ r: bigint }>(
+        `SELECT rowid AS r FROM ${staging} WHERE ${text(field)} IS NULL OR trim(${text(field)}) = '' ORDER BY rowid LIMIT 1`,
+      );
       if (bad[0]) throw new BadInputError(`${opts.file} ${rowLabel(Number(bad[0].r))}: field "${field}" is missing or empty (${flag})`);
     }
     if (splitField) {
       const bad = await store.query<{ r: bigint; v: string | null }>(
         `SELECT rowid AS r, ${text(splitField)} AS v FROM ${staging} WHERE ${text(splitField)} IS NOT NULL AND ${text(splitField)} NOT IN ('train', 'test') ORDER BY rowid LIMIT 1`,
       );
-      if (bad[0]) throw new BadInputError(`${opts.file} ${rowLabel(Number(bad[0].r))}: field "${splitField}" is "${bad[0].v}", expected train or test`);
+      if (bad[0])
+        throw new BadInputError(
+          `${opts.file} ${rowLabel(Number(bad[0].r))}: field "${splitField}" is "${bad[0].v}", expected train or test`,
+        );
     }
     if (idField) {
       const dup = await store.query<{ v: string }>(`SELECT ${text(idField)} AS v FROM ${staging} GROUP BY 1 HAVING count(*) > 1 LIMIT 1`);
-      if (dup[0]) throw new BadInputError(`${opts.file}: field "${idField}" has the value "${dup[0].v}" on more than one row; ids must be unique`);
+      if (dup[0])
+        throw new BadInputError(`${opts.file}: field "${idField}" has the value "${dup[0].v}" on more than one row; ids must be unique`);
     }
     if (levelField) {
-      const bad = await store.query<{ r: bigint }>(`SELECT rowid AS r FROM ${staging} WHERE ${sqlIdent(levelField)} IS NOT NULL AND TRY_CAST(${sqlIdent(levelField)} AS INTEGER) IS NULL ORDER BY rowid LIMIT 1`);
+      const bad = await store.query<{ r: bigint }>(
+        `SELECT rowid AS r FROM ${staging} WHERE ${sqlIdent(levelField)} IS NOT NULL AND TRY_CAST(${sqlIdent(levelField)} AS INTEGER) IS NULL ORDER BY rowid LIMIT 1`,
+      );
       if (bad[0]) throw new BadInputError(`${opts.file} ${rowLabel(Number(bad[0].r))}: field "level" is not an integer`);
     }
 
@@ -229,7 +253,11 @@ export async function importProblems(store: Store, options: ImportOptions): Prom
     // unique (the window costs a sort, so only when there are repeats).
     const hashId = `substr(md5(${text(problemField)} || chr(0) || ${text(answerField)}), 1, 16)`;
     const repeat = `row_number() OVER (PARTITION BY ${text(problemField)}, ${text(answerField)} ORDER BY rowid)`;
-    const idExpr = idField ? text(idField) : duplicateProblems > 0 ? `${hashId} || CASE WHEN ${repeat} > 1 THEN '-' || ${repeat} ELSE '' END` : hashId;
+    const idExpr = idField
+      ? text(idField)
+      : duplicateProblems > 0
+        ? `${hashId} || CASE WHEN ${repeat} > 1 THEN '-' || ${repeat} ELSE '' END`
+        : hashId;
     const splitExpr = splitField ? text(splitField) : opts.split ? sqlString(opts.split) : 'NULL';
 
     const dataset = await store.transaction(async () => {
@@ -237,7 +265,15 @@ export async function importProblems(store: Store, options: ImportOptions): Prom
         name: opts.name,
         kind: 'problems',
         source: `import:${file}`,
-        params: { format, problemField, answerField, idField: idField ?? null, splitField: splitField ?? null, split: opts.split ?? null, requestId: opts.requestId },
+        params: {
+          format,
+          problemField,
+          answerField,
+          idField: idField ?? null,
+          splitField: splitField ?? null,
+          split: opts.split ?? null,
+          requestId: opts.requestId,
+        },
         newVersion: opts.newVersion,
       });
       await store.run(
@@ -248,7 +284,10 @@ export async function importProblems(store: Store, options: ImportOptions): Prom
          FROM ${staging}`,
       );
       await setRowCount(store, id, Number(n));
-      return resolveDataset(store, { name: opts.name, version: (await store.query<{ v: number }>('SELECT version AS v FROM datasets WHERE id = $1', [id]))[0]!.v });
+      return resolveDataset(store, {
+        name: opts.name,
+        version: (await store.query<{ v: number }>('SELECT version AS v FROM datasets WHERE id = $1', [id]))[0]!.v,
+      });
     });
     return { dataset, duplicateProblems };
   } finally {
@@ -257,7 +296,11 @@ export async function importProblems(store: Store, options: ImportOptions): Prom
 }
 
 /** Writes `NAME[@VERSION][:split]` to a Parquet or JSONL file, atomically (temp file, then rename). */
-export async function exportProblems(store: Store, refText: string, out: string): Promise<{ dataset: DatasetInfo; rows: number; file: string }> {
+export async function exportProblems(
+  store: Store,
+  refText: string,
+  out: string,
+): Promise<{ dataset: DatasetInfo; rows: number; file: string }> {
   const ref = parseDatasetRef(refText);
   const dataset = await resolveDataset(store, ref);
   const ext = extname(out).toLowerCase();
@@ -289,7 +332,13 @@ export async function readProblems(store: Store, refText: string, limit = 10, of
   );
   return {
     dataset,
-    rows: rows.map((r) => ProblemRowSchema.parse({ ...r, level: r.level === null ? null : Number(r.level), extra: r.extra ? JSON.parse(String(r.extra)) : null })),
+    rows: rows.map((r) =>
+      ProblemRowSchema.parse({
+        ...r,
+        level: r.level === null ? null : Number(r.level),
+        extra: r.extra ? JSON.parse(String(r.extra)) : null,
+      }),
+    ),
   };
 }
 

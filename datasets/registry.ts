@@ -1,12 +1,5 @@
 import { BadInputError } from '../domain/errors.js';
-import {
-  DatasetInfoSchema,
-  formatDatasetRef,
-  parseDatasetRef,
-  type DatasetInfo,
-  type DatasetKind,
-  type DatasetRef,
-} from './schemas.js';
+import { DatasetInfoSchema, formatDatasetRef, parseDatasetRef, type DatasetInfo, type DatasetKind, type DatasetRef } from './schemas.js';
 import type { Store } from './store.js';
 
 export interface NewDataset {
@@ -27,7 +20,9 @@ export async function createDataset(store: Store, spec: NewDataset): Promise<{ i
   if (latest !== null && !spec.newVersion) {
     throw new BadInputError(
       `A dataset named "${spec.name}" already exists (latest version ${latest}). ` +
-        'Choose another --name, or pass --new-version to add version ' + (latest + 1) + '.',
+        'Choose another --name, or pass --new-version to add version ' +
+        (latest + 1) +
+        '.',
     );
   }
   const version = (latest ?? 0) + 1;

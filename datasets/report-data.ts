@@ -9,7 +9,10 @@ import type { Store } from './store.js';
 type Series = { step: number; values: Record<string, number> }[];
 
 async function metricSeries(store: Store, runId: string, stage: string): Promise<Series> {
-  const rows = await store.query<{ step: number; name: string; value: number | null }>('SELECT step, name, value FROM metrics WHERE run_id = $1 AND stage = $2 ORDER BY step, name', [runId, stage]);
+  const rows = await store.query<{ step: number; name: string; value: number | null }>(
+    'SELECT step, name, value FROM metrics WHERE run_id = $1 AND stage = $2 ORDER BY step, name',
+    [runId, stage],
+  );
   const bySteps = new Map<number, Record<string, number>>();
   for (const r of rows) {
     if (r.value === null) continue;
@@ -28,18 +31,39 @@ async function lineageOf(store: Store, summary: Record<string, unknown>, arm: st
     const d = await resolveDataset(store, ref).catch(() => null);
     if (!d || seen.has(`${d.name}@${d.version}`)) return;
     seen.add(`${d.name}@${d.version}`);
-    entries.push({ kind, name: `${d.name}@${d.version}`, detail: `${d.rowCount} rows, ${d.source}`, from: d.parents.map((p) => `${p.name}@${p.version}`) });
+    entries.push({
+      kind,
+      name: `${d.name}@${d.version}`,
+      detail: `${d.rowCount} rows, ${d.source}`,
+      from: d.parents.map((p) => `${p.name}@${p.version}`),
+    });
   };
   if (typeof summary.dataset === 'string') await addDataset(summary.dataset, 'dataset');
   if (typeof summary.traces === 'string') await addDataset(summary.traces, 'traces');
-  for (const [runKey, stage] of [['sftRunId', 'sft'], ['rlRunId', 'rl']] as const) {
+  for (const [runKey, stage] of [
+    ['sftRunId', 'sft'],
+    ['rlRunId', 'rl'],
+  ] as const) {
     const runId = summary[runKey];
     if (typeof runId !== 'string') continue;
-    const rows = await store.query<{ step: number; path: string }>('SELECT step, path FROM checkpoints WHERE run_id = $1 AND stage = $2 ORDER BY step', [runId, stage]);
-    const from = stage === 'sft' ? [String(summary.traces ?? ''), String(summary.baseModel ?? '')].filter(Boolean) : [String(summary.sftModel ?? '')].filter(Boolean);
-    for (const r of rows) entries.push({ kind: 'checkpoint', name: String(r.path), detail: `${arm} ${stage} step ${Number(r.step)}`, from });
+    const rows = await store.query<{ step: number; path: string }>(
+      'SELECT step, path FROM checkpoints WHERE run_id = $1 AND stage = $2 ORDER BY step',
+      [runId, stage],
+    );
+    const from =
+      stage === 'sft'
+        ? [String(summary.traces ?? ''), String(summary.baseModel ?? '')].filter(Boolean)
+        : [String(summary.sftModel ?? '')].filter(Boolean);
+    for (const r of rows)
+      entries.push({ kind: 'checkpoint', name: String(r.path), detail: `${arm} ${stage} step ${Number(r.step)}`, from });
   }
-  if (typeof summary.finalModel === 'string') entries.push({ kind: 'model', name: summary.finalModel, detail: `${arm} final model`, from: [String(summary.sftModel ?? '')].filter(Boolean) });
+  if (typeof summary.finalModel === 'string')
+    entries.push({
+      kind: 'model',
+      name: summary.finalModel,
+      detail: `${arm} final model`,
+      from: [String(summary.sftModel ?? '')].filter(Boolean),
+    });
   return entries;
 }
 
@@ -72,8 +96,10 @@ async function samplesOf(store: Store, runId: string, datasetRef: string | undef
 /** The report of a pipeline run, or of an experiment (its arms are the child pipeline runs). */
 export async function collectReport(store: Store, runId: string): Promise<ReportData> {
   const run = await getRun(store, runId).catch(() => null);
-  if (!run || (run.kind !== 'pipeline' && run.kind !== 'experiment')) throw new BadInputError(`no pipeline or experiment run "${runId}" in the store (see \`retool status\` for run ids)`);
-  const armRuns = run.kind === 'experiment' ? ((run.summary?.arms as { workflowId: string }[] | undefined) ?? []).map((a) => a.workflowId) : [runId];
+  if (!run || (run.kind !== 'pipeline' && run.kind !== 'experiment'))
+    throw new BadInputError(`no pipeline or experiment run "${runId}" in the store (see \`retool status\` for run ids)`);
+  const armRuns =
+    run.kind === 'experiment' ? ((run.summary?.arms as { workflowId: string }[] | undefined) ?? []).map((a) => a.workflowId) : [runId];
   const arms: ReportArm[] = [];
   const lineage: LineageEntry[] = [];
   const samples: SampleTrajectory[] = [];
@@ -81,7 +107,10 @@ export async function collectReport(store: Store, runId: string): Promise<Report
   const sandboxModes = new Set<string>();
   for (const id of armRuns) {
     // The arm's stage runs (<id>-rl, <id>-sft-eval, ...) record the isolation their code ran under.
-    const modes = await store.query<{ mode: string | null }>(`SELECT DISTINCT json_extract_string(summary, '$.sandbox') AS mode FROM runs WHERE starts_with(run_id, $1)`, [`${id}-`]);
+    const modes = await store.query<{ mode: string | null }>(
+      `SELECT DISTINCT json_extract_string(summary, '$.sandbox') AS mode FROM runs WHERE starts_with(run_id, $1)`,
+      [`${id}-`],
+    );
     for (const { mode } of modes) if (mode) sandboxModes.add(mode);
     const armRun = await getRun(store, id).catch(() => null);
     if (!armRun) continue;
@@ -104,7 +133,8 @@ export async function collectReport(store: Store, runId: string): Promise<Report
     });
     lineage.push(...(await lineageOf(store, s, name)));
     samples.push(...(await samplesOf(store, rlRunId, typeof s.dataset === 'string' ? s.dataset : undefined, name)));
-    for (const [stage, seconds] of Object.entries((s.stageSeconds as Record<string, number> | undefined) ?? {})) stageSeconds[armRuns.length > 1 ? `${name}: ${stage}` : stage] = seconds;
+    for (const [stage, seconds] of Object.entries((s.stageSeconds as Record<string, number> | undefined) ?? {}))
+      stageSeconds[armRuns.length > 1 ? `${name}: ${stage}` : stage] = seconds;
   }
   return {
     title: run.kind === 'experiment' ? `ReTool vs text-only: ${runId}` : `ReTool pipeline: ${runId}`,

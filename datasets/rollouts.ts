@@ -21,13 +21,28 @@ export async function writeRollouts(store: Store, runId: string, rows: RolloutRo
     for (const r of rows) {
       await store.run(
         'INSERT INTO rollouts (run_id, step, sample_idx, problem_id, response, turns, answer, reward, correct, tool_calls, response_tokens) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
-        [runId, r.step, r.sampleIdx, r.problemId, r.response, JSON.stringify(r.turns), r.answer, r.reward, r.correct, r.toolCalls, r.responseTokens],
+        [
+          runId,
+          r.step,
+          r.sampleIdx,
+          r.problemId,
+          r.response,
+          JSON.stringify(r.turns),
+          r.answer,
+          r.reward,
+          r.correct,
+          r.toolCalls,
+          r.responseTokens,
+        ],
       );
     }
   });
 }
 
 export async function countRollouts(store: Store, runId: string): Promise<{ step: number; rows: number; correct: number }[]> {
-  const rows = await store.query<{ step: number; rows: bigint; correct: bigint }>('SELECT step, count(*) AS rows, count(*) FILTER (WHERE correct) AS correct FROM rollouts WHERE run_id = $1 GROUP BY step ORDER BY step', [runId]);
+  const rows = await store.query<{ step: number; rows: bigint; correct: bigint }>(
+    'SELECT step, count(*) AS rows, count(*) FILTER (WHERE correct) AS correct FROM rollouts WHERE run_id = $1 GROUP BY step ORDER BY step',
+    [runId],
+  );
   return rows.map((r) => ({ step: Number(r.step), rows: Number(r.rows), correct: Number(r.correct) }));
 }

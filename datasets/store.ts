@@ -156,7 +156,9 @@ async function migrate(path: string, connection: DuckDBConnection): Promise<void
   const rows = (await connection.runAndReadAll('SELECT max(version) AS v FROM schema_migrations')).getRowObjectsJS();
   const current = Number(rows[0]?.v ?? 0);
   if (current > SCHEMA_VERSION) {
-    throw new BadInputError(`The store ${path} has schema version ${current}, newer than this retool understands (${SCHEMA_VERSION}). Upgrade retool.`);
+    throw new BadInputError(
+      `The store ${path} has schema version ${current}, newer than this retool understands (${SCHEMA_VERSION}). Upgrade retool.`,
+    );
   }
   for (const migration of MIGRATIONS.filter((m) => m.version > current)) {
     await connection.run('BEGIN TRANSACTION');

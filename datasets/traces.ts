@@ -50,8 +50,24 @@ export async function writeTraceDataset(store: Store, spec: NewTraceDataset, row
     try {
       rows.forEach((r, i) => {
         writer.appendRow([
-          id, BigInt(i), r.problemId, r.mode, r.teacher, r.response, JSON.stringify(r.segments), r.verified, r.rejectReason, r.answer,
-          r.problem, r.family, r.level, r.gold, r.rejectStage, r.rejectDetail, r.seededDefect, r.selfCorrection,
+          id,
+          BigInt(i),
+          r.problemId,
+          r.mode,
+          r.teacher,
+          r.response,
+          JSON.stringify(r.segments),
+          r.verified,
+          r.rejectReason,
+          r.answer,
+          r.problem,
+          r.family,
+          r.level,
+          r.gold,
+          r.rejectStage,
+          r.rejectDetail,
+          r.seededDefect,
+          r.selfCorrection,
         ]);
       });
       writer.flush();
@@ -65,7 +81,8 @@ export async function writeTraceDataset(store: Store, spec: NewTraceDataset, row
 
 export async function resolveTraceDataset(store: Store, refText: string): Promise<DatasetInfo> {
   const dataset = await resolveDataset(store, parseDatasetRef(refText));
-  if (dataset.kind !== 'traces') throw new BadInputError(`${dataset.name}@${dataset.version} holds ${dataset.kind}, not traces (make some with \`retool synth\`)`);
+  if (dataset.kind !== 'traces')
+    throw new BadInputError(`${dataset.name}@${dataset.version} holds ${dataset.kind}, not traces (make some with \`retool synth\`)`);
   return dataset;
 }
 
@@ -81,7 +98,11 @@ export interface StoredTrace {
 }
 
 /** The traces of a dataset in stored order; only the verified ones unless `all`. */
-export async function readTraces(store: Store, dataset: DatasetInfo, { all = false, limit, offset = 0 }: { all?: boolean; limit?: number; offset?: number } = {}): Promise<StoredTrace[]> {
+export async function readTraces(
+  store: Store,
+  dataset: DatasetInfo,
+  { all = false, limit, offset = 0 }: { all?: boolean; limit?: number; offset?: number } = {},
+): Promise<StoredTrace[]> {
   const rows = await store.query<Record<string, unknown>>(
     `SELECT problem_id, problem, family, level, mode, text, verified, reject_reason FROM traces
      WHERE dataset_id = $1 ${all ? '' : 'AND verified'} ORDER BY row_idx ${limit === undefined ? '' : `LIMIT ${Math.floor(limit)}`} OFFSET ${Math.floor(offset)}`,

@@ -16,7 +16,6 @@ import { OpenAITeacher } from '../engine/coldstart/openai-teacher.js';
 import { OpenAITeacherOptionsSchema } from '../engine/coldstart/options.js';
 import { isFailure, type Teacher, type TeacherProblem } from '../engine/coldstart/teacher.js';
 
-
 export interface ColdStartSummary {
   dataset: string;
   source: string;
@@ -38,11 +37,19 @@ export function makeTeacher(opts: z.output<typeof ColdStartOptionsSchema>, sandb
   return new OpenAITeacher(OpenAITeacherOptionsSchema.parse({ ...opts.openai, seed: opts.seed }));
 }
 
-export async function coldStart(store: Store, sandbox: Sandbox, options: ColdStartOptions, onProgress?: (done: number, total: number) => void, teacher?: Teacher): Promise<ColdStartSummary> {
+export async function coldStart(
+  store: Store,
+  sandbox: Sandbox,
+  options: ColdStartOptions,
+  onProgress?: (done: number, total: number) => void,
+  teacher?: Teacher,
+): Promise<ColdStartSummary> {
   const opts = ColdStartOptionsSchema.parse(options);
   const started = performance.now();
   const { dataset, source, rows: problemRows } = await problemsForStage(store, opts.dataset, 'train');
-  const problems: TeacherProblem[] = problemRows.slice(0, opts.limit ?? problemRows.length).map((r) => ({ id: r.id, problem: r.problem, answer: r.answer, family: r.family, level: r.level }));
+  const problems: TeacherProblem[] = problemRows
+    .slice(0, opts.limit ?? problemRows.length)
+    .map((r) => ({ id: r.id, problem: r.problem, answer: r.answer, family: r.family, level: r.level }));
   if (problems.length === 0) throw new BadInputError(`${source} holds no problems`);
   const writer = teacher ?? makeTeacher(opts, sandbox);
   let done = 0;
@@ -50,10 +57,29 @@ export async function coldStart(store: Store, sandbox: Sandbox, options: ColdSta
   try {
     rows = await mapConcurrent(problems, opts.concurrency, async (p): Promise<TraceRow> => {
       const trace = await writer.write(p, opts.mode);
-      const base = { problemId: p.id, problem: p.problem, family: p.family, level: p.level, gold: p.answer, mode: opts.mode, teacher: writer.name };
+      const base = {
+        problemId: p.id,
+        problem: p.problem,
+        family: p.family,
+        level: p.level,
+        gold: p.answer,
+        mode: opts.mode,
+        teacher: writer.name,
+      };
       let row: TraceRow;
       if (isFailure(trace)) {
-        row = { ...base, response: '', segments: [], verified: false, rejectStage: 'teacher', rejectReason: 'teacher_failed', rejectDetail: trace.error, answer: null, seededDefect: null, selfCorrection: false };
+        row = {
+          ...base,
+          response: '',
+          segments: [],
+          verified: false,
+          rejectStage: 'teacher',
+          rejectReason: 'teacher_failed',
+          rejectDetail: trace.error,
+          answer: null,
+          seededDefect: null,
+          selfCorrection: false,
+        };
       } else {
         const verdict = await verifyTrace(trace.response, p.answer, sandbox, { mode: opts.mode });
         row = {
@@ -98,6 +124,15 @@ export async function coldStart(store: Store, sandbox: Sandbox, options: ColdSta
     selfCorrections: rows.filter((r) => r.verified && r.selfCorrection).length,
     teacherFailures: rows.filter((r) => r.rejectStage === 'teacher').length,
   };
-  const out = await writeTraceDataset(store, { name: opts.out, parent: dataset, newVersion: opts.newVersion, params: { ...summary, seed: opts.seed, openai: opts.openai ? { baseUrl: opts.openai.baseUrl, model: opts.openai.model } : undefined } }, rows);
+  const out = await writeTraceDataset(
+    store,
+    {
+      name: opts.out,
+      parent: dataset,
+      newVersion: opts.newVersion,
+      params: { ...summary, seed: opts.seed, openai: opts.openai ? { baseUrl: opts.openai.baseUrl, model: opts.openai.model } : undefined },
+    },
+    rows,
+  );
   return { dataset: `${out.name}@${out.version}`, ...summary, seconds: (performance.now() - started) / 1000 };
 }

@@ -13,11 +13,9 @@ import { withStore } from '../datasets/store.js';
 import { evaluateModel } from '../engine/eval/evaluate.js';
 import type { EvalMetrics } from '../engine/eval/metrics.js';
 import { openModel } from '../engine/model/checkpoint.js';
-import { RolloutOptionsSchema } from '../engine/rollout/options.js';
 import type { RolloutStats } from '../engine/rollout/rollout.js';
 import { Sandbox, type IsolationMode } from '../engine/sandbox/index.js';
 import { initBackend } from '../engine/tensor/backend.js';
-
 
 export interface EvalSummary {
   runId: string;
@@ -32,13 +30,16 @@ export interface EvalSummary {
   sandbox: IsolationMode;
 }
 
-async function problemsFor(opts: z.output<typeof EvalOptionsSchema>): Promise<{ dataset: DatasetInfo; ref: string; problems: ProblemRow[] }> {
+async function problemsFor(
+  opts: z.output<typeof EvalOptionsSchema>,
+): Promise<{ dataset: DatasetInfo; ref: string; problems: ProblemRow[] }> {
   const { dataset, source, rows } = await withStore(opts.home, (store) => problemsForStage(store, opts.dataset, 'test'));
   let problems = rows;
   if (opts.levels) problems = problems.filter((p) => p.level !== null && opts.levels!.includes(p.level));
   if (opts.families) problems = problems.filter((p) => p.family !== null && opts.families!.includes(p.family));
   if (opts.limit) problems = problems.slice(0, opts.limit);
-  if (problems.length === 0) throw new BadInputError(`${source} holds no problems${opts.levels || opts.families ? ' at the chosen levels/families' : ''}`);
+  if (problems.length === 0)
+    throw new BadInputError(`${source} holds no problems${opts.levels || opts.families ? ' at the chosen levels/families' : ''}`);
   return { dataset, ref: source, problems };
 }
 
@@ -57,7 +58,21 @@ export async function runEval(options: EvalOptions, onProgress?: (done: number, 
     const stored = await withStore(opts.home, async (store) => {
       const out = await writeEvaluation(
         store,
-        { name, runId, step: opts.step ?? null, problems: dataset, params: { model: opts.model, dataset: ref, tools: opts.tools, samples: opts.samples, temperature: opts.temperature, avgAtK: metrics.avgAtK, passAtK: metrics.passAtK } },
+        {
+          name,
+          runId,
+          step: opts.step ?? null,
+          problems: dataset,
+          params: {
+            model: opts.model,
+            dataset: ref,
+            tools: opts.tools,
+            samples: opts.samples,
+            temperature: opts.temperature,
+            avgAtK: metrics.avgAtK,
+            passAtK: metrics.passAtK,
+          },
+        },
         samples.map((s) => ({
           problemId: s.problem.id,
           sampleIdx: s.sampleIdx,
@@ -65,10 +80,22 @@ export async function runEval(options: EvalOptions, onProgress?: (done: number, 
           response: s.trajectory.response,
           answer: s.answer,
           correct: s.correct,
-          metrics: { family: s.problem.family, level: s.problem.level, gold: s.problem.answer, stop: s.trajectory.stop, responseTokens: s.facts.responseTokens, toolCalls: s.trajectory.toolCalls.map((c) => ({ status: c.status, output: c.output })) },
+          metrics: {
+            family: s.problem.family,
+            level: s.problem.level,
+            gold: s.problem.answer,
+            stop: s.trajectory.stop,
+            responseTokens: s.facts.responseTokens,
+            toolCalls: s.trajectory.toolCalls.map((c) => ({ status: c.status, output: c.output })),
+          },
         })),
       );
-      const flat: Record<string, number> = { avg_at_k: metrics.avgAtK, pass_at_k: metrics.passAtK, response_length: metrics.responseLength, code_ratio: metrics.codeRatio };
+      const flat: Record<string, number> = {
+        avg_at_k: metrics.avgAtK,
+        pass_at_k: metrics.passAtK,
+        response_length: metrics.responseLength,
+        code_ratio: metrics.codeRatio,
+      };
       await recordMetrics(store, runId, 'eval', [{ step: opts.step ?? 0, values: flat }]);
       return out;
     });
@@ -79,7 +106,11 @@ export async function runEval(options: EvalOptions, onProgress?: (done: number, 
       dataset: ref,
       tools: opts.tools,
       metrics,
-      rollout: { ...stats, problemsPerSecond: problems.length / stats.seconds, sampledTokensPerSecond: stats.sampledTokens / stats.seconds },
+      rollout: {
+        ...stats,
+        problemsPerSecond: problems.length / stats.seconds,
+        sampledTokensPerSecond: stats.sampledTokens / stats.seconds,
+      },
       backend,
       sandbox: sandbox.isolation.mode,
     };

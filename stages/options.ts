@@ -30,7 +30,10 @@ export const SftOptionsSchema = SftConfigSchema.extend({
   /** The model to start from (a directory in Hugging Face layout). */
   model: z.string().min(1),
   out: z.string().min(1),
-  runId: z.string().regex(/^[A-Za-z0-9._-]+$/).optional(),
+  runId: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/)
+    .optional(),
   /** Continue `runId` from its latest checkpoint instead of starting over. */
   resume: z.boolean().default(false),
   home: z.string().optional(),
@@ -47,7 +50,10 @@ export const EvalOptionsSchema = RolloutOptionsSchema.extend({
   limit: z.number().int().positive().optional(),
   /** Name of the evaluation dataset the samples are stored as (default eval-<run id>). */
   name: z.string().optional(),
-  runId: z.string().regex(/^[A-Za-z0-9._-]+$/).optional(),
+  runId: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/)
+    .optional(),
   step: z.number().int().min(0).optional(),
   home: z.string().optional(),
 });
@@ -65,7 +71,10 @@ export const RlOptionsSchema = RlConfigSchema.extend({
   evalDataset: z.string().optional(),
   evalLimit: z.number().int().positive().default(200),
   evalLevels: z.array(z.number().int()).optional(),
-  runId: z.string().regex(/^[A-Za-z0-9._-]+$/).optional(),
+  runId: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/)
+    .optional(),
   resume: z.boolean().default(false),
   home: z.string().optional(),
 });

@@ -5,7 +5,6 @@
 import { RlOptionsSchema, type RlOptions } from './options.js';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { z } from 'zod';
 import { BadInputError } from '../domain/errors.js';
 import { writeEvaluation } from '../datasets/evaluations.js';
 import { problemsForStage } from '../datasets/problems-io.js';
@@ -22,7 +21,6 @@ import { initBackend } from '../engine/tensor/backend.js';
 import type { TextTokenizer } from '../engine/tokenizer/types.js';
 import { RlConfigSchema, type RlConfig } from '../engine/rl/config.js';
 import { criticDir, trainRl, type RlStepMetrics, type ScoredTrajectory } from '../engine/rl/trainer.js';
-
 
 export interface RlEvalPoint {
   step: number;
@@ -58,7 +56,21 @@ export interface RlSummary {
  * Settings that must match for a resumed run to continue the same trajectory. Not `steps`: the
  * learning rate is constant, so a finished run can be continued for more steps.
  */
-const RESUME_KEYS = ['dataset', 'levels', 'algo', 'tools', 'promptsPerStep', 'samplesPerPrompt', 'seed', 'lr', 'criticLr', 'epochs', 'miniBatchSize', 'temperature', 'klCoef'] as const;
+const RESUME_KEYS = [
+  'dataset',
+  'levels',
+  'algo',
+  'tools',
+  'promptsPerStep',
+  'samplesPerPrompt',
+  'seed',
+  'lr',
+  'criticLr',
+  'epochs',
+  'miniBatchSize',
+  'temperature',
+  'klCoef',
+] as const;
 
 function evalPoint(step: number, evaluation: string, m: EvalMetrics): RlEvalPoint {
   return {
@@ -112,14 +124,23 @@ function turnsOf(t: ScoredTrajectory, tokenizer: TextTokenizer) {
   return turns;
 }
 
-export async function runRl(options: RlOptions, hooks: { onStep?: (m: RlStepMetrics) => void; onEval?: (p: RlEvalPoint) => void; onCheckpoint?: (step: number, path: string) => void; signal?: AbortSignal } = {}): Promise<RlSummary> {
+export async function runRl(
+  options: RlOptions,
+  hooks: {
+    onStep?: (m: RlStepMetrics) => void;
+    onEval?: (p: RlEvalPoint) => void;
+    onCheckpoint?: (step: number, path: string) => void;
+    signal?: AbortSignal;
+  } = {},
+): Promise<RlSummary> {
   const opts = RlOptionsSchema.parse(options);
   const config = RlConfigSchema.parse(opts);
   const started = performance.now();
   const backend = await initBackend();
   const home = resolveHome(opts.home);
   if (opts.resume && !opts.runId) throw new BadInputError('--resume needs --run-id: the run to continue');
-  if (config.algo === 'grpo' && config.samplesPerPrompt < 2) throw new BadInputError('GRPO needs at least 2 samples per prompt (--samples): its advantages compare samples of the same problem');
+  if (config.algo === 'grpo' && config.samplesPerPrompt < 2)
+    throw new BadInputError('GRPO needs at least 2 samples per prompt (--samples): its advantages compare samples of the same problem');
   const runId = opts.runId ?? `rl-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}-${randomBytes(3).toString('hex')}`;
 
   let evaluateFirst = false;
@@ -131,21 +152,31 @@ export async function runRl(options: RlOptions, hooks: { onStep?: (m: RlStepMetr
       const previous = await getRun(store, runId);
       if (previous.kind !== 'rl') throw new BadInputError(`run ${runId} is a ${previous.kind} run, not rl`);
       for (const key of RESUME_KEYS) {
-        if (JSON.stringify(previous.config[key]) !== JSON.stringify(opts[key])) throw new BadInputError(`--resume: run ${runId} was started with ${key} ${JSON.stringify(previous.config[key])}, not ${JSON.stringify(opts[key])}`);
+        if (JSON.stringify(previous.config[key]) !== JSON.stringify(opts[key]))
+          throw new BadInputError(
+            `--resume: run ${runId} was started with ${key} ${JSON.stringify(previous.config[key])}, not ${JSON.stringify(opts[key])}`,
+          );
       }
       checkpoint = await latestCheckpoint(store, runId, 'rl');
       if (!checkpoint) throw new BadInputError(`run ${runId} has no checkpoint to resume from`);
       await forgetStepsAfter(store, runId, ['rl', 'rl-eval'], checkpoint.step);
       // An attempt that died between its last checkpoint and that step's evaluation owes it.
       const dueAt = checkpoint.step % config.evalEvery === 0 || checkpoint.step === opts.steps || checkpoint.step === previous.config.steps;
-      const done = await store.query("SELECT 1 FROM metrics WHERE run_id = $1 AND stage = 'rl-eval' AND step = $2 LIMIT 1", [runId, checkpoint.step]);
+      const done = await store.query("SELECT 1 FROM metrics WHERE run_id = $1 AND stage = 'rl-eval' AND step = $2 LIMIT 1", [
+        runId,
+        checkpoint.step,
+      ]);
       evaluateFirst = config.evalEvery > 0 && dueAt && done.length === 0;
     }
     if (opts.levels) train.rows = train.rows.filter((p) => p.level !== null && opts.levels!.includes(p.level));
     let heldRows: ProblemRow[] = held.rows;
     if (opts.evalLevels) heldRows = heldRows.filter((p) => p.level !== null && opts.evalLevels!.includes(p.level));
-    if (train.rows.length === 0) throw new BadInputError(`${train.source} holds no problems${opts.levels ? ` at levels ${opts.levels.join(',')}` : ''}`);
-    if (config.evalEvery > 0 && heldRows.length === 0) throw new BadInputError(`${held.source} holds no problems to evaluate on${opts.evalLevels ? ` at levels ${opts.evalLevels.join(',')}` : ''}`);
+    if (train.rows.length === 0)
+      throw new BadInputError(`${train.source} holds no problems${opts.levels ? ` at levels ${opts.levels.join(',')}` : ''}`);
+    if (config.evalEvery > 0 && heldRows.length === 0)
+      throw new BadInputError(
+        `${held.source} holds no problems to evaluate on${opts.evalLevels ? ` at levels ${opts.evalLevels.join(',')}` : ''}`,
+      );
     await startRun(store, { runId, kind: 'rl', config: opts, backend });
     return { train, held: { dataset: held.dataset, rows: heldRows.slice(0, opts.evalLimit) }, heldRef: held.source, checkpoint };
   });
@@ -186,27 +217,81 @@ export async function runRl(options: RlOptions, hooks: { onStep?: (m: RlStepMetr
           await writeRollouts(
             store,
             runId,
-            trajectories.map((t) => ({ step: m.step, sampleIdx: t.sampleIdx, problemId: t.problemId, response: t.response, turns: turnsOf(t, tokenizer), answer: t.answer, reward: t.reward, correct: t.correct, toolCalls: t.toolCalls.length, responseTokens: t.tokens.length })),
+            trajectories.map((t) => ({
+              step: m.step,
+              sampleIdx: t.sampleIdx,
+              problemId: t.problemId,
+              response: t.response,
+              turns: turnsOf(t, tokenizer),
+              answer: t.answer,
+              reward: t.reward,
+              correct: t.correct,
+              toolCalls: t.toolCalls.length,
+              responseTokens: t.tokens.length,
+            })),
           );
         });
         hooks.onStep?.(m);
       },
       onCheckpoint: async (step, path) => {
-        await withStore(opts.home, (store) => registerCheckpoint(store, { runId, stage: 'rl', step, path, metrics: { critic: critic ? criticDir(path) : null } }));
+        await withStore(opts.home, (store) =>
+          registerCheckpoint(store, { runId, stage: 'rl', step, path, metrics: { critic: critic ? criticDir(path) : null } }),
+        );
         hooks.onCheckpoint?.(step, path);
       },
       evaluate: async (step, model) => {
         // Greedy, with the run's own interpreter budget and sandbox limits: the curve's points.
-        const heldOut = { tools: config.tools, temperature: 0, maxToolCalls: config.maxToolCalls, maxResponseTokens: config.maxResponseTokens, maxInterpreterTokens: config.maxInterpreterTokens, batchSize: config.rolloutBatchSize, timeoutMs: config.timeoutMs, memoryMb: config.memoryMb };
+        const heldOut = {
+          tools: config.tools,
+          temperature: 0,
+          maxToolCalls: config.maxToolCalls,
+          maxResponseTokens: config.maxResponseTokens,
+          maxInterpreterTokens: config.maxInterpreterTokens,
+          batchSize: config.rolloutBatchSize,
+          timeoutMs: config.timeoutMs,
+          memoryMb: config.memoryMb,
+        };
         const { samples, metrics } = await evaluateModel(model, tokenizer, sandbox, held.rows, heldOut);
         const stored = await withStore(opts.home, async (store) => {
           const out = await writeEvaluation(
             store,
-            { name: `${runId}-step-${step}`, runId, step, problems: held.dataset, params: { model: `${runId}@${step}`, dataset: heldRef, tools: config.tools, samples: 1, temperature: heldOut.temperature, avgAtK: metrics.avgAtK }, newVersion: true },
-            samples.map((s) => ({ problemId: s.problem.id, sampleIdx: s.sampleIdx, tools: config.tools, response: s.trajectory.response, answer: s.answer, correct: s.correct, metrics: { family: s.problem.family, level: s.problem.level, gold: s.problem.answer, stop: s.trajectory.stop, responseTokens: s.facts.responseTokens } })),
+            {
+              name: `${runId}-step-${step}`,
+              runId,
+              step,
+              problems: held.dataset,
+              params: {
+                model: `${runId}@${step}`,
+                dataset: heldRef,
+                tools: config.tools,
+                samples: 1,
+                temperature: heldOut.temperature,
+                avgAtK: metrics.avgAtK,
+              },
+              newVersion: true,
+            },
+            samples.map((s) => ({
+              problemId: s.problem.id,
+              sampleIdx: s.sampleIdx,
+              tools: config.tools,
+              response: s.trajectory.response,
+              answer: s.answer,
+              correct: s.correct,
+              metrics: {
+                family: s.problem.family,
+                level: s.problem.level,
+                gold: s.problem.answer,
+                stop: s.trajectory.stop,
+                responseTokens: s.facts.responseTokens,
+              },
+            })),
           );
           const point = evalPoint(step, `${out.name}@${out.version}`, metrics);
-          const values: Record<string, number> = { accuracy: point.accuracy, response_length: point.responseLength, code_ratio: point.codeRatio };
+          const values: Record<string, number> = {
+            accuracy: point.accuracy,
+            response_length: point.responseLength,
+            code_ratio: point.codeRatio,
+          };
           if (point.codeInvocationPosition !== null) values.code_invocation_position = point.codeInvocationPosition;
           for (const [level, acc] of Object.entries(point.byLevel)) values[`accuracy_level_${level}`] = acc;
           await recordMetrics(store, runId, 'rl-eval', [{ step, values }]);
@@ -234,7 +319,9 @@ export async function runRl(options: RlOptions, hooks: { onStep?: (m: RlStepMetr
       sandbox: sandbox.isolation.mode,
       seconds: (performance.now() - started) / 1000,
     };
-    await withStore(opts.home, (store) => finishRun(store, runId, result.stopped ? 'stopped' : 'completed', { ...summary, history: undefined }));
+    await withStore(opts.home, (store) =>
+      finishRun(store, runId, result.stopped ? 'stopped' : 'completed', { ...summary, history: undefined }),
+    );
     return summary;
   } catch (err) {
     await withStore(opts.home, (store) => finishRun(store, runId, 'failed', { error: (err as Error).message })).catch(() => {});

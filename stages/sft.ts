@@ -4,9 +4,17 @@
 import { SftOptionsSchema, type SftOptions } from './options.js';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { z } from 'zod';
 import { BadInputError } from '../domain/errors.js';
-import { finishRun, forgetStepsAfter, getRun, latestCheckpoint, recordMetrics, registerCheckpoint, startRun, type MetricPoint } from '../datasets/runs.js';
+import {
+  finishRun,
+  forgetStepsAfter,
+  getRun,
+  latestCheckpoint,
+  recordMetrics,
+  registerCheckpoint,
+  startRun,
+  type MetricPoint,
+} from '../datasets/runs.js';
 import { resolveHome, withStore } from '../datasets/store.js';
 import { readTraces, resolveTraceDataset } from '../datasets/traces.js';
 import { openModel, saveModel } from '../engine/model/checkpoint.js';
@@ -14,7 +22,6 @@ import { initBackend } from '../engine/tensor/backend.js';
 import { buildExamples } from '../engine/sft/data.js';
 import { SftConfigSchema } from '../engine/sft/config.js';
 import { trainSft, type SftStepMetrics } from '../engine/sft/trainer.js';
-
 
 export interface SftSummary {
   runId: string;
@@ -33,7 +40,10 @@ export interface SftSummary {
   seconds: number;
 }
 
-export async function runSft(options: SftOptions, hooks: { onStep?: (m: SftStepMetrics) => void; onCheckpoint?: (step: number, path: string) => void; signal?: AbortSignal } = {}): Promise<SftSummary> {
+export async function runSft(
+  options: SftOptions,
+  hooks: { onStep?: (m: SftStepMetrics) => void; onCheckpoint?: (step: number, path: string) => void; signal?: AbortSignal } = {},
+): Promise<SftSummary> {
   const opts = SftOptionsSchema.parse(options);
   const started = performance.now();
   const backend = await initBackend();
@@ -50,7 +60,10 @@ export async function runSft(options: SftOptions, hooks: { onStep?: (m: SftStepM
       const previous = await getRun(store, runId);
       if (previous.kind !== 'sft') throw new BadInputError(`run ${runId} is a ${previous.kind} run, not sft`);
       for (const key of ['traces', 'steps', 'batchSize', 'seed', 'lr', 'warmupSteps', 'schedule'] as const) {
-        if (previous.config[key] !== opts[key]) throw new BadInputError(`--resume: run ${runId} was started with ${key} ${JSON.stringify(previous.config[key])}, not ${JSON.stringify(opts[key])}`);
+        if (previous.config[key] !== opts[key])
+          throw new BadInputError(
+            `--resume: run ${runId} was started with ${key} ${JSON.stringify(previous.config[key])}, not ${JSON.stringify(opts[key])}`,
+          );
       }
       checkpoint = await latestCheckpoint(store, runId, 'sft');
       if (!checkpoint) throw new BadInputError(`run ${runId} has no checkpoint to resume from`);
@@ -65,7 +78,10 @@ export async function runSft(options: SftOptions, hooks: { onStep?: (m: SftStepM
   const { model, tokenizer } = source;
   if (!tokenizer) throw new BadInputError(`${opts.model}: no tokenizer.json, so traces cannot be encoded`);
   const { examples, tooLong } = buildExamples(tokenizer, traces, model.config.max_position_embeddings);
-  if (examples.length === 0) throw new BadInputError(`every trace of ${dataset.name}@${dataset.version} is longer than the model's context (${model.config.max_position_embeddings} tokens)`);
+  if (examples.length === 0)
+    throw new BadInputError(
+      `every trace of ${dataset.name}@${dataset.version} is longer than the model's context (${model.config.max_position_embeddings} tokens)`,
+    );
 
   const pending: MetricPoint[] = [];
   try {
@@ -79,7 +95,10 @@ export async function runSft(options: SftOptions, hooks: { onStep?: (m: SftStepM
       resume: checkpoint ? source : undefined,
       signal: hooks.signal,
       onStep: (m) => {
-        pending.push({ step: m.step, values: { loss: m.loss, grad_norm: m.gradNorm, lr: m.lr, tokens_per_s: m.batchTokens / Math.max(m.seconds, 1e-9) } });
+        pending.push({
+          step: m.step,
+          values: { loss: m.loss, grad_norm: m.gradNorm, lr: m.lr, tokens_per_s: m.batchTokens / Math.max(m.seconds, 1e-9) },
+        });
         hooks.onStep?.(m);
       },
       onCheckpoint: async (step, path) => {

@@ -6,14 +6,35 @@ import { AIME24_FILE } from '../datasets/real-data.js';
 import { ROOT, json, retool, tempHome } from './helpers/cli.js';
 import { expectedSandboxMode } from './helpers/sandbox-mode.js';
 
-const aimeRows = readFileSync(AIME24_FILE, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { input: string; output: string });
+const aimeRows = readFileSync(AIME24_FILE, 'utf8')
+  .trim()
+  .split('\n')
+  .map((l) => JSON.parse(l) as { input: string; output: string });
 
 describe('retool data (CLI, real store)', () => {
   const home = tempHome();
   afterAll(() => home.cleanup());
 
   beforeAll(async () => {
-    const imported = json(await retool(['data', 'import', AIME24_FILE, '--name', 'aime24', '--problem-field', 'input', '--answer-field', 'output', '--split', 'test', '--json'], { home: home.dir }));
+    const imported = json(
+      await retool(
+        [
+          'data',
+          'import',
+          AIME24_FILE,
+          '--name',
+          'aime24',
+          '--problem-field',
+          'input',
+          '--answer-field',
+          'output',
+          '--split',
+          'test',
+          '--json',
+        ],
+        { home: home.dir },
+      ),
+    );
     expect(imported.dataset).toMatchObject({ name: 'aime24', version: 1, rowCount: 30, splits: { test: 30 } });
   });
 
@@ -31,7 +52,10 @@ describe('retool data (CLI, real store)', () => {
   it('exports JSONL that reads back line by line', async () => {
     const out = join(home.dir, 'aime.jsonl');
     json(await retool(['data', 'export', 'aime24@1', '--out', out, '--json'], { home: home.dir }));
-    const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.map((l) => l.answer)).toEqual(aimeRows.map((r) => r.output));
     expect(lines.every((l) => l.split === 'test')).toBe(true);
   });
@@ -58,7 +82,10 @@ describe('retool data (CLI, real store)', () => {
   });
 
   it('refuses a duplicate name with exit 2, a one-line message and nothing written', async () => {
-    const again = await retool(['data', 'import', AIME24_FILE, '--name', 'aime24', '--problem-field', 'input', '--answer-field', 'output'], { home: home.dir });
+    const again = await retool(
+      ['data', 'import', AIME24_FILE, '--name', 'aime24', '--problem-field', 'input', '--answer-field', 'output'],
+      { home: home.dir },
+    );
     expect(again.exitCode).toBe(2);
     expect(String(again.stderr)).toMatch(/already exists.*--new-version/);
     expect(String(again.stderr)).not.toMatch(/\n\s+at /);
@@ -69,24 +96,49 @@ describe('retool data (CLI, real store)', () => {
   it('names file, line and field for a malformed file', async () => {
     const bad = join(home.dir, 'bad.jsonl');
     writeFileSync(bad, '{"q": "1+1", "a": "2"}\n{"q": "2+2", "a": 4\n');
-    const result = await retool(['data', 'import', bad, '--name', 'bad', '--problem-field', 'q', '--answer-field', 'a'], { home: home.dir });
+    const result = await retool(['data', 'import', bad, '--name', 'bad', '--problem-field', 'q', '--answer-field', 'a'], {
+      home: home.dir,
+    });
     expect(result.exitCode).toBe(2);
     expect(String(result.stderr)).toContain(`${bad} line 2: malformed JSON`);
     const missing = join(home.dir, 'missing.jsonl');
     writeFileSync(missing, '{"q": "1+1", "a": "2"}\n{"q": "2+2"}\n');
-    const noField = await retool(['data', 'import', missing, '--name', 'bad', '--problem-field', 'q', '--answer-field', 'a'], { home: home.dir });
+    const noField = await retool(['data', 'import', missing, '--name', 'bad', '--problem-field', 'q', '--answer-field', 'a'], {
+      home: home.dir,
+    });
     expect(noField.exitCode).toBe(2);
     expect(String(noField.stderr)).toContain('line 2: field "a" is missing or empty');
   });
 
   it('synthesises, splits and shows one split', async () => {
-    const made = json(await retool(['data', 'synth', '--name', 'toy', '--count', '500', '--seed', '7', '--families', 'arith_chain,mod_pow', '--test-fraction', '0.3', '--json'], { home: home.dir }));
+    const made = json(
+      await retool(
+        [
+          'data',
+          'synth',
+          '--name',
+          'toy',
+          '--count',
+          '500',
+          '--seed',
+          '7',
+          '--families',
+          'arith_chain,mod_pow',
+          '--test-fraction',
+          '0.3',
+          '--json',
+        ],
+        { home: home.dir },
+      ),
+    );
     expect(made.rowCount).toBe(500);
     expect(made.splits.train + made.splits.test).toBe(500);
     const test = json(await retool(['data', 'show', 'toy:test', '--limit', '1000', '--json'], { home: home.dir }));
     expect(test.rows).toHaveLength(made.splits.test);
     expect(new Set(test.rows.map((r: any) => r.family))).toEqual(new Set(['arith_chain', 'mod_pow']));
-    const badFamily = await retool(['data', 'synth', '--name', 'toy2', '--count', '5', '--seed', '1', '--families', 'calculus'], { home: home.dir });
+    const badFamily = await retool(['data', 'synth', '--name', 'toy2', '--count', '5', '--seed', '1', '--families', 'calculus'], {
+      home: home.dir,
+    });
     expect(badFamily.exitCode).toBe(2);
     expect(String(badFamily.stderr)).toContain('unknown family "calculus"');
   });
@@ -104,7 +156,9 @@ describe('retool grade (CLI)', () => {
   afterAll(() => home.cleanup());
 
   it('grades one answer with a JSON verdict', async () => {
-    const yes = json(await retool(['grade', '--pred', 'so the answer is \\boxed{\\dfrac{3}{4}}', '--gold', '0.75', '--json'], { home: home.dir }));
+    const yes = json(
+      await retool(['grade', '--pred', 'so the answer is \\boxed{\\dfrac{3}{4}}', '--gold', '0.75', '--json'], { home: home.dir }),
+    );
     expect(yes).toMatchObject({ correct: true, extracted: '\\dfrac{3}{4}' });
     const no = json(await retool(['grade', '--pred', '\\boxed{-3}', '--gold', '3', '--json'], { home: home.dir }));
     expect(no.correct).toBe(false);
@@ -114,7 +168,12 @@ describe('retool grade (CLI)', () => {
     const input = ['{"pred": "\\\\boxed{1,000}", "gold": "1000"}', '{"pred": "\\\\boxed{7}", "gold": 8}', ''].join('\n');
     const result = await retool(['grade'], { home: home.dir, input });
     expect(result.exitCode).toBe(0);
-    expect(String(result.stdout).trim().split('\n').map((l) => JSON.parse(l).correct)).toEqual([true, false]);
+    expect(
+      String(result.stdout)
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).correct),
+    ).toEqual([true, false]);
     const bad = await retool(['grade'], { home: home.dir, input: '{"pred": "1", "gold": "1"}\nnot json\n' });
     expect(bad.exitCode).toBe(2);
     expect(String(bad.stderr)).toContain('stdin line 2');
@@ -141,7 +200,9 @@ describe('retool exec (CLI, real sandbox)', () => {
   });
 
   it('runs JavaScript with --lang javascript', async () => {
-    const js = json(await retool(['exec', '--lang', 'javascript', '--json'], { home: home.dir, input: 'console.log([1, 2, 3].reduce((a, b) => a + b))' }));
+    const js = json(
+      await retool(['exec', '--lang', 'javascript', '--json'], { home: home.dir, input: 'console.log([1, 2, 3].reduce((a, b) => a + b))' }),
+    );
     expect(js).toMatchObject({ status: 'ok', stdout: '6\n' });
   });
 });

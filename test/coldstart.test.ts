@@ -16,7 +16,13 @@ const sandbox = new Sandbox({ poolSize: 2 });
 afterAll(() => sandbox.close());
 
 // Hand-checked problems: 4821*397+1150 = 1913937+1150 = 1915087; gcd(84,126) = 42; C(10,3) = 120.
-const ARITH: TeacherProblem = { id: 'arith_chain-a', problem: 'Compute 4821*397+1150.', answer: '1915087', family: 'arith_chain', level: 4 };
+const ARITH: TeacherProblem = {
+  id: 'arith_chain-a',
+  problem: 'Compute 4821*397+1150.',
+  answer: '1915087',
+  family: 'arith_chain',
+  level: 4,
+};
 const GCD: TeacherProblem = { id: 'gcd_lcm-a', problem: 'Find gcd(84,126).', answer: '42', family: 'gcd_lcm', level: 2 };
 const BINOM: TeacherProblem = { id: 'binomial-a', problem: 'Compute C(10,3).', answer: '120', family: 'binomial', level: 2 };
 
@@ -28,7 +34,9 @@ async function write(problem: TeacherProblem, mode: 'code' | 'text', opts: Built
 
 describe('built-in teacher and two-stage verification', () => {
   it('a clean code trace runs its code for real and passes both stages', async () => {
-    const trace = await write(ARITH, 'code', { rates: { malformedTags: 0, syntaxError: 0, wrongCode: 0, wrongAnswer: 0, selfCorrection: 0 } });
+    const trace = await write(ARITH, 'code', {
+      rates: { malformedTags: 0, syntaxError: 0, wrongCode: 0, wrongAnswer: 0, selfCorrection: 0 },
+    });
     expect(codeBlocks(trace.response)).toEqual([{ code: 'print(4821*397+1150)', output: '1915087' }]);
     expect(trace.response.endsWith('<answer>\\boxed{1915087}</answer>')).toBe(true);
     expect(await verifyTrace(trace.response, ARITH.answer, sandbox)).toEqual({ ok: true, blocks: 1 });
@@ -74,18 +82,30 @@ describe('built-in teacher and two-stage verification', () => {
   });
 
   it('text traces show the work, hold no code, and are verified by answer', async () => {
-    const trace = await write(ARITH, 'text', { rates: { malformedTags: 0, syntaxError: 0, wrongCode: 0, wrongAnswer: 0, selfCorrection: 0 } });
+    const trace = await write(ARITH, 'text', {
+      rates: { malformedTags: 0, syntaxError: 0, wrongCode: 0, wrongAnswer: 0, selfCorrection: 0 },
+    });
     expect(trace.response).toContain('4821*397 = 4821*300+4821*90+4821*7 = 1446300+433890+33747 = 1913937');
     expect(trace.response).toContain('1913937+1150 = 1915087');
     expect(await verifyTrace(trace.response, ARITH.answer, sandbox, { mode: 'text' })).toEqual({ ok: true, blocks: 0 });
     const wrong = await write(ARITH, 'text', { force: 'wrong_answer' });
     expect(await verifyTrace(wrong.response, ARITH.answer, sandbox, { mode: 'text' })).toMatchObject({ ok: false, reason: 'wrong_answer' });
-    const code = await write(ARITH, 'code', { rates: { malformedTags: 0, syntaxError: 0, wrongCode: 0, wrongAnswer: 0, selfCorrection: 0 } });
-    expect(await verifyTrace(code.response, ARITH.answer, sandbox, { mode: 'text' })).toMatchObject({ ok: false, reason: 'code_in_text_trace' });
+    const code = await write(ARITH, 'code', {
+      rates: { malformedTags: 0, syntaxError: 0, wrongCode: 0, wrongAnswer: 0, selfCorrection: 0 },
+    });
+    expect(await verifyTrace(code.response, ARITH.answer, sandbox, { mode: 'text' })).toMatchObject({
+      ok: false,
+      reason: 'code_in_text_trace',
+    });
   });
 
   it('the same seed gives the same traces; another seed spoils other problems', async () => {
-    const problems = Array.from({ length: 40 }, (_, i) => ({ ...ARITH, id: `arith_chain-${i}`, problem: `Compute ${100 + i}*7+3.`, answer: String((100 + i) * 7 + 3) }));
+    const problems = Array.from({ length: 40 }, (_, i) => ({
+      ...ARITH,
+      id: `arith_chain-${i}`,
+      problem: `Compute ${100 + i}*7+3.`,
+      answer: String((100 + i) * 7 + 3),
+    }));
     const run = (seed: number) => Promise.all(problems.map((p) => new BuiltinTeacher(sandbox, { seed }).write(p, 'code')));
     const [a, b, c] = [await run(1), await run(1), await run(2)];
     expect(a).toEqual(b);
@@ -104,7 +124,14 @@ describe('the cold-start stage', () => {
   afterAll(() => home.cleanup());
 
   it('keeps rejected traces with their reason and stores the counts per reason', async () => {
-    const summary = await withStore(home.dir, (store) => coldStart(store, sandbox, { dataset: 'world', out: 'world-code', seed: 5, rates: { malformedTags: 0.1, syntaxError: 0.1, wrongCode: 0.1, wrongAnswer: 0.1, selfCorrection: 0.1 } }));
+    const summary = await withStore(home.dir, (store) =>
+      coldStart(store, sandbox, {
+        dataset: 'world',
+        out: 'world-code',
+        seed: 5,
+        rates: { malformedTags: 0.1, syntaxError: 0.1, wrongCode: 0.1, wrongAnswer: 0.1, selfCorrection: 0.1 },
+      }),
+    );
     expect(summary.source).toBe('world@1:train');
     expect(summary.kept + summary.rejected).toBe(summary.problems);
     expect(summary.rejected).toBeGreaterThan(0);
@@ -125,7 +152,9 @@ describe('the cold-start stage', () => {
       for (const t of all.filter((x) => !x.verified)) counted[t.rejectReason!] = (counted[t.rejectReason!] ?? 0) + 1;
       expect(counted).toEqual(summary.rejectedByReason);
       // Only train problems: the test split stays held out.
-      const train = await store.query<{ id: string }>("SELECT p.id FROM problems p JOIN datasets d ON d.id = p.dataset_id WHERE d.name = 'world' AND split = 'train'");
+      const train = await store.query<{ id: string }>(
+        "SELECT p.id FROM problems p JOIN datasets d ON d.id = p.dataset_id WHERE d.name = 'world' AND split = 'train'",
+      );
       expect(new Set(all.map((t) => t.problemId))).toEqual(new Set(train.map((r) => r.id)));
     });
   });

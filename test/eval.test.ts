@@ -22,21 +22,93 @@ const count = (s: string) => s.replace(/<\/?(?:code|interpreter|answer)>/g, '#')
 
 // Five problems, two samples each. `blocks` is whether each code block ran without error.
 const CASES = [
-  { problem: 'p1', family: 'a', level: 1, gold: '5', correct: true, blocks: [true], response: `Add.\n${code('print(2+3)')}${out('5')}${answer('5')}` },
+  {
+    problem: 'p1',
+    family: 'a',
+    level: 1,
+    gold: '5',
+    correct: true,
+    blocks: [true],
+    response: `Add.\n${code('print(2+3)')}${out('5')}${answer('5')}`,
+  },
   { problem: 'p1', family: 'a', level: 1, gold: '5', correct: false, blocks: [], response: `Two and three make four.\n${answer('4')}` },
-  { problem: 'p2', family: 'a', level: 3, gold: '12', correct: true, blocks: [false, true], response: `${code('print(x*4)')}${out("NameError: name 'x' is not defined")}Define x.\n${code('print(3*4)')}${out('12')}${answer('12')}` },
-  { problem: 'p2', family: 'a', level: 3, gold: '12', correct: false, blocks: [false], response: `Try.\n${code('print(1/0)')}${out('ZeroDivisionError: division by zero')}${answer('7')}` },
-  { problem: 'p3', family: 'b', level: 3, gold: '9', correct: false, blocks: [true], response: `${code('print(8)')}${out('8')}${answer('8')}` },
-  { problem: 'p3', family: 'b', level: 3, gold: '9', correct: true, blocks: [true], response: `Square root of 81.\n${code('print(9)')}${out('9')}${answer('9')}` },
+  {
+    problem: 'p2',
+    family: 'a',
+    level: 3,
+    gold: '12',
+    correct: true,
+    blocks: [false, true],
+    response: `${code('print(x*4)')}${out("NameError: name 'x' is not defined")}Define x.\n${code('print(3*4)')}${out('12')}${answer('12')}`,
+  },
+  {
+    problem: 'p2',
+    family: 'a',
+    level: 3,
+    gold: '12',
+    correct: false,
+    blocks: [false],
+    response: `Try.\n${code('print(1/0)')}${out('ZeroDivisionError: division by zero')}${answer('7')}`,
+  },
+  {
+    problem: 'p3',
+    family: 'b',
+    level: 3,
+    gold: '9',
+    correct: false,
+    blocks: [true],
+    response: `${code('print(8)')}${out('8')}${answer('8')}`,
+  },
+  {
+    problem: 'p3',
+    family: 'b',
+    level: 3,
+    gold: '9',
+    correct: true,
+    blocks: [true],
+    response: `Square root of 81.\n${code('print(9)')}${out('9')}${answer('9')}`,
+  },
   { problem: 'p4', family: 'b', level: 4, gold: '100', correct: true, blocks: [], response: `Ten times ten.\n${answer('100')}` },
-  { problem: 'p4', family: 'b', level: 4, gold: '100', correct: false, blocks: [false], response: `${code('print(y)')}${out("NameError: name 'y' is not defined")}I give up.` },
-  { problem: 'p5', family: 'b', level: 4, gold: '3', correct: false, blocks: [true, true], response: `Two steps.\n${code('a=1\nprint(a)')}${out('1')}${code('print(4)')}${out('4')}${answer('4')}` },
-  { problem: 'p5', family: 'b', level: 4, gold: '3', correct: false, blocks: [true, false], response: `${code('print(2)')}${out('2')}${code('print(z)')}${out("NameError: name 'z' is not defined")}${answer('2')}` },
+  {
+    problem: 'p4',
+    family: 'b',
+    level: 4,
+    gold: '100',
+    correct: false,
+    blocks: [false],
+    response: `${code('print(y)')}${out("NameError: name 'y' is not defined")}I give up.`,
+  },
+  {
+    problem: 'p5',
+    family: 'b',
+    level: 4,
+    gold: '3',
+    correct: false,
+    blocks: [true, true],
+    response: `Two steps.\n${code('a=1\nprint(a)')}${out('1')}${code('print(4)')}${out('4')}${answer('4')}`,
+  },
+  {
+    problem: 'p5',
+    family: 'b',
+    level: 4,
+    gold: '3',
+    correct: false,
+    blocks: [true, false],
+    response: `${code('print(2)')}${out('2')}${code('print(z)')}${out("NameError: name 'z' is not defined")}${answer('2')}`,
+  },
 ];
 
 function trajectoryOf(c: (typeof CASES)[number]): Trajectory {
   const tokens = tokenizer.encode(c.response);
-  return { promptIds: [9], tokens, roles: tokens.map(() => 'model'), logprobs: tokens.map(() => null), toolCalls: c.blocks.map((ok) => ({ code: '', status: ok ? 'ok' : 'error', output: '', atToken: 0, ms: 0 })), response: c.response, stop: 'eos' };
+  return {
+    promptIds: [9],
+    tokens,
+    roles: tokens.map(() => 'model'),
+    logprobs: tokens.map(() => null),
+    toolCalls: c.blocks.map((ok) => ({ code: '', status: ok ? 'ok' : 'error', output: '', atToken: 0, ms: 0 })),
+    response: c.response,
+    stop: 'eos',
+  };
 }
 
 describe('evaluation metrics on ten hand-written responses', () => {
@@ -45,7 +117,9 @@ describe('evaluation metrics on ten hand-written responses', () => {
   });
 
   it('equal the hand-computed values', () => {
-    const m = evalMetrics(CASES.map((c) => sampleFacts(trajectoryOf(c), tokenizer, { id: c.problem, family: c.family, level: c.level }, c.correct)));
+    const m = evalMetrics(
+      CASES.map((c) => sampleFacts(trajectoryOf(c), tokenizer, { id: c.problem, family: c.family, level: c.level }, c.correct)),
+    );
     // Correct: p1#1, p2#1, p3#2, p4#1 -> 4 of 10; problems with a correct sample: p1..p4 -> 4 of 5.
     expect(m).toMatchObject({ problems: 5, samples: 10, k: 2, avgAtK: 0.4, passAtK: 0.8 });
     // Code in 8 of 10 responses; lines 1+2+1+1+1+1+3+2 = 12 over 8.
@@ -61,7 +135,9 @@ describe('evaluation metrics on ten hand-written responses', () => {
     expect(m.recoveryRate).toBeCloseTo(1 / 4, 12);
     const lengths = CASES.map((c) => count(c.response));
     expect(m.responseLength).toBeCloseTo(lengths.reduce((a, b) => a + b) / 10, 9);
-    const positions = CASES.filter((c) => c.blocks.length > 0).map((c) => count(c.response.slice(0, c.response.indexOf('<code>'))) / count(c.response));
+    const positions = CASES.filter((c) => c.blocks.length > 0).map(
+      (c) => count(c.response.slice(0, c.response.indexOf('<code>'))) / count(c.response),
+    );
     expect(m.codeInvocationPosition).toBeCloseTo(positions.reduce((a, b) => a + b) / positions.length, 9);
     // p1: 1 of 2, p2: 1 of 2 / p3: 1 of 2 / p4: 1 of 2, p5: 0 of 2.
     expect(m.byLevel).toEqual({
@@ -86,7 +162,17 @@ describe('multi-turn rollout with the sandbox in the loop', () => {
     await initBackend();
     // A model that has learned one trace with the interpreter span masked out, as SFT trains it:
     // it never learned to write "42" inside <interpreter>, so any 42 there came from the sandbox.
-    const config = Qwen2ConfigSchema.parse({ vocab_size: tokenizer.vocabSize, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 128, tie_word_embeddings: true, rope_theta: 10_000 });
+    const config = Qwen2ConfigSchema.parse({
+      vocab_size: tokenizer.vocabSize,
+      hidden_size: 32,
+      intermediate_size: 64,
+      num_hidden_layers: 1,
+      num_attention_heads: 2,
+      num_key_value_heads: 1,
+      max_position_embeddings: 128,
+      tie_word_embeddings: true,
+      rope_theta: 10_000,
+    });
     model = Qwen2Model.init(config, 0);
     const { examples } = buildExamples(tokenizer, [{ problem, response }], 128);
     const optimizer = new AdamW(model.params, OptimizerConfigSchema.parse({ lr: 2e-2, schedule: 'constant', weightDecay: 0 }));
@@ -110,7 +196,7 @@ describe('multi-turn rollout with the sandbox in the loop', () => {
     expect(stats).toMatchObject({ sequences: 2, toolCalls: 2 });
   });
 
-  it('with tools off nothing runs and every token is the model\'s own', async () => {
+  it("with tools off nothing runs and every token is the model's own", async () => {
     const prompt = tokenizer.encode(promptText(tokenizer, problem));
     const { trajectories, stats } = await rollout(model, tokenizer, sandbox, [prompt], { tools: false, maxResponseTokens: 100 });
     expect(stats.toolCalls).toBe(0);

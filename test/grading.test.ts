@@ -1,13 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import {
-  answersEquivalent,
-  extractBoxed,
-  gradeResponse,
-  gradeVerdict,
-  GradeVerdictSchema,
-  normalizeAnswer,
-} from '../domain/grading.js';
+import { answersEquivalent, extractBoxed, gradeResponse, gradeVerdict, GradeVerdictSchema, normalizeAnswer } from '../domain/grading.js';
 
 /** [a, b, expected]: every row is checked as (a, b) and as (b, a). Expectations are decided by the mathematics. */
 const CASES: Array<[string, string, boolean]> = [

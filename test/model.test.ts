@@ -10,14 +10,35 @@ import { lossAndGrads, trainStep, type TokenBatch } from '../engine/train/step.j
 import { json, retool, tempHome } from './helpers/cli.js';
 import { maxAbsDiff, reference } from './helpers/reference.js';
 
-const GQA = { vocab_size: 97, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 64, rope_theta: 10000 };
+const GQA = {
+  vocab_size: 97,
+  hidden_size: 32,
+  intermediate_size: 64,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  max_position_embeddings: 64,
+  rope_theta: 10000,
+};
 const IDS = [
   [1, 5, 9, 3, 70, 2, 8, 40],
   [4, 4, 96, 0, 13, 13, 7, 1],
 ];
 
 function logitsOf(model: Qwen2Model, ids: number[][]): Float32Array {
-  return tf.tidy(() => model.forward({ ids: tf.tensor2d(ids, undefined, 'int32'), positions: tf.tensor2d(ids.map((r) => r.map((_, i) => i)), undefined, 'int32') }).logits.dataSync() as Float32Array);
+  return tf.tidy(
+    () =>
+      model
+        .forward({
+          ids: tf.tensor2d(ids, undefined, 'int32'),
+          positions: tf.tensor2d(
+            ids.map((r) => r.map((_, i) => i)),
+            undefined,
+            'int32',
+          ),
+        })
+        .logits.dataSync() as Float32Array,
+  );
 }
 
 describe('Qwen2 against Hugging Face transformers (float32, CPU)', () => {
@@ -36,7 +57,14 @@ describe('Qwen2 against Hugging Face transformers (float32, CPU)', () => {
     results = await reference([
       { op: 'make', dir: dir('hf-untied'), config: { ...GQA, tie_word_embeddings: false }, seed: 1 },
       { op: 'make', dir: dir('hf-tied'), config: { ...GQA, tie_word_embeddings: true }, seed: 2 },
-      { op: 'make', dir: dir('hf-bf16'), config: { ...GQA, tie_word_embeddings: false }, seed: 3, dtype: 'bfloat16', max_shard_size: '30KB' },
+      {
+        op: 'make',
+        dir: dir('hf-bf16'),
+        config: { ...GQA, tie_word_embeddings: false },
+        seed: 3,
+        dtype: 'bfloat16',
+        max_shard_size: '30KB',
+      },
       { op: 'logits', dir: dir('hf-untied'), ids: IDS },
       { op: 'logits', dir: dir('hf-tied'), ids: IDS },
       { op: 'logits', dir: dir('hf-bf16'), ids: IDS },
@@ -86,7 +114,11 @@ describe('decoding', () => {
   afterAll(() => model.dispose());
 
   it('batches ragged prompts exactly like decoding each alone, cached or not', () => {
-    const prompts = [[1, 5, 9, 3], [7, 2], [4, 4, 4, 4, 4, 4, 4]];
+    const prompts = [
+      [1, 5, 9, 3],
+      [7, 2],
+      [4, 4, 4, 4, 4, 4, 4],
+    ];
     const before = tf.memory().numTensors;
     const batched = generate(model, prompts, { maxNewTokens: 10, temperature: 0 }).map((g) => g.tokens);
     const uncached = generate(model, prompts, { maxNewTokens: 10, temperature: 0, useCache: false }).map((g) => g.tokens);
@@ -121,7 +153,11 @@ describe('decoding', () => {
     // The interpreter's tokens carry no log-prob: they were not sampled.
     expect(decoder.rows[0]!.logprobs.slice(before.length, before.length + injected.length)).toEqual([null, null, null]);
     decoder.dispose();
-    const fresh = generate(model, [[...prompt, ...before, ...injected]], { maxNewTokens: continued.length, temperature: 0, pauseIds: [] })[0]!.tokens;
+    const fresh = generate(model, [[...prompt, ...before, ...injected]], {
+      maxNewTokens: continued.length,
+      temperature: 0,
+      pauseIds: [],
+    })[0]!.tokens;
     expect(continued).toEqual(fresh);
   });
 });
@@ -217,7 +253,9 @@ describe('retool model (CLI)', () => {
     const logits = json(await retool(['model', 'logits', '--model', out, '--ids', '1,2,3', '--json'], { home: home.dir }));
     expect(logits.logits).toHaveLength(3);
     expect(logits.logits[0]).toHaveLength(init.config.vocab_size);
-    const gen = json(await retool(['model', 'generate', '--model', out, '--prompt', 'Compute 2+3.', '--max-tokens', '5', '--json'], { home: home.dir }));
+    const gen = json(
+      await retool(['model', 'generate', '--model', out, '--prompt', 'Compute 2+3.', '--max-tokens', '5', '--json'], { home: home.dir }),
+    );
     expect(gen.tokens).toHaveLength(5);
     const bad = await retool(['model', 'logits', '--model', out, '--ids', '1,999'], { home: home.dir });
     expect(bad.exitCode).toBe(2);

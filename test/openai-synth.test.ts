@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { json, retool, tempHome } from './helpers/cli.js';
 
-const trace = (code: string, output: string, answer: string) => `Work it out.\n<code>\n\`\`\`python\n${code}\n\`\`\`\n</code>\n<interpreter>\n${output}\n</interpreter>\n<answer>\\boxed{${answer}}</answer>`;
+const trace = (code: string, output: string, answer: string) =>
+  `Work it out.\n<code>\n\`\`\`python\n${code}\n\`\`\`\n</code>\n<interpreter>\n${output}\n</interpreter>\n<answer>\\boxed{${answer}}</answer>`;
 
 // By problem: an honest rewrite, one whose recorded output the code does not print (a hallucinated
 // interpreter), and one with a wrong final answer.
@@ -37,7 +38,14 @@ describe('retool synth --teacher openai', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
     const file = join(home.dir, 'problems.jsonl');
-    writeFileSync(file, ['{"problem":"What is 17 times 23?","answer":"391"}', '{"problem":"What is 2 to the 10th?","answer":"1024"}', '{"problem":"What is 99 plus 1?","answer":"100"}'].join('\n'));
+    writeFileSync(
+      file,
+      [
+        '{"problem":"What is 17 times 23?","answer":"391"}',
+        '{"problem":"What is 2 to the 10th?","answer":"1024"}',
+        '{"problem":"What is 99 plus 1?","answer":"100"}',
+      ].join('\n'),
+    );
     json(await retool(['data', 'import', file, '--name', 'mini', '--json'], { home: home.dir }));
   });
   afterAll(async () => {
@@ -47,11 +55,41 @@ describe('retool synth --teacher openai', () => {
   });
 
   it('keeps the honest trace and rejects an invented interpreter output and a wrong answer', async () => {
-    const summary = json(await retool(['synth', '--dataset', 'mini', '--out', 'mini-code', '--teacher', 'openai', '--openai-base-url', baseUrl, '--openai-model', 'mock-teacher', '--json'], { home: home.dir, env: { OPENAI_API_KEY: 'sk-test-not-a-real-key' } }));
-    expect(summary).toMatchObject({ teacher: 'openai', problems: 3, kept: 1, rejected: 2, rejectedByReason: { output_mismatch: 1, wrong_answer: 1 } });
+    const summary = json(
+      await retool(
+        [
+          'synth',
+          '--dataset',
+          'mini',
+          '--out',
+          'mini-code',
+          '--teacher',
+          'openai',
+          '--openai-base-url',
+          baseUrl,
+          '--openai-model',
+          'mock-teacher',
+          '--json',
+        ],
+        { home: home.dir, env: { OPENAI_API_KEY: 'sk-test-not-a-real-key' } },
+      ),
+    );
+    expect(summary).toMatchObject({
+      teacher: 'openai',
+      problems: 3,
+      kept: 1,
+      rejected: 2,
+      rejectedByReason: { output_mismatch: 1, wrong_answer: 1 },
+    });
     const shown = json(await retool(['data', 'show', 'mini-code', '--json'], { home: home.dir }));
-    const byProblem = Object.fromEntries(shown.rows.map((r: { problem: string; verified: boolean; rejectReason: string | null }) => [r.problem, r.rejectReason ?? 'kept']));
-    expect(byProblem).toEqual({ 'What is 17 times 23?': 'kept', 'What is 2 to the 10th?': 'output_mismatch', 'What is 99 plus 1?': 'wrong_answer' });
+    const byProblem = Object.fromEntries(
+      shown.rows.map((r: { problem: string; verified: boolean; rejectReason: string | null }) => [r.problem, r.rejectReason ?? 'kept']),
+    );
+    expect(byProblem).toEqual({
+      'What is 17 times 23?': 'kept',
+      'What is 2 to the 10th?': 'output_mismatch',
+      'What is 99 plus 1?': 'wrong_answer',
+    });
     expect(JSON.stringify(shown)).not.toContain('sk-test-not-a-real-key');
   }, 120_000);
 });

@@ -14,7 +14,12 @@ interface Seen {
   body: { model: string; messages: Array<{ role: string; content: string }>; temperature: number; seed: number };
 }
 
-type Reply = (seen: Seen, index: number) => Promise<{ status: number; body: unknown; headers?: Record<string, string> }> | { status: number; body: unknown; headers?: Record<string, string> };
+type Reply = (
+  seen: Seen,
+  index: number,
+) =>
+  | Promise<{ status: number; body: unknown; headers?: Record<string, string> }>
+  | { status: number; body: unknown; headers?: Record<string, string> };
 
 interface Mock {
   baseUrl: string;
@@ -38,7 +43,11 @@ async function mockServer(reply: Reply): Promise<Mock> {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', async () => {
-      const s: Seen = { url: req.url ?? '', authorization: req.headers.authorization, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) };
+      const s: Seen = {
+        url: req.url ?? '',
+        authorization: req.headers.authorization,
+        body: JSON.parse(Buffer.concat(chunks).toString('utf8')),
+      };
       const index = seen.push(s) - 1;
       const r = await reply(s, index);
       inFlight -= 1;
@@ -58,15 +67,40 @@ async function mockServer(reply: Reply): Promise<Mock> {
   return mock;
 }
 
-const completion = (content: string) => ({ id: 'x', object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }] });
+const completion = (content: string) => ({
+  id: 'x',
+  object: 'chat.completion',
+  choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
+});
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const problem: TeacherProblem = { id: 'p1', problem: 'What is 17 * 23 + 4?', answer: '395', family: null, level: null };
 const TEXT = 'First, 17 * 23 = 391. Adding 4 gives 395.\n<answer>\\boxed{395}</answer>';
-const CODE = ['First compute the product and add 4.', '<code>', '```python', 'print(17 * 23 + 4)', '```', '</code>', '<interpreter>', '395', '</interpreter>', 'So the result is 395.', '<answer>\\boxed{395}</answer>'].join('\n');
+const CODE = [
+  'First compute the product and add 4.',
+  '<code>',
+  '```python',
+  'print(17 * 23 + 4)',
+  '```',
+  '</code>',
+  '<interpreter>',
+  '395',
+  '</interpreter>',
+  'So the result is 395.',
+  '<answer>\\boxed{395}</answer>',
+].join('\n');
 
 function teacher(baseUrl: string, extra: Record<string, unknown> = {}) {
-  return new OpenAITeacher(OpenAITeacherOptionsSchema.parse({ baseUrl, model: 'teacher-model', apiKey: 'sk-test-secret', initialBackoffMs: 1, maxBackoffMs: 5, ...extra }));
+  return new OpenAITeacher(
+    OpenAITeacherOptionsSchema.parse({
+      baseUrl,
+      model: 'teacher-model',
+      apiKey: 'sk-test-secret',
+      initialBackoffMs: 1,
+      maxBackoffMs: 5,
+      ...extra,
+    }),
+  );
 }
 
 function asTrace(r: TeacherTrace | TeacherFailure): TeacherTrace {
@@ -81,7 +115,10 @@ function asFailure(r: TeacherTrace | TeacherFailure): TeacherFailure {
 
 describe('OpenAITeacher', () => {
   it('code mode solves, then rewrites the solution into code-integrated reasoning', async () => {
-    const mock = await mockServer((_s, i) => ({ status: 200, body: completion(i === 0 ? `${TEXT}\nSome chatter after the answer.` : `${CODE}\n\nHope this helps!`) }));
+    const mock = await mockServer((_s, i) => ({
+      status: 200,
+      body: completion(i === 0 ? `${TEXT}\nSome chatter after the answer.` : `${CODE}\n\nHope this helps!`),
+    }));
     const t = teacher(mock.baseUrl);
     const trace = asTrace(await t.write(problem, 'code'));
     await t.close();
@@ -116,7 +153,11 @@ describe('OpenAITeacher', () => {
   });
 
   it('retries 429 and honours Retry-After', async () => {
-    const mock = await mockServer((_s, i) => (i < 2 ? { status: 429, body: { error: { message: 'slow down' } }, headers: { 'retry-after': '0' } } : { status: 200, body: completion(TEXT) }));
+    const mock = await mockServer((_s, i) =>
+      i < 2
+        ? { status: 429, body: { error: { message: 'slow down' } }, headers: { 'retry-after': '0' } }
+        : { status: 200, body: completion(TEXT) },
+    );
     const trace = asTrace(await teacher(mock.baseUrl, { initialBackoffMs: 10_000, maxBackoffMs: 20_000 }).write(problem, 'text'));
     expect(trace.response).toBe(TEXT);
     expect(mock.seen).toHaveLength(3);

@@ -27,8 +27,9 @@ describe('the experiment in the Temporal UI and its report, in headless Chromium
   let result: ExperimentResult;
 
   beforeAll(async () => {
-    if (!uiUrl) throw new Error('the page test needs the dev server\'s web UI: unset TEMPORAL_ADDRESS, or set TEMPORAL_UI_URL');
-    if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (.ci/run does), or set RETOOL_CHROMIUM`);
+    if (!uiUrl) throw new Error("the page test needs the dev server's web UI: unset TEMPORAL_ADDRESS, or set TEMPORAL_UI_URL");
+    if (!existsSync(CHROMIUM))
+      throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (.ci/run does), or set RETOOL_CHROMIUM`);
     quietTemporalRuntime();
     connection = await Connection.connect({ address });
     client = new Client({ connection });
@@ -57,7 +58,10 @@ describe('the experiment in the Temporal UI and its report, in headless Chromium
   it('runs both arms on one problem set and compares them', () => {
     expect(result.arms.map((a) => a.arm)).toEqual(['code', 'text']);
     expect(new Set(result.arms.map((a) => a.dataset))).toEqual(new Set([result.dataset]));
-    expect(result.arms.map((a) => a.rlEvals.map((e) => e.step))).toEqual([[0, 1, 2], [0, 1, 2]]);
+    expect(result.arms.map((a) => a.rlEvals.map((e) => e.step))).toEqual([
+      [0, 1, 2],
+      [0, 1, 2],
+    ]);
     expect(result.arms.map((a) => a.traces)).toEqual([`${experimentId}-code-code@1`, `${experimentId}-text-text@1`]);
   });
 
@@ -70,15 +74,21 @@ describe('the experiment in the Temporal UI and its report, in headless Chromium
 
       // The list view finds runs by the custom search attributes.
       await page.goto(`${uiUrl}/namespaces/default/workflows?query=${encodeURIComponent('RetoolPreset="page-test"')}`);
-      for (const id of [experimentId, `${experimentId}-code`, `${experimentId}-text`]) await page.getByText(id, { exact: true }).first().waitFor({ timeout: 30_000 });
+      for (const id of [experimentId, `${experimentId}-code`, `${experimentId}-text`])
+        await page.getByText(id, { exact: true }).first().waitFor({ timeout: 30_000 });
 
       // An arm's history (compact view) names its stages, with the summary of what each does.
       await page.goto(`${uiUrl}/namespaces/default/workflows/${experimentId}-code`);
       await page.getByText('retoolPipeline').first().waitFor({ timeout: 30_000 });
       await page.getByText('Event History').first().click();
       await page.getByText('Compact', { exact: true }).first().click();
-      for (const stage of ['prepareProblems', 'synthTraces', 'sft', 'evaluate', 'report', 'retoolRl']) await page.getByText(stage, { exact: true }).first().waitFor({ timeout: 30_000 });
-      for (const summary of [`SFT on ${experimentId}-code-code@1: 12 steps of 8`, 'greedy held-out evaluation of the final model (tools on)', 'RL (grpo) of the code arm: 2 steps in rounds of 1']) {
+      for (const stage of ['prepareProblems', 'synthTraces', 'sft', 'evaluate', 'report', 'retoolRl'])
+        await page.getByText(stage, { exact: true }).first().waitFor({ timeout: 30_000 });
+      for (const summary of [
+        `SFT on ${experimentId}-code-code@1: 12 steps of 8`,
+        'greedy held-out evaluation of the final model (tools on)',
+        'RL (grpo) of the code arm: 2 steps in rounds of 1',
+      ]) {
         await page.getByText(summary, { exact: true }).first().waitFor({ timeout: 30_000 });
       }
     } finally {
@@ -131,10 +141,41 @@ describe('the experiment in the Temporal UI and its report, in headless Chromium
     const exported = join(home.dir, 'page.jsonl');
     expect((await retool(['data', 'export', result.dataset, '--out', exported], { home: home.dir, env })).exitCode).toBe(0);
     const small = join(home.dir, 'retrain.json');
-    writeFileSync(small, JSON.stringify({ preset: 'quick', eval: { limit: 4 }, rl: { steps: 1, evalEvery: 1, evalLimit: 4, promptsPerStep: 2, samplesPerPrompt: 2, maxResponseTokens: 32 } }));
-    const retrained = json(await retool(['data', 'import', exported, '--name', 'page', '--new-version', '--retrain', '--config', small, '--task-queue', 'retool-page-cli', '--json'], { home: home.dir, env }));
+    writeFileSync(
+      small,
+      JSON.stringify({
+        preset: 'quick',
+        eval: { limit: 4 },
+        rl: { steps: 1, evalEvery: 1, evalLimit: 4, promptsPerStep: 2, samplesPerPrompt: 2, maxResponseTokens: 32 },
+      }),
+    );
+    const retrained = json(
+      await retool(
+        [
+          'data',
+          'import',
+          exported,
+          '--name',
+          'page',
+          '--new-version',
+          '--retrain',
+          '--config',
+          small,
+          '--task-queue',
+          'retool-page-cli',
+          '--json',
+        ],
+        { home: home.dir, env },
+      ),
+    );
     expect(retrained.arms).toHaveLength(1);
-    expect(retrained.arms[0]).toMatchObject({ status: 'completed', dataset: 'page@2', startedFrom: `${experimentId}-code`, sftModel: result.arms[0]!.finalModel, rlSteps: 1 });
+    expect(retrained.arms[0]).toMatchObject({
+      status: 'completed',
+      dataset: 'page@2',
+      startedFrom: `${experimentId}-code`,
+      sftModel: result.arms[0]!.finalModel,
+      rlSteps: 1,
+    });
 
     const bad = join(home.dir, 'bad.json');
     writeFileSync(bad, JSON.stringify({ rl: { steps: -3 } }));

@@ -35,7 +35,8 @@ const calls: Call[] = [];
 const scenarios = new Map<string, Overrides>();
 const belongs = (workflowId: string, id: string) => workflowId === id || workflowId.startsWith(`${id}-`);
 const callsOf = (id: string, activity?: Name) => calls.filter((c) => belongs(c.workflowId, id) && (!activity || c.activity === activity));
-const inputsOf = (workflowId: string, activity: Name) => calls.filter((c) => c.workflowId === workflowId && c.activity === activity).map((c) => c.input);
+const inputsOf = (workflowId: string, activity: Name) =>
+  calls.filter((c) => c.workflowId === workflowId && c.activity === activity).map((c) => c.input);
 
 let runs = 0;
 function scenario(name: string, overrides: Overrides = {}): string {
@@ -75,7 +76,18 @@ const rlAccuracy = (step: number) => step / 10;
 /** Canned results shaped like the real activities' (typed against them). */
 const canned: Activities = {
   prepareData: async (input) => {
-    const dataset = { id: 1, name: input.name, version: 1, kind: 'problems' as const, source: input.source, params: {}, rowCount: 100, splits: { train: 80, test: 20 }, parents: [], createdAt: '2025-01-01T00:00:00Z' };
+    const dataset = {
+      id: 1,
+      name: input.name,
+      version: 1,
+      kind: 'problems' as const,
+      source: input.source,
+      params: {},
+      rowCount: 100,
+      splits: { train: 80, test: 20 },
+      parents: [],
+      createdAt: '2025-01-01T00:00:00Z',
+    };
     return { dataset, created: [{ name: input.name, version: 1, source: input.source }] };
   },
   prepareProblems: async (data) => {
@@ -90,18 +102,59 @@ const canned: Activities = {
   initModel: async (input) => ({ dir: input.out, parameters: 1234 }),
   synthTraces: async (input) => ({ dataset: `${input.out}@1`, kept: 42, reused: false }),
   sft: async (input) => ({
-    runId: input.runId, traces: input.traces, examples: 42, tooLong: 0, steps: input.steps ?? 0, resumedFrom: null, stopped: false, firstLoss: 2, finalLoss: 1,
-    tokensPerSecond: 1000, out: input.out, lastCheckpoint: `${input.out}/step-${input.steps}`, backend: 'mock', seconds: 0.01,
+    runId: input.runId,
+    traces: input.traces,
+    examples: 42,
+    tooLong: 0,
+    steps: input.steps ?? 0,
+    resumedFrom: null,
+    stopped: false,
+    firstLoss: 2,
+    finalLoss: 1,
+    tokensPerSecond: 1000,
+    out: input.out,
+    lastCheckpoint: `${input.out}/step-${input.steps}`,
+    backend: 'mock',
+    seconds: 0.01,
   }),
   // Every round reports the evaluations of the whole run so far (the workflow keeps each step once).
   rl: async (input) => {
     const every = input.evalEvery ?? 1;
     const steps = Array.from({ length: Math.floor(input.steps! / every) }, (_, i) => (i + 1) * every);
     if (steps.at(-1) !== input.steps) steps.push(input.steps!);
-    const evals = steps.map((step) => ({ step, evaluation: `${input.runId}-step-${step}@1`, accuracy: rlAccuracy(step), byLevel: {}, responseLength: 40, codeRatio: 1, codeInvocationPosition: 0.3 }));
-    return { runId: input.runId, algo: input.algo ?? 'grpo', tools: input.tools ?? true, model: input.model, dataset: input.dataset, steps: input.steps!, resumedFrom: null, stopped: false, evals, out: input.out, lastCheckpoint: null, backend: 'mock', sandbox: 'unsafe-none', seconds: 0.01 };
+    const evals = steps.map((step) => ({
+      step,
+      evaluation: `${input.runId}-step-${step}@1`,
+      accuracy: rlAccuracy(step),
+      byLevel: {},
+      responseLength: 40,
+      codeRatio: 1,
+      codeInvocationPosition: 0.3,
+    }));
+    return {
+      runId: input.runId,
+      algo: input.algo ?? 'grpo',
+      tools: input.tools ?? true,
+      model: input.model,
+      dataset: input.dataset,
+      steps: input.steps!,
+      resumedFrom: null,
+      stopped: false,
+      evals,
+      out: input.out,
+      lastCheckpoint: null,
+      backend: 'mock',
+      sandbox: 'unsafe-none',
+      seconds: 0.01,
+    };
   },
-  evaluate: async (input) => ({ runId: input.name ?? 'eval', evaluation: `${input.name}@1`, tools: input.tools ?? true, accuracy: accuracyOf(input.name ?? ''), byLevel: { '1': accuracyOf(input.name ?? '') } }),
+  evaluate: async (input) => ({
+    runId: input.name ?? 'eval',
+    evaluation: `${input.name}@1`,
+    tools: input.tools ?? true,
+    accuracy: accuracyOf(input.name ?? ''),
+    byLevel: { '1': accuracyOf(input.name ?? '') },
+  }),
 };
 const activities = Object.fromEntries(Object.entries(canned).map(([name, body]) => [name, mock(name as Name, body)])) as Activities;
 
@@ -111,7 +164,13 @@ const taskQueue = `retool-mock-activities-${process.pid}`;
 const heartbeatTimeout = '10s';
 
 const stages = (p: PipelineProgress) => p.stages.map((s) => `${s.name}:${s.status}`);
-const failureOf = (p: Promise<unknown>) => p.then(() => { throw new Error('expected the workflow to fail'); }, (err: unknown) => err as WorkflowFailedError);
+const failureOf = (p: Promise<unknown>) =>
+  p.then(
+    () => {
+      throw new Error('expected the workflow to fail');
+    },
+    (err: unknown) => err as WorkflowFailedError,
+  );
 
 describe('the workflows with mock activities', () => {
   let env: TestWorkflowEnvironment;
@@ -142,11 +201,19 @@ describe('the workflows with mock activities', () => {
     await env?.teardown();
   });
 
-  const options = (workflowId: string, input: RetoolConfigInput) => ({ taskQueue, workflowId, args: [input] as [RetoolConfigInput], workflowExecutionTimeout: '2 minutes' });
+  const options = (workflowId: string, input: RetoolConfigInput) => ({
+    taskQueue,
+    workflowId,
+    args: [input] as [RetoolConfigInput],
+    workflowExecutionTimeout: '2 minutes',
+  });
   const start = (workflowId: string, input: RetoolConfigInput) => client.workflow.start(retoolPipeline, options(workflowId, input));
-  const startExperiment = (workflowId: string, input: RetoolConfigInput) => client.workflow.start(retoolExperiment, options(workflowId, input));
-  const historyOf = async (workflowId: string, runId?: string) => (await client.workflow.getHandle(workflowId, runId).fetchHistory()).events!;
-  const scheduled = (events: Awaited<ReturnType<typeof historyOf>>) => events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType!.name] : []));
+  const startExperiment = (workflowId: string, input: RetoolConfigInput) =>
+    client.workflow.start(retoolExperiment, options(workflowId, input));
+  const historyOf = async (workflowId: string, runId?: string) =>
+    (await client.workflow.getHandle(workflowId, runId).fetchHistory()).events!;
+  const scheduled = (events: Awaited<ReturnType<typeof historyOf>>) =>
+    events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType!.name] : []));
 
   describe('retoolPipeline', () => {
     it('from scratch: data, base model beside cold-start traces, SFT, the SFT evaluation beside RL rounds (a child that continues as new), final evaluation, report', async () => {
@@ -154,7 +221,11 @@ describe('the workflows with mock activities', () => {
         // Returns only once RL has started: the two run side by side.
         evaluate: async (input) => {
           if (input.name?.endsWith('-sft-eval')) {
-            await until('RL beside the SFT evaluation', () => calls.some((c) => c.workflowId === `${id}-rl` && c.activity === 'rl'), 30_000).catch((err: Error) => {
+            await until(
+              'RL beside the SFT evaluation',
+              () => calls.some((c) => c.workflowId === `${id}-rl` && c.activity === 'rl'),
+              30_000,
+            ).catch((err: Error) => {
               throw ApplicationFailure.nonRetryable(err.message);
             });
           }
@@ -168,13 +239,33 @@ describe('the workflows with mock activities', () => {
       const dir = `artifacts/${id}`;
       const dataset = `${config.data.name}@1`;
 
-      expect(scheduled(await historyOf(id))).toEqual(['recordRunStart', 'prepareProblems', 'initModel', 'synthTraces', 'sft', 'evaluate', 'evaluate', 'recordRunEnd', 'report']);
+      expect(scheduled(await historyOf(id))).toEqual([
+        'recordRunStart',
+        'prepareProblems',
+        'initModel',
+        'synthTraces',
+        'sft',
+        'evaluate',
+        'evaluate',
+        'recordRunEnd',
+        'report',
+      ]);
       expect(inputsOf(id, 'recordRunStart')).toEqual([{ kind: 'pipeline', preset: 'quick', config }]);
       expect(inputsOf(id, 'prepareProblems')).toEqual([config.data]);
       expect(inputsOf(id, 'initModel')).toEqual([{ out: `${dir}/base`, ...config.model }]);
       expect(inputsOf(id, 'synthTraces')).toEqual([{ dataset, out: `${id}-code`, mode: 'code', ...config.traces }]);
-      expect(inputsOf(id, 'sft')).toEqual([{ traces: `${id}-code@1`, model: `${dir}/base`, out: `${dir}/sft`, runId: `${id}-sft`, ...config.sft }]);
-      const rlInput = { ...config.rl, model: `${dir}/sft`, out: `${dir}/rl`, dataset, runId: `${id}-rl`, tools: true, evalLevels: config.eval.levels };
+      expect(inputsOf(id, 'sft')).toEqual([
+        { traces: `${id}-code@1`, model: `${dir}/base`, out: `${dir}/sft`, runId: `${id}-sft`, ...config.sft },
+      ]);
+      const rlInput = {
+        ...config.rl,
+        model: `${dir}/sft`,
+        out: `${dir}/rl`,
+        dataset,
+        runId: `${id}-rl`,
+        tools: true,
+        evalLevels: config.eval.levels,
+      };
       expect(inputsOf(`${id}-rl`, 'rl')).toEqual([2, 4, 5].map((steps) => ({ ...rlInput, steps })));
       const evalInput = { ...config.eval, dataset: `${dataset}:test`, tools: true };
       expect(inputsOf(id, 'evaluate')).toEqual([
@@ -184,32 +275,85 @@ describe('the workflows with mock activities', () => {
 
       const rlEvals = [2, 4, 5].map((step) => ({ step, accuracy: rlAccuracy(step) }));
       expect(result).toEqual({
-        workflowId: id, arm: 'code', status: 'completed', dataset, traces: `${id}-code@1`, startedFrom: null, sftModel: `${dir}/sft`, finalModel: `${dir}/rl`,
-        sftEval: { evaluation: `${id}-sft-eval@1`, accuracy: 0.25, byLevel: { '1': 0.25 } }, rlEvals, rlSteps: 5,
-        finalEval: { evaluation: `${id}-final-eval@1`, accuracy: 0.5, byLevel: { '1': 0.5 } }, report: `/mock-home/${dir}/report.html`, stageSeconds: expect.any(Object),
+        workflowId: id,
+        arm: 'code',
+        status: 'completed',
+        dataset,
+        traces: `${id}-code@1`,
+        startedFrom: null,
+        sftModel: `${dir}/sft`,
+        finalModel: `${dir}/rl`,
+        sftEval: { evaluation: `${id}-sft-eval@1`, accuracy: 0.25, byLevel: { '1': 0.25 } },
+        rlEvals,
+        rlSteps: 5,
+        finalEval: { evaluation: `${id}-final-eval@1`, accuracy: 0.5, byLevel: { '1': 0.5 } },
+        report: `/mock-home/${dir}/report.html`,
+        stageSeconds: expect.any(Object),
       });
       expect(Object.keys(result.stageSeconds)).toEqual(['data', 'cold-start', 'sft', 'sft-eval', 'rl', 'final-eval']);
-      expect(inputsOf(id, 'recordRunEnd')).toEqual([{
-        status: 'completed',
-        summary: {
-          datasetName: config.data.name, dataset, arm: 'code', traces: `${id}-code@1`, baseModel: `${dir}/base`, sftModel: `${dir}/sft`, finalModel: `${dir}/rl`, startedFrom: null,
-          sftRunId: `${id}-sft`, rlRunId: `${id}-rl`, sftAccuracy: 0.25, accuracy: 0.5, byLevel: { '1': 0.5 }, rlSteps: 5, stageSeconds: result.stageSeconds,
+      expect(inputsOf(id, 'recordRunEnd')).toEqual([
+        {
+          status: 'completed',
+          summary: {
+            datasetName: config.data.name,
+            dataset,
+            arm: 'code',
+            traces: `${id}-code@1`,
+            baseModel: `${dir}/base`,
+            sftModel: `${dir}/sft`,
+            finalModel: `${dir}/rl`,
+            startedFrom: null,
+            sftRunId: `${id}-sft`,
+            rlRunId: `${id}-rl`,
+            sftAccuracy: 0.25,
+            accuracy: 0.5,
+            byLevel: { '1': 0.5 },
+            rlSteps: 5,
+            stageSeconds: result.stageSeconds,
+          },
         },
-      }]);
+      ]);
       expect(inputsOf(id, 'report')).toEqual([{ runId: id, out: `${dir}/report.html` }]);
 
       const progress = await handle.query(pipelineProgress);
-      expect(stages(progress)).toEqual(['data:done', 'cold-start:done', 'sft:done', 'sft-eval:done', 'rl:done', 'final-eval:done', 'report:done']);
-      expect(progress).toMatchObject({ stage: 'done', preset: 'quick', arm: 'code', dataset, rlWorkflowId: `${id}-rl`, sftAccuracy: 0.25, bestAccuracy: 0.5, finalAccuracy: 0.5, paused: false, stopRequested: false });
+      expect(stages(progress)).toEqual([
+        'data:done',
+        'cold-start:done',
+        'sft:done',
+        'sft-eval:done',
+        'rl:done',
+        'final-eval:done',
+        'report:done',
+      ]);
+      expect(progress).toMatchObject({
+        stage: 'done',
+        preset: 'quick',
+        arm: 'code',
+        dataset,
+        rlWorkflowId: `${id}-rl`,
+        sftAccuracy: 0.25,
+        bestAccuracy: 0.5,
+        finalAccuracy: 0.5,
+        paused: false,
+        stopRequested: false,
+      });
       expect(progress.stages.find((s) => s.name === 'cold-start')!.detail).toBe('42 verified traces');
       const described = await handle.describe();
       expect(described.typedSearchAttributes.get(RetoolStage)).toBe('done');
       expect(described.typedSearchAttributes.get(RetoolBestAccuracy)).toBe(0.5);
-      expect(described.memo).toMatchObject({ preset: 'quick', arm: 'code', dataset, bestAccuracy: 0.5, finalAccuracy: 0.5, report: result.report });
+      expect(described.memo).toMatchObject({
+        preset: 'quick',
+        arm: 'code',
+        dataset,
+        bestAccuracy: 0.5,
+        finalAccuracy: 0.5,
+        report: result.report,
+      });
 
       // The child's first run did two rounds and continued as new; the second did the last.
       const events = await historyOf(id);
-      const firstChildRun = events.find((e) => e.childWorkflowExecutionStartedEventAttributes)!.childWorkflowExecutionStartedEventAttributes!.workflowExecution!.runId!;
+      const firstChildRun = events.find((e) => e.childWorkflowExecutionStartedEventAttributes)!
+        .childWorkflowExecutionStartedEventAttributes!.workflowExecution!.runId!;
       const childRuns = [await historyOf(`${id}-rl`, firstChildRun), await historyOf(`${id}-rl`)];
       expect(childRuns[0]!.at(-1)!.workflowExecutionContinuedAsNewEventAttributes).toBeTruthy();
       expect(childRuns.map(scheduled)).toEqual([['rl', 'rl'], ['rl']]);
@@ -221,28 +365,92 @@ describe('the workflows with mock activities', () => {
     it('startFrom latest with an earlier good model (input parsed in the workflow, the text arm): no cold start or SFT, RL and evaluations from that model, tools off', async () => {
       const earlier = { workflowId: 'mock-earlier-run', model: 'artifacts/mock-earlier-run/rl', accuracy: 0.4 };
       const id = scenario('latest', { findLatestGoodModel: async () => earlier });
-      const input: RetoolConfigInput = { preset: 'quick', arm: 'text', startFrom: 'latest', heartbeatTimeout, rl: { steps: 2, evalEvery: 2 } };
+      const input: RetoolConfigInput = {
+        preset: 'quick',
+        arm: 'text',
+        startFrom: 'latest',
+        heartbeatTimeout,
+        rl: { steps: 2, evalEvery: 2 },
+      };
       const config = resolveConfig('quick', input);
       const handle = await start(id, input);
       const result = await handle.result();
       const dataset = `${config.data.name}@1`;
 
-      expect(scheduled(await historyOf(id))).toEqual(['recordRunStart', 'prepareProblems', 'findLatestGoodModel', 'evaluate', 'evaluate', 'recordRunEnd', 'report']);
+      expect(scheduled(await historyOf(id))).toEqual([
+        'recordRunStart',
+        'prepareProblems',
+        'findLatestGoodModel',
+        'evaluate',
+        'evaluate',
+        'recordRunEnd',
+        'report',
+      ]);
       expect(inputsOf(id, 'findLatestGoodModel')).toEqual([{ datasetName: config.data.name, arm: 'text' }]);
-      expect(inputsOf(`${id}-rl`, 'rl')).toEqual([{ ...config.rl, steps: 2, model: earlier.model, out: `artifacts/${id}/rl`, dataset, runId: `${id}-rl`, tools: false, evalLevels: config.eval.levels }]);
-      expect(inputsOf(id, 'evaluate').map((e) => [e.model, e.tools])).toEqual([[earlier.model, false], [`artifacts/${id}/rl`, false]]);
-      expect(result).toMatchObject({ arm: 'text', status: 'completed', startedFrom: earlier.workflowId, traces: null, sftModel: earlier.model, finalModel: `artifacts/${id}/rl`, rlSteps: 2 });
-      expect(inputsOf(id, 'recordRunEnd')[0].summary).toMatchObject({ arm: 'text', baseModel: null, sftRunId: null, startedFrom: earlier.workflowId, sftModel: earlier.model });
+      expect(inputsOf(`${id}-rl`, 'rl')).toEqual([
+        {
+          ...config.rl,
+          steps: 2,
+          model: earlier.model,
+          out: `artifacts/${id}/rl`,
+          dataset,
+          runId: `${id}-rl`,
+          tools: false,
+          evalLevels: config.eval.levels,
+        },
+      ]);
+      expect(inputsOf(id, 'evaluate').map((e) => [e.model, e.tools])).toEqual([
+        [earlier.model, false],
+        [`artifacts/${id}/rl`, false],
+      ]);
+      expect(result).toMatchObject({
+        arm: 'text',
+        status: 'completed',
+        startedFrom: earlier.workflowId,
+        traces: null,
+        sftModel: earlier.model,
+        finalModel: `artifacts/${id}/rl`,
+        rlSteps: 2,
+      });
+      expect(inputsOf(id, 'recordRunEnd')[0].summary).toMatchObject({
+        arm: 'text',
+        baseModel: null,
+        sftRunId: null,
+        startedFrom: earlier.workflowId,
+        sftModel: earlier.model,
+      });
       const progress = await handle.query(pipelineProgress);
-      expect(stages(progress)).toEqual(['data:done', 'cold-start:skipped', 'sft:skipped', 'sft-eval:done', 'rl:done', 'final-eval:done', 'report:done']);
-      expect(progress.stages.filter((s) => s.status === 'skipped').map((s) => s.detail)).toEqual([`starting from ${earlier.workflowId}`, `starting from ${earlier.workflowId}`]);
+      expect(stages(progress)).toEqual([
+        'data:done',
+        'cold-start:skipped',
+        'sft:skipped',
+        'sft-eval:done',
+        'rl:done',
+        'final-eval:done',
+        'report:done',
+      ]);
+      expect(progress.stages.filter((s) => s.status === 'skipped').map((s) => s.detail)).toEqual([
+        `starting from ${earlier.workflowId}`,
+        `starting from ${earlier.workflowId}`,
+      ]);
     });
 
     it('startFrom latest with no earlier model trains from scratch', async () => {
       const id = scenario('latest-none');
       const config = resolveConfig('quick', { startFrom: 'latest', heartbeatTimeout, rl: { steps: 2, evalEvery: 2 } });
       const result = await (await start(id, config)).result();
-      expect(scheduled(await historyOf(id))).toEqual(['recordRunStart', 'prepareProblems', 'findLatestGoodModel', 'initModel', 'synthTraces', 'sft', 'evaluate', 'evaluate', 'recordRunEnd', 'report']);
+      expect(scheduled(await historyOf(id))).toEqual([
+        'recordRunStart',
+        'prepareProblems',
+        'findLatestGoodModel',
+        'initModel',
+        'synthTraces',
+        'sft',
+        'evaluate',
+        'evaluate',
+        'recordRunEnd',
+        'report',
+      ]);
       expect(result).toMatchObject({ status: 'completed', startedFrom: null, traces: `${id}-code@1`, sftModel: `artifacts/${id}/sft` });
     });
 
@@ -259,14 +467,20 @@ describe('the workflows with mock activities', () => {
 
     it('bad input from an activity is not retried: the run fails, recorded as failed, the stage marked failed', async () => {
       // Retryable as thrown: the workflow's retry policy names the type as non-retryable.
-      const id = scenario('bad-input', { sft: async () => { throw ApplicationFailure.retryable('traces hold no verified examples', BAD_INPUT); } });
+      const id = scenario('bad-input', {
+        sft: async () => {
+          throw ApplicationFailure.retryable('traces hold no verified examples', BAD_INPUT);
+        },
+      });
       const handle = await start(id, resolveConfig('quick', { heartbeatTimeout }));
       const err = await failureOf(handle.result());
       expect(err.cause).toBeInstanceOf(ActivityFailure);
       expect((err.cause as ActivityFailure).cause).toMatchObject({ type: BAD_INPUT, message: 'traces hold no verified examples' });
       expect(callsOf(id, 'sft').map((c) => c.attempt)).toEqual([1]);
       expect(callsOf(id, 'evaluate')).toEqual([]);
-      expect(inputsOf(id, 'recordRunEnd')).toEqual([{ status: 'failed', summary: { error: expect.stringContaining('Activity task failed') } }]);
+      expect(inputsOf(id, 'recordRunEnd')).toEqual([
+        { status: 'failed', summary: { error: expect.stringContaining('Activity task failed') } },
+      ]);
       const progress = await handle.query(pipelineProgress);
       expect(progress.stage).toBe('failed');
       expect(stages(progress).slice(0, 3)).toEqual(['data:done', 'cold-start:done', 'sft:failed']);
@@ -290,7 +504,11 @@ describe('the workflows with mock activities', () => {
       const handle = await start(id, resolveConfig('quick', { heartbeatTimeout, rl: { steps: 2, evalEvery: 2 } }));
       await until('SFT to start', () => callsOf(id, 'sft').length === 1, 30_000);
       await handle.signal(pauseSignal);
-      await until('the SFT activity to stop', async () => (await handle.query(pipelineProgress)).paused && ((await handle.describe()).raw.pendingActivities ?? []).length === 0, 30_000);
+      await until(
+        'the SFT activity to stop',
+        async () => (await handle.query(pipelineProgress)).paused && ((await handle.describe()).raw.pendingActivities ?? []).length === 0,
+        30_000,
+      );
       const paused = await handle.query(pipelineProgress);
       expect(paused).toMatchObject({ stage: 'sft', paused: true, stopRequested: false });
       await new Promise((r) => setTimeout(r, 500));
@@ -300,7 +518,15 @@ describe('the workflows with mock activities', () => {
       expect(result.status).toBe('completed');
       const [first, second] = inputsOf(id, 'sft');
       expect(second).toEqual(first);
-      expect(stages(await handle.query(pipelineProgress))).toEqual(['data:done', 'cold-start:done', 'sft:done', 'sft-eval:done', 'rl:done', 'final-eval:done', 'report:done']);
+      expect(stages(await handle.query(pipelineProgress))).toEqual([
+        'data:done',
+        'cold-start:done',
+        'sft:done',
+        'sft-eval:done',
+        'rl:done',
+        'final-eval:done',
+        'report:done',
+      ]);
     });
 
     it('stop during SFT: its last checkpoint is the model, RL is skipped, both evaluations use the checkpoint, the run is stopped', async () => {
@@ -316,7 +542,15 @@ describe('the workflows with mock activities', () => {
       expect(inputsOf(id, 'evaluate').map((e) => e.model)).toEqual([checkpoint.path, checkpoint.path]);
       expect(inputsOf(id, 'recordRunEnd')[0]).toMatchObject({ status: 'stopped', summary: { rlRunId: null, sftModel: checkpoint.path } });
       const progress = await handle.query(pipelineProgress);
-      expect(stages(progress)).toEqual(['data:done', 'cold-start:done', 'sft:stopped', 'sft-eval:done', 'rl:skipped', 'final-eval:done', 'report:done']);
+      expect(stages(progress)).toEqual([
+        'data:done',
+        'cold-start:done',
+        'sft:stopped',
+        'sft-eval:done',
+        'rl:skipped',
+        'final-eval:done',
+        'report:done',
+      ]);
       expect(progress).toMatchObject({ stage: 'stopped', stopRequested: true, rlWorkflowId: null });
       expect(progress.stages.find((s) => s.name === 'rl')!.detail).toBe('stopped early');
     });
@@ -328,9 +562,26 @@ describe('the workflows with mock activities', () => {
       await handle.signal(stopSignal);
       const result = await handle.result();
       expect(result).toMatchObject({ status: 'stopped', sftModel: null, finalModel: null, sftEval: null, finalEval: null, rlSteps: 0 });
-      expect(scheduled(await historyOf(id))).toEqual(['recordRunStart', 'prepareProblems', 'initModel', 'synthTraces', 'sft', 'lastCheckpoint', 'recordRunEnd', 'report']);
+      expect(scheduled(await historyOf(id))).toEqual([
+        'recordRunStart',
+        'prepareProblems',
+        'initModel',
+        'synthTraces',
+        'sft',
+        'lastCheckpoint',
+        'recordRunEnd',
+        'report',
+      ]);
       const progress = await handle.query(pipelineProgress);
-      expect(stages(progress)).toEqual(['data:done', 'cold-start:done', 'sft:stopped', 'sft-eval:pending', 'rl:pending', 'final-eval:skipped', 'report:done']);
+      expect(stages(progress)).toEqual([
+        'data:done',
+        'cold-start:done',
+        'sft:stopped',
+        'sft-eval:pending',
+        'rl:pending',
+        'final-eval:skipped',
+        'report:done',
+      ]);
       expect(progress.stages.find((s) => s.name === 'final-eval')!.detail).toMatch(/^no model/);
     });
 
@@ -341,7 +592,11 @@ describe('the workflows with mock activities', () => {
       const child = client.workflow.getHandle(`${id}-rl`);
       await until('RL to start', () => callsOf(id, 'rl').length === 1, 30_000);
       await handle.signal(pauseSignal);
-      await until('the RL round to stop', async () => (await child.query(rlProgress)).paused && ((await child.describe()).raw.pendingActivities ?? []).length === 0, 30_000);
+      await until(
+        'the RL round to stop',
+        async () => (await child.query(rlProgress)).paused && ((await child.describe()).raw.pendingActivities ?? []).length === 0,
+        30_000,
+      );
       expect((await handle.query(pipelineProgress)).paused).toBe(true);
       await handle.signal(resumeSignal);
       await until('the RL round to run again', () => callsOf(id, 'rl').length === 2, 30_000);
@@ -353,7 +608,10 @@ describe('the workflows with mock activities', () => {
       expect(inputsOf(`${id}-rl`, 'lastCheckpoint')).toEqual([{ runId: `${id}-rl`, stage: 'rl' }]);
       expect(result).toMatchObject({ status: 'stopped', finalModel: checkpoint.path, rlSteps: checkpoint.step, rlEvals: [] });
       expect(inputsOf(id, 'evaluate').at(-1)).toMatchObject({ model: checkpoint.path, name: `${id}-final-eval` });
-      expect(inputsOf(id, 'recordRunEnd')[0]).toMatchObject({ status: 'stopped', summary: { rlRunId: `${id}-rl`, rlSteps: checkpoint.step, finalModel: checkpoint.path } });
+      expect(inputsOf(id, 'recordRunEnd')[0]).toMatchObject({
+        status: 'stopped',
+        summary: { rlRunId: `${id}-rl`, rlSteps: checkpoint.step, finalModel: checkpoint.path },
+      });
       const stages = (await handle.query(pipelineProgress)).stages;
       expect(stages.find((s) => s.name === 'rl')?.status).toBe('stopped');
       expect(stages.find((s) => s.name === 'final-eval')?.status).toBe('done');
@@ -372,7 +630,8 @@ describe('the workflows with mock activities', () => {
   });
 
   describe('retoolExperiment', () => {
-    const experimentConfig = (): RetoolConfig => resolveConfig('quick', { arms: ['code', 'text'], heartbeatTimeout, rl: { steps: 2, evalEvery: 2 } });
+    const experimentConfig = (): RetoolConfig =>
+      resolveConfig('quick', { arms: ['code', 'text'], heartbeatTimeout, rl: { steps: 2, evalEvery: 2 } });
 
     it('makes the problem set once, trains both arms as child pipelines on that stored version, records both and reports', async () => {
       const id = scenario('experiment');
@@ -391,12 +650,28 @@ describe('the workflows with mock activities', () => {
         expect(inputsOf(`${child}-rl`, 'rl').map((r) => r.tools)).toEqual([arm === 'code']);
       }
       expect(result).toMatchObject({ workflowId: id, dataset: `${config.data.name}@1`, report: `/mock-home/artifacts/${id}/report.html` });
-      expect(result.arms.map((a) => [a.arm, a.workflowId, a.status])).toEqual([['code', `${id}-code`, 'completed'], ['text', `${id}-text`, 'completed']]);
-      expect(inputsOf(id, 'recordRunEnd')).toEqual([{
-        status: 'completed',
-        summary: { dataset: `${config.data.name}@1`, arms: result.arms.map((a) => ({ arm: a.arm, workflowId: a.workflowId, sftAccuracy: 0.25, accuracy: 0.5, rlSteps: 2 })) },
-      }]);
-      expect(await handle.query(experimentProgress)).toEqual({ preset: 'quick', stage: 'done', dataset: `${config.data.name}@1`, arms: [{ arm: 'code', workflowId: `${id}-code` }, { arm: 'text', workflowId: `${id}-text` }] });
+      expect(result.arms.map((a) => [a.arm, a.workflowId, a.status])).toEqual([
+        ['code', `${id}-code`, 'completed'],
+        ['text', `${id}-text`, 'completed'],
+      ]);
+      expect(inputsOf(id, 'recordRunEnd')).toEqual([
+        {
+          status: 'completed',
+          summary: {
+            dataset: `${config.data.name}@1`,
+            arms: result.arms.map((a) => ({ arm: a.arm, workflowId: a.workflowId, sftAccuracy: 0.25, accuracy: 0.5, rlSteps: 2 })),
+          },
+        },
+      ]);
+      expect(await handle.query(experimentProgress)).toEqual({
+        preset: 'quick',
+        stage: 'done',
+        dataset: `${config.data.name}@1`,
+        arms: [
+          { arm: 'code', workflowId: `${id}-code` },
+          { arm: 'text', workflowId: `${id}-text` },
+        ],
+      });
       expect((await handle.describe()).typedSearchAttributes.get(RetoolBestAccuracy)).toBe(0.5);
     });
 
@@ -411,7 +686,11 @@ describe('the workflows with mock activities', () => {
     });
 
     it('a failure before the arms fails the experiment, recorded as failed, with no child started', async () => {
-      const id = scenario('experiment-fail', { prepareProblems: async () => { throw ApplicationFailure.nonRetryable('data.name: nope holds traces, not problems', BAD_INPUT); } });
+      const id = scenario('experiment-fail', {
+        prepareProblems: async () => {
+          throw ApplicationFailure.nonRetryable('data.name: nope holds traces, not problems', BAD_INPUT);
+        },
+      });
       const handle = await startExperiment(id, experimentConfig());
       const err = await failureOf(handle.result());
       expect((err.cause as ActivityFailure).cause).toMatchObject({ type: BAD_INPUT });
@@ -424,12 +703,30 @@ describe('the workflows with mock activities', () => {
   describe('prepareDataWorkflow', () => {
     it('reports the prepared set, or a failure not retried for bad input', async () => {
       const ok = scenario('prepare');
-      const handle = await client.workflow.start(prepareDataWorkflow, { taskQueue, workflowId: ok, args: [{ source: 'synth', name: 'mock-set', count: 100, seed: 1 }], workflowExecutionTimeout: '1 minute' });
+      const handle = await client.workflow.start(prepareDataWorkflow, {
+        taskQueue,
+        workflowId: ok,
+        args: [{ source: 'synth', name: 'mock-set', count: 100, seed: 1 }],
+        workflowExecutionTimeout: '1 minute',
+      });
       expect((await handle.result()).dataset).toMatchObject({ name: 'mock-set', version: 1 });
-      expect(await handle.query(prepareDataProgress)).toMatchObject({ stage: 'done', dataset: 'mock-set', result: { created: [{ name: 'mock-set', version: 1 }] } });
+      expect(await handle.query(prepareDataProgress)).toMatchObject({
+        stage: 'done',
+        dataset: 'mock-set',
+        result: { created: [{ name: 'mock-set', version: 1 }] },
+      });
 
-      const bad = scenario('prepare-bad', { prepareData: async () => { throw ApplicationFailure.retryable('line 2: malformed JSON', BAD_INPUT); } });
-      const failing = await client.workflow.start(prepareDataWorkflow, { taskQueue, workflowId: bad, args: [{ source: 'synth', name: 'mock-bad', count: 100, seed: 1 }], workflowExecutionTimeout: '1 minute' });
+      const bad = scenario('prepare-bad', {
+        prepareData: async () => {
+          throw ApplicationFailure.retryable('line 2: malformed JSON', BAD_INPUT);
+        },
+      });
+      const failing = await client.workflow.start(prepareDataWorkflow, {
+        taskQueue,
+        workflowId: bad,
+        args: [{ source: 'synth', name: 'mock-bad', count: 100, seed: 1 }],
+        workflowExecutionTimeout: '1 minute',
+      });
       const err = await failureOf(failing.result());
       expect((err.cause as ActivityFailure).cause).toMatchObject({ type: BAD_INPUT });
       expect(callsOf(bad, 'prepareData').map((c) => c.attempt)).toEqual([1]);

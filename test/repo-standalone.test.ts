@@ -19,7 +19,9 @@ const UNTRACKED_DIRS = new Set(['.git', 'node_modules', '.venv', '.retool', 'scr
 /** The files git tracks; outside a git checkout (an exported tarball), every file but installs and state. */
 function trackedFiles(): string[] {
   try {
-    return execFileSync('git', ['ls-files', '-z'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\0').filter(Boolean);
+    return execFileSync('git', ['ls-files', '-z'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+      .split('\0')
+      .filter(Boolean);
   } catch {
     const files: string[] = [];
     const walk = (dir: string): void => {
@@ -61,7 +63,9 @@ describe('the repository stands alone', () => {
     ['AIME 2024', AIME24_FILE],
     ['AIME 2025', AIME25_FILE],
   ])('the shipped %s file holds 30 problems with integer answers', (_name, file) => {
-    const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '');
+    const lines = readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '');
     expect(lines).toHaveLength(30);
     for (const line of lines) {
       const row = JSON.parse(line) as Record<string, unknown>;

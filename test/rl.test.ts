@@ -10,7 +10,14 @@ import { Qwen2Model } from '../engine/model/qwen2.js';
 import { gae, groupAdvantages } from '../engine/rl/advantages.js';
 import type { RlOptions } from '../stages/options.js';
 import { runRl } from '../stages/rl.js';
-import { policyLossAndGrads, tokenLogprobs, tokenValues, valueLossAndGrads, type PolicyInputs, type ValueInputs } from '../engine/rl/losses.js';
+import {
+  policyLossAndGrads,
+  tokenLogprobs,
+  tokenValues,
+  valueLossAndGrads,
+  type PolicyInputs,
+  type ValueInputs,
+} from '../engine/rl/losses.js';
 import { hasVoidTurn, outcomeReward } from '../engine/rl/reward.js';
 import type { RlStepMetrics } from '../engine/rl/trainer.js';
 import { buildExamples, padBatch } from '../engine/sft/data.js';
@@ -24,7 +31,17 @@ const tokenizer = builtinTokenizer();
 const code = (src: string) => `<code>\n\`\`\`python\n${src}\n\`\`\`\n</code>`;
 const out = (text: string) => `\n<interpreter>\n${text}\n</interpreter>\n`;
 const answer = (a: string) => `<answer>\\boxed{${a}}</answer>`;
-const config = Qwen2ConfigSchema.parse({ vocab_size: tokenizer.vocabSize, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 128, tie_word_embeddings: true, rope_theta: 10_000 });
+const config = Qwen2ConfigSchema.parse({
+  vocab_size: tokenizer.vocabSize,
+  hidden_size: 32,
+  intermediate_size: 64,
+  num_hidden_layers: 1,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  max_position_embeddings: 128,
+  tie_word_embeddings: true,
+  rope_theta: 10_000,
+});
 
 beforeAll(async () => {
   await initBackend();
@@ -67,13 +84,23 @@ describe('advantages', () => {
 describe('reward', () => {
   const call = { code: '', status: 'ok' as const, output: '', atToken: 0, ms: 0 };
   it('is +1 for an equivalent boxed answer and -1 otherwise, whatever the code did', () => {
-    expect(outcomeReward({ response: `${code('print(6*7)')}${out('42')}${answer('42.0')}`, toolCalls: [call] }, '42', { toolCallBonus: false })).toEqual({ reward: 1, correct: true, answer: '42.0' });
-    expect(outcomeReward({ response: `${code('print(6*7)')}${out('42')}${answer('41')}`, toolCalls: [call] }, '42', { toolCallBonus: false }).reward).toBe(-1);
-    expect(outcomeReward({ response: 'no answer at all', toolCalls: [] }, '42', { toolCallBonus: false })).toEqual({ reward: -1, correct: false, answer: null });
+    expect(
+      outcomeReward({ response: `${code('print(6*7)')}${out('42')}${answer('42.0')}`, toolCalls: [call] }, '42', { toolCallBonus: false }),
+    ).toEqual({ reward: 1, correct: true, answer: '42.0' });
+    expect(
+      outcomeReward({ response: `${code('print(6*7)')}${out('42')}${answer('41')}`, toolCalls: [call] }, '42', { toolCallBonus: false })
+        .reward,
+    ).toBe(-1);
+    expect(outcomeReward({ response: 'no answer at all', toolCalls: [] }, '42', { toolCallBonus: false })).toEqual({
+      reward: -1,
+      correct: false,
+      answer: null,
+    });
   });
 
   it('the optional tool-call bonus lifts only wrong answers, and never above -0.6', () => {
-    const wrong = (n: number) => outcomeReward({ response: answer('1'), toolCalls: Array(n).fill(call) }, '2', { toolCallBonus: true }).reward;
+    const wrong = (n: number) =>
+      outcomeReward({ response: answer('1'), toolCalls: Array(n).fill(call) }, '2', { toolCallBonus: true }).reward;
     expect(wrong(0)).toBe(-1);
     expect(wrong(3)).toBeCloseTo(-0.7, 12);
     expect(wrong(6)).toBe(-0.6);
@@ -120,8 +147,17 @@ function sameGrads(a: Map<string, Float32Array>, b: Map<string, Float32Array>): 
 describe('interpreter and prompt tokens carry zero weight in every loss term', () => {
   let model: Qwen2Model;
   let critic: Qwen2Model;
-  const middle = sequence([['prompt', 'user: 6*7?\nassistant: '], ['model', code('print(6*7)')], ['interpreter', out('42')], ['model', answer('42')]]);
-  const tail = sequence([['prompt', 'user: 5*7?\nassistant: '], ['model', code('print(5*7)')], ['interpreter', out('35')]]);
+  const middle = sequence([
+    ['prompt', 'user: 6*7?\nassistant: '],
+    ['model', code('print(6*7)')],
+    ['interpreter', out('42')],
+    ['model', answer('42')],
+  ]);
+  const tail = sequence([
+    ['prompt', 'user: 5*7?\nassistant: '],
+    ['model', code('print(5*7)')],
+    ['interpreter', out('35')],
+  ]);
   const lossConfig = { clipLow: 0.2, clipHigh: 0.28, entropyCoef: 0.01, klCoef: 0.1, temperature: 1 };
 
   beforeAll(() => {
@@ -135,17 +171,30 @@ describe('interpreter and prompt tokens carry zero weight in every loss term', (
 
   function policyInputs(seq: { ids: number[]; actions: number[] }, junk: number): PolicyInputs {
     const old = tokenLogprobs(model, [seq], tokenizer.padId)[0]!.map((l, i) => (seq.actions[i] ? l - 0.05 * Math.sin(i) : junk));
-    return { ...seq, advantages: seq.actions.map((a, i) => (a ? Math.cos(i) : junk)), oldLogprobs: old, refLogprobs: seq.actions.map((a, i) => (a ? old[i]! + 0.1 : junk)) };
+    return {
+      ...seq,
+      advantages: seq.actions.map((a, i) => (a ? Math.cos(i) : junk)),
+      oldLogprobs: old,
+      refLogprobs: seq.actions.map((a, i) => (a ? old[i]! + 0.1 : junk)),
+    };
   }
   function valueInputs(seq: { ids: number[]; actions: number[] }, junk: number): ValueInputs {
     // Old values as the critic saw them, so that the unclipped branch carries gradient.
     const values = tokenValues(critic, [seq], tokenizer.padId)[0]!;
-    return { ...seq, returns: seq.actions.map((a, i) => (a ? Math.sin(i) : junk)), oldValues: seq.actions.map((a, i) => (a ? values[i]! + 0.01 * Math.cos(i) : junk)) };
+    return {
+      ...seq,
+      returns: seq.actions.map((a, i) => (a ? Math.sin(i) : junk)),
+      oldValues: seq.actions.map((a, i) => (a ? values[i]! + 0.01 * Math.cos(i) : junk)),
+    };
   }
 
   it('policy loss: junk advantages, old and reference log-probs at masked positions change nothing', () => {
-    const clean = gradsArray(policyLossAndGrads(model, [policyInputs(middle, 0), policyInputs(tail, 0)], tokenizer.padId, lossConfig).grads);
-    const junk = gradsArray(policyLossAndGrads(model, [policyInputs(middle, 1e6), policyInputs(tail, -37)], tokenizer.padId, lossConfig).grads);
+    const clean = gradsArray(
+      policyLossAndGrads(model, [policyInputs(middle, 0), policyInputs(tail, 0)], tokenizer.padId, lossConfig).grads,
+    );
+    const junk = gradsArray(
+      policyLossAndGrads(model, [policyInputs(middle, 1e6), policyInputs(tail, -37)], tokenizer.padId, lossConfig).grads,
+    );
     expect(sameGrads(clean, junk)).toBe(true);
     expect([...clean.values()].some((g) => g.some((x) => x !== 0))).toBe(true);
     // The control: the same change at one model token does move the gradient.
@@ -156,11 +205,16 @@ describe('interpreter and prompt tokens carry zero weight in every loss term', (
   });
 
   it('policy and value losses: perturbing trailing interpreter tokens leaves the gradients unchanged', () => {
-    const perturbed = { ids: tail.ids.map((id, i) => (tail.actions[i] || i < tail.ids.length - 10 ? id : tokenizer.encode('9')[0]!)), actions: tail.actions };
+    const perturbed = {
+      ids: tail.ids.map((id, i) => (tail.actions[i] || i < tail.ids.length - 10 ? id : tokenizer.encode('9')[0]!)),
+      actions: tail.actions,
+    };
     expect(perturbed.ids).not.toEqual(tail.ids);
     const p = policyInputs(tail, 0);
     const a = gradsArray(policyLossAndGrads(model, [p, policyInputs(middle, 0)], tokenizer.padId, lossConfig).grads);
-    const b = gradsArray(policyLossAndGrads(model, [{ ...p, ids: perturbed.ids }, policyInputs(middle, 0)], tokenizer.padId, lossConfig).grads);
+    const b = gradsArray(
+      policyLossAndGrads(model, [{ ...p, ids: perturbed.ids }, policyInputs(middle, 0)], tokenizer.padId, lossConfig).grads,
+    );
     expect(sameGrads(a, b)).toBe(true);
     const v = valueInputs(tail, 0);
     const va = gradsArray(valueLossAndGrads(critic, [v, valueInputs(middle, 0)], tokenizer.padId, 0.2).grads);
@@ -178,7 +232,11 @@ describe('interpreter and prompt tokens carry zero weight in every loss term', (
   it('clipping is asymmetric: a ratio above 1 + clipHigh with a positive advantage gives no policy gradient; with a negative one it does', () => {
     const current = tokenLogprobs(model, [middle], tokenizer.padId)[0]!;
     // ratio = e^0.3 = 1.35: above 1.28 (clipHigh), while 1.2 < e^0.2 = 1.22 < 1.28 stays inside.
-    const inputs = (shift: number, adv: number): PolicyInputs => ({ ...middle, oldLogprobs: current.map((l) => l - shift), advantages: middle.actions.map(() => adv) });
+    const inputs = (shift: number, adv: number): PolicyInputs => ({
+      ...middle,
+      oldLogprobs: current.map((l) => l - shift),
+      advantages: middle.actions.map(() => adv),
+    });
     const noEntropy = { ...lossConfig, entropyCoef: 0, klCoef: 0 };
     const clippedUp = policyLossAndGrads(model, [inputs(0.3, 1)], tokenizer.padId, noEntropy);
     expect(clippedUp.stats.clipFrac).toBe(1);
@@ -203,14 +261,23 @@ describe('the RL loop', () => {
     // A model that learned one code trace (6*7 -> 42): it answers every problem with that code,
     // so problems whose answer is 42 earn +1 and the others -1.
     const model = Qwen2Model.init(config, 0);
-    const { examples } = buildExamples(tokenizer, [{ problem: 'What is 6*7?', response: `${code('print(6*7)')}${out('42')}${answer('42')}` }], 128);
+    const { examples } = buildExamples(
+      tokenizer,
+      [{ problem: 'What is 6*7?', response: `${code('print(6*7)')}${out('42')}${answer('42')}` }],
+      128,
+    );
     const optimizer = new AdamW(model.params, OptimizerConfigSchema.parse({ lr: 2e-2, schedule: 'constant', weightDecay: 0 }));
     for (let i = 0; i < 120; i++) trainStep(model, optimizer, padBatch(examples, tokenizer.padId));
     optimizer.dispose();
     await saveModel(modelDir, model, { tokenizer });
     model.dispose();
     const rows = [
-      ...['6*7', '7*6', '42*1', '5*7', '6*8', '2*21', '9*9', '40+2'].map((q, i) => ({ id: `t${i}`, problem: `What is ${q}?`, answer: String(eval(q)), split: 'train' })),
+      ...['6*7', '7*6', '42*1', '5*7', '6*8', '2*21', '9*9', '40+2'].map((q, i) => ({
+        id: `t${i}`,
+        problem: `What is ${q}?`,
+        answer: String(eval(q)),
+        split: 'train',
+      })),
       ...['6*7', '3*3', '84/2'].map((q, i) => ({ id: `h${i}`, problem: `What is ${q}?`, answer: String(eval(q)), split: 'test' })),
     ];
     const file = join(home.dir, 'problems.jsonl');
@@ -218,7 +285,27 @@ describe('the RL loop', () => {
     await withStore(home.dir, (store) => importProblems(store, { file, name: 'mul' }));
   }, 120_000);
 
-  const base = (runId: string, extra: Partial<RlOptions> = {}): RlOptions => ({ model: modelDir, dataset: 'mul', out: join(home.dir, `out-${runId}`), runId, home: home.dir, algo: 'ppo', steps: 3, promptsPerStep: 2, samplesPerPrompt: 2, maxResponseTokens: 40, rolloutBatchSize: 4, miniBatchSize: 2, epochs: 2, lr: 1e-3, temperature: 0.5, checkpointEvery: 1, evalEvery: 2, evalLimit: 3, ...extra });
+  const base = (runId: string, extra: Partial<RlOptions> = {}): RlOptions => ({
+    model: modelDir,
+    dataset: 'mul',
+    out: join(home.dir, `out-${runId}`),
+    runId,
+    home: home.dir,
+    algo: 'ppo',
+    steps: 3,
+    promptsPerStep: 2,
+    samplesPerPrompt: 2,
+    maxResponseTokens: 40,
+    rolloutBatchSize: 4,
+    miniBatchSize: 2,
+    epochs: 2,
+    lr: 1e-3,
+    temperature: 0.5,
+    checkpointEvery: 1,
+    evalEvery: 2,
+    evalLimit: 3,
+    ...extra,
+  });
   const comparable = (m: RlStepMetrics) => ({ ...m, seconds: undefined, tokensPerSecond: undefined, sandboxWaitShare: undefined });
 
   it('resumed after a stop, PPO follows the uninterrupted run exactly: metrics, rollouts, evaluations, weights', async () => {
@@ -237,20 +324,29 @@ describe('the RL loop', () => {
     expect(second).toMatchObject({ stopped: false, steps: 3, resumedFrom: 2 });
 
     expect([...first.history, ...second.history].map(comparable)).toEqual(whole.history.map(comparable));
-    expect([...first.evals, ...second.evals].map((e) => ({ ...e, evaluation: undefined }))).toEqual(whole.evals.map((e) => ({ ...e, evaluation: undefined })));
+    expect([...first.evals, ...second.evals].map((e) => ({ ...e, evaluation: undefined }))).toEqual(
+      whole.evals.map((e) => ({ ...e, evaluation: undefined })),
+    );
     const weights = (dir: string) => readFileSync(join(dir, 'model.safetensors'));
     expect(weights(join(home.dir, 'out-split')).equals(weights(join(home.dir, 'out-whole')))).toBe(true);
     expect(weights(join(home.dir, 'out-whole')).equals(weights(modelDir))).toBe(false);
 
     await withStore(home.dir, async (store) => {
-      const rollouts = (run: string) => store.query<Record<string, unknown>>('SELECT step, sample_idx, problem_id, response, CAST(turns AS VARCHAR) AS turns, reward, correct, tool_calls FROM rollouts WHERE run_id = $1 ORDER BY step, problem_id, sample_idx', [run]);
+      const rollouts = (run: string) =>
+        store.query<Record<string, unknown>>(
+          'SELECT step, sample_idx, problem_id, response, CAST(turns AS VARCHAR) AS turns, reward, correct, tool_calls FROM rollouts WHERE run_id = $1 ORDER BY step, problem_id, sample_idx',
+          [run],
+        );
       const a = await rollouts('whole');
       expect(a).toHaveLength(3 * 2 * 2);
       // Mixed rewards: the problems whose answer is 42 are right, the others wrong.
       expect(new Set(a.map((r) => Number(r.reward)))).toEqual(new Set([1, -1]));
       expect(await rollouts('split')).toEqual(a);
       // Turns carry roles: the interpreter's output is its own turn, with the sandbox's text.
-      const turns = JSON.parse(String(a.find((r) => Number(r.reward) === 1 && Number(r.tool_calls) === 1)!.turns)) as { role: string; text: string }[];
+      const turns = JSON.parse(String(a.find((r) => Number(r.reward) === 1 && Number(r.tool_calls) === 1)!.turns)) as {
+        role: string;
+        text: string;
+      }[];
       expect(turns.map((t) => t.role)).toEqual(['model', 'interpreter', 'model']);
       expect(turns[1]!.text).toBe(out('42'));
       expect(await readMetrics(store, 'split', 'rl', 'reward_mean')).toEqual(await readMetrics(store, 'whole', 'rl', 'reward_mean'));
@@ -273,7 +369,25 @@ describe('the RL loop', () => {
   });
 
   it('retool rl runs from the command line and reports bad input with exit 2', async () => {
-    const args = ['rl', '--model', modelDir, '--dataset', 'mul', '--out', join(home.dir, 'cli-out'), '--steps', '1', '--prompts', '2', '--samples', '2', '--max-tokens', '40', '--eval-every', '0'];
+    const args = [
+      'rl',
+      '--model',
+      modelDir,
+      '--dataset',
+      'mul',
+      '--out',
+      join(home.dir, 'cli-out'),
+      '--steps',
+      '1',
+      '--prompts',
+      '2',
+      '--samples',
+      '2',
+      '--max-tokens',
+      '40',
+      '--eval-every',
+      '0',
+    ];
     const summary = json(await retool([...args, '--algo', 'grpo', '--json'], { home: home.dir }));
     expect(summary).toMatchObject({ algo: 'grpo', tools: true, steps: 1, stopped: false, out: join(home.dir, 'cli-out') });
     expect(summary.history).toHaveLength(1);
@@ -284,7 +398,9 @@ describe('the RL loop', () => {
     const noData = await retool(['rl', '--model', modelDir, '--dataset', 'nope', '--out', join(home.dir, 'x')], { home: home.dir });
     expect(noData.exitCode).toBe(2);
     expect(noData.stderr).toMatch(/nope/);
-    const noModel = await retool(['rl', '--model', join(home.dir, 'missing'), '--dataset', 'mul', '--out', join(home.dir, 'x')], { home: home.dir });
+    const noModel = await retool(['rl', '--model', join(home.dir, 'missing'), '--dataset', 'mul', '--out', join(home.dir, 'x')], {
+      home: home.dir,
+    });
     expect(noModel.exitCode).toBe(2);
     expect(noModel.stderr).toMatch(/config\.json/);
   }, 120_000);

@@ -166,17 +166,50 @@ const bitsOf = (x: number) => new Uint32Array(new Float32Array([x]).buffer)[0]!;
 
 /** Float32 values that stress rounding and the edges of F16/BF16. */
 const SPECIALS: number[] = [
-  0, -0, 1, -1, Infinity, -Infinity, NaN, -NaN,
-  f32(0x7f7fffff), -f32(0x7f7fffff), // f32 max finite
-  f32(0x00000001), f32(0x80000001), f32(0x007fffff), f32(0x00800000), // f32 subnormals / min normal
-  65504, -65504, 65519.99, 65520, 65536, // f16 max, just below/at the overflow tie
-  2 ** -24, 2 ** -25, 2 ** -25 * 1.0000001, 3 * 2 ** -25, 2 ** -14, 2 ** -14 - 2 ** -24, 2 ** -26, // f16 subnormals
-  1 + 2 ** -11, 1 + 3 * 2 ** -11, 1 + 2 ** -11 + 2 ** -20, // f16 ties to even / above tie
-  1 + 2 ** -8, 1 + 3 * 2 ** -8, 1 + 2 ** -8 + 2 ** -20, // bf16 ties / above tie
-  f32(0x7f7f8000), f32(0x7f7f7fff), // bf16 overflow tie and just below
-  f32(0x00008000), f32(0x00018000), f32(0x00010000), // bf16 subnormal ties
-  f32(0x7fc00001), f32(0xff800001), // NaNs with payloads
-  0.1, -0.3333333, 3.14159265, 1e-30, -1e30,
+  0,
+  -0,
+  1,
+  -1,
+  Infinity,
+  -Infinity,
+  NaN,
+  -NaN,
+  f32(0x7f7fffff),
+  -f32(0x7f7fffff), // f32 max finite
+  f32(0x00000001),
+  f32(0x80000001),
+  f32(0x007fffff),
+  f32(0x00800000), // f32 subnormals / min normal
+  65504,
+  -65504,
+  65519.99,
+  65520,
+  65536, // f16 max, just below/at the overflow tie
+  2 ** -24,
+  2 ** -25,
+  2 ** -25 * 1.0000001,
+  3 * 2 ** -25,
+  2 ** -14,
+  2 ** -14 - 2 ** -24,
+  2 ** -26, // f16 subnormals
+  1 + 2 ** -11,
+  1 + 3 * 2 ** -11,
+  1 + 2 ** -11 + 2 ** -20, // f16 ties to even / above tie
+  1 + 2 ** -8,
+  1 + 3 * 2 ** -8,
+  1 + 2 ** -8 + 2 ** -20, // bf16 ties / above tie
+  f32(0x7f7f8000),
+  f32(0x7f7f7fff), // bf16 overflow tie and just below
+  f32(0x00008000),
+  f32(0x00018000),
+  f32(0x00010000), // bf16 subnormal ties
+  f32(0x7fc00001),
+  f32(0xff800001), // NaNs with payloads
+  0.1,
+  -0.3333333,
+  3.14159265,
+  1e-30,
+  -1e30,
 ].map((x) => Math.fround(x));
 
 function specialTensor(): Float32Array {
@@ -244,8 +277,16 @@ afterAll(() => {
 describe('float conversions', () => {
   it('decodes well-known F16 bit patterns exactly', () => {
     const cases: [number, number][] = [
-      [0x0000, 0], [0x8000, -0], [0x0001, 2 ** -24], [0x03ff, 2 ** -14 - 2 ** -24], [0x0400, 2 ** -14],
-      [0x3c00, 1], [0xc000, -2], [0x7bff, 65504], [0x7c00, Infinity], [0xfc00, -Infinity],
+      [0x0000, 0],
+      [0x8000, -0],
+      [0x0001, 2 ** -24],
+      [0x03ff, 2 ** -14 - 2 ** -24],
+      [0x0400, 2 ** -14],
+      [0x3c00, 1],
+      [0xc000, -2],
+      [0x7bff, 65504],
+      [0x7c00, Infinity],
+      [0xfc00, -Infinity],
     ];
     for (const [h, v] of cases) expect(Object.is(f32(f16BitsToF32Bits(h)), v), `0x${h.toString(16)}`).toBe(true);
     expect(Number.isNaN(f32(f16BitsToF32Bits(0x7e00)))).toBe(true);
@@ -317,7 +358,9 @@ describe('encode/decode in memory', () => {
   });
 
   it('rejects tensors whose data does not match the shape', () => {
-    expect(() => encodeSafetensors(new Map([['bad', { shape: [2, 3], data: new Float32Array(5) }]]))).toThrow(/"bad".*6 elements.*5 values/);
+    expect(() => encodeSafetensors(new Map([['bad', { shape: [2, 3], data: new Float32Array(5) }]]))).toThrow(
+      /"bad".*6 elements.*5 values/,
+    );
   });
 });
 
@@ -330,10 +373,14 @@ describe('cross-checks with the Python reference implementation', () => {
       const file = join(d, 'model.safetensors');
       writeSafetensorsFile(file, tensors, { dtype });
       expect(readFileSync(file)).toEqual(Buffer.from(encodeSafetensors(tensors, { dtype })));
-      const r = py<{ bad: string[]; metadata: Record<string, string>; keys: string[]; loaded: string[]; header_len: number; header: Record<string, { dtype: string }> }>(
-        'check_ts_file',
-        { file, dtype, tensors: rawSpecs(d, tensors) },
-      );
+      const r = py<{
+        bad: string[];
+        metadata: Record<string, string>;
+        keys: string[];
+        loaded: string[];
+        header_len: number;
+        header: Record<string, { dtype: string }>;
+      }>('check_ts_file', { file, dtype, tensors: rawSpecs(d, tensors) });
       expect(r.bad).toEqual([]);
       expect(r.metadata).toEqual({ format: 'pt' });
       expect(r.loaded).toEqual([...tensors.keys()].sort());
@@ -397,19 +444,25 @@ describe('cross-checks with the Python reference implementation', () => {
   it('writes a sharded checkpoint that loads shard by shard in Python, and reads it back', () => {
     const d = dir('sharded');
     const tensors = sampleTensors(5);
-    for (let i = 0; i < 6; i++) tensors.set(`model.layers.${i}.self_attn.q_proj.weight`, { shape: [20, 10], data: randomValues(200, 100 + i) });
+    for (let i = 0; i < 6; i++)
+      tensors.set(`model.layers.${i}.self_attn.q_proj.weight`, { shape: [20, 10], data: randomValues(200, 100 + i) });
     const files = writeModelTensors(d, tensors, { dtype: 'BF16', maxShardBytes: 1000 });
     const shards = files.filter((f) => f.endsWith('.safetensors'));
     expect(shards.length).toBeGreaterThan(2);
     expect(files.at(-1)).toBe(join(d, 'model.safetensors.index.json'));
-    shards.forEach((f, i) => expect(f).toBe(join(d, `model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`)));
+    shards.forEach((f, i) =>
+      expect(f).toBe(join(d, `model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`)),
+    );
     expect(existsSync(join(d, 'model.safetensors'))).toBe(false);
 
-    const r = py<{ bad: string[]; misplaced: string[]; total_size: number; nbytes: number; keys: string[]; shards: string[] }>('load_sharded', {
-      dir: d,
-      dtype: 'BF16',
-      tensors: rawSpecs(dir('sharded-raw'), tensors),
-    });
+    const r = py<{ bad: string[]; misplaced: string[]; total_size: number; nbytes: number; keys: string[]; shards: string[] }>(
+      'load_sharded',
+      {
+        dir: d,
+        dtype: 'BF16',
+        tensors: rawSpecs(dir('sharded-raw'), tensors),
+      },
+    );
     expect(r.bad).toEqual([]);
     expect(r.misplaced).toEqual([]);
     expect(r.total_size).toBe(r.nbytes);
@@ -465,21 +518,39 @@ describe('malformed files', () => {
     return out;
   }
 
-  const good = encodeSafetensors(new Map([
-    ['a', { shape: [4], data: new Float32Array([1, 2, 3, 4]) }],
-    ['b', { shape: [2], data: new Float32Array([5, 6]) }],
-  ]));
+  const good = encodeSafetensors(
+    new Map([
+      ['a', { shape: [4], data: new Float32Array([1, 2, 3, 4]) }],
+      ['b', { shape: [2], data: new Float32Array([5, 6]) }],
+    ]),
+  );
   const cases: [string, Uint8Array, RegExp][] = [
     ['truncated', good.subarray(0, good.length - 3), /truncated/],
     ['tiny', good.subarray(0, 5), /shorter than the 8-byte header length/],
-    ['header-beyond', (() => {
-      const b = good.slice();
-      new DataView(b.buffer).setBigUint64(0, 1n << 40n, true);
-      return b;
-    })(), /header length 1099511627776 runs past the end of the file/],
-    ['offsets-out-of-range', withData('{"t":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}', 8), /data_offsets \[8, 16\] beyond the end of the data section \(8 bytes\)/],
-    ['overlap', withData('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}', 12), /overlaps tensor "a"/],
-    ['gap', withData('{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}', 8), /bytes \[0, 4\) of the data section belong to no tensor/],
+    [
+      'header-beyond',
+      (() => {
+        const b = good.slice();
+        new DataView(b.buffer).setBigUint64(0, 1n << 40n, true);
+        return b;
+      })(),
+      /header length 1099511627776 runs past the end of the file/,
+    ],
+    [
+      'offsets-out-of-range',
+      withData('{"t":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}', 8),
+      /data_offsets \[8, 16\] beyond the end of the data section \(8 bytes\)/,
+    ],
+    [
+      'overlap',
+      withData('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}', 12),
+      /overlaps tensor "a"/,
+    ],
+    [
+      'gap',
+      withData('{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}', 8),
+      /bytes \[0, 4\) of the data section belong to no tensor/,
+    ],
     ['trailing', withData('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', 8), /4 trailing bytes/],
     ['size-mismatch', withData('{"a":{"dtype":"F16","shape":[3],"data_offsets":[0,4]}}', 4), /shape \[3\] and dtype F16 \(6 bytes\)/],
     ['i64', withData('{"ids":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}}', 8), /"ids" has dtype I64, which is not supported/],

@@ -7,7 +7,15 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { availableModes, lastErrorLine, renderForModel, Sandbox, truncateMiddle, type ExecResult, type SandboxLimits } from '../engine/sandbox/index.js';
+import {
+  availableModes,
+  lastErrorLine,
+  renderForModel,
+  Sandbox,
+  truncateMiddle,
+  type ExecResult,
+  type SandboxLimits,
+} from '../engine/sandbox/index.js';
 import { PROJECT_ROOT } from '../engine/sandbox/isolation.js';
 import { freePort } from './helpers/net.js';
 import { bwrapWorks, expectedSandboxMode } from './helpers/sandbox-mode.js';
@@ -34,7 +42,8 @@ const SHORT = { timeoutMs: 1000 } satisfies Partial<SandboxLimits>;
 const py = (sandbox: Sandbox, code: string, limits: Partial<SandboxLimits> = {}, stdin = ''): Promise<ExecResult> =>
   sandbox.run({ lang: 'python', code, limits, stdin });
 
-const js = (sandbox: Sandbox, code: string, limits: Partial<SandboxLimits> = {}): Promise<ExecResult> => sandbox.run({ lang: 'javascript', code, limits });
+const js = (sandbox: Sandbox, code: string, limits: Partial<SandboxLimits> = {}): Promise<ExecResult> =>
+  sandbox.run({ lang: 'javascript', code, limits });
 
 /** The pool still works: `print(6*7)` on every slot at once gives ok and 42. */
 async function expectHealthy(sandbox: Sandbox, slots = POOL): Promise<void> {
@@ -152,7 +161,9 @@ describe('isolation', () => {
   it('starts no worker on such a machine (before any server is asked for)', async () => {
     const r = await retoolWithoutTools(['worker'], { TEMPORAL_ADDRESS: '127.0.0.1:1', RETOOL_HOME: join(tmpdir(), `${MARK}-home`) });
     expect(r.exitCode).toBe(2);
-    expect(String(r.stderr).trim()).toMatch(/^retool: no code sandbox on this machine: .*apt-get install bubblewrap.*RETOOL_UNSAFE_NO_SANDBOX=1$/);
+    expect(String(r.stderr).trim()).toMatch(
+      /^retool: no code sandbox on this machine: .*apt-get install bubblewrap.*RETOOL_UNSAFE_NO_SANDBOX=1$/,
+    );
     expect(existsSync(join(tmpdir(), `${MARK}-home`))).toBe(false);
   });
 
@@ -187,7 +198,10 @@ describe.each(MODES)('python sandbox (%s): hostile code is contained', (mode) =>
 
   it(`runs under ${mode} as an unprivileged uid with no capabilities`, async () => {
     expect(sandbox.isolation.mode).toBe(mode);
-    const r = await py(sandbox, "import os\ncaps = dict(l.split(':\\t') for l in open('/proc/self/status').read().splitlines() if l.startswith('Cap'))\nprint(os.getuid(), os.geteuid(), os.getgid(), caps['CapEff'].strip(), caps['CapPrm'].strip())\n");
+    const r = await py(
+      sandbox,
+      "import os\ncaps = dict(l.split(':\\t') for l in open('/proc/self/status').read().splitlines() if l.startswith('Cap'))\nprint(os.getuid(), os.geteuid(), os.getgid(), caps['CapEff'].strip(), caps['CapPrm'].strip())\n",
+    );
     expect(r.status, JSON.stringify(r)).toBe('ok');
     const [uid, euid, gid, eff, prm] = r.stdout.trim().split(' ');
     for (const id of [uid, euid, gid]) expect(Number(id)).toBeGreaterThan(0);
@@ -338,7 +352,10 @@ describe.each(MODES)('python sandbox (%s): hostile code is contained', (mode) =>
     });
 
     it('sees only its own processes in /proc', async () => {
-      const r = await py(sandbox, "import os\nprint(sorted(open('/proc/%s/cmdline' % p, 'rb').read().split(b'\\0')[0].decode() for p in os.listdir('/proc') if p.isdigit()))\n");
+      const r = await py(
+        sandbox,
+        "import os\nprint(sorted(open('/proc/%s/cmdline' % p, 'rb').read().split(b'\\0')[0].decode() for p in os.listdir('/proc') if p.isdigit()))\n",
+      );
       expect(r.status, JSON.stringify(r)).toBe('ok');
       expect(r.stdout).not.toMatch(/sleep|node|vitest|temporal/);
       await expectHealthy(sandbox);
@@ -356,7 +373,10 @@ describe.each(MODES)('python sandbox (%s): hostile code is contained', (mode) =>
     });
 
     it('reports slow growth in 10 MB chunks as memory', async () => {
-      const r = await py(sandbox, 'chunks = []\nwhile True:\n    chunks.append(bytearray(10 * 1024 * 1024))\n', { timeoutMs: 5000, memoryMb: 256 });
+      const r = await py(sandbox, 'chunks = []\nwhile True:\n    chunks.append(bytearray(10 * 1024 * 1024))\n', {
+        timeoutMs: 5000,
+        memoryMb: 256,
+      });
       expect(r.status).toBe('memory');
       await expectHealthy(sandbox);
     });
@@ -499,7 +519,8 @@ sys.stderr.buffer.write(b"err\x00 \x1b[1mbold\x1b[0m \xc3\x28 tail\n")
         expect(r.status, JSON.stringify(r)).toBe('ok');
         expect(r.stdout).not.toContain(secret);
         expect(r.stdout).not.toContain('retool-pipeline');
-        for (const place of places) expect(r.stdout).toMatch(new RegExp(`${place.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} (FileNotFoundError|PermissionError)`));
+        for (const place of places)
+          expect(r.stdout).toMatch(new RegExp(`${place.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} (FileNotFoundError|PermissionError)`));
       } finally {
         rmSync(storeDir, { recursive: true, force: true });
         rmSync(places[1]!, { force: true });
@@ -508,13 +529,30 @@ sys.stderr.buffer.write(b"err\x00 \x1b[1mbold\x1b[0m \xc3\x28 tail\n")
     });
 
     it('runs multiprocessing (its semaphores need a writable /dev/shm)', async () => {
-      const r = await py(sandbox, 'import multiprocessing as mp\nwith mp.Pool(2) as pool:\n    print(pool.map(abs, [-1, -2, -3]))\n', { timeoutMs: 5000 });
+      const r = await py(sandbox, 'import multiprocessing as mp\nwith mp.Pool(2) as pool:\n    print(pool.map(abs, [-1, -2, -3]))\n', {
+        timeoutMs: 5000,
+      });
       expect(r, JSON.stringify(r)).toMatchObject({ status: 'ok', stdout: '[1, 2, 3]\n' });
       await expectHealthy(sandbox);
     });
 
     it('cannot write anywhere but its private /tmp', async () => {
-      const dirs = ['/', '/etc', '/usr', '/usr/local', '/opt', '/opt/retool', '/opt/retool/venv', '/var', '/home', '/root', '/proc', '/dev', PROJECT_ROOT, homedir()];
+      const dirs = [
+        '/',
+        '/etc',
+        '/usr',
+        '/usr/local',
+        '/opt',
+        '/opt/retool',
+        '/opt/retool/venv',
+        '/var',
+        '/home',
+        '/root',
+        '/proc',
+        '/dev',
+        PROJECT_ROOT,
+        homedir(),
+      ];
       const code = lines(
         'import os, sys',
         'for d in sys.stdin.read().split():',
@@ -535,20 +573,32 @@ sys.stderr.buffer.write(b"err\x00 \x1b[1mbold\x1b[0m \xc3\x28 tail\n")
     });
 
     it('fills its private /tmp without touching the host disk', async () => {
-      const code = lines('i = 0', 'while True:', `    with open(${JSON.stringify(`${MARK}-fill-`)} + str(i), 'wb') as f:`, "        f.write(b'x' * (8 << 20))", '    i += 1');
+      const code = lines(
+        'i = 0',
+        'while True:',
+        `    with open(${JSON.stringify(`${MARK}-fill-`)} + str(i), 'wb') as f:`,
+        "        f.write(b'x' * (8 << 20))",
+        '    i += 1',
+      );
       const r = await py(sandbox, code, { timeoutMs: 5000 });
       expect(r.status).toBe('error');
       expect(lastErrorLine(r.stderr)).toMatch(/No space left on device|File too large|Disk quota/);
       expect(hostLeaks(MARK)).toEqual([]);
       // The space is given back: the next run can write again.
-      const next = await py(sandbox, "with open('after', 'wb') as f:\n    f.write(b'x' * (4 << 20))\nimport os\nprint(sorted(os.listdir('/tmp')))\n");
+      const next = await py(
+        sandbox,
+        "with open('after', 'wb') as f:\n    f.write(b'x' * (4 << 20))\nimport os\nprint(sorted(os.listdir('/tmp')))\n",
+      );
       expect(next.status, JSON.stringify(next)).toBe('ok');
       expect(next.stdout).not.toContain(MARK);
       await expectHealthy(sandbox);
     });
 
     it('refuses a single file above maxFileBytes', async () => {
-      const r = await py(sandbox, "with open('big', 'wb') as f:\n    f.write(b'x' * (2 << 20))\n", { timeoutMs: 3000, maxFileBytes: 1 << 20 });
+      const r = await py(sandbox, "with open('big', 'wb') as f:\n    f.write(b'x' * (2 << 20))\n", {
+        timeoutMs: 3000,
+        maxFileBytes: 1 << 20,
+      });
       if (r.status === 'killed') expect(r.reason).toBe('SIGXFSZ');
       else {
         expect(r.status).toBe('error');
@@ -570,7 +620,10 @@ sys.stderr.buffer.write(b"err\x00 \x1b[1mbold\x1b[0m \xc3\x28 tail\n")
     });
 
     it('keeps $HOME inside the sandbox', async () => {
-      const r = await py(sandbox, `import os\npath = os.path.join(os.path.expanduser('~'), ${JSON.stringify(MARK)})\nopen(path, 'w').write('x')\nprint(path)\n`);
+      const r = await py(
+        sandbox,
+        `import os\npath = os.path.join(os.path.expanduser('~'), ${JSON.stringify(MARK)})\nopen(path, 'w').write('x')\nprint(path)\n`,
+      );
       expect(r.status).toBe('ok');
       expect(r.stdout.startsWith('/tmp/')).toBe(true);
       expect(existsSync(join(homedir(), MARK))).toBe(false);
@@ -584,7 +637,9 @@ sys.stderr.buffer.write(b"err\x00 \x1b[1mbold\x1b[0m \xc3\x28 tail\n")
       const r = await py(sandbox, `open('../${name}', 'w').write('x')\nimport os\nprint(os.path.exists('/tmp/${name}'))\n`);
       expect(r).toMatchObject({ status: 'ok', stdout: 'True\n' });
       expect(hostLeaks(name)).toEqual([]);
-      const next = await Promise.all(Array.from({ length: POOL }, () => py(sandbox, `import os\nprint(os.path.exists('../${name}'), os.path.exists('/tmp/${name}'))\n`)));
+      const next = await Promise.all(
+        Array.from({ length: POOL }, () => py(sandbox, `import os\nprint(os.path.exists('../${name}'), os.path.exists('/tmp/${name}'))\n`)),
+      );
       for (const n of next) expect(n).toMatchObject({ status: 'ok', stdout: 'False False\n' });
       await expectHealthy(sandbox);
     });
@@ -626,7 +681,9 @@ sys.stderr.buffer.write(b"err\x00 \x1b[1mbold\x1b[0m \xc3\x28 tail\n")
 
   describe('network', () => {
     it('cannot connect out', async () => {
-      const r = await py(sandbox, "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=2)\nprint('connected')\n", { timeoutMs: 5000 });
+      const r = await py(sandbox, "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=2)\nprint('connected')\n", {
+        timeoutMs: 5000,
+      });
       expect(r.status).toBe('error');
       expect(r.stdout).not.toContain('connected');
       await expectHealthy(sandbox);
@@ -692,7 +749,10 @@ sys.stderr.buffer.write(b"err\x00 \x1b[1mbold\x1b[0m \xc3\x28 tail\n")
       expect(r).toMatchObject({ status: 'ok', stdout: `${port}\nnone\n` });
 
       // bind(0): whatever port the kernel picked is not reachable from the host either.
-      const zero = await py(sandbox, "import socket\ns = socket.socket()\ns.bind(('127.0.0.1', 0))\ns.listen()\nprint(s.getsockname()[1])\n");
+      const zero = await py(
+        sandbox,
+        "import socket\ns = socket.socket()\ns.bind(('127.0.0.1', 0))\ns.listen()\nprint(s.getsockname()[1])\n",
+      );
       expect(zero.status).toBe('ok');
       const picked = Number(zero.stdout.trim());
       expect(picked).toBeGreaterThan(0);
@@ -716,7 +776,9 @@ describe('python sandbox: pool, concurrency and fresh state', () => {
   });
 
   it('runs 256 concurrent runs through a pool of 4, each with its own output', async () => {
-    const results = await Promise.all(Array.from({ length: 256 }, (_, i) => py(sandbox, `i = ${i}\nprint(i * i)\n`, { timeoutMs: 10_000 })));
+    const results = await Promise.all(
+      Array.from({ length: 256 }, (_, i) => py(sandbox, `i = ${i}\nprint(i * i)\n`, { timeoutMs: 10_000 })),
+    );
     results.forEach((r, i) => expect(r, `run ${i}`).toMatchObject({ status: 'ok', stdout: `${i * i}\n` }));
     await expectHealthy(sandbox, SIZE);
   });
@@ -811,7 +873,11 @@ describe.each(MODES)('javascript sandbox (%s)', (mode) => {
     );
     expect(connect.status).toBe('error');
     expect(connect.stdout).not.toContain('connected');
-    const dns = await js(sandbox, 'require("dns").lookup("pypi.org", (e, a) => { if (e) { console.error(e.code); process.exit(1); } console.log(a); });', { timeoutMs: 5000 });
+    const dns = await js(
+      sandbox,
+      'require("dns").lookup("pypi.org", (e, a) => { if (e) { console.error(e.code); process.exit(1); } console.log(a); });',
+      { timeoutMs: 5000 },
+    );
     expect(dns.status).toBe('error');
     await expectJsHealthy();
   });
@@ -825,7 +891,11 @@ describe.each(MODES)('javascript sandbox (%s)', (mode) => {
   });
 
   it('never shows the host environment', async () => {
-    const r = await js(sandbox, 'console.log(JSON.stringify(process.env)); try { console.log(require("fs").readFileSync("/proc/1/environ", "utf8")); } catch (e) { console.log(e.code); }', { timeoutMs: 5000 });
+    const r = await js(
+      sandbox,
+      'console.log(JSON.stringify(process.env)); try { console.log(require("fs").readFileSync("/proc/1/environ", "utf8")); } catch (e) { console.log(e.code); }',
+      { timeoutMs: 5000 },
+    );
     expect(r.status).toBe('ok');
     expect(r.stdout).not.toContain(SECRET);
     expect(r.stdout).not.toContain(SECRET_NAME);
@@ -859,7 +929,8 @@ describe('renderForModel', () => {
   });
 
   it('renders an error as the last traceback line', () => {
-    const stderr = 'Traceback (most recent call last):\n  File "<code>", line 3, in <module>\n    1/0\nZeroDivisionError: division by zero\n\n';
+    const stderr =
+      'Traceback (most recent call last):\n  File "<code>", line 3, in <module>\n    1/0\nZeroDivisionError: division by zero\n\n';
     expect(renderForModel({ ...base, status: 'error', exitCode: 1, stderr })).toBe('ZeroDivisionError: division by zero');
     expect(renderForModel({ ...base, status: 'error', exitCode: 4, stderr: '' })).toBe('exited with code 4');
   });

@@ -34,7 +34,9 @@ function parse(argv: string[]) {
 describe('flags derived from a stage schema', () => {
   it('leaves what the user did not give to the schema, and converts what they gave', () => {
     expect(parse([])).toEqual(Schema.parse({}));
-    expect(parse(['--steps', '3', '--algo', 'ppo', '--tools', 'off', '--resume', '--levels', '3,4', '--prompts', '2', '--run-id', 'r1'])).toEqual({
+    expect(
+      parse(['--steps', '3', '--algo', 'ppo', '--tools', 'off', '--resume', '--levels', '3,4', '--prompts', '2', '--run-id', 'r1']),
+    ).toEqual({
       steps: 3,
       algo: 'ppo',
       tools: false,
@@ -58,7 +60,9 @@ describe('flags derived from a stage schema', () => {
   });
 
   it('retool rl shows each default of the RL stage schema in --help', () => {
-    const help = rlCommand((c) => c).helpInformation().replace(/\s+/g, ' ');
+    const help = rlCommand((c) => c)
+      .helpInformation()
+      .replace(/\s+/g, ' ');
     const defaults = RlOptionsSchema.parse({ model: 'm', dataset: 'd', out: 'o' });
     expect(help).toContain(`--steps <n> RL steps (default: ${defaults.steps})`);
     expect(help).toContain(`(default: ${defaults.algo})`);

@@ -51,14 +51,18 @@ describe('a dev server belongs to its home', () => {
   it("a command of home B does not use home A's server: B gets its own, A's history holds none of B's runs", async () => {
     const env = await portsEnv();
     const [a, b, c] = [newHome(), newHome(), newHome()];
-    const serverA = json<{ address: string; pid: number; started: boolean }>(await retool(['server', '--detach', '--json'], { home: a, env }));
+    const serverA = json<{ address: string; pid: number; started: boolean }>(
+      await retool(['server', '--detach', '--json'], { home: a, env }),
+    );
     expect(serverA).toMatchObject({ address: `127.0.0.1:${env.RETOOL_TEMPORAL_PORT}`, started: true });
     const runA = json<{ workflowId: string }>(await retool(['run', '--detach', '--preset', 'quick', '--json'], { home: a, env }));
 
     const started = await retool(['run', '--detach', '--preset', 'quick', '--json'], { home: b, env });
     const runB = json<{ workflowId: string; uiUrl: string }>(started);
     expect(stderrLines(started)).toHaveLength(1);
-    expect(String(started.stderr)).toContain(`127.0.0.1:${env.RETOOL_TEMPORAL_PORT} is served by another home's Temporal dev server (${a}, pid ${serverA.pid}); this home (${b}) gets its own Temporal dev server on 127.0.0.1:`);
+    expect(String(started.stderr)).toContain(
+      `127.0.0.1:${env.RETOOL_TEMPORAL_PORT} is served by another home's Temporal dev server (${a}, pid ${serverA.pid}); this home (${b}) gets its own Temporal dev server on 127.0.0.1:`,
+    );
     const serverB = json<{ address: string; pid: number; up: boolean }>(await retool(['server', '--status', '--json'], { home: b, env }));
     expect(serverB.up).toBe(true);
     expect(serverB.address).not.toBe(serverA.address);
@@ -71,12 +75,19 @@ describe('a dev server belongs to its home', () => {
     expect(await workflowIds(serverA.address)).toEqual([runA.workflowId]);
     expect(await workflowIds(serverB.address)).toEqual([runB.workflowId]);
     // And the CLI, asked for each home's runs, goes to that home's server.
-    expect(json<{ workflowId: string }[]>(await retool(['status', '--json'], { home: b, env })).map((r) => r.workflowId)).toEqual([runB.workflowId]);
+    expect(json<{ workflowId: string }[]>(await retool(['status', '--json'], { home: b, env })).map((r) => r.workflowId)).toEqual([
+      runB.workflowId,
+    ]);
 
     // A port named by hand is not moved: taken by A's server, it is refused in one line.
-    const refused = await retool(['server', '--detach', '--port', env.RETOOL_TEMPORAL_PORT!, '--ui-port', String(await freePort())], { home: c, env });
+    const refused = await retool(['server', '--detach', '--port', env.RETOOL_TEMPORAL_PORT!, '--ui-port', String(await freePort())], {
+      home: c,
+      env,
+    });
     expect(refused.exitCode).toBe(2);
-    expect(stderrLines(refused)).toEqual([`retool: 127.0.0.1:${env.RETOOL_TEMPORAL_PORT} is served by another home's Temporal dev server (${a}, pid ${serverA.pid}); choose other ports (--port/--ui-port) or stop it`]);
+    expect(stderrLines(refused)).toEqual([
+      `retool: 127.0.0.1:${env.RETOOL_TEMPORAL_PORT} is served by another home's Temporal dev server (${a}, pid ${serverA.pid}); choose other ports (--port/--ui-port) or stop it`,
+    ]);
     expect(json(await retool(['server', '--status', '--json'], { home: c, env }))).toMatchObject({ up: false });
   }, 120_000);
 
@@ -91,7 +102,9 @@ describe('a dev server belongs to its home', () => {
     expect(other.exitCode).toBe(0);
     expect(String(other.stderr)).not.toMatch(/ServiceError|\n\s+at /);
     expect(stderrLines(other)).toEqual([
-      expect.stringContaining(`retool: 127.0.0.1:${env.RETOOL_TEMPORAL_PORT} is served by a Temporal dev server whose database ${join(d, 'temporal.db')} was deleted while it ran (pid ${orphan.pid}; it can no longer start workflows, \`kill ${orphan.pid}\` stops it); this home (${e}) gets its own`),
+      expect.stringContaining(
+        `retool: 127.0.0.1:${env.RETOOL_TEMPORAL_PORT} is served by a Temporal dev server whose database ${join(d, 'temporal.db')} was deleted while it ran (pid ${orphan.pid}; it can no longer start workflows, \`kill ${orphan.pid}\` stops it); this home (${e}) gets its own`,
+      ),
     ]);
     expect(json<{ workflowId: string }>(other).workflowId).toMatch(/^retool-quick-/);
     expect(processAlive(orphan.pid)).toBe(true);
@@ -99,7 +112,9 @@ describe('a dev server belongs to its home', () => {
     // The deleted home itself, used again: its orphan is stopped and a new server takes its ports.
     const again = await retool(['run', '--detach', '--preset', 'quick', '--json'], { home: d, env });
     expect(again.exitCode).toBe(0);
-    expect(stderrLines(again)).toEqual([`retool: this home's Temporal dev server (pid ${orphan.pid}) had lost its database ${join(d, 'temporal.db')} (deleted while it ran): stopped, starting a new one`]);
+    expect(stderrLines(again)).toEqual([
+      `retool: this home's Temporal dev server (pid ${orphan.pid}) had lost its database ${join(d, 'temporal.db')} (deleted while it ran): stopped, starting a new one`,
+    ]);
     expect(json<{ uiUrl: string }>(again).uiUrl).toContain(`http://127.0.0.1:${env.RETOOL_TEMPORAL_UI_PORT}/`);
     expect(processAlive(orphan.pid)).toBe(false);
     expect(existsSync(join(d, 'temporal.db'))).toBe(true);

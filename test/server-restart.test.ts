@@ -40,7 +40,13 @@ describe('the Temporal dev server stopped and restarted mid-run', () => {
     workers = await startWorkers({ target, home: home.dir, taskQueues: [taskQueue] });
     let connection = await Connection.connect({ address: target.address });
     let client = new Client({ connection });
-    const config = resolveConfig('quick', { data: { source: 'synth', name: 'restart', count: 300, seed: 6 }, traces: { limit: 60, seed: 0 }, sft: { steps: 200, checkpointEvery: 50 }, eval: { limit: 4 }, rl: { steps: 2, evalEvery: 2, evalLimit: 4, promptsPerStep: 2, samplesPerPrompt: 2, maxResponseTokens: 32 } });
+    const config = resolveConfig('quick', {
+      data: { source: 'synth', name: 'restart', count: 300, seed: 6 },
+      traces: { limit: 60, seed: 0 },
+      sft: { steps: 200, checkpointEvery: 50 },
+      eval: { limit: 4 },
+      rl: { steps: 2, evalEvery: 2, evalLimit: 4, promptsPerStep: 2, samplesPerPrompt: 2, maxResponseTokens: 32 },
+    });
     const workflowId = `test-restart-${Date.now()}`;
     await client.workflow.start(retoolPipeline, { taskQueue, workflowId, args: [config] });
     await until('SFT step 20', async () => {
@@ -58,7 +64,10 @@ describe('the Temporal dev server stopped and restarted mid-run', () => {
       const result = await client.workflow.getHandle<typeof retoolPipeline>(workflowId).result();
       expect(result).toMatchObject({ status: 'completed', dataset: 'restart@1', rlSteps: 2 });
       await withStore(home.dir, async (store) => {
-        const losses = await store.query<{ step: number; n: bigint }>("SELECT step, count(*) AS n FROM metrics WHERE run_id = $1 AND stage = 'sft' AND name = 'loss' GROUP BY step ORDER BY step", [`${workflowId}-sft`]);
+        const losses = await store.query<{ step: number; n: bigint }>(
+          "SELECT step, count(*) AS n FROM metrics WHERE run_id = $1 AND stage = 'sft' AND name = 'loss' GROUP BY step ORDER BY step",
+          [`${workflowId}-sft`],
+        );
         expect(losses.map((r) => Number(r.step))).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
         expect(losses.every((r) => Number(r.n) === 1)).toBe(true);
         const runs = await store.query<{ status: string }>('SELECT status FROM runs WHERE run_id = $1', [workflowId]);

@@ -14,7 +14,8 @@ import { maskedCrossEntropy, nextTokenTensors } from '../engine/train/step.js';
 import { tempHome } from './helpers/cli.js';
 
 const tokenizer = builtinTokenizer();
-const RESPONSE = 'Compute it.\n<code>\n```python\nprint(12*3+4)\n```\n</code>\n<interpreter>\n40\n</interpreter>\n<answer>\\boxed{40}</answer>';
+const RESPONSE =
+  'Compute it.\n<code>\n```python\nprint(12*3+4)\n```\n</code>\n<interpreter>\n40\n</interpreter>\n<answer>\\boxed{40}</answer>';
 // What the model itself wrote: the response without the interpreter's span (tags included).
 const MODEL_TEXT = 'Compute it.\n<code>\n```python\nprint(12*3+4)\n```\n</code>\n\n<answer>\\boxed{40}</answer><|endoftext|>';
 const PROMPT = 'user: Compute 12*3+4.\nassistant: ';
@@ -77,15 +78,36 @@ describe('SFT examples and masks', () => {
 describe('SFT resume', () => {
   const home = tempHome('retool-sft-');
   afterAll(() => home.cleanup());
-  const config = Qwen2ConfigSchema.parse({ vocab_size: tokenizer.vocabSize, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 128, tie_word_embeddings: true, rope_theta: 10_000 });
-  const traces = Array.from({ length: 12 }, (_, i) => ({ problem: `Compute ${i}*7+3.`, response: `<code>\n\`\`\`python\nprint(${i}*7+3)\n\`\`\`\n</code>\n<interpreter>\n${i * 7 + 3}\n</interpreter>\n<answer>\\boxed{${i * 7 + 3}}</answer>` }));
+  const config = Qwen2ConfigSchema.parse({
+    vocab_size: tokenizer.vocabSize,
+    hidden_size: 32,
+    intermediate_size: 64,
+    num_hidden_layers: 1,
+    num_attention_heads: 2,
+    num_key_value_heads: 1,
+    max_position_embeddings: 128,
+    tie_word_embeddings: true,
+    rope_theta: 10_000,
+  });
+  const traces = Array.from({ length: 12 }, (_, i) => ({
+    problem: `Compute ${i}*7+3.`,
+    response: `<code>\n\`\`\`python\nprint(${i}*7+3)\n\`\`\`\n</code>\n<interpreter>\n${i * 7 + 3}\n</interpreter>\n<answer>\\boxed{${i * 7 + 3}}</answer>`,
+  }));
   const { examples } = buildExamples(tokenizer, traces, 128);
   const sftConfig = SftConfigSchema.parse({ steps: 6, batchSize: 4, checkpointEvery: 3, warmupSteps: 2, lr: 1e-2 });
 
   it('stopping at a checkpoint and resuming gives the same losses and weights as an uninterrupted run', async () => {
     await saveTokenizer(home.dir);
     const run = (name: string, model: Qwen2Model, extra: Partial<Parameters<typeof trainSft>[0]> = {}) =>
-      trainSft({ model, tokenizerDir: home.dir, examples, padId: tokenizer.padId, config: sftConfig, checkpointDir: (s) => join(home.dir, name, `step-${s}`), ...extra });
+      trainSft({
+        model,
+        tokenizerDir: home.dir,
+        examples,
+        padId: tokenizer.padId,
+        config: sftConfig,
+        checkpointDir: (s) => join(home.dir, name, `step-${s}`),
+        ...extra,
+      });
 
     const whole = await run('whole', Qwen2Model.init(config, 1));
     expect(whole.losses).toHaveLength(6);
@@ -110,7 +132,15 @@ describe('SFT resume', () => {
 
   it('refuses to resume on different data, as bad input (an activity does not retry it)', async () => {
     const saved = loadModel(join(home.dir, 'parts', 'step-3'));
-    const attempt = trainSft({ model: saved.model, tokenizerDir: home.dir, examples: examples.slice(1), padId: 0, config: sftConfig, checkpointDir: (s) => join(home.dir, 'other', `step-${s}`), resume: saved });
+    const attempt = trainSft({
+      model: saved.model,
+      tokenizerDir: home.dir,
+      examples: examples.slice(1),
+      padId: 0,
+      config: sftConfig,
+      checkpointDir: (s) => join(home.dir, 'other', `step-${s}`),
+      resume: saved,
+    });
     await expect(attempt).rejects.toThrow(/11/);
     await expect(attempt).rejects.toBeInstanceOf(BadInputError);
   });

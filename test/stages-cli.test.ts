@@ -25,7 +25,24 @@ describe('retool synth, sft and eval from the command line', () => {
   }, 120_000);
 
   it('sft stops on SIGINT with a checkpoint and --resume finishes the run', async () => {
-    const args = ['sft', '--dataset', 'world-code', '--model', model, '--out', join(home.dir, 'sft'), '--steps', '120', '--batch-size', '4', '--checkpoint-every', '1', '--run-id', 'r1', '--json'];
+    const args = [
+      'sft',
+      '--dataset',
+      'world-code',
+      '--model',
+      model,
+      '--out',
+      join(home.dir, 'sft'),
+      '--steps',
+      '120',
+      '--batch-size',
+      '4',
+      '--checkpoint-every',
+      '1',
+      '--run-id',
+      'r1',
+      '--json',
+    ];
     const child = execa('node', [join(ROOT, 'bin', 'retool.js'), ...args], { cwd: ROOT, env: { RETOOL_HOME: home.dir }, reject: false });
     const first = join(home.dir, 'artifacts', 'r1', 'sft', 'step-2');
     for (let i = 0; i < 600 && !existsSync(first); i++) await new Promise((r) => setTimeout(r, 100));
@@ -48,10 +65,44 @@ describe('retool synth, sft and eval from the command line', () => {
   }, 300_000);
 
   it('eval reports accuracy and behaviour metrics, and stores readable samples', async () => {
-    const summary = json(await retool(['eval', '--model', join(home.dir, 'sft'), '--dataset', 'world', '--limit', '6', '--samples', '2', '--temperature', '1', '--max-tokens', '48', '--name', 'first-look', '--json'], { home: home.dir }));
+    const summary = json(
+      await retool(
+        [
+          'eval',
+          '--model',
+          join(home.dir, 'sft'),
+          '--dataset',
+          'world',
+          '--limit',
+          '6',
+          '--samples',
+          '2',
+          '--temperature',
+          '1',
+          '--max-tokens',
+          '48',
+          '--name',
+          'first-look',
+          '--json',
+        ],
+        { home: home.dir },
+      ),
+    );
     expect(summary).toMatchObject({ evaluation: 'first-look@1', dataset: 'world@1:test', tools: true });
     expect(summary.metrics).toMatchObject({ problems: 6, samples: 12, k: 2 });
-    for (const key of ['avgAtK', 'passAtK', 'responseLength', 'codeRatio', 'codeLines', 'codePassRate', 'codeInvocationPosition', 'selfCorrectionRate', 'byFamily', 'byLevel']) expect(summary.metrics).toHaveProperty(key);
+    for (const key of [
+      'avgAtK',
+      'passAtK',
+      'responseLength',
+      'codeRatio',
+      'codeLines',
+      'codePassRate',
+      'codeInvocationPosition',
+      'selfCorrectionRate',
+      'byFamily',
+      'byLevel',
+    ])
+      expect(summary.metrics).toHaveProperty(key);
     expect(summary.metrics.passAtK).toBeGreaterThanOrEqual(summary.metrics.avgAtK);
     const shown = json(await retool(['data', 'show', 'first-look', '--limit', '20', '--json'], { home: home.dir }));
     expect(shown.dataset).toMatchObject({ kind: 'evaluations', rowCount: 12 });

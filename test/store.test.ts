@@ -218,7 +218,13 @@ describe('importing AIME 2024', () => {
     expect(expected).toHaveLength(30);
 
     const store = await openStore();
-    const { dataset } = await importProblems(store, { file: AIME24_FILE, name: 'aime24', problemField: 'input', answerField: 'output', split: 'test' });
+    const { dataset } = await importProblems(store, {
+      file: AIME24_FILE,
+      name: 'aime24',
+      problemField: 'input',
+      answerField: 'output',
+      split: 'test',
+    });
     expect(dataset.name).toBe('aime24');
     expect(dataset.version).toBe(1);
     expect(dataset.kind).toBe('problems');
@@ -503,7 +509,8 @@ describe('versions and lineage', () => {
     expect(again.parents).toEqual([{ name: 'x', version: 1, relation: 'split' }]);
     await splitDataset(store, { dataset: 'y', testFraction: 0.3 });
 
-    const sides = async (name: string, version: number) => new Map((await storedRows(store, name, version)).map((r) => [r.problem, r.split]));
+    const sides = async (name: string, version: number) =>
+      new Map((await storedRows(store, name, version)).map((r) => [r.problem, r.split]));
     const first = await sides('x', 2);
     expect(first.size).toBe(500);
     expect(await sides('x', 3)).toEqual(first);
@@ -592,7 +599,11 @@ describe('bad input is refused with a clear message and writes nothing', () => {
   });
 
   it('a CSV with invalid UTF-8 names the line', async () => {
-    const content = Buffer.concat([Buffer.from('problem,answer\nWhat is 1 + 1?,2\nWhat is '), Buffer.from([0xc3, 0x28]), Buffer.from(' + 2?,4\n')]);
+    const content = Buffer.concat([
+      Buffer.from('problem,answer\nWhat is 1 + 1?,2\nWhat is '),
+      Buffer.from([0xc3, 0x28]),
+      Buffer.from(' + 2?,4\n'),
+    ]);
     const file = writeFile(data, 'latin.csv', content);
     await expectRefused({ file }, 'line 3', /utf-8|unicode/i);
   });

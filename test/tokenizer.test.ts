@@ -283,7 +283,9 @@ describe('built-in tokenizer against Hugging Face (Python)', () => {
     expect([...loaded.specialIds].sort((a, b) => a - b)).toEqual([...tok.specialIds].sort((a, b) => a - b));
     for (const s of [...BUILTIN_SPECIAL_TOKENS, '<|unk|>', '\n', ' ', 'a']) expect(loaded.tokenToId(s)).toBe(tok.tokenToId(s));
     CHATS.forEach(([messages, gen]) =>
-      expect(loaded.applyChatTemplate?.(messages, { addGenerationPrompt: gen })).toBe(tok.applyChatTemplate(messages, { addGenerationPrompt: gen })),
+      expect(loaded.applyChatTemplate?.(messages, { addGenerationPrompt: gen })).toBe(
+        tok.applyChatTemplate(messages, { addGenerationPrompt: gen }),
+      ),
     );
     const sync = loadTokenizerSync(dirs.builtin);
     expect(sync.encode(TRACE)).toEqual(tok.encode(TRACE));
@@ -338,7 +340,9 @@ describe.each(['gpt2', 'qwen'] as const)('trained byte-level BPE (%s-style) agai
   it('renders the ChatML chat template exactly like transformers apply_chat_template', () => {
     const r = o(name);
     expect(tok.applyChatTemplate).toBeDefined();
-    CHATS.forEach(([messages, gen], i) => expect(tok.applyChatTemplate!(messages, { addGenerationPrompt: gen }), `chat #${i}`).toBe(r.chat[i]));
+    CHATS.forEach(([messages, gen], i) =>
+      expect(tok.applyChatTemplate!(messages, { addGenerationPrompt: gen }), `chat #${i}`).toBe(r.chat[i]),
+    );
     expect(r.chat[0]).toBe(
       '<|im_start|>system\nSolve the problem. Use Python via <code> blocks.<|im_end|>\n' +
         '<|im_start|>user\nWhat is 4821*397+1150?<|im_end|>\n' +

@@ -41,7 +41,11 @@ describe('trace format', () => {
     ['interpreter output without code', 'x\n<interpreter>\n1\n</interpreter>\n<answer>\\boxed{1}</answer>', 'interpreter_without_code'],
     ['code whose output is missing', '<code>\n```python\nprint(1)\n```\n</code>\n<answer>\\boxed{1}</answer>', 'code_without_output'],
     ['code without a fence', '<code>\nprint(1)\n</code>\n<interpreter>\n1\n</interpreter>\n<answer>\\boxed{1}</answer>', 'missing_fence'],
-    ['an empty code block', '<code>\n```python\n\n```\n</code>\n<interpreter>\n\n</interpreter>\n<answer>\\boxed{1}</answer>', 'empty_code'],
+    [
+      'an empty code block',
+      '<code>\n```python\n\n```\n</code>\n<interpreter>\n\n</interpreter>\n<answer>\\boxed{1}</answer>',
+      'empty_code',
+    ],
     ['no answer', 'I think it is 5.', 'no_answer'],
     ['an answer with no box', 'x <answer>5</answer>', 'no_answer'],
     ['an unbalanced box', 'x <answer>\\boxed{5</answer>', 'no_answer'],
@@ -59,7 +63,9 @@ describe('trace format', () => {
       { code: 'print(10 // 0)', output: 'ZeroDivisionError: integer division or modulo by zero' },
       { code: 'print(10 // 2)', output: '5' },
     ]);
-    expect(codeBlocks('<code>\n```python\nx = 1\nprint(x)\n```\n</code> then nothing')).toEqual([{ code: 'x = 1\nprint(x)', output: null }]);
+    expect(codeBlocks('<code>\n```python\nx = 1\nprint(x)\n```\n</code> then nothing')).toEqual([
+      { code: 'x = 1\nprint(x)', output: null },
+    ]);
   });
 
   it('gives interpreter spans, tags included, their own role', () => {

@@ -29,7 +29,12 @@ describe('prepareData on a real Temporal dev server', () => {
   });
 
   it('`retool data synth --via-temporal` runs the workflow, findable by its search attributes', async () => {
-    const out = json(await retool(['data', 'synth', '--name', 'wf-synth', '--count', '300', '--seed', '3', '--via-temporal', '--json'], { home: home.dir, env: { TEMPORAL_ADDRESS: address } }));
+    const out = json(
+      await retool(['data', 'synth', '--name', 'wf-synth', '--count', '300', '--seed', '3', '--via-temporal', '--json'], {
+        home: home.dir,
+        env: { TEMPORAL_ADDRESS: address },
+      }),
+    );
     expect(out.dataset).toMatchObject({ name: 'wf-synth', version: 1, rowCount: 300 });
     const handle = client.workflow.getHandle(out.workflowId);
     const described = await handle.describe();
@@ -38,9 +43,10 @@ describe('prepareData on a real Temporal dev server', () => {
     expect(described.typedSearchAttributes.get(RetoolDataset)).toBe('wf-synth');
 
     // Visibility is eventually consistent: what the UI list view shows for this query.
-    let found: string[] = [];
+    const found: string[] = [];
     for (let i = 0; i < 40 && found.length === 0; i++) {
-      for await (const wf of client.workflow.list({ query: `RetoolDataset = "wf-synth" AND RetoolStage = "done"` })) found.push(wf.workflowId);
+      for await (const wf of client.workflow.list({ query: `RetoolDataset = "wf-synth" AND RetoolStage = "done"` }))
+        found.push(wf.workflowId);
       if (found.length === 0) await new Promise((r) => setTimeout(r, 250));
     }
     expect(found).toEqual([out.workflowId]);
@@ -60,7 +66,10 @@ describe('prepareData on a real Temporal dev server', () => {
 
     it('imports and splits an unsplit file, recording lineage', async () => {
       const file = join(home.dir, 'plain.jsonl');
-      writeFileSync(file, Array.from({ length: 200 }, (_, i) => JSON.stringify({ q: `What is ${i} + ${i}?`, a: String(2 * i) })).join('\n'));
+      writeFileSync(
+        file,
+        Array.from({ length: 200 }, (_, i) => JSON.stringify({ q: `What is ${i} + ${i}?`, a: String(2 * i) })).join('\n'),
+      );
       const handle = await client.workflow.start(prepareDataWorkflow, {
         taskQueue: TASK_QUEUES.train,
         workflowId: `test-import-${Date.now()}`,
@@ -68,7 +77,11 @@ describe('prepareData on a real Temporal dev server', () => {
       });
       const result = await handle.result();
       // The progress query a status command reads (answered by this worker after completion too).
-      expect(await handle.query(prepareDataProgress)).toMatchObject({ stage: 'done', dataset: 'plain', result: { dataset: { version: 2 } } });
+      expect(await handle.query(prepareDataProgress)).toMatchObject({
+        stage: 'done',
+        dataset: 'plain',
+        result: { dataset: { version: 2 } },
+      });
       expect(result.created.map((c) => `${c.name}@${c.version}:${c.source.split(':')[0]}`)).toEqual(['plain@1:import', 'plain@2:split']);
       expect(result.dataset.parents).toEqual([{ name: 'plain', version: 1, relation: 'split' }]);
       expect(result.dataset.splits.train! + result.dataset.splits.test!).toBe(200);
@@ -91,7 +104,9 @@ describe('prepareData on a real Temporal dev server', () => {
       expect(cause.nonRetryable).toBe(true);
       expect(cause.message).toContain('line 2: malformed JSON');
       const history = await handle.fetchHistory();
-      const attempts = history.events!.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+      const attempts = history
+        .events!.filter((e) => e.activityTaskStartedEventAttributes)
+        .map((e) => e.activityTaskStartedEventAttributes!.attempt);
       expect(attempts).toEqual([1]);
       expect((await handle.describe()).typedSearchAttributes.get(RetoolStage)).toBe('failed');
     });

@@ -44,7 +44,9 @@ function canonical(path: string): string {
 
 function pids(): number[] {
   try {
-    return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
+    return readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .map(Number);
   } catch {
     return [];
   }
@@ -171,7 +173,8 @@ export function describeHolder(holder: PortHolder): string {
     case 'dev-server': {
       const s = holder.server;
       if (!s.db) return `served by an in-memory Temporal dev server of no retool home (pid ${s.pid})`;
-      if (s.dbGone) return `served by a Temporal dev server whose database ${s.db} was deleted while it ran (pid ${s.pid}; it can no longer start workflows, \`kill ${s.pid}\` stops it)`;
+      if (s.dbGone)
+        return `served by a Temporal dev server whose database ${s.db} was deleted while it ran (pid ${s.pid}; it can no longer start workflows, \`kill ${s.pid}\` stops it)`;
       return `served by another home's Temporal dev server (${dirname(s.db)}, pid ${s.pid})`;
     }
   }

@@ -61,7 +61,8 @@ if (probe.status !== 0) {
   ]);
 }
 const [major, minor] = probe.stdout.trim().split('.').map(Number);
-if (major !== 3 || minor < 9) fail(`Python ${probe.stdout.trim()} is too old; 3.9+ is needed.`, ['set RETOOL_PYTHON to a newer interpreter, then run: npm run setup']);
+if (major !== 3 || minor < 9)
+  fail(`Python ${probe.stdout.trim()} is too old; 3.9+ is needed.`, ['set RETOOL_PYTHON to a newer interpreter, then run: npm run setup']);
 
 if (force || !existsSync(venvPython)) {
   if (existsSync(venv)) rmSync(venv, { recursive: true, force: true });

@@ -58,7 +58,10 @@ export function preferredPorts(): { port: number; uiPort: number } {
     return n;
   };
   const port = read('RETOOL_TEMPORAL_PORT', DEFAULT_PORT);
-  return { port, uiPort: read('RETOOL_TEMPORAL_UI_PORT', process.env.RETOOL_TEMPORAL_PORT && port <= 64535 ? port + 1000 : DEFAULT_UI_PORT) };
+  return {
+    port,
+    uiPort: read('RETOOL_TEMPORAL_UI_PORT', process.env.RETOOL_TEMPORAL_PORT && port <= 64535 ? port + 1000 : DEFAULT_UI_PORT),
+  };
 }
 
 function localTarget(port: number, uiPort: number | null): TemporalTarget {
@@ -66,7 +69,9 @@ function localTarget(port: number, uiPort: number | null): TemporalTarget {
 }
 
 export function workflowUrl(target: TemporalTarget, workflowId: string): string | null {
-  return target.uiUrl ? `${target.uiUrl}/namespaces/${encodeURIComponent(target.namespace)}/workflows/${encodeURIComponent(workflowId)}` : null;
+  return target.uiUrl
+    ? `${target.uiUrl}/namespaces/${encodeURIComponent(target.namespace)}/workflows/${encodeURIComponent(workflowId)}`
+    : null;
 }
 
 export function portOpen(address: string, timeoutMs = 1000): Promise<boolean> {
@@ -217,7 +222,10 @@ export async function ensureServer(opts: EnsureServerOptions = {}): Promise<Serv
   if (!canInspect()) return legacyEnsureServer(home, opts);
   const own = liveHomeServer(home);
   if (own) {
-    if (opts.port !== undefined && opts.port !== own.port) throw new TemporalServerError(`this home's Temporal dev server already runs at 127.0.0.1:${own.port} (pid ${own.pid}); stop it (\`retool server --stop\`) before starting it on port ${opts.port}`);
+    if (opts.port !== undefined && opts.port !== own.port)
+      throw new TemporalServerError(
+        `this home's Temporal dev server already runs at 127.0.0.1:${own.port} (pid ${own.pid}); stop it (\`retool server --stop\`) before starting it on port ${opts.port}`,
+      );
     const target = { ...localTarget(own.port, own.uiPort), home, pid: own.pid, started: false };
     await checkServer(target, home);
     return target;
@@ -229,14 +237,21 @@ export async function ensureServer(opts: EnsureServerOptions = {}): Promise<Serv
  * Starts `home`'s dev server on the preferred ports, or, when another holds them and the user did
  * not name them, on the next free pair (saying so). Detached, it runs on after this process.
  */
-export async function startHomeServer(home: string, opts: EnsureServerOptions, detach: boolean): Promise<ServerTarget & { child: ChildProcess }> {
+export async function startHomeServer(
+  home: string,
+  opts: EnsureServerOptions,
+  detach: boolean,
+): Promise<ServerTarget & { child: ChildProcess }> {
   const say = opts.say ?? ((line: string) => process.stderr.write(`retool: ${line}\n`));
   const orphans = homeServers(home).filter((s) => s.dbGone);
   if (orphans.length > 0) {
     // Started on this home's database, which was deleted while it ran: it holds no history any
     // more and fails every workflow start. Nobody else's, so it goes, and its ports with it.
     const pids = await stopPids(orphans.map((s) => s.pid));
-    if (pids.length > 0) say(`this home's Temporal dev server${pids.length > 1 ? 's' : ''} (pid ${pids.join(', ')}) had lost its database ${join(home, 'temporal.db')} (deleted while it ran): stopped, starting a new one`);
+    if (pids.length > 0)
+      say(
+        `this home's Temporal dev server${pids.length > 1 ? 's' : ''} (pid ${pids.join(', ')}) had lost its database ${join(home, 'temporal.db')} (deleted while it ran): stopped, starting a new one`,
+      );
   }
   const preferred = preferredPorts();
   const wanted = { port: opts.port ?? preferred.port, uiPort: opts.uiPort ?? preferred.uiPort };
@@ -255,7 +270,10 @@ export async function startHomeServer(home: string, opts: EnsureServerOptions, d
     attempts++;
     if (moved && !noted) {
       noted = true;
-      const taken = holder.kind !== 'free' ? `127.0.0.1:${wanted.port} is ${describeHolder(holder)}` : `the UI port ${wanted.uiPort} is ${describeHolder(uiHolder)}`;
+      const taken =
+        holder.kind !== 'free'
+          ? `127.0.0.1:${wanted.port} is ${describeHolder(holder)}`
+          : `the UI port ${wanted.uiPort} is ${describeHolder(uiHolder)}`;
       say(`${taken}; this home (${home}) gets its own Temporal dev server on 127.0.0.1:${ports.port}, UI http://127.0.0.1:${ports.uiPort}`);
     }
     try {
@@ -264,11 +282,16 @@ export async function startHomeServer(home: string, opts: EnsureServerOptions, d
     } catch (err) {
       // Another command of this home may have started it meanwhile; else the port was taken between probe and bind.
       const own = liveHomeServer(home);
-      if (own) throw new TemporalServerError(`this home's Temporal dev server started meanwhile at 127.0.0.1:${own.port} (pid ${own.pid}); run the command again`);
+      if (own)
+        throw new TemporalServerError(
+          `this home's Temporal dev server started meanwhile at 127.0.0.1:${own.port} (pid ${own.pid}); run the command again`,
+        );
       if (named || !/address already in use|already taken/i.test(String(err))) throw err;
     }
   }
-  throw new TemporalServerError(`found no free pair of ports above ${wanted.port}/${wanted.uiPort} on 127.0.0.1 for this home's Temporal dev server; set RETOOL_TEMPORAL_PORT and RETOOL_TEMPORAL_UI_PORT`);
+  throw new TemporalServerError(
+    `found no free pair of ports above ${wanted.port}/${wanted.uiPort} on 127.0.0.1 for this home's Temporal dev server; set RETOOL_TEMPORAL_PORT and RETOOL_TEMPORAL_UI_PORT`,
+  );
 }
 
 function bindable(port: number): Promise<boolean> {
@@ -288,7 +311,12 @@ async function legacyEnsureServer(home: string, opts: EnsureServerOptions): Prom
     await checkServer(target, home);
     return { ...target, home, pid: null, started: false };
   }
-  const { target: started, child } = await startDevServer({ home, port: opts.port ?? preferred.port, uiPort: opts.uiPort ?? preferred.uiPort, detach: true });
+  const { target: started, child } = await startDevServer({
+    home,
+    port: opts.port ?? preferred.port,
+    uiPort: opts.uiPort ?? preferred.uiPort,
+    detach: true,
+  });
   return { ...started, home, pid: child.pid ?? null, started: true };
 }
 
@@ -296,7 +324,7 @@ async function legacyEnsureServer(home: string, opts: EnsureServerOptions): Prom
 function serverAdvice(home: string | null): string {
   return home
     ? `restart it: \`retool server --stop${home === resolveHome() ? '' : ` --home ${home}`}\`, then run again (its log: ${join(home, 'temporal.log')})`
-    : 'check the server, or unset TEMPORAL_ADDRESS to use this home\'s own dev server';
+    : "check the server, or unset TEMPORAL_ADDRESS to use this home's own dev server";
 }
 
 /** Reaches the server, reads its namespace and registers the search attributes; one line when it fails. */
@@ -308,7 +336,9 @@ async function checkServer(target: TemporalTarget, home: string | null): Promise
       await ensureSearchAttributes(connection, target.namespace);
     });
   } catch (err) {
-    throw new TemporalServerError(`the Temporal server at ${target.address} does not answer properly (${oneLine(err)}); ${serverAdvice(home)}`);
+    throw new TemporalServerError(
+      `the Temporal server at ${target.address} does not answer properly (${oneLine(err)}); ${serverAdvice(home)}`,
+    );
   } finally {
     await connection.close();
   }
@@ -324,11 +354,15 @@ async function connectOrExplain(target: TemporalTarget, home: string | null): Pr
   try {
     return await Connection.connect({ address: target.address, connectTimeout: 5000 });
   } catch (err) {
-    throw new TemporalServerError(`cannot reach a Temporal server at ${target.address} (${oneLine(err)}); ${home ? serverAdvice(home) : 'fix TEMPORAL_ADDRESS, or unset it to use this home\'s own dev server'}`);
+    throw new TemporalServerError(
+      `cannot reach a Temporal server at ${target.address} (${oneLine(err)}); ${home ? serverAdvice(home) : "fix TEMPORAL_ADDRESS, or unset it to use this home's own dev server"}`,
+    );
   }
 }
 
-export async function connectClient(target: TemporalTarget & { home?: string | null }): Promise<{ client: Client; connection: Connection }> {
+export async function connectClient(
+  target: TemporalTarget & { home?: string | null },
+): Promise<{ client: Client; connection: Connection }> {
   const connection = await connectOrExplain(target, target.home ?? null);
   return { connection, client: new Client({ connection, namespace: target.namespace }) };
 }
@@ -341,7 +375,10 @@ export async function withServerErrors<T>(target: TemporalTarget & { home?: stri
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof ServiceError) throw new TemporalServerError(`the Temporal server at ${target.address} failed: ${oneLine(err)}; ${serverAdvice(target.home ?? null)}`);
+    if (err instanceof ServiceError)
+      throw new TemporalServerError(
+        `the Temporal server at ${target.address} failed: ${oneLine(err)}; ${serverAdvice(target.home ?? null)}`,
+      );
     throw err;
   }
 }

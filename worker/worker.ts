@@ -6,7 +6,9 @@ import { detectIsolation } from '../engine/sandbox/index.js';
 
 // The workflows beside this file: TypeScript when it runs from the sources (tsx, vitest), the
 // compiled JavaScript when it runs from dist/ (bin/retool.js on a fresh build).
-const WORKFLOWS_PATH = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../workflows/index.ts' : '../workflows/index.js', import.meta.url));
+const WORKFLOWS_PATH = fileURLToPath(
+  new URL(import.meta.url.endsWith('.ts') ? '../workflows/index.ts' : '../workflows/index.js', import.meta.url),
+);
 
 let bundled: Promise<WorkflowBundleWithSourceMap> | null = null;
 

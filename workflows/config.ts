@@ -32,11 +32,31 @@ const TracesSection = ColdStartOptionsSchema.pick({ limit: true, seed: true, con
 /** Every SFT knob; the run supplies the traces, the models and the run id. */
 const SftSection = SftOptionsSchema.omit({ traces: true, model: true, out: true, runId: true, resume: true, home: true }).strict();
 /** Every RL knob (sampling, interpreter budget, sandbox limits, losses); the arm decides `tools`. */
-const RlSection = RlOptionsSchema.omit({ model: true, dataset: true, out: true, evalDataset: true, evalLevels: true, runId: true, resume: true, home: true, tools: true })
+const RlSection = RlOptionsSchema.omit({
+  model: true,
+  dataset: true,
+  out: true,
+  evalDataset: true,
+  evalLevels: true,
+  runId: true,
+  resume: true,
+  home: true,
+  tools: true,
+})
   .extend({ levels: Levels.optional() })
   .strict();
 /** The held-out evaluations (after SFT and at the end), and the levels RL's periodic ones use. */
-const EvalSection = EvalOptionsSchema.omit({ model: true, dataset: true, tools: true, name: true, runId: true, step: true, home: true, overlapTools: true, toolLatencySteps: true })
+const EvalSection = EvalOptionsSchema.omit({
+  model: true,
+  dataset: true,
+  tools: true,
+  name: true,
+  runId: true,
+  step: true,
+  home: true,
+  overlapTools: true,
+  toolLatencySteps: true,
+})
   .extend({ levels: Levels.optional() })
   .strict();
 
@@ -44,7 +64,10 @@ export const RetoolConfigSchema = z
   .object({
     preset: z.string().default('custom'),
     /** Which arms to train: `code` is ReTool (interpreter in the loop), `text` the text-only baseline. */
-    arms: z.array(z.enum(['code', 'text'])).nonempty().default(['code']),
+    arms: z
+      .array(z.enum(['code', 'text']))
+      .nonempty()
+      .default(['code']),
     /** The arm a single pipeline run trains (set by the experiment for each child). */
     arm: z.enum(['code', 'text']).default('code'),
     data: z.discriminatedUnion('source', [SynthData, StoredData]).prefault(DEFAULT_DATA),
@@ -107,7 +130,13 @@ export function resolveConfig(preset: PresetName | undefined, overrides: Record<
     // A data override without a source refines the default problem set.
     const prior = base[key] ?? (key === 'data' ? DEFAULT_DATA : undefined);
     // A section is merged key by key, except a data section of another source, which replaces.
-    const sameKind = !(key === 'data' && isPlainObject(prior) && isPlainObject(value) && value.source !== undefined && value.source !== prior.source);
+    const sameKind = !(
+      key === 'data' &&
+      isPlainObject(prior) &&
+      isPlainObject(value) &&
+      value.source !== undefined &&
+      value.source !== prior.source
+    );
     base[key] = isPlainObject(prior) && isPlainObject(value) && sameKind ? { ...prior, ...value } : value;
   }
   return RetoolConfigSchema.parse(base);

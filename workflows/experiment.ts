@@ -1,6 +1,15 @@
 // The paper's comparison: the ReTool arm (interpreter in the loop) and the text-only arm, trained
 // as child pipelines on the same problem set, compared in one report.
-import { CancellationScope, defineQuery, isCancellation, setHandler, startChild, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import {
+  CancellationScope,
+  defineQuery,
+  isCancellation,
+  setHandler,
+  startChild,
+  upsertMemo,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
 import { pauseSignal, resumeSignal, stopSignal, TrainingControl } from './control.js';
 import { parseConfig, retoolPipeline, type PipelineResult } from './pipeline.js';
 import type { RetoolConfigInput } from './config.js';
@@ -73,7 +82,16 @@ export async function retoolExperiment(input: RetoolConfigInput): Promise<Experi
     const stopped = arms.some((a) => a.status === 'stopped');
     await brief.recordRunEnd({
       status: stopped ? 'stopped' : 'completed',
-      summary: { dataset: data.dataset, arms: arms.map((a) => ({ arm: a.arm, workflowId: a.workflowId, sftAccuracy: a.sftEval?.accuracy ?? null, accuracy: a.finalEval?.accuracy ?? null, rlSteps: a.rlSteps })) },
+      summary: {
+        dataset: data.dataset,
+        arms: arms.map((a) => ({
+          arm: a.arm,
+          workflowId: a.workflowId,
+          sftAccuracy: a.sftEval?.accuracy ?? null,
+          accuracy: a.finalEval?.accuracy ?? null,
+          rlSteps: a.rlSteps,
+        })),
+      },
     });
     enter('report');
     const report = await brief.report({ runId: id, out: `artifacts/${id.replace(/[^A-Za-z0-9._-]/g, '-')}/report.html` });
@@ -83,7 +101,10 @@ export async function retoolExperiment(input: RetoolConfigInput): Promise<Experi
   } catch (err) {
     await CancellationScope.nonCancellable(async () => {
       enter('failed');
-      await brief.recordRunEnd({ status: isCancellation(err) ? 'stopped' : 'failed', summary: { error: String((err as Error).message ?? err) } });
+      await brief.recordRunEnd({
+        status: isCancellation(err) ? 'stopped' : 'failed',
+        summary: { error: String((err as Error).message ?? err) },
+      });
     });
     throw err;
   }

@@ -1,7 +1,17 @@
 // The ReTool pipeline for one arm: data -> (base model || cold-start traces, verified) -> SFT ->
 // (evaluation of the SFT model || RL rounds, a child workflow) -> final evaluation -> report.
 // Orchestration only: every stage is an activity over an engine function.
-import { ApplicationFailure, CancellationScope, defineQuery, isCancellation, setHandler, startChild, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  CancellationScope,
+  defineQuery,
+  isCancellation,
+  setHandler,
+  startChild,
+  upsertMemo,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
 import { ZodError } from 'zod';
 import { BAD_INPUT, describeZodError } from '../domain/errors.js';
 import { PRESETS, resolveConfig, type PresetName, type RetoolConfig, type RetoolConfigInput } from './config.js';
@@ -69,7 +79,11 @@ export function parseConfig(input: unknown): RetoolConfig {
   }
 }
 
-const brief = (e: { evaluation: string; accuracy: number; byLevel: Record<string, number> }): EvalBrief => ({ evaluation: e.evaluation, accuracy: e.accuracy, byLevel: e.byLevel });
+const brief = (e: { evaluation: string; accuracy: number; byLevel: Record<string, number> }): EvalBrief => ({
+  evaluation: e.evaluation,
+  accuracy: e.accuracy,
+  byLevel: e.byLevel,
+});
 
 /** `input` is typed for callers; what arrives from the UI or a trigger is parsed all the same. */
 export async function retoolPipeline(input: RetoolConfigInput): Promise<PipelineResult> {
@@ -83,9 +97,18 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
   const arm = config.arm;
   const tools = arm === 'code';
   const progress: PipelineProgress = {
-    preset: config.preset, arm, stage: 'data', paused: false, stopRequested: false, dataset: null, rlWorkflowId: null,
+    preset: config.preset,
+    arm,
+    stage: 'data',
+    paused: false,
+    stopRequested: false,
+    dataset: null,
+    rlWorkflowId: null,
     stages: STAGES.map((name) => ({ name, status: 'pending', startedAt: null, seconds: null, detail: null })),
-    sftAccuracy: null, bestAccuracy: null, finalAccuracy: null, report: null,
+    sftAccuracy: null,
+    bestAccuracy: null,
+    finalAccuracy: null,
+    report: null,
   };
   setHandler(pipelineProgress, () => ({ ...progress, paused: control.paused, stopRequested: control.stopRequested }));
   const entry = (name: PipelineStage) => progress.stages.find((s) => s.name === name)!;
@@ -128,7 +151,9 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
     ]);
 
   try {
-    const data = await stage('data', () => acts.brief.prepareProblems.executeWithOptions({ summary: `problem set ${config.data.name} (${config.data.source})` }, [config.data]));
+    const data = await stage('data', () =>
+      acts.brief.prepareProblems.executeWithOptions({ summary: `problem set ${config.data.name} (${config.data.source})` }, [config.data]),
+    );
     progress.dataset = data.dataset;
     upsertMemo({ dataset: data.dataset });
 
@@ -143,15 +168,21 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
     } else {
       const [, made] = await stage('cold-start', () =>
         Promise.all([
-          acts.brief.initModel.executeWithOptions({ summary: `base model (${config.model.preset}, seed ${config.model.seed})` }, [{ out: `${dir}/base`, ...config.model }]),
-          acts.long.synthTraces.executeWithOptions({ summary: `cold-start ${arm} traces, verified by the sandbox` }, [{ dataset: data.dataset, out: `${id}-${arm}`, mode: arm, ...config.traces }]),
+          acts.brief.initModel.executeWithOptions({ summary: `base model (${config.model.preset}, seed ${config.model.seed})` }, [
+            { out: `${dir}/base`, ...config.model },
+          ]),
+          acts.long.synthTraces.executeWithOptions({ summary: `cold-start ${arm} traces, verified by the sandbox` }, [
+            { dataset: data.dataset, out: `${id}-${arm}`, mode: arm, ...config.traces },
+          ]),
         ]),
       );
       traces = made.dataset;
       entry('cold-start').detail = `${made.kept} verified traces`;
       const sft = await stage('sft', () =>
         control.train(() =>
-          acts.long.sft.executeWithOptions({ summary: `SFT on ${traces}: ${config.sft.steps} steps of ${config.sft.batchSize}` }, [{ traces: traces!, model: `${dir}/base`, out: `${dir}/sft`, runId: `${id}-sft`, ...config.sft }]),
+          acts.long.sft.executeWithOptions({ summary: `SFT on ${traces}: ${config.sft.steps} steps of ${config.sft.batchSize}` }, [
+            { traces: traces!, model: `${dir}/base`, out: `${dir}/sft`, runId: `${id}-sft`, ...config.sft },
+          ]),
         ),
       );
       if (sft === STOPPED) {
@@ -174,14 +205,32 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
             workflowId: `${id}-rl`,
             workflowTaskTimeout: '1 minute',
             staticSummary: `RL (${config.rl.algo}) of the ${arm} arm: ${config.rl.steps} steps in rounds of ${config.rl.evalEvery}`,
-            args: [{ runId: `${id}-rl`, model, out: `${dir}/rl`, dataset: data.dataset, tools, rl: config.rl, evalLevels: config.eval.levels, heartbeatTimeout: config.heartbeatTimeout, roundsPerRun: config.roundsPerRun }],
+            args: [
+              {
+                runId: `${id}-rl`,
+                model,
+                out: `${dir}/rl`,
+                dataset: data.dataset,
+                tools,
+                rl: config.rl,
+                evalLevels: config.eval.levels,
+                heartbeatTimeout: config.heartbeatTimeout,
+                roundsPerRun: config.roundsPerRun,
+              },
+            ],
           });
           progress.rlWorkflowId = child.workflowId;
           const signals = { pause: pauseSignal, resume: resumeSignal, stop: stopSignal };
-          return control.delegating((s) => child.signal(signals[s]), () => child.result());
+          return control.delegating(
+            (s) => child.signal(signals[s]),
+            () => child.result(),
+          );
         });
       };
-      const [sftResult, rlResult] = await Promise.all([stage('sft-eval', () => evaluate(model, `${id}-sft-eval`, previous ? 'starting model' : 'SFT model')), runRl()]);
+      const [sftResult, rlResult] = await Promise.all([
+        stage('sft-eval', () => evaluate(model, `${id}-sft-eval`, previous ? 'starting model' : 'SFT model')),
+        runRl(),
+      ]);
       sftEval = brief(sftResult);
       progress.sftAccuracy = sftEval.accuracy;
       noteBest(sftEval.accuracy);
@@ -200,18 +249,44 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
     const status = control.stopRequested || rl?.stopped ? 'stopped' : 'completed';
     const stageSeconds = Object.fromEntries(progress.stages.filter((s) => s.seconds !== null).map((s) => [s.name, s.seconds!]));
     const result: PipelineResult = {
-      workflowId, arm, status, dataset: data.dataset, traces, startedFrom: previous?.workflowId ?? null, sftModel, finalModel,
-      sftEval, rlEvals: rl?.evals ?? [], rlSteps: rl?.steps ?? 0, finalEval, report: null, stageSeconds,
+      workflowId,
+      arm,
+      status,
+      dataset: data.dataset,
+      traces,
+      startedFrom: previous?.workflowId ?? null,
+      sftModel,
+      finalModel,
+      sftEval,
+      rlEvals: rl?.evals ?? [],
+      rlSteps: rl?.steps ?? 0,
+      finalEval,
+      report: null,
+      stageSeconds,
     };
     await acts.brief.recordRunEnd({
       status,
       summary: {
-        datasetName: data.name, dataset: data.dataset, arm, traces, baseModel: previous ? null : `${dir}/base`, sftModel, finalModel, startedFrom: result.startedFrom,
-        sftRunId: previous ? null : `${id}-sft`, rlRunId: rl ? `${id}-rl` : null, sftAccuracy: sftEval?.accuracy ?? null, accuracy: finalEval?.accuracy ?? null,
-        byLevel: finalEval?.byLevel ?? {}, rlSteps: result.rlSteps, stageSeconds,
+        datasetName: data.name,
+        dataset: data.dataset,
+        arm,
+        traces,
+        baseModel: previous ? null : `${dir}/base`,
+        sftModel,
+        finalModel,
+        startedFrom: result.startedFrom,
+        sftRunId: previous ? null : `${id}-sft`,
+        rlRunId: rl ? `${id}-rl` : null,
+        sftAccuracy: sftEval?.accuracy ?? null,
+        accuracy: finalEval?.accuracy ?? null,
+        byLevel: finalEval?.byLevel ?? {},
+        rlSteps: result.rlSteps,
+        stageSeconds,
       },
     });
-    const report = await stage('report', () => acts.brief.report.executeWithOptions({ summary: 'HTML report with plots' }, [{ runId: workflowId, out: `${dir}/report.html` }]));
+    const report = await stage('report', () =>
+      acts.brief.report.executeWithOptions({ summary: 'HTML report with plots' }, [{ runId: workflowId, out: `${dir}/report.html` }]),
+    );
     progress.report = report.html;
     upsertMemo({ report: report.html, finalAccuracy: finalEval?.accuracy ?? null });
     progress.stage = status === 'completed' ? 'done' : 'stopped';
@@ -223,7 +298,10 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
     if (running) running.status = 'failed';
     await CancellationScope.nonCancellable(async () => {
       upsertSearchAttributes([{ key: RetoolStage, value: 'failed' }]);
-      await acts.brief.recordRunEnd({ status: isCancellation(err) ? 'stopped' : 'failed', summary: { error: String((err as Error).message ?? err) } });
+      await acts.brief.recordRunEnd({
+        status: isCancellation(err) ? 'stopped' : 'failed',
+        summary: { error: String((err as Error).message ?? err) },
+      });
     });
     throw err;
   }

@@ -53,9 +53,21 @@ export async function retoolRl(input: RlRoundsInput): Promise<RlRoundsResult> {
     if (rounds === input.roundsPerRun) return continueAsNew<typeof retoolRl>({ ...input, done, evals });
     const target = Math.min(total, (Math.floor(done / every) + 1) * every);
     const round = await control.train(() =>
-      long.rl.executeWithOptions({ summary: `RL round ${Math.ceil(target / every)}: steps ${done + 1}-${target} of ${total}, then held-out evaluation` }, [
-        { ...input.rl, steps: target, model: input.model, out: input.out, dataset: input.dataset, runId: input.runId, tools: input.tools, evalLevels: input.evalLevels },
-      ]),
+      long.rl.executeWithOptions(
+        { summary: `RL round ${Math.ceil(target / every)}: steps ${done + 1}-${target} of ${total}, then held-out evaluation` },
+        [
+          {
+            ...input.rl,
+            steps: target,
+            model: input.model,
+            out: input.out,
+            dataset: input.dataset,
+            runId: input.runId,
+            tools: input.tools,
+            evalLevels: input.evalLevels,
+          },
+        ],
+      ),
     );
     if (round === STOPPED) {
       stopped = true;

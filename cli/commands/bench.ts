@@ -12,13 +12,21 @@ export function benchCommand(common: (cmd: Command) => Command): Command {
     .option('--repeats <n>', 'runs; the report gives medians', parseNumber('--repeats'), 3)
     .action(async (opts: CommonOptions & { rows: number; repeats: number }) => {
       const { benchData } = await import('../../bench/data.js');
-      const result = await benchData({ rows: opts.rows, repeats: opts.repeats, onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`) });
+      const result = await benchData({
+        rows: opts.rows,
+        repeats: opts.repeats,
+        onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`),
+      });
       emit(opts, result, () => JSON.stringify(result, null, 2));
     });
   common(bench.command('sandbox'))
     .description('naive python -c spawns against the warm sandbox pool: runs/s, p50/p99')
     .option('--runs <n>', 'runs per configuration (compute runs use half)', parseNumber('--runs'), 400)
-    .option('--preload <modules>', 'modules each warm interpreter imports at start (default numpy,numpy.random; sympy is imported on first use)', parseList)
+    .option(
+      '--preload <modules>',
+      'modules each warm interpreter imports at start (default numpy,numpy.random; sympy is imported on first use)',
+      parseList,
+    )
     .option('--modes <list>', 'isolation modes to measure (default: every one this machine has: bubblewrap, unshare)', parseList)
     .action(async (opts: CommonOptions & { runs: number; preload?: string[]; modes?: string[] }) => {
       const modes = opts.modes?.map((m) => {
@@ -26,7 +34,12 @@ export function benchCommand(common: (cmd: Command) => Command): Command {
         return m;
       });
       const { benchSandbox } = await import('../../bench/sandbox.js');
-      const result = await benchSandbox({ runs: opts.runs, preload: opts.preload, modes, onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`) });
+      const result = await benchSandbox({
+        runs: opts.runs,
+        preload: opts.preload,
+        modes,
+        onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`),
+      });
       emit(opts, result, () => JSON.stringify(result, null, 2));
     });
   common(bench.command('model'))
@@ -40,23 +53,44 @@ export function benchCommand(common: (cmd: Command) => Command): Command {
         return p;
       });
       const { benchModel } = await import('../../bench/model.js');
-      const result = await benchModel({ presets, steps: opts.steps, torch: opts.torch, onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`) });
+      const result = await benchModel({
+        presets,
+        steps: opts.steps,
+        torch: opts.torch,
+        onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`),
+      });
       emit(opts, result, () => JSON.stringify(result, null, 2));
     });
   common(bench.command('stages'))
-    .description('SFT tokens/s, and evaluation problems/s with tools on: tool calls overlapped with decoding against a batch that waits for each call')
+    .description(
+      'SFT tokens/s, and evaluation problems/s with tools on: tool calls overlapped with decoding against a batch that waits for each call',
+    )
     .option('--preset <name>', 'model size (tiny, small)', 'tiny')
-    .option('--sft-steps <n>', 'SFT steps (the model must learn to write code before its tool use can be timed)', parseNumber('--sft-steps'), 200)
+    .option(
+      '--sft-steps <n>',
+      'SFT steps (the model must learn to write code before its tool use can be timed)',
+      parseNumber('--sft-steps'),
+      200,
+    )
     .option('--problems <n>', 'test problems per evaluation run', parseNumber('--problems'), 128)
     .option('--repeats <n>', 'evaluation runs per mode; the report gives medians', parseNumber('--repeats'), 3)
     .action(async (opts: CommonOptions & { preset: string; sftSteps: number; problems: number; repeats: number }) => {
-      if (opts.preset !== 'tiny' && opts.preset !== 'small') throw new BadInputError(`--preset: unknown preset "${opts.preset}" (tiny, small)`);
+      if (opts.preset !== 'tiny' && opts.preset !== 'small')
+        throw new BadInputError(`--preset: unknown preset "${opts.preset}" (tiny, small)`);
       const { benchStages } = await import('../../bench/stages.js');
-      const result = await benchStages({ preset: opts.preset, sftSteps: opts.sftSteps, problems: opts.problems, repeats: opts.repeats, onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`) });
+      const result = await benchStages({
+        preset: opts.preset,
+        sftSteps: opts.sftSteps,
+        problems: opts.problems,
+        repeats: opts.repeats,
+        onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`),
+      });
       emit(opts, result, () => JSON.stringify(result, null, 2));
     });
   common(bench.command('rl'))
-    .description('RL step cost: rollout tokens/s with tools on (overlapped vs waiting), sandbox-wait share, PPO step time split into rollout, scoring and update')
+    .description(
+      'RL step cost: rollout tokens/s with tools on (overlapped vs waiting), sandbox-wait share, PPO step time split into rollout, scoring and update',
+    )
     .option('--preset <name>', 'model size for the built-in fixture (tiny, small)', 'tiny')
     .option('--sft-steps <n>', 'SFT steps for the built-in fixture', parseNumber('--sft-steps'), 200)
     .option('--model <dir>', 'an existing SFT model instead of the fixture (with --dataset)')
@@ -65,15 +99,43 @@ export function benchCommand(common: (cmd: Command) => Command): Command {
     .option('--samples <n>', 'samples per problem', parseNumber('--samples'), 8)
     .option('--steps <n>', 'timed PPO steps', parseNumber('--steps'), 3)
     .option('--repeats <n>', 'rollout runs per mode; the report gives medians', parseNumber('--repeats'), 3)
-    .action(async (opts: CommonOptions & { preset: string; sftSteps: number; model?: string; dataset?: string; prompts: number; samples: number; steps: number; repeats: number }) => {
-      if (opts.preset !== 'tiny' && opts.preset !== 'small') throw new BadInputError(`--preset: unknown preset "${opts.preset}" (tiny, small)`);
-      if (Boolean(opts.model) !== Boolean(opts.dataset)) throw new BadInputError('--model and --dataset go together: the model and the problems it trains on');
-      const { benchRl } = await import('../../bench/rl.js');
-      const result = await benchRl({ preset: opts.preset, sftSteps: opts.sftSteps, model: opts.model, dataset: opts.dataset, home: opts.home, prompts: opts.prompts, samples: opts.samples, steps: opts.steps, repeats: opts.repeats, onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`) });
-      emit(opts, result, () => JSON.stringify(result, null, 2));
-    });
+    .action(
+      async (
+        opts: CommonOptions & {
+          preset: string;
+          sftSteps: number;
+          model?: string;
+          dataset?: string;
+          prompts: number;
+          samples: number;
+          steps: number;
+          repeats: number;
+        },
+      ) => {
+        if (opts.preset !== 'tiny' && opts.preset !== 'small')
+          throw new BadInputError(`--preset: unknown preset "${opts.preset}" (tiny, small)`);
+        if (Boolean(opts.model) !== Boolean(opts.dataset))
+          throw new BadInputError('--model and --dataset go together: the model and the problems it trains on');
+        const { benchRl } = await import('../../bench/rl.js');
+        const result = await benchRl({
+          preset: opts.preset,
+          sftSteps: opts.sftSteps,
+          model: opts.model,
+          dataset: opts.dataset,
+          home: opts.home,
+          prompts: opts.prompts,
+          samples: opts.samples,
+          steps: opts.steps,
+          repeats: opts.repeats,
+          onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`),
+        });
+        emit(opts, result, () => JSON.stringify(result, null, 2));
+      },
+    );
   common(bench.command('cli'))
-    .description('start time of `retool` for commands that touch no model (help, grade, data list/show, status, schedule list): dist/ against the sources through tsx')
+    .description(
+      'start time of `retool` for commands that touch no model (help, grade, data list/show, status, schedule list): dist/ against the sources through tsx',
+    )
     .option('--runs <n>', 'runs per command and mode; the report gives medians', parseNumber('--runs'), 5)
     .action(async (opts: CommonOptions & { runs: number }) => {
       const { benchCli } = await import('../../bench/cli-start.js');

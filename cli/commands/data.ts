@@ -12,7 +12,9 @@ const loadStore = () => import('../../datasets/store.js');
 type Opts = CommonOptions & Record<string, unknown>;
 
 function describe(d: DatasetInfo): string {
-  const splits = Object.entries(d.splits).map(([k, v]) => `${k} ${v}`).join(', ');
+  const splits = Object.entries(d.splits)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
   const parents = d.parents.map((p) => `${p.name}@${p.version} (${p.relation})`).join(', ');
   return `${d.name}@${d.version}: ${d.rowCount} ${d.kind} [${splits}] from ${d.source}${parents ? `, derived from ${parents}` : ''}`;
 }
@@ -20,7 +22,7 @@ function describe(d: DatasetInfo): string {
 export function dataCommand(common: (cmd: Command) => Command): Command {
   const data = new Command('data').description('the DuckDB dataset store: import, export, list, show, synthesise, split');
   common(data.command('import').argument('<file>', 'a .jsonl, .json, .csv or .parquet file'))
-    .description('import problems with DuckDB\'s readers (all rows or none)')
+    .description("import problems with DuckDB's readers (all rows or none)")
     .requiredOption('--name <name>', 'dataset name')
     .option('--problem-field <field>', 'field holding the problem text', 'problem')
     .option('--answer-field <field>', 'field holding the ground-truth answer', 'answer')
@@ -30,7 +32,7 @@ export function dataCommand(common: (cmd: Command) => Command): Command {
     .addOption(new Option('--format <format>', 'override the format the extension implies').choices(['jsonl', 'json', 'csv', 'parquet']))
     .option('--new-version', 'add a version when the name exists', false)
     .option('--retrain', 'then retrain on it: a pipeline run from the latest good model (splits an unsplit file 80/20)', false)
-    .addOption(new Option('--preset <name>', 'with --retrain: the run\'s settings').choices(Object.keys(PRESETS)))
+    .addOption(new Option('--preset <name>', "with --retrain: the run's settings").choices(Object.keys(PRESETS)))
     .option('--config <file>', 'with --retrain: a JSON file of settings laid over the preset')
     .option('--detach', 'with --retrain: start the run and return', false)
     .option('--task-queue <queue>', 'with --retrain: the task queue to run on')
@@ -41,10 +43,24 @@ export function dataCommand(common: (cmd: Command) => Command): Command {
         const config = loadConfig(opts.preset as string | undefined, opts.config as string | undefined);
         const { prepareData } = await import('../../datasets/prepare.js');
         const imported = await withStore(opts.home, (store) =>
-          prepareData(store, { source: 'import', file, name: opts.name as string, problemField: opts.problemField as string, answerField: opts.answerField as string, idField: opts.idField as string | undefined, splitField: opts.splitField as string | undefined, split: opts.split as 'train' | undefined, format: opts.format as 'jsonl' | undefined, newVersion: Boolean(opts.newVersion) }),
+          prepareData(store, {
+            source: 'import',
+            file,
+            name: opts.name as string,
+            problemField: opts.problemField as string,
+            answerField: opts.answerField as string,
+            idField: opts.idField as string | undefined,
+            splitField: opts.splitField as string | undefined,
+            split: opts.split as 'train' | undefined,
+            format: opts.format as 'jsonl' | undefined,
+            newVersion: Boolean(opts.newVersion),
+          }),
         );
         if (!opts.json) process.stderr.write(`imported ${describe(imported.dataset)}; retraining on it\n`);
-        await runWithProgress({ ...config, data: { source: 'stored', name: imported.dataset.name, version: imported.dataset.version }, startFrom: 'latest' }, opts);
+        await runWithProgress(
+          { ...config, data: { source: 'stored', name: imported.dataset.name, version: imported.dataset.version }, startFrom: 'latest' },
+          opts,
+        );
         return;
       }
       const { importProblems } = await import('../../datasets/problems-io.js');
@@ -61,7 +77,12 @@ export function dataCommand(common: (cmd: Command) => Command): Command {
           newVersion: Boolean(opts.newVersion),
         }),
       );
-      emit(opts, result, () => `imported ${describe(result.dataset)}${result.duplicateProblems ? ` (${result.duplicateProblems} duplicate problem texts)` : ''}`);
+      emit(
+        opts,
+        result,
+        () =>
+          `imported ${describe(result.dataset)}${result.duplicateProblems ? ` (${result.duplicateProblems} duplicate problem texts)` : ''}`,
+      );
     });
 
   common(data.command('export').argument('<dataset>', 'NAME[@VERSION][:train|test]'))
@@ -88,7 +109,9 @@ export function dataCommand(common: (cmd: Command) => Command): Command {
                 dataset: `${d.name}@${d.version}`,
                 kind: d.kind,
                 rows: d.rowCount,
-                splits: Object.entries(d.splits).map(([k, v]) => `${k}:${v}`).join(' '),
+                splits: Object.entries(d.splits)
+                  .map(([k, v]) => `${k}:${v}`)
+                  .join(' '),
                 source: d.source,
                 parents: d.parents.map((p) => `${p.name}@${p.version}`).join(' '),
                 created: d.createdAt,
@@ -106,12 +129,16 @@ export function dataCommand(common: (cmd: Command) => Command): Command {
       const { withStore } = await loadStore();
       const { readDatasetRows } = await import('../../datasets/show.js');
       const shown = await withStore(opts.home, (store) => readDatasetRows(store, ref, opts.limit as number, opts.offset as number));
-      const columns = { problems: ['id', 'split', 'family', 'level', 'answer', 'problem'], traces: ['problemId', 'verified', 'rejectReason', 'problem', 'response'], evaluations: ['id', 'sample', 'correct', 'answer', 'response'] }[shown.dataset.kind as 'problems'] ?? ['id'];
+      const columns = {
+        problems: ['id', 'split', 'family', 'level', 'answer', 'problem'],
+        traces: ['problemId', 'verified', 'rejectReason', 'problem', 'response'],
+        evaluations: ['id', 'sample', 'correct', 'answer', 'response'],
+      }[shown.dataset.kind as 'problems'] ?? ['id'];
       emit(opts, shown, () => `${describe(shown.dataset)}\n\n${table(shown.rows as Record<string, unknown>[], columns)}`);
     });
 
   common(data.command('synth'))
-    .description('generate synthetic problems with exact answers (the built-in model\'s world)')
+    .description("generate synthetic problems with exact answers (the built-in model's world)")
     .requiredOption('--name <name>', 'dataset name')
     .requiredOption('--count <n>', 'number of problems', parseNumber('--count'))
     .requiredOption('--seed <n>', 'random seed', parseNumber('--seed'))
@@ -131,15 +158,23 @@ export function dataCommand(common: (cmd: Command) => Command): Command {
         newVersion: Boolean(opts.newVersion),
       };
       for (const f of spec.families ?? []) {
-        if (!(FAMILIES as readonly string[]).includes(f)) throw new BadInputError(`--families: unknown family "${f}" (known: ${FAMILIES.join(', ')})`);
+        if (!(FAMILIES as readonly string[]).includes(f))
+          throw new BadInputError(`--families: unknown family "${f}" (known: ${FAMILIES.join(', ')})`);
       }
       if (opts.viaTemporal) {
         const { prepareViaTemporal } = await import('../local-temporal.js');
-        const result = await prepareViaTemporal({ source: 'synth', ...spec }, {
-          home: opts.home,
-          onStarted: (id, url) => !opts.json && process.stderr.write(`started workflow ${id}${url ? `: ${url}` : ''}\n`),
-        });
-        emit(opts, result, () => `synthesised ${describe(result.dataset)}\nworkflow ${result.workflowId}${result.uiUrl ? `: ${result.uiUrl}` : ''}`);
+        const result = await prepareViaTemporal(
+          { source: 'synth', ...spec },
+          {
+            home: opts.home,
+            onStarted: (id, url) => !opts.json && process.stderr.write(`started workflow ${id}${url ? `: ${url}` : ''}\n`),
+          },
+        );
+        emit(
+          opts,
+          result,
+          () => `synthesised ${describe(result.dataset)}\nworkflow ${result.workflowId}${result.uiUrl ? `: ${result.uiUrl}` : ''}`,
+        );
         return;
       }
       const { withStore } = await loadStore();
@@ -155,7 +190,9 @@ export function dataCommand(common: (cmd: Command) => Command): Command {
     .action(async (ref: string, opts: Opts) => {
       const { withStore } = await loadStore();
       const { splitDataset } = await import('../../datasets/derive.js');
-      const dataset = await withStore(opts.home, (store) => splitDataset(store, { dataset: ref, testFraction: opts.testFraction as number }));
+      const dataset = await withStore(opts.home, (store) =>
+        splitDataset(store, { dataset: ref, testFraction: opts.testFraction as number }),
+      );
       emit(opts, dataset, () => `split ${describe(dataset)}`);
     });
 

@@ -32,7 +32,10 @@ export function execCommand(common: (cmd: Command) => Command): Command {
         const rendered = renderForModel(result, opts.renderBytes);
         emit(opts, { ...result, rendered, isolation: sandbox.isolation.mode }, () => {
           if (result.stderr) process.stderr.write(result.stderr.endsWith('\n') ? result.stderr : `${result.stderr}\n`);
-          const tail = result.status === 'ok' ? '' : `\n[${result.status}${result.reason ? `: ${result.reason}` : ''}${result.exitCode !== null ? `, exit ${result.exitCode}` : ''}]`;
+          const tail =
+            result.status === 'ok'
+              ? ''
+              : `\n[${result.status}${result.reason ? `: ${result.reason}` : ''}${result.exitCode !== null ? `, exit ${result.exitCode}` : ''}]`;
           return `${result.stdout.replace(/\n$/, '')}${tail}`;
         });
         if (result.status !== 'ok') process.exitCode = 1;

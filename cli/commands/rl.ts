@@ -18,7 +18,9 @@ function stepLine(m: RlStepMetrics): string {
 const levelsOf = (p: RlEvalPoint) => Object.entries(p.byLevel).filter(([l]) => /^\d+$/.test(l));
 
 function evalLine(p: RlEvalPoint): string {
-  const levels = levelsOf(p).map(([l, a]) => `L${l} ${pct(a)}`).join(', ');
+  const levels = levelsOf(p)
+    .map(([l, a]) => `L${l} ${pct(a)}`)
+    .join(', ');
   return `eval at step ${p.step}: accuracy ${pct(p.accuracy)}${levels ? ` (${levels})` : ''}, length ${p.responseLength.toFixed(1)}, code ${pct(p.codeRatio)}`;
 }
 
@@ -64,33 +66,37 @@ export function rlCommand(common: (cmd: Command) => Command): Command {
     'RL with the interpreter in the loop (GRPO/DAPO, or PPO with a critic); outcome reward +1/-1; interpreter tokens masked from every loss',
   );
   return addSchemaFlags(command, RlOptionsSchema, RL_FLAGS).action(async (opts: Opts) => {
-      const options = parseSchemaFlags(RlOptionsSchema, opts, RL_FLAGS, { home: opts.home });
-      const steps = options.steps;
-      const bar = progressBar(opts, 'rl', 'steps');
-      const log = (line: string) => !opts.json && !process.stderr.isTTY && process.stderr.write(`${line}\n`);
-      const stop = new AbortController();
-      for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stop.abort());
-      const { runRl } = await import('../../stages/rl.js');
-      const summary = await runRl(
-        options,
-        {
-          onStep: (m) => {
-            bar.update(m.step, steps);
-            log(stepLine(m));
-          },
-          onEval: (p) => log(evalLine(p)),
-          signal: stop.signal,
-        },
-      );
-      bar.stop();
-      if (summary.stopped) process.exitCode = 130;
-      emit(opts, summary, () => {
-        if (summary.stopped) return `run ${summary.runId} stopped at step ${summary.steps}; continue with: retool rl ... --run-id ${summary.runId} --resume`;
-        const curve = table(
-          summary.evals.map((p) => ({ step: p.step, accuracy: pct(p.accuracy), ...Object.fromEntries(levelsOf(p).map(([l, a]) => [`L${l}`, pct(a)])), length: p.responseLength.toFixed(1), code: pct(p.codeRatio) })),
-          ['step', 'accuracy', ...(summary.evals[0] ? levelsOf(summary.evals[0]).map(([l]) => `L${l}`) : []), 'length', 'code'],
-        );
-        return `run ${summary.runId}: ${summary.algo}, tools ${summary.tools ? 'on' : 'off'}, ${summary.steps} steps; policy in ${summary.out}\n\nheld-out evaluation:\n${curve}`;
-      });
+    const options = parseSchemaFlags(RlOptionsSchema, opts, RL_FLAGS, { home: opts.home });
+    const steps = options.steps;
+    const bar = progressBar(opts, 'rl', 'steps');
+    const log = (line: string) => !opts.json && !process.stderr.isTTY && process.stderr.write(`${line}\n`);
+    const stop = new AbortController();
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stop.abort());
+    const { runRl } = await import('../../stages/rl.js');
+    const summary = await runRl(options, {
+      onStep: (m) => {
+        bar.update(m.step, steps);
+        log(stepLine(m));
+      },
+      onEval: (p) => log(evalLine(p)),
+      signal: stop.signal,
     });
+    bar.stop();
+    if (summary.stopped) process.exitCode = 130;
+    emit(opts, summary, () => {
+      if (summary.stopped)
+        return `run ${summary.runId} stopped at step ${summary.steps}; continue with: retool rl ... --run-id ${summary.runId} --resume`;
+      const curve = table(
+        summary.evals.map((p) => ({
+          step: p.step,
+          accuracy: pct(p.accuracy),
+          ...Object.fromEntries(levelsOf(p).map(([l, a]) => [`L${l}`, pct(a)])),
+          length: p.responseLength.toFixed(1),
+          code: pct(p.codeRatio),
+        })),
+        ['step', 'accuracy', ...(summary.evals[0] ? levelsOf(summary.evals[0]).map(([l]) => `L${l}`) : []), 'length', 'code'],
+      );
+      return `run ${summary.runId}: ${summary.algo}, tools ${summary.tools ? 'on' : 'off'}, ${summary.steps} steps; policy in ${summary.out}\n\nheld-out evaluation:\n${curve}`;
+    });
+  });
 }

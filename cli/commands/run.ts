@@ -32,7 +32,8 @@ export function loadConfig(preset: string | undefined, file: string | undefined)
     } catch (err) {
       throw new BadInputError(`--config: ${file} is not valid JSON: ${(err as Error).message}`);
     }
-    if (typeof overrides !== 'object' || overrides === null || Array.isArray(overrides)) throw new BadInputError(`--config: ${file} must hold a JSON object`);
+    if (typeof overrides !== 'object' || overrides === null || Array.isArray(overrides))
+      throw new BadInputError(`--config: ${file} must hold a JSON object`);
   }
   const name = preset ?? (typeof overrides.preset === 'string' ? overrides.preset : 'default');
   if (!(name in PRESETS)) throw new BadInputError(`unknown preset "${name}"; choose one of ${Object.keys(PRESETS).join(', ')}`);
@@ -46,7 +47,12 @@ export function loadConfig(preset: string | undefined, file: string | undefined)
 
 function resultsTable(run: RunRetoolResult): string {
   const rows = run.arms.flatMap((a) => [
-    { arm: a.arm, model: a.startedFrom ? `start (${a.startedFrom})` : 'after SFT', accuracy: pct(a.sftEval?.accuracy), evaluation: a.sftEval?.evaluation ?? '' },
+    {
+      arm: a.arm,
+      model: a.startedFrom ? `start (${a.startedFrom})` : 'after SFT',
+      accuracy: pct(a.sftEval?.accuracy),
+      evaluation: a.sftEval?.evaluation ?? '',
+    },
     ...a.rlEvals.map((e) => ({ arm: a.arm, model: `RL step ${e.step}`, accuracy: pct(e.accuracy), evaluation: '(held-out subset)' })),
     { arm: a.arm, model: `final (${a.rlSteps} RL steps)`, accuracy: pct(a.finalEval?.accuracy), evaluation: a.finalEval?.evaluation ?? '' },
   ]);
@@ -56,10 +62,19 @@ function resultsTable(run: RunRetoolResult): string {
 export function runCommand(common: (cmd: Command) => Command): Command {
   return common(new Command('run'))
     .description('the ReTool pipeline on Temporal: data, cold start, SFT, evaluation, RL rounds, final evaluation, report')
-    .addOption(new Option('--preset <name>', 'quick: a first look in minutes; default: the main job; paper: ReTool vs text-only (hours)').choices(Object.keys(PRESETS)))
+    .addOption(
+      new Option('--preset <name>', 'quick: a first look in minutes; default: the main job; paper: ReTool vs text-only (hours)').choices(
+        Object.keys(PRESETS),
+      ),
+    )
     .option('--config <file>', 'a JSON file of settings laid over the preset (see README, "Configuration")')
     .option('--task-queue <queue>', 'the task queue to run on', undefined)
-    .option('--workers <n>', 'worker processes while it waits, one activity each (parallel stages and arms need one each)', parseNumber('--workers'), Math.min(2, availableParallelism()))
+    .option(
+      '--workers <n>',
+      'worker processes while it waits, one activity each (parallel stages and arms need one each)',
+      parseNumber('--workers'),
+      Math.min(2, availableParallelism()),
+    )
     .option('--detach', 'start the run and return (a `retool worker` must run it)', false)
     .action(async (opts: Opts) => runWithProgress(loadConfig(opts.preset as string | undefined, opts.config as string | undefined), opts));
 }
@@ -83,25 +98,33 @@ export async function runWithProgress(config: RetoolConfig, opts: Opts): Promise
       detach: Boolean(opts.detach),
       taskQueue: opts.taskQueue as string | undefined,
       workers: opts.workers as number | undefined,
-      onStarted: (id, url) => say(`started ${id} (preset ${config.preset}${config.arms.length > 1 ? `, arms ${config.arms.join(' + ')}` : ''})${url ? `\n  Temporal UI: ${url}` : ''}`),
+      onStarted: (id, url) =>
+        say(
+          `started ${id} (preset ${config.preset}${config.arms.length > 1 ? `, arms ${config.arms.join(' + ')}` : ''})${url ? `\n  Temporal UI: ${url}` : ''}`,
+        ),
       onStatus: (s) => bars?.update(s),
     });
   } finally {
     bars?.stop();
   }
   emit(opts, run, () => {
-    if (run.detached) return `${run.kind} ${run.workflowId} started${run.uiUrl ? `: ${run.uiUrl}` : ''}\nfollow it with: npx retool status ${run.workflowId}`;
+    if (run.detached)
+      return `${run.kind} ${run.workflowId} started${run.uiUrl ? `: ${run.uiUrl}` : ''}\nfollow it with: npx retool status ${run.workflowId}`;
     return [
       `${run.kind} ${run.workflowId} (${run.preset}) finished in ${run.seconds.toFixed(0)} s`,
       resultsTable(run),
       run.report ? `report: ${run.report}` : '',
       run.uiUrl ? `Temporal UI: ${run.uiUrl}` : '',
-    ].filter(Boolean).join('\n');
+    ]
+      .filter(Boolean)
+      .join('\n');
   });
 }
 
 function statusText(s: RunStatus, uiUrl: string | null, eta: typeof formatEta): string {
-  const lines = [`${s.kind} ${s.workflowId}: ${s.status}, stage ${s.stage}${s.dataset ? `, data ${s.dataset}` : ''}${uiUrl ? `\n  ${uiUrl}` : ''}`];
+  const lines = [
+    `${s.kind} ${s.workflowId}: ${s.status}, stage ${s.stage}${s.dataset ? `, data ${s.dataset}` : ''}${uiUrl ? `\n  ${uiUrl}` : ''}`,
+  ];
   for (const a of s.arms) {
     const head = s.arms.length > 1 ? `[${a.arm}] ${a.workflowId} ${a.status}, stage ${a.stage}` : '';
     if (head) lines.push(head);
@@ -109,17 +132,26 @@ function statusText(s: RunStatus, uiUrl: string | null, eta: typeof formatEta): 
     if (a.current) {
       const c = a.current;
       const left = c.etaSeconds === null ? '' : `, ${eta(c.etaSeconds)}`;
-      lines.push(`  ${c.stage}: step ${c.step}/${c.total}${left}${c.attempt > 1 ? `, attempt ${c.attempt}` : ''}${c.checkpoint ? `, last checkpoint ${c.checkpoint}` : ''}`);
-      const metrics = Object.entries(c.metrics).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
+      lines.push(
+        `  ${c.stage}: step ${c.step}/${c.total}${left}${c.attempt > 1 ? `, attempt ${c.attempt}` : ''}${c.checkpoint ? `, last checkpoint ${c.checkpoint}` : ''}`,
+      );
+      const metrics = Object.entries(c.metrics)
+        .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+        .join(', ');
       if (metrics) lines.push(`  latest: ${metrics}`);
     }
-    lines.push(`  accuracy: after SFT ${pct(a.sftAccuracy)}, best ${pct(a.bestAccuracy)}, final ${pct(a.finalAccuracy)}${a.report ? `\n  report: ${a.report}` : ''}`);
+    lines.push(
+      `  accuracy: after SFT ${pct(a.sftAccuracy)}, best ${pct(a.bestAccuracy)}, final ${pct(a.finalAccuracy)}${a.report ? `\n  report: ${a.report}` : ''}`,
+    );
   }
   return lines.join('\n');
 }
 
 /** Runs `fn` with a client of this home's server (reused or started, never another home's). */
-export async function withClient<T>(home: string | undefined, fn: (client: Awaited<ReturnType<typeof connectClient>>['client'], target: ServerTarget) => Promise<T>): Promise<T> {
+export async function withClient<T>(
+  home: string | undefined,
+  fn: (client: Awaited<ReturnType<typeof connectClient>>['client'], target: ServerTarget) => Promise<T>,
+): Promise<T> {
   // The client alone (gRPC in JavaScript): no worker here, so no @temporalio/worker to load and no
   // native runtime whose logs to quieten (quietTemporalRuntime is for commands that run workers).
   const { connectClient, ensureServer, withServerErrors } = await import('../../worker/temporal.js');
@@ -143,7 +175,14 @@ export function statusCommand(common: (cmd: Command) => Command): Command {
       await withClient(opts.home, async (client, target) => {
         if (!run) {
           const runs = await recentRuns(client);
-          emit(opts, runs, () => (runs.length ? table(runs.map((r) => ({ ...r, startTime: r.startTime.toISOString() })), ['workflowId', 'type', 'status', 'startTime']) : 'no ReTool runs on this server yet; start one with: npx retool run'));
+          emit(opts, runs, () =>
+            runs.length
+              ? table(
+                  runs.map((r) => ({ ...r, startTime: r.startTime.toISOString() })),
+                  ['workflowId', 'type', 'status', 'startTime'],
+                )
+              : 'no ReTool runs on this server yet; start one with: npx retool run',
+          );
           return;
         }
         const status = await runStatus(client, run).catch((err: Error) => {
@@ -155,15 +194,22 @@ export function statusCommand(common: (cmd: Command) => Command): Command {
 }
 
 export function controlCommand(common: (cmd: Command) => Command, signal: 'pause' | 'resume' | 'stop'): Command {
-  const what = { pause: 'pause training at the next step boundary (a checkpoint is kept)', resume: 'resume a paused run from its checkpoint', stop: 'stop training early: the run evaluates what it has and writes its report' };
+  const what = {
+    pause: 'pause training at the next step boundary (a checkpoint is kept)',
+    resume: 'resume a paused run from its checkpoint',
+    stop: 'stop training early: the run evaluates what it has and writes its report',
+  };
   return common(new Command(signal))
     .description(what[signal])
     .argument('<run>', 'workflow id')
     .action(async (run: string, opts: Opts) => {
       await withClient(opts.home, async (client) => {
-        await client.workflow.getHandle(run).signal(signal).catch((err: Error) => {
-          throw new BadInputError(`cannot ${signal} "${run}": ${err.message}`);
-        });
+        await client.workflow
+          .getHandle(run)
+          .signal(signal)
+          .catch((err: Error) => {
+            throw new BadInputError(`cannot ${signal} "${run}": ${err.message}`);
+          });
       });
       emit(opts, { run, signal }, () => `sent ${signal} to ${run}`);
     });

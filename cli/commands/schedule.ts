@@ -10,7 +10,9 @@ const schedules = () => import('../schedules.js');
 type Opts = CommonOptions & Record<string, unknown>;
 
 export function scheduleCommand(common: (cmd: Command) => Command): Command {
-  const schedule = new Command('schedule').description('scheduled retraining: each firing trains from the latest good model on the current data (Temporal Schedules)');
+  const schedule = new Command('schedule').description(
+    'scheduled retraining: each firing trains from the latest good model on the current data (Temporal Schedules)',
+  );
 
   common(schedule.command('create'))
     .description('create a schedule (overlap: skip a firing while the last run still trains)')
@@ -26,9 +28,22 @@ export function scheduleCommand(common: (cmd: Command) => Command): Command {
       const config = loadConfig(opts.preset as string | undefined, opts.config as string | undefined);
       const { createRetrainSchedule } = await schedules();
       const made = await withClient(opts.home, (client) =>
-        createRetrainSchedule(client, { id: opts.id as string, config, every: opts.every as string | undefined, cron: opts.cron as string | undefined, catchupWindow: opts.catchupWindow as string, taskQueue: opts.taskQueue as string | undefined, paused: Boolean(opts.paused) }),
+        createRetrainSchedule(client, {
+          id: opts.id as string,
+          config,
+          every: opts.every as string | undefined,
+          cron: opts.cron as string | undefined,
+          catchupWindow: opts.catchupWindow as string,
+          taskQueue: opts.taskQueue as string | undefined,
+          paused: Boolean(opts.paused),
+        }),
       );
-      emit(opts, made, () => `schedule ${made.scheduleId} created; next runs: ${made.nextRuns.join(', ') || '(paused)'}\nruns need a worker: npx retool worker`);
+      emit(
+        opts,
+        made,
+        () =>
+          `schedule ${made.scheduleId} created; next runs: ${made.nextRuns.join(', ') || '(paused)'}\nruns need a worker: npx retool worker`,
+      );
     });
 
   common(schedule.command('list'))
@@ -36,7 +51,14 @@ export function scheduleCommand(common: (cmd: Command) => Command): Command {
     .action(async (opts: Opts) => {
       const { listSchedules } = await schedules();
       const found = await withClient(opts.home, (client) => listSchedules(client));
-      emit(opts, found, () => (found.length ? table(found.map((s) => ({ ...s, recent: s.recent.slice(-3).join(' ') })), ['id', 'paused', 'spec', 'next', 'recent']) : 'no schedules'));
+      emit(opts, found, () =>
+        found.length
+          ? table(
+              found.map((s) => ({ ...s, recent: s.recent.slice(-3).join(' ') })),
+              ['id', 'paused', 'spec', 'next', 'recent'],
+            )
+          : 'no schedules',
+      );
     });
 
   common(schedule.command('pause').argument('<id>'))
@@ -57,7 +79,11 @@ export function scheduleCommand(common: (cmd: Command) => Command): Command {
         const workflowId = await triggerSchedule(client, id);
         return { id, workflowId, uiUrl: workflowId ? workflowUrl(target, workflowId) : null };
       });
-      emit(opts, started, () => (started.workflowId ? `schedule ${id} started ${started.workflowId}${started.uiUrl ? `: ${started.uiUrl}` : ''}` : `schedule ${id} fired; no new run yet (skipped while the previous one still trains)`));
+      emit(opts, started, () =>
+        started.workflowId
+          ? `schedule ${id} started ${started.workflowId}${started.uiUrl ? `: ${started.uiUrl}` : ''}`
+          : `schedule ${id} fired; no new run yet (skipped while the previous one still trains)`,
+      );
     });
 
   common(schedule.command('delete').argument('<id>'))

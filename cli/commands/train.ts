@@ -15,9 +15,15 @@ function metricsText(m: EvalMetrics): string {
       `last-block pass rate ${pct(m.codePassRate.all)} (correct ${pct(m.codePassRate.correct)}, incorrect ${pct(m.codePassRate.incorrect)}), ` +
       `code invoked at ${pct(m.codeInvocationPosition)} of the response, self-correction ${pct(m.selfCorrectionRate)}`,
     '',
-    table(Object.entries(m.byLevel).map(([level, a]) => ({ level, problems: a.problems, 'avg@k': pct(a.avgAtK), 'pass@k': pct(a.passAtK) })), ['level', 'problems', 'avg@k', 'pass@k']),
+    table(
+      Object.entries(m.byLevel).map(([level, a]) => ({ level, problems: a.problems, 'avg@k': pct(a.avgAtK), 'pass@k': pct(a.passAtK) })),
+      ['level', 'problems', 'avg@k', 'pass@k'],
+    ),
     '',
-    table(Object.entries(m.byFamily).map(([family, a]) => ({ family, problems: a.problems, 'avg@k': pct(a.avgAtK), 'pass@k': pct(a.passAtK) })), ['family', 'problems', 'avg@k', 'pass@k']),
+    table(
+      Object.entries(m.byFamily).map(([family, a]) => ({ family, problems: a.problems, 'avg@k': pct(a.avgAtK), 'pass@k': pct(a.passAtK) })),
+      ['family', 'problems', 'avg@k', 'pass@k'],
+    ),
   ];
   return lines.join('\n');
 }
@@ -75,7 +81,9 @@ const EVAL_FLAGS = {
 } satisfies Flags<typeof EvalOptionsSchema>;
 
 export function synthCommand(common: (cmd: Command) => Command): Command {
-  const command = common(new Command('synth')).description('cold-start traces for a problem dataset, verified in two stages (format, then answer with the code re-executed)');
+  const command = common(new Command('synth')).description(
+    'cold-start traces for a problem dataset, verified in two stages (format, then answer with the code re-executed)',
+  );
   return addSchemaFlags(command, ColdStartOptionsSchema, SYNTH_FLAGS)
     .option('--openai-base-url <url>', 'chat-completions endpoint base (default OPENAI_BASE_URL)')
     .option('--openai-model <name>', 'teacher model (default OPENAI_MODEL)')
@@ -89,19 +97,15 @@ export function synthCommand(common: (cmd: Command) => Command): Command {
       const bar = progressBar(opts, 'synth', 'traces');
       const sandbox = new Sandbox();
       try {
-        const summary = await withStore(opts.home, (store) =>
-          coldStart(
-            store,
-            sandbox,
-            options,
-            bar.update,
-          ),
-        );
+        const summary = await withStore(opts.home, (store) => coldStart(store, sandbox, options, bar.update));
         bar.stop();
         emit(opts, summary, () =>
           [
             `${summary.dataset}: kept ${summary.kept} of ${summary.problems} ${summary.mode} traces from ${summary.source} (teacher ${summary.teacher}, ${summary.seconds.toFixed(1)} s)`,
-            table(Object.entries(summary.rejectedByReason).map(([reason, n]) => ({ reason, rejected: n })), ['reason', 'rejected']),
+            table(
+              Object.entries(summary.rejectedByReason).map(([reason, n]) => ({ reason, rejected: n })),
+              ['reason', 'rejected'],
+            ),
           ].join('\n'),
         );
       } finally {
@@ -112,38 +116,43 @@ export function synthCommand(common: (cmd: Command) => Command): Command {
 }
 
 export function sftCommand(common: (cmd: Command) => Command): Command {
-  const command = common(new Command('sft')).description("supervised fine-tuning on verified traces; loss on the model's tokens only (prompt and interpreter masked)");
-  return addSchemaFlags(command, SftOptionsSchema, SFT_FLAGS)
-    .action(async (opts: Opts) => {
-      const options = parseSchemaFlags(SftOptionsSchema, opts, SFT_FLAGS, { home: opts.home });
-      const bar = progressBar(opts, 'sft', 'steps');
-      const steps = options.steps;
-      // Ctrl-C (or a TERM from a supervisor) stops at the next step boundary with a checkpoint.
-      const stop = new AbortController();
-      for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stop.abort());
-      const { runSft } = await import('../../stages/sft.js');
-      const summary = await runSft(
-        options,
-        { onStep: (m) => bar.update(m.step, steps), signal: stop.signal },
-      );
-      bar.stop();
-      if (summary.stopped) process.exitCode = 130;
-      emit(opts, summary, () => summary.stopped ? `run ${summary.runId} stopped at step ${summary.steps}; continue with: retool sft ... --run-id ${summary.runId} --resume` : `run ${summary.runId}: ${summary.steps} steps on ${summary.examples} traces, loss ${summary.firstLoss?.toFixed(3)} -> ${summary.finalLoss?.toFixed(3)}, ${Math.round(summary.tokensPerSecond)} tokens/s; model in ${summary.out}`);
-    });
+  const command = common(new Command('sft')).description(
+    "supervised fine-tuning on verified traces; loss on the model's tokens only (prompt and interpreter masked)",
+  );
+  return addSchemaFlags(command, SftOptionsSchema, SFT_FLAGS).action(async (opts: Opts) => {
+    const options = parseSchemaFlags(SftOptionsSchema, opts, SFT_FLAGS, { home: opts.home });
+    const bar = progressBar(opts, 'sft', 'steps');
+    const steps = options.steps;
+    // Ctrl-C (or a TERM from a supervisor) stops at the next step boundary with a checkpoint.
+    const stop = new AbortController();
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stop.abort());
+    const { runSft } = await import('../../stages/sft.js');
+    const summary = await runSft(options, { onStep: (m) => bar.update(m.step, steps), signal: stop.signal });
+    bar.stop();
+    if (summary.stopped) process.exitCode = 130;
+    emit(opts, summary, () =>
+      summary.stopped
+        ? `run ${summary.runId} stopped at step ${summary.steps}; continue with: retool sft ... --run-id ${summary.runId} --resume`
+        : `run ${summary.runId}: ${summary.steps} steps on ${summary.examples} traces, loss ${summary.firstLoss?.toFixed(3)} -> ${summary.finalLoss?.toFixed(3)}, ${Math.round(summary.tokensPerSecond)} tokens/s; model in ${summary.out}`,
+    );
+  });
 }
 
 export function evalCommand(common: (cmd: Command) => Command): Command {
-  const command = common(new Command('eval')).description("multi-turn rollouts on a problem dataset: accuracy (avg@k, pass@k) and the paper's behaviour metrics");
-  return addSchemaFlags(command, EvalOptionsSchema, EVAL_FLAGS)
-    .action(async (opts: Opts) => {
-      const options = parseSchemaFlags(EvalOptionsSchema, opts, EVAL_FLAGS, { home: opts.home });
-      const { runEval } = await import('../../stages/eval.js');
-      const bar = progressBar(opts, 'eval', 'samples');
-      const summary = await runEval(
-        options,
-        bar.update,
-      );
-      bar.stop();
-      emit(opts, summary, () => `${summary.evaluation} (${summary.dataset}, tools ${summary.tools ? 'on' : 'off'}):\n${metricsText(summary.metrics)}\n\nsamples: retool data show ${summary.evaluation}`);
-    });
+  const command = common(new Command('eval')).description(
+    "multi-turn rollouts on a problem dataset: accuracy (avg@k, pass@k) and the paper's behaviour metrics",
+  );
+  return addSchemaFlags(command, EvalOptionsSchema, EVAL_FLAGS).action(async (opts: Opts) => {
+    const options = parseSchemaFlags(EvalOptionsSchema, opts, EVAL_FLAGS, { home: opts.home });
+    const { runEval } = await import('../../stages/eval.js');
+    const bar = progressBar(opts, 'eval', 'samples');
+    const summary = await runEval(options, bar.update);
+    bar.stop();
+    emit(
+      opts,
+      summary,
+      () =>
+        `${summary.evaluation} (${summary.dataset}, tools ${summary.tools ? 'on' : 'off'}):\n${metricsText(summary.metrics)}\n\nsamples: retool data show ${summary.evaluation}`,
+    );
+  });
 }

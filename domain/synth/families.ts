@@ -37,7 +37,6 @@ export type Family = (typeof FAMILIES)[number];
 export const LEVELS = [1, 2, 3, 4] as const;
 export type Level = (typeof LEVELS)[number];
 
-
 // ---------------------------------------------------------------------------
 // Exact math (exported as `solvers` for reuse and for hand-checked tests).
 // ---------------------------------------------------------------------------
@@ -286,7 +285,10 @@ export const FAMILY_SPECS: Record<Family, readonly [LevelSpec, LevelSpec, LevelS
     },
     { describe: 'a*b±c, 2-digit × 1-digit ± 2-digit', gen: (rng) => arith(rng, [10, 99], [2, 9], [10, 99]) },
     { describe: 'a*b±c or a*b+c*d, 3-digit × 2-digit ± 3-digit', gen: (rng) => arith(rng, [100, 999], [10, 99], [100, 999], [10, 99]) },
-    { describe: 'a*b±c or a*b+c*d, 4-digit × 3-digit ± 4-digit', gen: (rng) => arith(rng, [1000, 9999], [100, 999], [1000, 9999], [100, 999]) },
+    {
+      describe: 'a*b±c or a*b+c*d, 4-digit × 3-digit ± 4-digit',
+      gen: (rng) => arith(rng, [1000, 9999], [100, 999], [1000, 9999], [100, 999]),
+    },
   ],
   mod_pow: [
     {
@@ -299,11 +301,26 @@ export const FAMILY_SPECS: Record<Family, readonly [LevelSpec, LevelSpec, LevelS
     },
     { describe: 'a^b mod m, a in 2..19, b in 2..3, m in 3..29', gen: (rng) => modPowProblem(rng, [2, 19], [2, 3], [3, 29]) },
     { describe: 'a^b mod m, a in 2..50, b in 10..60, m in 11..199', gen: (rng) => modPowProblem(rng, [2, 50], [10, 60], [11, 199]) },
-    { describe: 'a^b mod m, a in 2..99, b in 100..999, m in 101..9999', gen: (rng) => modPowProblem(rng, [2, 99], [100, 999], [101, 9999]) },
+    {
+      describe: 'a^b mod m, a in 2..99, b in 100..999, m in 101..9999',
+      gen: (rng) => modPowProblem(rng, [2, 99], [100, 999], [101, 9999]),
+    },
   ],
   digit_sum_pow: [
-    { describe: 'a^b < 1000 (a, b ≥ 2)', gen: (rng) => { const [a, b] = rng.pick(powPairs(4, 1000)); return digitSumPow(a, b); } },
-    { describe: '1000 ≤ a^b < 10^6 (a ≤ 99, b ≥ 2)', gen: (rng) => { const [a, b] = rng.pick(powPairs(1000, 1e6)); return digitSumPow(a, b); } },
+    {
+      describe: 'a^b < 1000 (a, b ≥ 2)',
+      gen: (rng) => {
+        const [a, b] = rng.pick(powPairs(4, 1000));
+        return digitSumPow(a, b);
+      },
+    },
+    {
+      describe: '1000 ≤ a^b < 10^6 (a ≤ 99, b ≥ 2)',
+      gen: (rng) => {
+        const [a, b] = rng.pick(powPairs(1000, 1e6));
+        return digitSumPow(a, b);
+      },
+    },
     { describe: 'a^b, a in 2..20, b in 10..40', gen: (rng) => digitSumPow(rng.int(2, 20), rng.int(10, 40)) },
     { describe: 'a^b, a in 2..99, b in 100..300', gen: (rng) => digitSumPow(rng.int(2, 99), rng.int(100, 300)) },
   ],

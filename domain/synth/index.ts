@@ -25,7 +25,7 @@
  */
 import { z } from 'zod';
 import { Rng } from '../rng.js';
-import { FAMILIES, FAMILY_SPECS, LEVELS, type Family } from './families.js';
+import { FAMILIES, FAMILY_SPECS, type Family } from './families.js';
 
 export { FAMILIES, LEVELS, PRIME_LIMIT, solvers, type Family, type Level, type SeqTerm } from './families.js';
 
@@ -41,7 +41,10 @@ export interface SyntheticProblem {
 export const SynthOptionsSchema = z.object({
   count: z.number().int().positive(),
   seed: z.number().int(),
-  families: z.array(z.enum(FAMILIES)).nonempty().default([...FAMILIES]),
+  families: z
+    .array(z.enum(FAMILIES))
+    .nonempty()
+    .default([...FAMILIES]),
   levels: z.array(z.number().int().min(1).max(4)).nonempty().default([1, 2, 3, 4]),
   testFraction: z.number().min(0).max(0.9).default(0.2),
 });
@@ -75,7 +78,15 @@ function hash53Hex(text: string): string {
   h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
   const hi = h2 & 0x1fffff;
   const lo = h1 >>> 0;
-  return HEX[hi >>> 16]! + HEX[(hi >>> 8) & 0xff]! + HEX[hi & 0xff]! + HEX[lo >>> 24]! + HEX[(lo >>> 16) & 0xff]! + HEX[(lo >>> 8) & 0xff]! + HEX[lo & 0xff]!;
+  return (
+    HEX[hi >>> 16]! +
+    HEX[(hi >>> 8) & 0xff]! +
+    HEX[hi & 0xff]! +
+    HEX[lo >>> 24]! +
+    HEX[(lo >>> 16) & 0xff]! +
+    HEX[(lo >>> 8) & 0xff]! +
+    HEX[lo & 0xff]!
+  );
 }
 const HEX: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 

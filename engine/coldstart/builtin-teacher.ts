@@ -76,7 +76,13 @@ export class BuiltinTeacher implements Teacher {
     const r = this.opts.rates;
     const x = rng.u32() / 4294967296;
     let edge = 0;
-    for (const [defect, rate] of [['malformed_tags', r.malformedTags], ['syntax_error', r.syntaxError], ['wrong_code', r.wrongCode], ['wrong_answer', r.wrongAnswer], ['self_correction', r.selfCorrection]] as const) {
+    for (const [defect, rate] of [
+      ['malformed_tags', r.malformedTags],
+      ['syntax_error', r.syntaxError],
+      ['wrong_code', r.wrongCode],
+      ['wrong_answer', r.wrongAnswer],
+      ['self_correction', r.selfCorrection],
+    ] as const) {
       edge += rate;
       if (x < edge) return defect;
     }
@@ -85,7 +91,11 @@ export class BuiltinTeacher implements Teacher {
 
   async write(problem: TeacherProblem, mode: TraceMode): Promise<TeacherTrace | TeacherFailure> {
     const solution = problem.family ? solutionFor(problem.family, problem.problem) : null;
-    if (!solution) return { problemId: problem.id, error: `the built-in teacher knows only the synthetic families (family ${problem.family ?? 'none'}: "${problem.problem.slice(0, 60)}")` };
+    if (!solution)
+      return {
+        problemId: problem.id,
+        error: `the built-in teacher knows only the synthetic families (family ${problem.family ?? 'none'}: "${problem.problem.slice(0, 60)}")`,
+      };
     const rng = new Rng(fnv1a32(`${this.opts.seed}:${mode}:${problem.id}`));
     const drawn = this.draw(rng);
     const base = { problemId: problem.id, mode, teacher: this.name, seededDefect: null as SeededDefect | null, selfCorrection: false };

@@ -124,7 +124,10 @@ export class OpenAITeacher implements Teacher {
           text = await res.text();
         } catch (error) {
           const e = error as Error;
-          lastError = e.name === 'TimeoutError' ? `timed out after ${timeoutMs} ms` : `network error: ${e.message}${e.cause instanceof Error ? ` (${e.cause.message})` : ''}`;
+          lastError =
+            e.name === 'TimeoutError'
+              ? `timed out after ${timeoutMs} ms`
+              : `network error: ${e.message}${e.cause instanceof Error ? ` (${e.cause.message})` : ''}`;
           if (attempt < maxRetries) await sleep(this.backoffMs(attempt, null));
           continue;
         }
@@ -142,10 +145,16 @@ export class OpenAITeacher implements Teacher {
           throw new RequestError(`POST ${this.shownUrl}: HTTP ${res.status} with a body that is not JSON: ${text.slice(0, 200)}`);
         }
         const parsed = ChatCompletionSchema.safeParse(json);
-        if (!parsed.success) throw new RequestError(`POST ${this.shownUrl}: HTTP ${res.status} with a malformed chat completion: ${z.prettifyError(parsed.error)}`);
+        if (!parsed.success)
+          throw new RequestError(
+            `POST ${this.shownUrl}: HTTP ${res.status} with a malformed chat completion: ${z.prettifyError(parsed.error)}`,
+          );
         const choice = parsed.data.choices[0]!;
         const content = choice.message.content ?? '';
-        if (content.trim() === '') throw new RequestError(`POST ${this.shownUrl}: HTTP ${res.status} with an empty completion (finish_reason ${choice.finish_reason ?? 'none'})`);
+        if (content.trim() === '')
+          throw new RequestError(
+            `POST ${this.shownUrl}: HTTP ${res.status} with an empty completion (finish_reason ${choice.finish_reason ?? 'none'})`,
+          );
         return content;
       }
       throw new RequestError(`POST ${this.shownUrl} failed after ${maxRetries + 1} attempts: ${lastError}`);

@@ -17,7 +17,10 @@ const envOr = (name: string, fallback: string): string => process.env[name] || f
 export const OpenAITeacherOptionsSchema = z.object({
   /** API root; requests go to `${baseUrl}/chat/completions`. */
   baseUrl: z.url({ protocol: /^https?$/ }).default(() => envOr('OPENAI_BASE_URL', 'https://api.openai.com/v1')),
-  model: z.string().min(1).default(() => envOr('OPENAI_MODEL', 'gpt-4o-mini')),
+  model: z
+    .string()
+    .min(1)
+    .default(() => envOr('OPENAI_MODEL', 'gpt-4o-mini')),
   /** Sent as a bearer token when set; a local server may need none. */
   apiKey: z
     .string()

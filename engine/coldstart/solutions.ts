@@ -91,7 +91,10 @@ export function solutionFor(family: string, problem: string): Solution | null {
         return {
           setup: [],
           compute: `print(pow(${a},${e},${n}))`,
-          textSteps: (ans) => (e <= 3n ? [`${a}^${e} = ${a ** e} = ${(a ** e) / n}*${n}+${ans}`] : [`Squares mod ${n}: ${squares.join(',')}`, `${e} in binary is ${e.toString(2)}, so the product is ${ans}`]),
+          textSteps: (ans) =>
+            e <= 3n
+              ? [`${a}^${e} = ${a ** e} = ${a ** e / n}*${n}+${ans}`]
+              : [`Squares mod ${n}: ${squares.join(',')}`, `${e} in binary is ${e.toString(2)}, so the product is ${ans}`],
         };
       }
     case 'digit_sum_pow': {
@@ -101,7 +104,10 @@ export function solutionFor(family: string, problem: string): Solution | null {
       return {
         setup: [],
         compute: `print(sum(map(int,str(${m[1]}**${m[2]}))))`,
-        textSteps: (ans) => (digits.length <= 12 ? [`${m![1]}^${m![2]} = ${digits}`, `${[...digits].join('+')} = ${ans}`] : [`${m![1]}^${m![2]} has ${digits.length} digits; they add up to ${ans}`]),
+        textSteps: (ans) =>
+          digits.length <= 12
+            ? [`${m![1]}^${m![2]} = ${digits}`, `${[...digits].join('+')} = ${ans}`]
+            : [`${m![1]}^${m![2]} has ${digits.length} digits; they add up to ${ans}`],
       };
     }
     case 'gcd_lcm': {
@@ -124,7 +130,10 @@ export function solutionFor(family: string, problem: string): Solution | null {
       return {
         setup: ['from sympy import divisor_count'],
         compute: `print(divisor_count(${m[1]}))`,
-        textSteps: (ans) => [`${m![1]} = ${f.map(([p, e]) => (e > 1 ? `${p}^${e}` : `${p}`)).join('*')}`, `${f.map(([, e]) => `(${e}+1)`).join('*')} = ${ans}`],
+        textSteps: (ans) => [
+          `${m![1]} = ${f.map(([p, e]) => (e > 1 ? `${p}^${e}` : `${p}`)).join('*')}`,
+          `${f.map(([, e]) => `(${e}+1)`).join('*')} = ${ans}`,
+        ],
       };
     }
     case 'prime_count': {
@@ -135,7 +144,10 @@ export function solutionFor(family: string, problem: string): Solution | null {
       return {
         setup: ['from sympy import primepi'],
         compute: `print(primepi(${n}-1))`,
-        textSteps: (ans) => (n <= 60 ? [`Primes below ${n}: ${primes.join(',')}`, `That is ${ans} primes`] : [`By a sieve up to ${n - 1}, there are ${ans} primes`]),
+        textSteps: (ans) =>
+          n <= 60
+            ? [`Primes below ${n}: ${primes.join(',')}`, `That is ${ans} primes`]
+            : [`By a sieve up to ${n - 1}, there are ${ans} primes`],
       };
     }
     case 'binomial': {

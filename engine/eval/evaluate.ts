@@ -13,12 +13,18 @@ import { promptText } from '../trace/prompt.js';
 import { codeLineCount, evalMetrics, type SampleFacts } from './metrics.js';
 
 /** The per-sample facts the metrics need, read from the trajectory's tokens and roles. */
-export function sampleFacts(t: Trajectory, tokenizer: TextTokenizer, problem: Pick<ProblemRow, 'id' | 'family' | 'level'>, correct: boolean): SampleFacts {
+export function sampleFacts(
+  t: Trajectory,
+  tokenizer: TextTokenizer,
+  problem: Pick<ProblemRow, 'id' | 'family' | 'level'>,
+  correct: boolean,
+): SampleFacts {
   const blocks = codeBlocks(t.response);
   const codeOpen = tokenizer.tokenToId(TAG.codeOpen);
   let firstCodeToken: number | null = null;
   if (blocks.length > 0) {
-    firstCodeToken = codeOpen !== undefined ? t.tokens.indexOf(codeOpen) : tokenizer.encode(t.response.slice(0, t.response.indexOf(TAG.codeOpen))).length;
+    firstCodeToken =
+      codeOpen !== undefined ? t.tokens.indexOf(codeOpen) : tokenizer.encode(t.response.slice(0, t.response.indexOf(TAG.codeOpen))).length;
     if (firstCodeToken < 0) firstCodeToken = null;
   }
   return {
@@ -33,7 +39,14 @@ export function sampleFacts(t: Trajectory, tokenizer: TextTokenizer, problem: Pi
 }
 
 /** Rolls out and grades; no store. The engine piece RL reuses for its periodic evaluation. */
-export async function evaluateModel(model: Qwen2Model, tokenizer: TextTokenizer, sandbox: Sandbox, problems: ProblemRow[], options: z.input<typeof RolloutOptionsSchema> & { samples?: number }, onProgress?: (done: number, total: number) => void) {
+export async function evaluateModel(
+  model: Qwen2Model,
+  tokenizer: TextTokenizer,
+  sandbox: Sandbox,
+  problems: ProblemRow[],
+  options: z.input<typeof RolloutOptionsSchema> & { samples?: number },
+  onProgress?: (done: number, total: number) => void,
+) {
   const k = options.samples ?? 1;
   const jobs = problems.flatMap((p) => Array.from({ length: k }, (_, s) => ({ p, s })));
   const prompts = jobs.map(({ p }) => tokenizer.encode(promptText(tokenizer, p.problem)));
@@ -41,7 +54,14 @@ export async function evaluateModel(model: Qwen2Model, tokenizer: TextTokenizer,
   const samples = trajectories.map((t, i) => {
     const { p, s } = jobs[i]!;
     const graded = gradeResponse(t.response, p.answer);
-    return { problem: p, sampleIdx: s, trajectory: t, correct: graded.correct, answer: graded.extracted, facts: sampleFacts(t, tokenizer, p, graded.correct) };
+    return {
+      problem: p,
+      sampleIdx: s,
+      trajectory: t,
+      correct: graded.correct,
+      answer: graded.extracted,
+      facts: sampleFacts(t, tokenizer, p, graded.correct),
+    };
   });
   return { samples, stats, metrics: evalMetrics(samples.map((s) => s.facts)) };
 }

@@ -81,7 +81,11 @@ export function behaviour(samples: SampleFacts[]): BehaviourMetrics {
     responseLength: mean(samples.map((s) => s.responseTokens)) ?? 0,
     codeRatio: share(samples.map((s) => s.codeBlocks.length > 0)) ?? 0,
     codeLines: mean(withCode.map((s) => s.codeBlocks.reduce((n, b) => n + b.lines, 0))),
-    codePassRate: { all: lastOk(lastRan), correct: lastOk(lastRan.filter((s) => s.correct)), incorrect: lastOk(lastRan.filter((s) => !s.correct)) },
+    codePassRate: {
+      all: lastOk(lastRan),
+      correct: lastOk(lastRan.filter((s) => s.correct)),
+      incorrect: lastOk(lastRan.filter((s) => !s.correct)),
+    },
     codeInvocationPosition: mean(withCode.map((s) => s.firstCodeToken! / Math.max(1, s.responseTokens))),
     selfCorrectionRate: share(withCode.map((s) => selfCorrects(s.codeBlocks))),
     recoveryRate: share(failing.map((s) => selfCorrects(s.codeBlocks))),

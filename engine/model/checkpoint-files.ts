@@ -32,7 +32,8 @@ export function readModelTensors(dir: string): Map<string, ReadTensor> {
   const single = join(dir, SAFE_WEIGHTS_NAME);
   if (existsSync(single)) return readSafetensorsFile(single).tensors;
   const indexFile = join(dir, SAFE_WEIGHTS_INDEX_NAME);
-  if (!existsSync(indexFile)) throw new Error(`${dir}: no ${SAFE_WEIGHTS_NAME} or ${SAFE_WEIGHTS_INDEX_NAME} (not a safetensors checkpoint directory)`);
+  if (!existsSync(indexFile))
+    throw new Error(`${dir}: no ${SAFE_WEIGHTS_NAME} or ${SAFE_WEIGHTS_INDEX_NAME} (not a safetensors checkpoint directory)`);
   const weightMap = readIndex(indexFile);
   const shards = [...new Set(weightMap.values())].sort();
   const out = new Map<string, ReadTensor>();

@@ -18,7 +18,8 @@ import { readSafetensorsFile, writeSafetensorsFile, type DType, type NamedTensor
 const VALUE_HEAD_FILE = 'value_head.safetensors';
 const OPTIMIZER_FILE = 'optimizer.safetensors';
 const TRAINER_STATE_FILE = 'trainer_state.json';
-const TOKENIZER_FILES = /^(tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|added_tokens\.json|vocab\.json|merges\.txt|chat_template\.jinja|generation_config\.json)$/;
+const TOKENIZER_FILES =
+  /^(tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|added_tokens\.json|vocab\.json|merges\.txt|chat_template\.jinja|generation_config\.json)$/;
 
 export const TrainerStateSchema = z.object({
   step: z.number().int().min(0),
@@ -47,17 +48,26 @@ export async function saveModel(dir: string, model: Qwen2Model, opts: SaveOption
   const head = new Map<string, NamedTensor>();
   for (const [name, p] of model.params) (name.startsWith('value_head.') ? head : weights).set(name, toNamed(p));
   await writeDirAtomically(dir, (tmp) => {
-    const config = { ...model.config, architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', torch_dtype: opts.dtype === 'BF16' ? 'bfloat16' : opts.dtype === 'F16' ? 'float16' : 'float32' };
+    const config = {
+      ...model.config,
+      architectures: ['Qwen2ForCausalLM'],
+      model_type: 'qwen2',
+      torch_dtype: opts.dtype === 'BF16' ? 'bfloat16' : opts.dtype === 'F16' ? 'float16' : 'float32',
+    };
     writeFileSync(join(tmp, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
     writeModelTensors(tmp, weights, { dtype: opts.dtype, maxShardBytes: opts.maxShardBytes });
     if (head.size > 0) writeSafetensorsFile(join(tmp, VALUE_HEAD_FILE), head);
     if (opts.tokenizer) saveTokenizerSync(tmp, opts.tokenizer);
     else if (opts.tokenizerFrom) {
-      for (const file of readdirSync(opts.tokenizerFrom)) if (TOKENIZER_FILES.test(file)) copyFileSync(join(opts.tokenizerFrom, file), join(tmp, file));
+      for (const file of readdirSync(opts.tokenizerFrom))
+        if (TOKENIZER_FILES.test(file)) copyFileSync(join(opts.tokenizerFrom, file), join(tmp, file));
     }
     if (opts.optimizer) writeSafetensorsFile(join(tmp, OPTIMIZER_FILE), opts.optimizer.stateTensors());
     if (opts.optimizer || opts.trainerState) {
-      const state = TrainerStateSchema.parse({ step: opts.optimizer?.step ?? opts.trainerState?.step ?? 0, extra: opts.trainerState?.extra ?? {} });
+      const state = TrainerStateSchema.parse({
+        step: opts.optimizer?.step ?? opts.trainerState?.step ?? 0,
+        extra: opts.trainerState?.extra ?? {},
+      });
       writeFileSync(join(tmp, TRAINER_STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
     }
   });
@@ -84,12 +94,19 @@ export function loadModel(dir: string): LoadedModel {
     const t = tensors.get(name);
     if (!t) throw new Error(`${dir}: the checkpoint has no tensor ${name}`);
     if (t.shape.join(',') !== shape.join(',')) throw new Error(`${dir}: ${name} has shape [${t.shape}], config.json implies [${shape}]`);
-    params.set(name, tf.tidy(() => tf.variable(tf.tensor(t.data, t.shape), true)));
+    params.set(
+      name,
+      tf.tidy(() => tf.variable(tf.tensor(t.data, t.shape), true)),
+    );
   }
   const headFile = join(dir, VALUE_HEAD_FILE);
   if (existsSync(headFile)) {
     for (const [name, t] of readSafetensorsFile(headFile).tensors) {
-      if (name === VALUE_HEAD.weight || name === VALUE_HEAD.bias) params.set(name, tf.tidy(() => tf.variable(tf.tensor(t.data, t.shape), true)));
+      if (name === VALUE_HEAD.weight || name === VALUE_HEAD.bias)
+        params.set(
+          name,
+          tf.tidy(() => tf.variable(tf.tensor(t.data, t.shape), true)),
+        );
     }
   }
   const model = new Qwen2Model(config, params);

@@ -102,7 +102,17 @@ export class Decoder {
     }
     const previous = this.cache;
     const logits = tf.tidy(() => {
-      const out = this.opts.useCache ? this.model.forward({ ids: tf.tensor2d(ids, [B, T], 'int32'), positions: tf.tensor2d(positions, [B, T], 'int32'), valid: tf.tensor2d(valid, [B, T]), cache: this.cache }, { useCache: true }) : this.fullForward(ids, valid);
+      const out = this.opts.useCache
+        ? this.model.forward(
+            {
+              ids: tf.tensor2d(ids, [B, T], 'int32'),
+              positions: tf.tensor2d(positions, [B, T], 'int32'),
+              valid: tf.tensor2d(valid, [B, T]),
+              cache: this.cache,
+            },
+            { useCache: true },
+          )
+        : this.fullForward(ids, valid);
       if (out.cache) {
         this.cache = out.cache;
         for (const t of [out.cache.positions, out.cache.valid, ...out.cache.k, ...out.cache.v]) tf.keep(t);
@@ -138,9 +148,16 @@ export class Decoder {
       return h.valid.map((v) => (v ? p++ : 0));
     });
     return this.model.forward({
-      ids: tf.tensor2d(this.history.map((h) => h.ids), [B, S], 'int32'),
+      ids: tf.tensor2d(
+        this.history.map((h) => h.ids),
+        [B, S],
+        'int32',
+      ),
       positions: tf.tensor2d(positions, [B, S], 'int32'),
-      valid: tf.tensor2d(this.history.map((h) => h.valid), [B, S]),
+      valid: tf.tensor2d(
+        this.history.map((h) => h.valid),
+        [B, S],
+      ),
     });
   }
 
@@ -191,7 +208,12 @@ export interface Generation {
 }
 
 /** Plain batched generation: decode until every row ends (a pause ends it too). */
-export function generate(model: Qwen2Model, prompts: number[][], options: GenerateOptions = {}, decodeText?: (ids: number[]) => string): Generation[] {
+export function generate(
+  model: Qwen2Model,
+  prompts: number[][],
+  options: GenerateOptions = {},
+  decodeText?: (ids: number[]) => string,
+): Generation[] {
   const decoder = new Decoder(model, prompts, options, decodeText);
   try {
     while (decoder.hasActive) decoder.step();

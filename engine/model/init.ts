@@ -6,7 +6,12 @@ import { Qwen2Model } from './qwen2.js';
 /** A randomly initialised preset model with the built-in tokenizer, written in Hugging Face layout. */
 export async function initModelDir(out: string, preset: PresetName, seed: number) {
   const tokenizer = builtinTokenizer();
-  const config = Qwen2ConfigSchema.parse({ vocab_size: tokenizer.vocabSize, eos_token_id: tokenizer.eosId, bos_token_id: null, ...PRESETS[preset] });
+  const config = Qwen2ConfigSchema.parse({
+    vocab_size: tokenizer.vocabSize,
+    eos_token_id: tokenizer.eosId,
+    bos_token_id: null,
+    ...PRESETS[preset],
+  });
   const model = Qwen2Model.init(config, seed, true);
   try {
     await saveModel(out, model, { tokenizer });

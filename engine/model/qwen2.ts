@@ -76,7 +76,10 @@ function transposedLinear(x: tf.Tensor2D, wt: tf.Tensor2D, w: tf.Variable): tf.T
     (args[2] as tf.GradSaveFunc)([input]);
     return {
       value: tf.matMul(input, wt),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.matMul(dy as tf.Tensor2D, weight), tf.matMul(dy as tf.Tensor2D, saved[0] as tf.Tensor2D, true, false)],
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
+        tf.matMul(dy as tf.Tensor2D, weight),
+        tf.matMul(dy as tf.Tensor2D, saved[0] as tf.Tensor2D, true, false),
+      ],
     };
   });
   return op(x, w) as tf.Tensor2D;
@@ -148,7 +151,12 @@ export class Qwen2Model {
     const params: Params = new Map();
     let n = seed;
     for (const [name, shape] of parameterShapes(config)) {
-      const value = name.endsWith('layernorm.weight') || name === 'model.norm.weight' ? tf.ones(shape) : name.endsWith('.bias') ? tf.zeros(shape) : tf.randomNormal(shape, 0, 0.02, 'float32', tfSeed(n++));
+      const value =
+        name.endsWith('layernorm.weight') || name === 'model.norm.weight'
+          ? tf.ones(shape)
+          : name.endsWith('.bias')
+            ? tf.zeros(shape)
+            : tf.randomNormal(shape, 0, 0.02, 'float32', tfSeed(n++));
       params.set(name, tf.variable(value, true));
       value.dispose(); // the variable holds its own reference to the data
     }
@@ -160,7 +168,10 @@ export class Qwen2Model {
   addValueHead(seed = 0): void {
     if (this.params.has(VALUE_HEAD.weight)) return;
     tf.tidy(() => {
-      this.params.set(VALUE_HEAD.weight, tf.variable(tf.randomNormal([1, this.config.hidden_size], 0, 0.02, 'float32', tfSeed(seed)), true));
+      this.params.set(
+        VALUE_HEAD.weight,
+        tf.variable(tf.randomNormal([1, this.config.hidden_size], 0, 0.02, 'float32', tfSeed(seed)), true),
+      );
       this.params.set(VALUE_HEAD.bias, tf.variable(tf.zeros([1]), true));
     });
   }
@@ -209,7 +220,10 @@ export class Qwen2Model {
     const signedSin = tf.reshape(tf.concat([tf.neg(sinHalf), sinHalf], -1), [B, 1, T, hd]) as tf.Tensor4D;
     const scale = 1 / Math.sqrt(hd);
 
-    let h = tf.reshape(tf.gather(this.p('model.embed_tokens.weight'), tf.reshape(input.ids, [B * T])), [B * T, c.hidden_size]) as tf.Tensor2D;
+    let h = tf.reshape(tf.gather(this.p('model.embed_tokens.weight'), tf.reshape(input.ids, [B * T])), [
+      B * T,
+      c.hidden_size,
+    ]) as tf.Tensor2D;
     const newK: tf.Tensor4D[] = [];
     const newV: tf.Tensor4D[] = [];
     for (let i = 0; i < c.num_hidden_layers; i++) {
@@ -222,7 +236,8 @@ export class Qwen2Model {
         // q, k and v as three products: fused into one [H, q+k+v] product they measured no faster
         // on wasm (the split and the concatenated weight gradient cost what the calls save).
         const heads = (t: tf.Tensor, n: number) => tf.transpose(tf.reshape(t, [B, T, n, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
-        const proj = (name: string) => tf.add(this.linear(x, `${l}self_attn.${name}_proj.weight`), this.p(`${l}self_attn.${name}_proj.bias`));
+        const proj = (name: string) =>
+          tf.add(this.linear(x, `${l}self_attn.${name}_proj.weight`), this.p(`${l}self_attn.${name}_proj.bias`));
         const q = this.rope(heads(proj('q'), nH), cos, signedSin);
         let k = this.rope(heads(proj('k'), nKV), cos, signedSin);
         let v = heads(proj('v'), nKV);
@@ -264,7 +279,10 @@ export class Qwen2Model {
   /** The critic's estimate for every position, from the final hidden states: [B, T]. */
   values(hidden: tf.Tensor3D): tf.Tensor2D {
     const [B, T, H] = hidden.shape;
-    const v = tf.add(tf.matMul(tf.reshape(hidden, [B * T, H]) as tf.Tensor2D, this.p(VALUE_HEAD.weight), false, true), this.p(VALUE_HEAD.bias));
+    const v = tf.add(
+      tf.matMul(tf.reshape(hidden, [B * T, H]) as tf.Tensor2D, this.p(VALUE_HEAD.weight), false, true),
+      this.p(VALUE_HEAD.bias),
+    );
     return tf.reshape(v, [B, T]) as tf.Tensor2D;
   }
 

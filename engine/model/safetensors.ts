@@ -32,8 +32,23 @@ export interface EncodeOptions {
 const ITEM_SIZE: Record<DType, number> = { F32: 4, F16: 2, BF16: 2 };
 /** Dtypes the format defines that we recognise but do not load (weights are floats). */
 const OTHER_DTYPES = new Set([
-  'F64', 'I64', 'I32', 'I16', 'I8', 'U64', 'U32', 'U16', 'U8', 'BOOL',
-  'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F6_E2M3', 'F6_E3M2', 'F4', 'C64',
+  'F64',
+  'I64',
+  'I32',
+  'I16',
+  'I8',
+  'U64',
+  'U32',
+  'U16',
+  'U8',
+  'BOOL',
+  'F8_E4M3',
+  'F8_E5M2',
+  'F8_E8M0',
+  'F6_E2M3',
+  'F6_E3M2',
+  'F4',
+  'C64',
 ]);
 /** The reference implementation refuses headers larger than this. */
 const MAX_HEADER_BYTES = 100_000_000;
@@ -129,8 +144,7 @@ function decodeInto(dtype: DType, src: Uint8Array, dst: Float32Array): void {
     new Uint8Array(dst.buffer, dst.byteOffset, n * 4).set(src.subarray(0, n * 4));
     return;
   }
-  const halves =
-    src.byteOffset % 2 === 0 ? new Uint16Array(src.buffer, src.byteOffset, n) : new Uint16Array(src.slice(0, n * 2).buffer);
+  const halves = src.byteOffset % 2 === 0 ? new Uint16Array(src.buffer, src.byteOffset, n) : new Uint16Array(src.slice(0, n * 2).buffer);
   const out = new Uint32Array(dst.buffer, dst.byteOffset, n);
   if (dtype === 'BF16') {
     for (let i = 0; i < n; i++) out[i] = (halves[i]! << 16) >>> 0;
@@ -172,7 +186,11 @@ function fail(where: string, what: string): never {
   throw new Error(`${where}: invalid safetensors file: ${what}`);
 }
 
-function parseHeader(headerBytes: Uint8Array, dataLength: number, where: string): { entries: HeaderEntry[]; metadata: Record<string, string> } {
+function parseHeader(
+  headerBytes: Uint8Array,
+  dataLength: number,
+  where: string,
+): { entries: HeaderEntry[]; metadata: Record<string, string> } {
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
@@ -204,7 +222,8 @@ function parseHeader(headerBytes: Uint8Array, dataLength: number, where: string)
     const { dtype, shape, data_offsets: offsets } = value as Record<string, unknown>;
     if (typeof dtype !== 'string') fail(where, `${t} has no string "dtype"`);
     if (!isDType(dtype)) {
-      if (OTHER_DTYPES.has(dtype)) fail(where, `${t} has dtype ${dtype}, which is not supported (only F32, F16 and BF16 tensors can be loaded)`);
+      if (OTHER_DTYPES.has(dtype))
+        fail(where, `${t} has dtype ${dtype}, which is not supported (only F32, F16 and BF16 tensors can be loaded)`);
       fail(where, `${t} has unknown dtype "${dtype}"`);
     }
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
@@ -230,7 +249,10 @@ function parseHeader(headerBytes: Uint8Array, dataLength: number, where: string)
     }
     const bytes = numel * ITEM_SIZE[dtype];
     if (end - begin !== bytes) {
-      fail(where, `${t} has shape ${JSON.stringify(shape)} and dtype ${dtype} (${bytes} bytes) but data_offsets [${begin}, ${end}] span ${end - begin} bytes`);
+      fail(
+        where,
+        `${t} has shape ${JSON.stringify(shape)} and dtype ${dtype} (${bytes} bytes) but data_offsets [${begin}, ${end}] span ${end - begin} bytes`,
+      );
     }
     entries.push({ name, dtype, shape: (shape as number[]).slice(), numel, begin, end });
   }
@@ -240,7 +262,8 @@ function parseHeader(headerBytes: Uint8Array, dataLength: number, where: string)
   let cursor = 0;
   let prev: HeaderEntry | null = null;
   for (const e of byOffset) {
-    if (e.begin < cursor) fail(where, `tensor "${e.name}" data [${e.begin}, ${e.end}] overlaps tensor "${prev!.name}" [${prev!.begin}, ${prev!.end}]`);
+    if (e.begin < cursor)
+      fail(where, `tensor "${e.name}" data [${e.begin}, ${e.end}] overlaps tensor "${prev!.name}" [${prev!.begin}, ${prev!.end}]`);
     if (e.begin > cursor) fail(where, `bytes [${cursor}, ${e.begin}) of the data section belong to no tensor`);
     cursor = e.end;
     prev = e;
@@ -254,7 +277,8 @@ function parseHeader(headerBytes: Uint8Array, dataLength: number, where: string)
 function readHeaderLength(lengthBytes: Uint8Array, fileSize: number, where: string): number {
   if (fileSize < 8) fail(where, `the file is ${fileSize} bytes, shorter than the 8-byte header length`);
   const n = new DataView(lengthBytes.buffer, lengthBytes.byteOffset, 8).getBigUint64(0, true);
-  if (n > BigInt(fileSize - 8)) fail(where, `the header length ${n} runs past the end of the file (${fileSize} bytes): truncated or not a safetensors file`);
+  if (n > BigInt(fileSize - 8))
+    fail(where, `the header length ${n} runs past the end of the file (${fileSize} bytes): truncated or not a safetensors file`);
   if (n > BigInt(MAX_HEADER_BYTES)) fail(where, `the header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
   if (n < 2n) fail(where, `the header length ${n} is too small for a JSON object`);
   return Number(n);
@@ -413,7 +437,11 @@ export function tensorByteSize(tensor: NamedTensor, dtype: DType = 'F32'): numbe
  * written straight from the arrays; F16/BF16 are converted chunk by chunk). With `fsync`, the
  * file is flushed to disk before returning. Returns the number of bytes written.
  */
-export function writeSafetensorsFile(file: string, tensors: Map<string, NamedTensor>, opts: EncodeOptions & { fsync?: boolean } = {}): number {
+export function writeSafetensorsFile(
+  file: string,
+  tensors: Map<string, NamedTensor>,
+  opts: EncodeOptions & { fsync?: boolean } = {},
+): number {
   requireLittleEndian();
   const { header, order, dtype, dataBytes } = layout(tensors, opts);
   const fd = openSync(file, 'w');

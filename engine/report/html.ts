@@ -67,7 +67,11 @@ function stagesSection(stageSeconds: Record<string, number>): string {
   if (entries.length === 0) return '';
   return `<section>
 <h2 id="stages">Stage timings</h2>
-${table(['Stage', 'Wall clock'], entries.map(([stage, s]) => [esc(stage), esc(duration(s))]), 1)}
+${table(
+  ['Stage', 'Wall clock'],
+  entries.map(([stage, s]) => [esc(stage), esc(duration(s))]),
+  1,
+)}
 </section>`;
 }
 
@@ -167,12 +171,7 @@ function toJson(x: unknown): string {
 }
 
 export function esc(text: string): string {
-  return text
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 }
 
 const CSS = `

@@ -12,10 +12,7 @@ export { renderHtml } from './html.js';
 export { renderPlots } from './plots.js';
 
 /** Writes `outPath` and `<name>-<plot>.svg|.png` next to it; returns absolute paths. */
-export async function writeReport(
-  data: ReportData,
-  outPath: string,
-): Promise<{ html: string; pngs: string[]; svgs: string[] }> {
+export async function writeReport(data: ReportData, outPath: string): Promise<{ html: string; pngs: string[]; svgs: string[] }> {
   const html = resolve(outPath);
   const dir = dirname(html);
   const stem = basename(html).replace(/\.html?$/i, '');

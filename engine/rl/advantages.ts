@@ -7,7 +7,14 @@
  * action. `values[i]` is the critic's estimate before action i; `actions[i]` is 1 for a policy
  * token. Returns advantages and returns (advantage + value) per token, 0 where not an action.
  */
-export function gae(values: number[], actions: number[], reward: number, gamma: number, lambda: number, perTokenRewards?: number[]): { advantages: number[]; returns: number[] } {
+export function gae(
+  values: number[],
+  actions: number[],
+  reward: number,
+  gamma: number,
+  lambda: number,
+  perTokenRewards?: number[],
+): { advantages: number[]; returns: number[] } {
   const idx = actions.flatMap((a, i) => (a ? [i] : []));
   const advantages = values.map(() => 0);
   const returns = values.map(() => 0);
@@ -36,7 +43,11 @@ export interface GroupAdvantages {
  * GRPO: (r - mean) / (std + eps) within each group of samples of the same prompt. `groups[i]`
  * names trajectory i's group.
  */
-export function groupAdvantages(rewards: number[], groups: number[], opts: { eps?: number; dropUniform?: boolean; normalizeStd?: boolean } = {}): GroupAdvantages {
+export function groupAdvantages(
+  rewards: number[],
+  groups: number[],
+  opts: { eps?: number; dropUniform?: boolean; normalizeStd?: boolean } = {},
+): GroupAdvantages {
   const eps = opts.eps ?? 1e-6;
   const members = new Map<number, number[]>();
   groups.forEach((g, i) => members.set(g, [...(members.get(g) ?? []), i]));

@@ -6,7 +6,14 @@ import { z } from 'zod';
 import { RolloutOptionsSchema } from '../rollout/options.js';
 
 /** The rollout's interpreter budget and sandbox limits, as evaluation has them. */
-const RolloutBudget = RolloutOptionsSchema.pick({ maxToolCalls: true, maxResponseTokens: true, maxInterpreterTokens: true, topP: true, timeoutMs: true, memoryMb: true });
+const RolloutBudget = RolloutOptionsSchema.pick({
+  maxToolCalls: true,
+  maxResponseTokens: true,
+  maxInterpreterTokens: true,
+  topP: true,
+  timeoutMs: true,
+  memoryMb: true,
+});
 
 export const RlConfigSchema = RolloutBudget.extend({
   /** GRPO (the verl recipe, DAPO clipping) or PPO with a critic (the paper). */

@@ -50,9 +50,22 @@ function padded(seqs: RlSequence[], padId: number) {
   const pad = <X>(row: X[], fill: X) => [...row, ...Array<X>(T - row.length).fill(fill)];
   return {
     T,
-    batch: { ids: seqs.map((s) => pad(s.ids, padId)), lossMask: seqs.map((s) => pad(s.actions, 0)), valid: seqs.map((s) => pad(s.ids.map(() => 1), 0)) },
+    batch: {
+      ids: seqs.map((s) => pad(s.ids, padId)),
+      lossMask: seqs.map((s) => pad(s.actions, 0)),
+      valid: seqs.map((s) =>
+        pad(
+          s.ids.map(() => 1),
+          0,
+        ),
+      ),
+    },
     /** A per-token array as a [B, T-1] tensor aligned with the targets, zero off the actions. */
-    targetAligned: (pick: (s: RlSequence, i: number) => number) => tf.tensor2d(seqs.map((s) => Array.from({ length: T - 1 }, (_, t) => (s.actions[t + 1] ? pick(s, t + 1) : 0))), [seqs.length, T - 1]),
+    targetAligned: (pick: (s: RlSequence, i: number) => number) =>
+      tf.tensor2d(
+        seqs.map((s) => Array.from({ length: T - 1 }, (_, t) => (s.actions[t + 1] ? pick(s, t + 1) : 0))),
+        [seqs.length, T - 1],
+      ),
   };
 }
 
@@ -67,10 +80,20 @@ function logprobsOf(logits: tf.Tensor3D, targets: tf.Tensor2D, temperature: numb
  * One no-gradient forward pass over padded sequences, reduced to a value per position and returned
  * per token (index 0, which has no prefix, gets 0), so that it lines up with the ids.
  */
-function perToken(model: Qwen2Model, seqs: RlSequence[], padId: number, reduce: (out: ForwardOutput, targets: tf.Tensor2D) => tf.Tensor2D): number[][] {
+function perToken(
+  model: Qwen2Model,
+  seqs: RlSequence[],
+  padId: number,
+  reduce: (out: ForwardOutput, targets: tf.Tensor2D) => tf.Tensor2D,
+): number[][] {
   const t = nextTokenTensors(padded(seqs, padId).batch);
   try {
-    const values = tf.tidy(() => reduce(model.forward({ ids: t.ids as tf.Tensor2D, positions: t.positions as tf.Tensor2D, valid: t.valid as tf.Tensor2D }), t.targets as tf.Tensor2D));
+    const values = tf.tidy(() =>
+      reduce(
+        model.forward({ ids: t.ids as tf.Tensor2D, positions: t.positions as tf.Tensor2D, valid: t.valid as tf.Tensor2D }),
+        t.targets as tf.Tensor2D,
+      ),
+    );
     const rows = values.arraySync() as number[][];
     values.dispose();
     return seqs.map((s, b) => [0, ...rows[b]!.slice(0, s.ids.length - 1)]);
@@ -94,7 +117,12 @@ export function tokenValues(critic: Qwen2Model, seqs: RlSequence[], padId: numbe
  * action token of the mini-batch (token-level, so long responses are not down-weighted), minus
  * the entropy bonus, plus the k3 KL to the reference. Gradients by parameter name.
  */
-export function policyLossAndGrads(model: Qwen2Model, seqs: PolicyInputs[], padId: number, c: PolicyLossConfig): { grads: Map<string, tf.Tensor>; stats: PolicyStats } {
+export function policyLossAndGrads(
+  model: Qwen2Model,
+  seqs: PolicyInputs[],
+  padId: number,
+  c: PolicyLossConfig,
+): { grads: Map<string, tf.Tensor>; stats: PolicyStats } {
   const p = padded(seqs, padId);
   const t = nextTokenTensors(p.batch);
   const adv = p.targetAligned((s, i) => (s as PolicyInputs).advantages[i]!);
@@ -121,11 +149,31 @@ export function policyLossAndGrads(model: Qwen2Model, seqs: PolicyInputs[], padI
       const kl = d ? meanOver(tf.sub(tf.sub(tf.exp(d), d), 1)) : tf.scalar(0);
       if (c.klCoef > 0) loss = tf.add(loss, tf.mul(kl, c.klCoef));
       // Kept past the tape and read once: one device sync per mini-batch, not one per number.
-      stats = tf.keep(tf.stack([pg, entropy, meanOver(tf.cast(tf.greater(clipped, unclipped), 'float32')), meanOver(tf.neg(logRatio)), kl, tf.sum(mask)]) as tf.Tensor1D);
+      stats = tf.keep(
+        tf.stack([
+          pg,
+          entropy,
+          meanOver(tf.cast(tf.greater(clipped, unclipped), 'float32')),
+          meanOver(tf.neg(logRatio)),
+          kl,
+          tf.sum(mask),
+        ]) as tf.Tensor1D,
+      );
       return loss as tf.Scalar;
     });
     const [pgLoss, entropy, clipFrac, approxKl, refKl, tokens] = stats!.dataSync() as Float32Array;
-    return { grads, stats: { loss: value, pgLoss: pgLoss!, entropy: entropy!, clipFrac: clipFrac!, approxKl: approxKl!, refKl: ref ? refKl! : null, tokens: tokens! } };
+    return {
+      grads,
+      stats: {
+        loss: value,
+        pgLoss: pgLoss!,
+        entropy: entropy!,
+        clipFrac: clipFrac!,
+        approxKl: approxKl!,
+        refKl: ref ? refKl! : null,
+        tokens: tokens!,
+      },
+    };
   } finally {
     tf.dispose([...Object.values(t), adv, old, ...(ref ? [ref] : []), ...(stats ? [stats] : [])]);
   }
@@ -139,7 +187,12 @@ export interface ValueStats {
 }
 
 /** PPO's clipped value loss: 0.5 * max((V - R)^2, (clip(V, V_old ± c) - R)^2), token mean. */
-export function valueLossAndGrads(critic: Qwen2Model, seqs: ValueInputs[], padId: number, valueClip: number): { grads: Map<string, tf.Tensor>; stats: ValueStats } {
+export function valueLossAndGrads(
+  critic: Qwen2Model,
+  seqs: ValueInputs[],
+  padId: number,
+  valueClip: number,
+): { grads: Map<string, tf.Tensor>; stats: ValueStats } {
   const p = padded(seqs, padId);
   const t = nextTokenTensors(p.batch);
   const returns = p.targetAligned((s, i) => (s as ValueInputs).returns[i]!);
@@ -150,7 +203,9 @@ export function valueLossAndGrads(critic: Qwen2Model, seqs: ValueInputs[], padId
       const mask = t.mask as tf.Tensor2D;
       const n = tf.maximum(tf.sum(mask), 1);
       const meanOver = (x: tf.Tensor) => tf.div(tf.sum(tf.mul(x, mask)), n);
-      const v = critic.values(critic.forward({ ids: t.ids as tf.Tensor2D, positions: t.positions as tf.Tensor2D, valid: t.valid as tf.Tensor2D }).hidden);
+      const v = critic.values(
+        critic.forward({ ids: t.ids as tf.Tensor2D, positions: t.positions as tf.Tensor2D, valid: t.valid as tf.Tensor2D }).hidden,
+      );
       const vClipped = tf.add(oldValues, tf.clipByValue(tf.sub(v, oldValues), -valueClip, valueClip));
       const plain = tf.square(tf.sub(v, returns));
       const clipped = tf.square(tf.sub(vClipped, returns));

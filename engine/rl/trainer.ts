@@ -132,7 +132,10 @@ function score(run: RlRun, trajectories: Trajectory[], jobs: { problem: RlProble
     const voidTurn = hasVoidTurn(t);
     return { ...t, problemId: problem.id, sampleIdx, ...s, voidTurn, kept: !(c.filterVoidTurns && voidTurn) };
   });
-  const seqs = trajectories.map((t) => ({ ids: [...t.promptIds, ...t.tokens], actions: [...t.promptIds.map(() => 0), ...t.roles.map((r) => (r === 'model' ? 1 : 0))] }));
+  const seqs = trajectories.map((t) => ({
+    ids: [...t.promptIds, ...t.tokens],
+    actions: [...t.promptIds.map(() => 0), ...t.roles.map((r) => (r === 'model' ? 1 : 0))],
+  }));
   const old = chunks(seqs, c.miniBatchSize).flatMap((ch) => tokenLogprobs(run.policy, ch, pad, c.temperature));
   const ref = run.reference ? chunks(seqs, c.miniBatchSize).flatMap((ch) => tokenLogprobs(run.reference!, ch, pad, c.temperature)) : null;
   const gaps: number[] = [];
@@ -159,23 +162,50 @@ function score(run: RlRun, trajectories: Trajectory[], jobs: { problem: RlProble
   return {
     scored,
     samplerKl: mean(gaps),
-    seqs: seqs.map((s, i) => ({ ...s, advantages: advantages[i]!, oldLogprobs: old[i]!, refLogprobs: ref?.[i], returns: returns[i]!, oldValues: values[i]! })),
+    seqs: seqs.map((s, i) => ({
+      ...s,
+      advantages: advantages[i]!,
+      oldLogprobs: old[i]!,
+      refLogprobs: ref?.[i],
+      returns: returns[i]!,
+      oldValues: values[i]!,
+    })),
   };
 }
 
 export async function trainRl(run: RlRun): Promise<RlResult> {
   const c = run.config;
-  const optimizerConfig = (lr: number) => OptimizerConfigSchema.parse({ lr, minLr: lr, warmupSteps: c.warmupSteps, totalSteps: 1, schedule: 'constant', weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm });
+  const optimizerConfig = (lr: number) =>
+    OptimizerConfigSchema.parse({
+      lr,
+      minLr: lr,
+      warmupSteps: c.warmupSteps,
+      totalSteps: 1,
+      schedule: 'constant',
+      weightDecay: c.weightDecay,
+      maxGradNorm: c.maxGradNorm,
+    });
   const actorOpt = new AdamW(run.policy.policyParams(), optimizerConfig(c.lr));
   const criticOpt = run.critic ? new AdamW(run.critic.params, optimizerConfig(c.criticLr)) : null;
   let step = 0;
   let cursor: DataCursor = { epoch: 0, position: 0 };
   if (run.resume) {
     const state = run.resume.policy.trainerState;
-    const extra = (state?.extra ?? {}) as { rlStep?: number; cursor?: DataCursor; seed?: number; problems?: number; algo?: string; criticStep?: number };
+    const extra = (state?.extra ?? {}) as {
+      rlStep?: number;
+      cursor?: DataCursor;
+      seed?: number;
+      problems?: number;
+      algo?: string;
+      criticStep?: number;
+    };
     if (!state || extra.rlStep === undefined) throw new BadInputError('the checkpoint was not written by the RL loop');
-    if (extra.seed !== c.seed || extra.problems !== run.problems.length || extra.algo !== c.algo) throw new BadInputError(`the checkpoint was made with ${extra.algo} seed ${extra.seed} on ${extra.problems} problems; this run has ${c.algo} seed ${c.seed} on ${run.problems.length}`);
-    if (!run.resume.policy.optimizerState) throw new BadInputError('the checkpoint holds no optimizer state, so training cannot continue exactly');
+    if (extra.seed !== c.seed || extra.problems !== run.problems.length || extra.algo !== c.algo)
+      throw new BadInputError(
+        `the checkpoint was made with ${extra.algo} seed ${extra.seed} on ${extra.problems} problems; this run has ${c.algo} seed ${c.seed} on ${run.problems.length}`,
+      );
+    if (!run.resume.policy.optimizerState)
+      throw new BadInputError('the checkpoint holds no optimizer state, so training cannot continue exactly');
     actorOpt.loadState(state.step, run.resume.policy.optimizerState);
     if (criticOpt) {
       if (!run.resume.critic?.optimizerState) throw new BadInputError('the checkpoint holds no critic optimizer state');
@@ -192,8 +222,19 @@ export async function trainRl(run: RlRun): Promise<RlResult> {
     const dir = run.checkpointDir(step);
     // The critic first: a policy directory on disk means its critic is complete too.
     if (run.critic && criticOpt) await saveModel(criticDir(dir), run.critic, { tokenizerFrom: run.tokenizerDir, optimizer: criticOpt });
-    const extra = { rlStep: step, cursor: stream.cursor, seed: c.seed, problems: run.problems.length, algo: c.algo, criticStep: criticOpt?.step ?? 0 };
-    await saveModel(dir, run.policy, { tokenizerFrom: run.tokenizerDir, optimizer: actorOpt, trainerState: { step: actorOpt.step, extra } });
+    const extra = {
+      rlStep: step,
+      cursor: stream.cursor,
+      seed: c.seed,
+      problems: run.problems.length,
+      algo: c.algo,
+      criticStep: criticOpt?.step ?? 0,
+    };
+    await saveModel(dir, run.policy, {
+      tokenizerFrom: run.tokenizerDir,
+      optimizer: actorOpt,
+      trainerState: { step: actorOpt.step, extra },
+    });
     lastCheckpoint = dir;
     await run.onCheckpoint?.(step, dir);
   };
@@ -210,7 +251,9 @@ export async function trainRl(run: RlRun): Promise<RlResult> {
       }
       const t0 = performance.now();
       const picked = stream.next(c.promptsPerStep).map((i) => run.problems[i]!);
-      const jobs = picked.flatMap((problem, group) => Array.from({ length: c.samplesPerPrompt }, (_, sampleIdx) => ({ problem, sampleIdx, group })));
+      const jobs = picked.flatMap((problem, group) =>
+        Array.from({ length: c.samplesPerPrompt }, (_, sampleIdx) => ({ problem, sampleIdx, group })),
+      );
       const prompts = jobs.map((j) => run.tokenizer.encode(promptText(run.tokenizer, j.problem.problem)));
       const { trajectories, stats } = await rollout(run.policy, run.tokenizer, run.sandbox, prompts, {
         tools: c.tools,
@@ -235,7 +278,13 @@ export async function trainRl(run: RlRun): Promise<RlResult> {
       for (let epoch = 0; epoch < c.epochs && train.length > 0; epoch++) {
         const order = shuffled(train, new Rng(c.seed * 1_000_003 + step * 131 + epoch));
         for (const mb of chunks(order, c.miniBatchSize)) {
-          const p = policyLossAndGrads(run.policy, mb, run.tokenizer.padId, { clipLow: c.clipLow, clipHigh: clipHighOf(c), entropyCoef: c.entropyCoef, klCoef: c.klCoef, temperature: c.temperature });
+          const p = policyLossAndGrads(run.policy, mb, run.tokenizer.padId, {
+            clipLow: c.clipLow,
+            clipHigh: clipHighOf(c),
+            entropyCoef: c.entropyCoef,
+            klCoef: c.klCoef,
+            temperature: c.temperature,
+          });
           const clipped = clipByGlobalNorm(p.grads, c.maxGradNorm);
           actorOpt.apply(clipped.grads);
           policyStats.push(p.stats);

@@ -10,7 +10,6 @@ import { renderForModel, truncateMiddle, type ExecStatus, type Sandbox } from '.
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { codeBlocks, interpreterBlock, TAG, type Role } from '../trace/format.js';
 
-
 export interface ToolCall {
   code: string;
   status: ExecStatus;
@@ -60,7 +59,14 @@ function interpreterTokens(tokenizer: TextTokenizer, rendered: string, maxTokens
   return ids;
 }
 
-async function rolloutBatch(model: Qwen2Model, tokenizer: TextTokenizer, sandbox: Sandbox, prompts: number[][], o: z.output<typeof RolloutOptionsSchema>, stats: RolloutStats): Promise<Trajectory[]> {
+async function rolloutBatch(
+  model: Qwen2Model,
+  tokenizer: TextTokenizer,
+  sandbox: Sandbox,
+  prompts: number[][],
+  o: z.output<typeof RolloutOptionsSchema>,
+  stats: RolloutStats,
+): Promise<Trajectory[]> {
   const context = model.config.max_position_embeddings;
   const closeCode = tokenizer.tokenToId(TAG.codeClose);
   const answerClose = tokenizer.tokenToId(TAG.answerClose);
@@ -97,7 +103,10 @@ async function rolloutBatch(model: Qwen2Model, tokenizer: TextTokenizer, sandbox
     const t0 = performance.now();
     const job = sandbox.run({ code, limits: { timeoutMs: o.timeoutMs, memoryMb: o.memoryMb } }).then((result) => {
       const rendered = renderForModel(result);
-      return { ids: interpreterTokens(tokenizer, rendered, o.maxInterpreterTokens), call: { code, status: result.status, output: rendered, atToken: -1, ms: performance.now() - t0 } };
+      return {
+        ids: interpreterTokens(tokenizer, rendered, o.maxInterpreterTokens),
+        call: { code, status: result.status, output: rendered, atToken: -1, ms: performance.now() - t0 },
+      };
     });
     inFlight.set(row, { due: clock + latency, job });
   };
@@ -159,19 +168,43 @@ async function rolloutBatch(model: Qwen2Model, tokenizer: TextTokenizer, sandbox
     stats.sampledTokens += r.sampled;
     stats.interpreterTokens += roles.filter((x) => x === 'interpreter').length;
     stats.toolCalls += toolCalls[row]!.length;
-    return { promptIds: r.prompt, tokens: r.tokens, roles, logprobs: r.logprobs, toolCalls: toolCalls[row]!, response: decode(r.tokens), stop: stops[row] ?? 'length' };
+    return {
+      promptIds: r.prompt,
+      tokens: r.tokens,
+      roles,
+      logprobs: r.logprobs,
+      toolCalls: toolCalls[row]!,
+      response: decode(r.tokens),
+      stop: stops[row] ?? 'length',
+    };
   });
 }
 
 /** Rolls out every prompt (token ids), `batchSize` at a time, in order. */
-export async function rollout(model: Qwen2Model, tokenizer: TextTokenizer, sandbox: Sandbox, prompts: number[][], options: RolloutOptions = {}, onProgress?: (done: number, total: number) => void): Promise<{ trajectories: Trajectory[]; stats: RolloutStats }> {
+export async function rollout(
+  model: Qwen2Model,
+  tokenizer: TextTokenizer,
+  sandbox: Sandbox,
+  prompts: number[][],
+  options: RolloutOptions = {},
+  onProgress?: (done: number, total: number) => void,
+): Promise<{ trajectories: Trajectory[]; stats: RolloutStats }> {
   const o = RolloutOptionsSchema.parse(options);
-  const stats: RolloutStats = { sequences: prompts.length, sampledTokens: 0, interpreterTokens: 0, toolCalls: 0, seconds: 0, waitSeconds: 0 };
+  const stats: RolloutStats = {
+    sequences: prompts.length,
+    sampledTokens: 0,
+    interpreterTokens: 0,
+    toolCalls: 0,
+    seconds: 0,
+    waitSeconds: 0,
+  };
   const t0 = performance.now();
   const trajectories: Trajectory[] = [];
   for (let i = 0; i < prompts.length; i += o.batchSize) {
     // Each batch draws from its own stream, so a batch's samples do not depend on the batches before.
-    trajectories.push(...(await rolloutBatch(model, tokenizer, sandbox, prompts.slice(i, i + o.batchSize), { ...o, seed: o.seed + i }, stats)));
+    trajectories.push(
+      ...(await rolloutBatch(model, tokenizer, sandbox, prompts.slice(i, i + o.batchSize), { ...o, seed: o.seed + i }, stats)),
+    );
     onProgress?.(trajectories.length, prompts.length);
   }
   stats.seconds = (performance.now() - t0) / 1000;

@@ -33,7 +33,16 @@ function resolveBinds(readOnly: SandboxCommandOptions['readOnly']): { src: strin
 
 /** setpriv to an unprivileged uid with no new privileges and no capabilities. */
 function dropToUid(uid: number): string[] {
-  return ['/usr/bin/setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--no-new-privs', '--bounding-set=-all', '--inh-caps=-all', '--'];
+  return [
+    '/usr/bin/setpriv',
+    `--reuid=${uid}`,
+    `--regid=${uid}`,
+    '--clear-groups',
+    '--no-new-privs',
+    '--bounding-set=-all',
+    '--inh-caps=-all',
+    '--',
+  ];
 }
 
 /**

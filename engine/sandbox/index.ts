@@ -30,7 +30,13 @@ export class Sandbox {
     // Throws SandboxUnavailableError on a machine with no isolation: model code must not run there.
     this.isolation = detectIsolation(opts.isolation);
     this.defaults = SandboxLimitsSchema.parse(opts.defaults ?? {});
-    this.pool = new PythonPool({ isolation: this.isolation, size: opts.poolSize ?? 2 * cpus().length, preload: opts.preload, lazyPreload: opts.lazyPreload, maxQueue: opts.maxQueue });
+    this.pool = new PythonPool({
+      isolation: this.isolation,
+      size: opts.poolSize ?? 2 * cpus().length,
+      preload: opts.preload,
+      lazyPreload: opts.lazyPreload,
+      maxQueue: opts.maxQueue,
+    });
   }
 
   warm(): Promise<void> {
@@ -40,7 +46,9 @@ export class Sandbox {
   async run(request: ExecRequest): Promise<ExecResult> {
     const req = ExecRequestSchema.parse(request);
     const limits = { ...this.defaults, ...req.limits };
-    return req.lang === 'python' ? this.pool.run(req.code, req.stdin, limits, req.seed) : runNodeOnce(this.isolation, req.code, req.stdin, limits, req.seed);
+    return req.lang === 'python'
+      ? this.pool.run(req.code, req.stdin, limits, req.seed)
+      : runNodeOnce(this.isolation, req.code, req.stdin, limits, req.seed);
   }
 
   close(): Promise<void> {

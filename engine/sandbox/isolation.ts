@@ -84,7 +84,10 @@ function probe(mode: 'bubblewrap' | 'unshare'): string | null {
     if (!bwrap) failure = 'bubblewrap is not installed';
     else {
       try {
-        execFileSync(bwrap, ['--ro-bind', '/', '/', '--unshare-pid', '--unshare-net', '--die-with-parent', '--', '/bin/true'], { stdio: 'pipe', timeout: 10_000 });
+        execFileSync(bwrap, ['--ro-bind', '/', '/', '--unshare-pid', '--unshare-net', '--die-with-parent', '--', '/bin/true'], {
+          stdio: 'pipe',
+          timeout: 10_000,
+        });
       } catch (err) {
         failure = `bubblewrap cannot create namespaces here (${failureText(err)})`;
       }
@@ -98,7 +101,11 @@ function probe(mode: 'bubblewrap' | 'unshare'): string | null {
       // The whole launcher, as a run would use it, with /bin/true as the program.
       const spec = { binds: [], files: [], tmpBytes: 1 << 20, uid: isRoot() ? slotUid(255) : null, env: {}, argv: ['/usr/bin/true'] };
       try {
-        execFileSync(unshare, [...unshareArgs(!isRoot()), '--', VENV_PYTHON, '-I', UNSHARE_INIT, JSON.stringify(spec)], { stdio: 'pipe', timeout: 10_000, env: {} });
+        execFileSync(unshare, [...unshareArgs(!isRoot()), '--', VENV_PYTHON, '-I', UNSHARE_INIT, JSON.stringify(spec)], {
+          stdio: 'pipe',
+          timeout: 10_000,
+          env: {},
+        });
       } catch (err) {
         failure = `unshare cannot create namespaces here (${failureText(err)})`;
       }
@@ -126,12 +133,18 @@ function isolationFor(mode: IsolationMode, summary: string): Isolation {
 export function detectIsolation(wanted: IsolationMode | undefined = readWanted()): Isolation {
   if (wanted === 'unsafe-none') {
     if (process.env[UNSAFE_ENV] !== '1') throw new SandboxUnavailableError(`the unsafe-none sandbox mode needs ${UNSAFE_ENV}=1`);
-    return isolationFor('unsafe-none', `code sandbox: NONE (${UNSAFE_ENV}=1): model code runs with no isolation; install bubblewrap (${INSTALL_HINT})`);
+    return isolationFor(
+      'unsafe-none',
+      `code sandbox: NONE (${UNSAFE_ENV}=1): model code runs with no isolation; install bubblewrap (${INSTALL_HINT})`,
+    );
   }
   if (wanted) {
     const failure = probe(wanted);
     if (failure) throw new SandboxUnavailableError(`${MODE_ENV}=${wanted}, but ${failure}`);
-    return isolationFor(wanted, wanted === 'bubblewrap' ? 'code sandbox: bubblewrap' : `code sandbox: unshare + setpriv (forced by ${MODE_ENV}=unshare)`);
+    return isolationFor(
+      wanted,
+      wanted === 'bubblewrap' ? 'code sandbox: bubblewrap' : `code sandbox: unshare + setpriv (forced by ${MODE_ENV}=unshare)`,
+    );
   }
   const bwrapFailure = probe('bubblewrap');
   if (!bwrapFailure) return isolationFor('bubblewrap', 'code sandbox: bubblewrap');
@@ -140,7 +153,10 @@ export function detectIsolation(wanted: IsolationMode | undefined = readWanted()
     return isolationFor('unshare', `code sandbox: unshare + setpriv, because ${bwrapFailure}; bubblewrap is recommended (${INSTALL_HINT})`);
   }
   if (process.env[UNSAFE_ENV] === '1') {
-    return isolationFor('unsafe-none', `code sandbox: NONE (${UNSAFE_ENV}=1): ${bwrapFailure}; ${unshareFailure}; model code runs with no isolation`);
+    return isolationFor(
+      'unsafe-none',
+      `code sandbox: NONE (${UNSAFE_ENV}=1): ${bwrapFailure}; ${unshareFailure}; model code runs with no isolation`,
+    );
   }
   throw new SandboxUnavailableError(
     `no code sandbox on this machine: ${bwrapFailure}, and ${unshareFailure}. Install bubblewrap (${INSTALL_HINT}), ` +
@@ -152,7 +168,9 @@ function readWanted(): IsolationMode | undefined {
   const value = process.env[MODE_ENV];
   if (!value) return undefined;
   if (value === 'bubblewrap' || value === 'unshare') return value;
-  throw new SandboxUnavailableError(`${MODE_ENV}=${value} is not a mode: use bubblewrap or unshare (or ${UNSAFE_ENV}=1 to allow no isolation)`);
+  throw new SandboxUnavailableError(
+    `${MODE_ENV}=${value} is not a mode: use bubblewrap or unshare (or ${UNSAFE_ENV}=1 to allow no isolation)`,
+  );
 }
 
 /**

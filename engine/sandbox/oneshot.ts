@@ -14,7 +14,13 @@ let nextRun = 0;
  * prlimit (the util-linux tool) and V8's heap flag; in a sandbox the code file is copied into its
  * private /tmp through a file descriptor, so nothing is written on the host.
  */
-export async function runNodeOnce(isolation: Isolation, code: string, stdin: string, limits: SandboxLimits, seed: number): Promise<ExecResult> {
+export async function runNodeOnce(
+  isolation: Isolation,
+  code: string,
+  stdin: string,
+  limits: SandboxLimits,
+  seed: number,
+): Promise<ExecResult> {
   const started = performance.now();
   const heapMb = Math.max(16, Math.floor(limits.memoryMb * 0.75));
   const prlimit = [
@@ -73,11 +79,18 @@ export async function runNodeOnce(isolation: Isolation, code: string, stdin: str
     }
     const stdout = cleanOutput(r.stdout as Uint8Array);
     const stderr = cleanOutput(r.stderr as Uint8Array);
-    const base = { exitCode: r.exitCode ?? null, stdout, stderr, durationMs: performance.now() - started, truncated: r.isMaxBuffer === true };
+    const base = {
+      exitCode: r.exitCode ?? null,
+      stdout,
+      stderr,
+      durationMs: performance.now() - started,
+      truncated: r.isMaxBuffer === true,
+    };
     if (r.timedOut) return { ...base, status: 'timeout', reason: 'timeout' };
     if (r.isMaxBuffer) return { ...base, status: 'killed', reason: 'output' };
     if (r.signal === 'SIGXCPU') return { ...base, status: 'timeout', reason: 'cpu' };
-    if (/heap out of memory|Cannot allocate memory|ERR_MEMORY_ALLOCATION_FAILED|Array buffer allocation failed/i.test(stderr)) return { ...base, status: 'memory', reason: 'memory' };
+    if (/heap out of memory|Cannot allocate memory|ERR_MEMORY_ALLOCATION_FAILED|Array buffer allocation failed/i.test(stderr))
+      return { ...base, status: 'memory', reason: 'memory' };
     if (r.signal) return { ...base, status: 'killed', reason: r.signal };
     return { ...base, status: r.exitCode === 0 ? 'ok' : 'error', reason: null };
   } finally {

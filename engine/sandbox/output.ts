@@ -1,7 +1,10 @@
 import type { ExecResult } from './types.js';
 
-// CSI/OSC/other escape sequences, then any C0 control but tab and newline, and DEL.
+// CSI/OSC/other escape sequences, then any C0 control but tab and newline, and DEL. Matching
+// control characters is the point of these two patterns.
+// eslint-disable-next-line no-control-regex
 const ESCAPES = /\u001b(?:\[[0-?]*[ -/]*[@-~]|\][^\u0007\u001b]*(?:\u0007|\u001b\\)|[@-Z\\-_])/g;
+// eslint-disable-next-line no-control-regex
 const CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
 
 /** Bytes from untrusted code, made safe to store, print on a terminal and feed to a tokenizer. */
@@ -37,7 +40,10 @@ function utf8Suffix(bytes: Buffer, n: number): string {
 
 /** The last non-empty line of a traceback: what ReTool's evaluator shows the model on error. */
 export function lastErrorLine(stderr: string): string {
-  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   return lines[lines.length - 1] ?? '';
 }
 
@@ -58,7 +64,8 @@ export function renderForModel(result: ExecResult, maxBytes = 1024): string {
       text = 'MemoryError: execution exceeded the memory limit';
       break;
     case 'killed':
-      text = result.reason === 'output' ? `${result.stdout}\nOutputLimitError: output limit exceeded` : `Killed: ${result.reason ?? 'signal'}`;
+      text =
+        result.reason === 'output' ? `${result.stdout}\nOutputLimitError: output limit exceeded` : `Killed: ${result.reason ?? 'signal'}`;
       break;
     case 'sandbox_error':
       text = 'SandboxError: the code could not be run';

@@ -66,14 +66,23 @@ class Slot {
     let env: Record<string, string> = {};
     if (isolation.mode === 'unsafe-none') {
       this.workRoot = mkdtempSync(join(tmpdir(), `retool-sandbox-${this.index}-`));
-      command = unsandboxedCommand(isolation, [VENV_PYTHON, '-s', SERVER_SCRIPT, '--work-root', this.workRoot], slotUid(this.index), this.workRoot);
+      command = unsandboxedCommand(
+        isolation,
+        [VENV_PYTHON, '-s', SERVER_SCRIPT, '--work-root', this.workRoot],
+        slotUid(this.index),
+        this.workRoot,
+      );
       env = { ...SANDBOX_ENV, HOME: this.workRoot, ...preload };
     } else {
       // The venv and the server script get fixed places, so a checkout anywhere (even under
       // /tmp, which is private in the sandbox) works; a venv does not care where it sits.
       command = sandboxCommand(isolation, {
         argv: ['/opt/retool/venv/bin/python', '-s', '/opt/retool/forkserver.py', '--pidns', '--work-root', '/tmp'],
-        readOnly: [pythonPrefix(), { src: dirname(dirname(VENV_PYTHON)), dest: '/opt/retool/venv' }, { src: SERVER_SCRIPT, dest: '/opt/retool/forkserver.py' }],
+        readOnly: [
+          pythonPrefix(),
+          { src: dirname(dirname(VENV_PYTHON)), dest: '/opt/retool/venv' },
+          { src: SERVER_SCRIPT, dest: '/opt/retool/forkserver.py' },
+        ],
         uid: slotUid(this.index),
         env: preload,
       });
@@ -96,7 +105,10 @@ class Slot {
     proc.stderr!.on('data', (d: Buffer) => (stderrTail = (stderrTail + d.toString()).slice(-4000)));
     const lines = createInterface({ input: proc.stdout! });
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`sandbox slot ${this.index} did not start within ${START_TIMEOUT_MS} ms: ${stderrTail}`)), START_TIMEOUT_MS);
+      const timer = setTimeout(
+        () => reject(new Error(`sandbox slot ${this.index} did not start within ${START_TIMEOUT_MS} ms: ${stderrTail}`)),
+        START_TIMEOUT_MS,
+      );
       let started = false;
       lines.on('line', (line) => {
         const msg = JSON.parse(line) as WireResult & { ready?: boolean };
@@ -125,7 +137,14 @@ class Slot {
     if (pending) {
       this.pending = null;
       clearTimeout(pending.watchdog);
-      pending.resolve(failure('killed', 'sandbox server died', `the sandbox process was killed during the run ${stderrTail ? `(${stderrTail.trim().split('\n').pop()})` : ''}`.trim(), pending.started));
+      pending.resolve(
+        failure(
+          'killed',
+          'sandbox server died',
+          `the sandbox process was killed during the run ${stderrTail ? `(${stderrTail.trim().split('\n').pop()})` : ''}`.trim(),
+          pending.started,
+        ),
+      );
     }
   }
 
@@ -208,7 +227,10 @@ export class PythonPool {
   private closed = false;
 
   constructor(opts: PythonPoolOptions) {
-    this.slots = Array.from({ length: opts.size }, (_, i) => new Slot(opts.isolation, i, opts.preload ?? DEFAULT_PRELOAD, opts.lazyPreload ?? DEFAULT_LAZY_PRELOAD));
+    this.slots = Array.from(
+      { length: opts.size },
+      (_, i) => new Slot(opts.isolation, i, opts.preload ?? DEFAULT_PRELOAD, opts.lazyPreload ?? DEFAULT_LAZY_PRELOAD),
+    );
     this.maxQueue = opts.maxQueue ?? 4096;
   }
 
@@ -230,7 +252,9 @@ export class PythonPool {
     const free = this.slots.find((s) => !s.busy);
     if (free) return this.runOn(free, code, stdin, limits, seed);
     if (this.queue.length >= this.maxQueue) {
-      return Promise.resolve(failure('sandbox_error', 'queue full', `more than ${this.maxQueue} runs are waiting for the sandbox`, performance.now()));
+      return Promise.resolve(
+        failure('sandbox_error', 'queue full', `more than ${this.maxQueue} runs are waiting for the sandbox`, performance.now()),
+      );
     }
     return new Promise((resolve) =>
       this.queue.push({

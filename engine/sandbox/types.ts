@@ -14,9 +14,18 @@ export const SandboxLimitsSchema = z.object({
   /** Processes and threads of the run's uid (RLIMIT_NPROC), the pool's server included. */
   maxProcesses: z.number().int().min(4).max(4096).default(64),
   /** Largest file the code may write (RLIMIT_FSIZE). */
-  maxFileBytes: z.number().int().positive().default(16 * 1024 * 1024),
+  maxFileBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(16 * 1024 * 1024),
   /** Per stream (stdout, stderr); past it the run is killed and `truncated` set. */
-  maxOutputBytes: z.number().int().positive().max(64 * 1024 * 1024).default(1024 * 1024),
+  maxOutputBytes: z
+    .number()
+    .int()
+    .positive()
+    .max(64 * 1024 * 1024)
+    .default(1024 * 1024),
 });
 export type SandboxLimits = z.infer<typeof SandboxLimitsSchema>;
 
@@ -26,7 +35,12 @@ export const ExecRequestSchema = z.object({
   stdin: z.string().default(''),
   limits: SandboxLimitsSchema.partial().default({}),
   /** Seeds Python's random and numpy.random (and JavaScript's Math.random): same code and seed, same output. */
-  seed: z.number().int().min(0).max(2 ** 32 - 2).default(0),
+  seed: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 32 - 2)
+    .default(0),
 });
 export type ExecRequest = z.input<typeof ExecRequestSchema>;
 

@@ -10,7 +10,6 @@ import { ShuffledStream, type DataCursor } from '../train/stream.js';
 import { BadInputError } from '../../domain/errors.js';
 import type { SftConfig } from './config.js';
 
-
 export interface SftStepMetrics {
   step: number;
   loss: number;
@@ -50,11 +49,25 @@ export interface SftResult {
 
 export async function trainSft(run: SftRun): Promise<SftResult> {
   const c = run.config;
-  const optimizer = new AdamW(run.model.policyParams(), OptimizerConfigSchema.parse({ lr: c.lr, minLr: c.minLr, warmupSteps: c.warmupSteps, totalSteps: c.steps, schedule: c.schedule, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm }));
+  const optimizer = new AdamW(
+    run.model.policyParams(),
+    OptimizerConfigSchema.parse({
+      lr: c.lr,
+      minLr: c.minLr,
+      warmupSteps: c.warmupSteps,
+      totalSteps: c.steps,
+      schedule: c.schedule,
+      weightDecay: c.weightDecay,
+      maxGradNorm: c.maxGradNorm,
+    }),
+  );
   let cursor: DataCursor = { epoch: 0, position: 0 };
   if (run.resume?.trainerState) {
     const extra = run.resume.trainerState.extra as { cursor?: DataCursor; seed?: number; examples?: number };
-    if (extra.seed !== c.seed || extra.examples !== run.examples.length) throw new BadInputError(`the checkpoint was made with seed ${extra.seed} on ${extra.examples} examples, this run has seed ${c.seed} and ${run.examples.length}`);
+    if (extra.seed !== c.seed || extra.examples !== run.examples.length)
+      throw new BadInputError(
+        `the checkpoint was made with seed ${extra.seed} on ${extra.examples} examples, this run has seed ${c.seed} and ${run.examples.length}`,
+      );
     if (!run.resume.optimizerState) throw new BadInputError('the checkpoint holds no optimizer state, so training cannot continue exactly');
     optimizer.loadState(run.resume.trainerState.step, run.resume.optimizerState);
     cursor = extra.cursor ?? cursor;
@@ -67,7 +80,11 @@ export async function trainSft(run: SftRun): Promise<SftResult> {
 
   const checkpoint = async () => {
     const dir = run.checkpointDir(optimizer.step);
-    await saveModel(dir, run.model, { tokenizerFrom: run.tokenizerDir, optimizer, trainerState: { step: optimizer.step, extra: { cursor: stream.cursor, seed: c.seed, examples: run.examples.length } } });
+    await saveModel(dir, run.model, {
+      tokenizerFrom: run.tokenizerDir,
+      optimizer,
+      trainerState: { step: optimizer.step, extra: { cursor: stream.cursor, seed: c.seed, examples: run.examples.length } },
+    });
     lastCheckpoint = dir;
     await run.onCheckpoint?.(optimizer.step, dir);
   };
@@ -87,7 +104,15 @@ export async function trainSft(run: SftRun): Promise<SftResult> {
       seconds += dt;
       tokens += batchTokens;
       losses.push(result.loss);
-      run.onStep?.({ step: optimizer.step, loss: result.loss, gradNorm: result.gradNorm, lr: result.lr, batchTokens, lossTokens: result.tokens, seconds: dt });
+      run.onStep?.({
+        step: optimizer.step,
+        loss: result.loss,
+        gradNorm: result.gradNorm,
+        lr: result.lr,
+        batchTokens,
+        lossTokens: result.tokens,
+        seconds: dt,
+      });
       if ((c.checkpointEvery > 0 && optimizer.step % c.checkpointEvery === 0) || optimizer.step === c.steps) await checkpoint();
       // Let timers and I/O (heartbeats, signals, progress bars) run between steps.
       await new Promise((r) => setImmediate(r));

@@ -49,7 +49,8 @@ async function activate(name: BackendName): Promise<boolean> {
 export function initBackend(forced = process.env.RETOOL_BACKEND): Promise<BackendName> {
   chosen ??= (async () => {
     if (forced) {
-      if (!(BACKEND_ORDER as readonly string[]).includes(forced)) throw new Error(`RETOOL_BACKEND=${forced}: choose one of ${BACKEND_ORDER.join(', ')}`);
+      if (!(BACKEND_ORDER as readonly string[]).includes(forced))
+        throw new Error(`RETOOL_BACKEND=${forced}: choose one of ${BACKEND_ORDER.join(', ')}`);
       if (!(await activate(forced as BackendName))) throw new Error(`RETOOL_BACKEND=${forced}: that backend did not load`);
       return forced as BackendName;
     }
@@ -114,7 +115,10 @@ const XNN_MIN_ROWS = 16;
 
 // Internals of @tensorflow/tfjs-backend-wasm 4.22 (pinned exactly in package.json for this).
 interface WasmBackendInternals {
-  wasm: { cwrap(name: string, ret: null, args: string[]): (...args: unknown[]) => void; tfjs: { registerTensor(id: number, size: number, offset: number): void; disposeData(id: number): void } };
+  wasm: {
+    cwrap(name: string, ret: null, args: string[]): (...args: unknown[]) => void;
+    tfjs: { registerTensor(id: number, size: number, offset: number): void; disposeData(id: number): void };
+  };
   dataIdMap: { get(dataId: object): { id: number; memoryOffset: number } };
   dataIdNextNumber: number;
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
@@ -149,10 +153,21 @@ function registerFastWasmMatMul(): void {
     const K = transposeA ? a.shape[aRank - 2]! : a.shape[aRank - 1]!;
     const N = transposeB ? b.shape[bRank - 2]! : b.shape[bRank - 1]!;
     const sameBatch = batchA === batchB && a.shape.slice(0, -2).join(',') === b.shape.slice(0, -2).join(',');
-    const fast = fastMatMul && a.dtype === 'float32' && b.dtype === 'float32' && sameBatch && M >= XNN_MIN_ROWS && M * K * N >= XNN_MIN_WORK;
+    const fast =
+      fastMatMul && a.dtype === 'float32' && b.dtype === 'float32' && sameBatch && M >= XNN_MIN_ROWS && M * K * N >= XNN_MIN_WORK;
     if (!fast) return original.kernelFunc(args);
     if (batchA === 1 && !transposeA && !transposeB) return original.kernelFunc(args);
-    wasmBatchMatMul ??= backend.wasm.cwrap('BatchMatMul', null, ['number', 'array', 'number', 'number', 'array', 'number', 'number', 'number', 'number']);
+    wasmBatchMatMul ??= backend.wasm.cwrap('BatchMatMul', null, [
+      'number',
+      'array',
+      'number',
+      'number',
+      'array',
+      'number',
+      'number',
+      'number',
+      'number',
+    ]);
     const G = batchA;
     const temporaries: tf.TensorInfo[] = [];
     const asRows = (x: tf.TensorInfo, rows: number, cols: number, transpose: boolean): tf.TensorInfo => {
@@ -163,7 +178,11 @@ function registerFastWasmMatMul(): void {
       const split = cols >= 256 && cols % 4 === 0;
       const shape = split ? [G, 4, cols / 4, rows] : [G, cols, rows];
       const perm = split ? [0, 3, 1, 2] : [0, 2, 1];
-      const t = transposeKernel.kernelFunc({ inputs: { x: { dataId: x.dataId, shape, dtype: x.dtype } }, backend: args.backend, attrs: { perm } }) as tf.TensorInfo;
+      const t = transposeKernel.kernelFunc({
+        inputs: { x: { dataId: x.dataId, shape, dtype: x.dtype } },
+        backend: args.backend,
+        attrs: { perm },
+      }) as tf.TensorInfo;
       temporaries.push(t);
       return t;
     };

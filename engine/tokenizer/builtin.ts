@@ -51,7 +51,11 @@ export class BuiltinTokenizer implements TextTokenizer, SavableTokenizer {
   private readonly ids = new Map<string, number>();
   /** Specials (unk included) sorted longest first for greedy matching; keyed by first char. */
   private readonly specialsByFirst = new Map<string, string[]>();
-  private readonly chat = new ChatTemplate(BUILTIN_CHAT_TEMPLATE, { eos_token: BUILTIN_EOS_TOKEN, pad_token: BUILTIN_PAD_TOKEN, unk_token: BUILTIN_UNK_TOKEN });
+  private readonly chat = new ChatTemplate(BUILTIN_CHAT_TEMPLATE, {
+    eos_token: BUILTIN_EOS_TOKEN,
+    pad_token: BUILTIN_PAD_TOKEN,
+    unk_token: BUILTIN_UNK_TOKEN,
+  });
 
   constructor() {
     const vocab: string[] = [...BUILTIN_SPECIAL_TOKENS, '\n'];
@@ -125,7 +129,15 @@ export class BuiltinTokenizer implements TextTokenizer, SavableTokenizer {
       padding: null,
       added_tokens: [...this.specialIds]
         .sort((a, b) => a - b)
-        .map((id) => ({ id, content: this.vocab[id]!, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+        .map((id) => ({
+          id,
+          content: this.vocab[id]!,
+          single_word: false,
+          lstrip: false,
+          rstrip: false,
+          normalized: false,
+          special: true,
+        })),
       normalizer: null,
       pre_tokenizer: null,
       post_processor: null,
@@ -149,7 +161,14 @@ export class BuiltinTokenizer implements TextTokenizer, SavableTokenizer {
   toTokenizerConfig(): object {
     const added_tokens_decoder: Record<string, object> = {};
     for (const id of [...this.specialIds].sort((a, b) => a - b)) {
-      added_tokens_decoder[String(id)] = { content: this.vocab[id]!, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true };
+      added_tokens_decoder[String(id)] = {
+        content: this.vocab[id]!,
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: false,
+        special: true,
+      };
     }
     return {
       tokenizer_class: 'PreTrainedTokenizerFast',

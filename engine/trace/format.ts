@@ -68,7 +68,10 @@ export function codeBlocks(response: string): CodeBlock[] {
   const pattern = /<code>([\s\S]*?)<\/code>(\s*<interpreter>([\s\S]*?)<\/interpreter>)?/g;
   for (const m of response.matchAll(pattern)) {
     const fenced = FENCE.exec(m[1]!);
-    blocks.push({ code: fenced ? fenced[1]! : m[1]!.trim(), output: m[3] === undefined ? null : m[3].replace(/^\n/, '').replace(/\n$/, '') });
+    blocks.push({
+      code: fenced ? fenced[1]! : m[1]!.trim(),
+      output: m[3] === undefined ? null : m[3].replace(/^\n/, '').replace(/\n$/, ''),
+    });
   }
   return blocks;
 }
@@ -107,7 +110,8 @@ export function checkFormat(response: string, { requireOutputs = true } = {}): F
     switch (tag) {
       case TAG.codeOpen:
         if (state !== 'text') return fail('nested_tags', `<code> inside <${state}> ${where}`);
-        if (requireOutputs && lastClosed === 'code') return fail('code_without_output', `a code block has no <interpreter> output before the next one ${where}`);
+        if (requireOutputs && lastClosed === 'code')
+          return fail('code_without_output', `a code block has no <interpreter> output before the next one ${where}`);
         state = 'code';
         break;
       case TAG.codeClose:
@@ -127,7 +131,8 @@ export function checkFormat(response: string, { requireOutputs = true } = {}): F
         break;
       case TAG.answerOpen:
         if (state !== 'text') return fail('nested_tags', `<answer> inside <${state}> ${where}`);
-        if (requireOutputs && lastClosed === 'code') return fail('code_without_output', `the last code block has no <interpreter> output ${where}`);
+        if (requireOutputs && lastClosed === 'code')
+          return fail('code_without_output', `the last code block has no <interpreter> output ${where}`);
         answers += 1;
         state = 'answer';
         break;
@@ -152,7 +157,8 @@ export function checkFormat(response: string, { requireOutputs = true } = {}): F
   const boxes = answer.match(/\\boxed/g)?.length ?? 0;
   if (boxes === 0 || extractBoxed(answer) === null) return fail('no_answer', 'the <answer> block holds no complete \\boxed{}');
   if (boxes > 1) return fail('several_answers', `the <answer> block holds ${boxes} \\boxed{}`);
-  if (response.slice(response.lastIndexOf(TAG.answerClose) + TAG.answerClose.length).trim() !== '') return fail('text_after_answer', 'text follows </answer>');
+  if (response.slice(response.lastIndexOf(TAG.answerClose) + TAG.answerClose.length).trim() !== '')
+    return fail('text_after_answer', 'text follows </answer>');
   return { ok: true };
 }
 

@@ -36,7 +36,8 @@ export async function verifyTrace(response: string, gold: string, sandbox: Sandb
   if (blocks.length > 0) {
     // One sandbox run parses every block (ast.parse), so no code is executed at this stage.
     const parsed = await sandbox.run({ code: PARSE_ALL, stdin: JSON.stringify(blocks.map((b) => b.code)) });
-    if (parsed.status !== 'ok') return { ok: false, stage: 'format', reason: 'code_syntax', detail: `could not check the code: ${parsed.status}` };
+    if (parsed.status !== 'ok')
+      return { ok: false, stage: 'format', reason: 'code_syntax', detail: `could not check the code: ${parsed.status}` };
     const failed = parsed.stdout.trim();
     if (failed) {
       const [index, ...msg] = failed.split(' ');
@@ -48,10 +49,16 @@ export async function verifyTrace(response: string, gold: string, sandbox: Sandb
     const now = renderForModel(result, opts.renderBytes).trim();
     const recorded = (block.output ?? '').trim();
     if (now !== recorded) {
-      return { ok: false, stage: 'answer', reason: 'output_mismatch', detail: `code block ${i + 1} prints ${JSON.stringify(now.slice(0, 80))}, the trace recorded ${JSON.stringify(recorded.slice(0, 80))}` };
+      return {
+        ok: false,
+        stage: 'answer',
+        reason: 'output_mismatch',
+        detail: `code block ${i + 1} prints ${JSON.stringify(now.slice(0, 80))}, the trace recorded ${JSON.stringify(recorded.slice(0, 80))}`,
+      };
     }
   }
   const graded = gradeResponse(response, gold);
-  if (!graded.correct) return { ok: false, stage: 'answer', reason: 'wrong_answer', detail: `answered ${graded.extracted ?? '(nothing)'}, expected ${gold}` };
+  if (!graded.correct)
+    return { ok: false, stage: 'answer', reason: 'wrong_answer', detail: `answered ${graded.extracted ?? '(nothing)'}, expected ${gold}` };
   return { ok: true, blocks: blocks.length };
 }

@@ -66,8 +66,14 @@ export class AdamW {
       if (!p) throw new Error(`gradient for unknown parameter ${name}`);
       if (!this.m.has(name)) {
         // tf.variable copies its initial value: build it in a tidy so the zeros are freed.
-        this.m.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
-        this.v.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
+        this.m.set(
+          name,
+          tf.tidy(() => tf.variable(tf.zerosLike(p), false)),
+        );
+        this.v.set(
+          name,
+          tf.tidy(() => tf.variable(tf.zerosLike(p), false)),
+        );
       }
       const m = this.m.get(name)!;
       const v = this.v.get(name)!;
@@ -102,7 +108,10 @@ export class AdamW {
       const target = kind === 'm' ? this.m : kind === 'v' ? this.v : null;
       if (!target) throw new Error(`unknown optimizer state entry ${key}`);
       target.get(name)?.dispose();
-      target.set(name, tf.tidy(() => tf.variable(tf.tensor(t.data, t.shape), false)));
+      target.set(
+        name,
+        tf.tidy(() => tf.variable(tf.tensor(t.data, t.shape), false)),
+      );
     }
   }
 

@@ -36,10 +36,24 @@ export interface StepResult {
 export function nextTokenTensors(batch: TokenBatch) {
   const B = batch.ids.length;
   const T = batch.ids[0]!.length - 1;
-  const ids = tf.tensor2d(batch.ids.map((r) => r.slice(0, T)), [B, T], 'int32');
-  const targets = tf.tensor2d(batch.ids.map((r) => r.slice(1)), [B, T], 'int32');
-  const mask = tf.tensor2d(batch.lossMask.map((r) => r.slice(1)), [B, T]);
-  const valid = tf.tensor2d((batch.valid ?? batch.ids.map((r) => r.map(() => 1))).map((r) => r.slice(0, T)), [B, T]);
+  const ids = tf.tensor2d(
+    batch.ids.map((r) => r.slice(0, T)),
+    [B, T],
+    'int32',
+  );
+  const targets = tf.tensor2d(
+    batch.ids.map((r) => r.slice(1)),
+    [B, T],
+    'int32',
+  );
+  const mask = tf.tensor2d(
+    batch.lossMask.map((r) => r.slice(1)),
+    [B, T],
+  );
+  const valid = tf.tensor2d(
+    (batch.valid ?? batch.ids.map((r) => r.map(() => 1))).map((r) => r.slice(0, T)),
+    [B, T],
+  );
   const positions = tf.tensor2d(
     (batch.valid ?? batch.ids.map((r) => r.map(() => 1))).map((r) => {
       let p = 0;

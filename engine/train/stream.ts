@@ -40,7 +40,10 @@ export class ShuffledStream {
     while (out.length < count) {
       const order = this.permutation(this.cursor.epoch);
       out.push(order[this.cursor.position]!);
-      this.cursor = this.cursor.position + 1 >= this.size ? { epoch: this.cursor.epoch + 1, position: 0 } : { epoch: this.cursor.epoch, position: this.cursor.position + 1 };
+      this.cursor =
+        this.cursor.position + 1 >= this.size
+          ? { epoch: this.cursor.epoch + 1, position: 0 }
+          : { epoch: this.cursor.epoch, position: this.cursor.position + 1 };
     }
     return out;
   }

@@ -17,7 +17,10 @@ export function freePort(): Promise<number> {
  * A dev server on fresh free ports. Between our probe and the server's bind another process (or
  * one of the server's own internal listeners) may take a port: then try again with new ones.
  */
-export async function startServerOnFreePorts(opts: Omit<DevServerOptions, 'port' | 'uiPort'>, attempts = 3): Promise<Awaited<ReturnType<typeof startDevServer>> & { ports: { port: number; uiPort: number } }> {
+export async function startServerOnFreePorts(
+  opts: Omit<DevServerOptions, 'port' | 'uiPort'>,
+  attempts = 3,
+): Promise<Awaited<ReturnType<typeof startDevServer>> & { ports: { port: number; uiPort: number } }> {
   for (let i = 1; ; i++) {
     const ports = { port: await freePort(), uiPort: await freePort() };
     try {

@@ -6,7 +6,14 @@ const PYTHON = process.env.RETOOL_TEST_PYTHON ?? join(ROOT, '.venv', 'bin', 'pyt
 const SCRIPT = join(ROOT, 'test', 'reference', 'qwen2_reference.py');
 
 export type ReferenceJob =
-  | { op: 'make'; dir: string; config: Record<string, unknown>; seed?: number; dtype?: 'float32' | 'bfloat16' | 'float16'; max_shard_size?: string }
+  | {
+      op: 'make';
+      dir: string;
+      config: Record<string, unknown>;
+      seed?: number;
+      dtype?: 'float32' | 'bfloat16' | 'float16';
+      max_shard_size?: string;
+    }
   | { op: 'logits'; dir: string; ids: number[][] }
   | { op: 'generate'; dir: string; ids: number[][]; new_tokens: number };
 
