@@ -1,219 +1,43 @@
-// The workflows' branches with mock activities: the real workflow bundle on the suite's Temporal
-// dev server, a worker whose activities return canned results shaped like the real ones (typed
-// against `Activities`), and a log of every call. No training, no store: seconds per run.
+// The pipeline workflow's branches with mock activities (test/helpers/mock-activities.ts): from
+// scratch or from an earlier model, bad input, retries, and pause, resume, stop and cancel reaching
+// SFT and the RL rounds' child workflow.
 import { Context } from '@temporalio/activity';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { Activities } from '../activities/index.js';
-import { quietTemporalRuntime } from '../cli/local-temporal.js';
-import { ensureSearchAttributes } from '../worker/temporal.js';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { workflowBundle } from '../worker/worker.js';
 import { BAD_INPUT } from '../domain/errors.js';
-import { resolveConfig, type RetoolConfig, type RetoolConfigInput } from '../workflows/config.js';
+import { resolveConfig, type RetoolConfigInput } from '../workflows/config.js';
 import { pauseSignal, resumeSignal, stopSignal } from '../workflows/control.js';
-import { experimentProgress, retoolExperiment } from '../workflows/experiment.js';
-import { pipelineProgress, retoolPipeline, type PipelineProgress } from '../workflows/pipeline.js';
-import { prepareDataProgress, prepareDataWorkflow } from '../workflows/prepare-data.js';
+import { pipelineProgress, type PipelineProgress } from '../workflows/pipeline.js';
 import { rlProgress } from '../workflows/rl-rounds.js';
 import { RetoolBestAccuracy, RetoolStage } from '../workflows/search-attributes.js';
+import {
+  calls,
+  callsOf,
+  canned,
+  failureOf,
+  heartbeatTimeout,
+  heldUntilCancelled,
+  inputsOf,
+  mockActivitiesWorker,
+  rlAccuracy,
+  scenario,
+} from './helpers/mock-activities.js';
 import { until } from './helpers/wait.js';
 
-type Name = keyof Activities;
-interface Call {
-  workflowId: string;
-  activity: Name;
-  input: any;
-  attempt: number;
-}
-type Overrides = { [K in Name]?: Activities[K] };
-
-const calls: Call[] = [];
-/** Per-test behaviour, keyed by the test's workflow id (its child workflows' ids extend it). */
-const scenarios = new Map<string, Overrides>();
-const belongs = (workflowId: string, id: string) => workflowId === id || workflowId.startsWith(`${id}-`);
-const callsOf = (id: string, activity?: Name) => calls.filter((c) => belongs(c.workflowId, id) && (!activity || c.activity === activity));
-const inputsOf = (workflowId: string, activity: Name) =>
-  calls.filter((c) => c.workflowId === workflowId && c.activity === activity).map((c) => c.input);
-
-let runs = 0;
-function scenario(name: string, overrides: Overrides = {}): string {
-  const id = `mock-${name}-${Date.now().toString(36)}${++runs}`;
-  scenarios.set(id, overrides);
-  return id;
-}
-
-/** Logs the call, then runs the test's override or the canned behaviour. */
-function mock<K extends Name>(name: K, body: Activities[K]): Activities[K] {
-  const run = async (...args: unknown[]) => {
-    const info = Context.current().info;
-    const workflowId = info.workflowExecution?.workflowId ?? info.activityId;
-    calls.push({ workflowId, activity: name, input: args[0], attempt: info.attempt });
-    const key = [...scenarios.keys()].find((id) => belongs(workflowId, id));
-    const override = key ? scenarios.get(key)![name] : undefined;
-    return ((override ?? body) as (...a: unknown[]) => Promise<unknown>)(...args);
-  };
-  return run as unknown as Activities[K];
-}
-
-/** A training activity that runs until the workflow cancels it (pause, stop, cancel). */
-async function heldUntilCancelled(): Promise<never> {
-  const ctx = Context.current();
-  const beat = setInterval(() => ctx.heartbeat({ held: true }), 50);
-  try {
-    await ctx.cancelled;
-  } finally {
-    clearInterval(beat);
-  }
-  throw new Error('not reached');
-}
-
-const accuracyOf = (name: string) => (name.endsWith('-sft-eval') ? 0.25 : 0.5);
-const rlAccuracy = (step: number) => step / 10;
-
-/** Canned results shaped like the real activities' (typed against them). */
-const canned: Activities = {
-  prepareData: async (input) => {
-    const dataset = {
-      id: 1,
-      name: input.name,
-      version: 1,
-      kind: 'problems' as const,
-      source: input.source,
-      params: {},
-      rowCount: 100,
-      splits: { train: 80, test: 20 },
-      parents: [],
-      createdAt: '2025-01-01T00:00:00Z',
-    };
-    return { dataset, created: [{ name: input.name, version: 1, source: input.source }] };
-  },
-  prepareProblems: async (data) => {
-    const version = data.source === 'stored' ? (data.version ?? 1) : 1;
-    return { dataset: `${data.name}@${version}`, name: data.name, version, rows: 100, splits: { train: 80, test: 20 } };
-  },
-  findLatestGoodModel: async () => null,
-  recordRunStart: async () => undefined,
-  recordRunEnd: async () => undefined,
-  lastCheckpoint: async () => null,
-  report: async (input) => ({ html: `/mock-home/${input.out}`, pngs: [] }),
-  initModel: async (input) => ({ dir: input.out, parameters: 1234 }),
-  synthTraces: async (input) => ({ dataset: `${input.out}@1`, kept: 42, reused: false }),
-  sft: async (input) => ({
-    runId: input.runId,
-    traces: input.traces,
-    examples: 42,
-    tooLong: 0,
-    steps: input.steps ?? 0,
-    resumedFrom: null,
-    stopped: false,
-    firstLoss: 2,
-    finalLoss: 1,
-    tokensPerSecond: 1000,
-    out: input.out,
-    lastCheckpoint: `${input.out}/step-${input.steps}`,
-    backend: 'mock',
-    seconds: 0.01,
-  }),
-  // Every round reports the evaluations of the whole run so far (the workflow keeps each step once).
-  rl: async (input) => {
-    const every = input.evalEvery ?? 1;
-    const steps = Array.from({ length: Math.floor(input.steps! / every) }, (_, i) => (i + 1) * every);
-    if (steps.at(-1) !== input.steps) steps.push(input.steps!);
-    const evals = steps.map((step) => ({
-      step,
-      evaluation: `${input.runId}-step-${step}@1`,
-      accuracy: rlAccuracy(step),
-      byLevel: {},
-      responseLength: 40,
-      codeRatio: 1,
-      codeInvocationPosition: 0.3,
-    }));
-    return {
-      runId: input.runId,
-      algo: input.algo ?? 'grpo',
-      tools: input.tools ?? true,
-      model: input.model,
-      dataset: input.dataset,
-      steps: input.steps!,
-      resumedFrom: null,
-      stopped: false,
-      evals,
-      out: input.out,
-      lastCheckpoint: null,
-      backend: 'mock',
-      sandbox: 'unsafe-none',
-      seconds: 0.01,
-    };
-  },
-  evaluate: async (input) => ({
-    runId: input.name ?? 'eval',
-    evaluation: `${input.name}@1`,
-    tools: input.tools ?? true,
-    accuracy: accuracyOf(input.name ?? ''),
-    byLevel: { '1': accuracyOf(input.name ?? '') },
-  }),
-};
-const activities = Object.fromEntries(Object.entries(canned).map(([name, body]) => [name, mock(name as Name, body)])) as Activities;
-
 const address = inject('temporalAddress');
-const taskQueue = `retool-mock-activities-${process.pid}`;
-/** Training activities heartbeat often in these runs, so a pause reaches them within a second. */
-const heartbeatTimeout = '10s';
 
 const stages = (p: PipelineProgress) => p.stages.map((s) => `${s.name}:${s.status}`);
-const failureOf = (p: Promise<unknown>) =>
-  p.then(
-    () => {
-      throw new Error('expected the workflow to fail');
-    },
-    (err: unknown) => err as WorkflowFailedError,
-  );
 
 describe('the workflows with mock activities', () => {
-  let env: TestWorkflowEnvironment;
+  const mocks = mockActivitiesWorker(address, 'pipeline');
+  const { start, historyOf, scheduled } = mocks;
   let client: Client;
-  let worker: Worker;
-  let running: Promise<void>;
-
-  beforeAll(async () => {
-    quietTemporalRuntime();
-    env = await TestWorkflowEnvironment.createFromExistingServer({ address, namespace: 'default' });
-    client = env.client;
-    await ensureSearchAttributes(env.connection, 'default');
-    worker = await Worker.create({
-      connection: env.nativeConnection,
-      namespace: 'default',
-      taskQueue,
-      workflowBundle: await workflowBundle(),
-      activities,
-      // Cancellation reaches an activity with a heartbeat's reply: let heartbeats through at once.
-      defaultHeartbeatThrottleInterval: '50ms',
-      maxHeartbeatThrottleInterval: '100ms',
-    });
-    running = worker.run();
+  beforeAll(() => {
+    client = mocks.client;
   });
-  afterAll(async () => {
-    if (worker?.getState() === 'RUNNING') worker.shutdown();
-    await running;
-    await env?.teardown();
-  });
-
-  const options = (workflowId: string, input: RetoolConfigInput) => ({
-    taskQueue,
-    workflowId,
-    args: [input] as [RetoolConfigInput],
-    workflowExecutionTimeout: '2 minutes',
-  });
-  const start = (workflowId: string, input: RetoolConfigInput) => client.workflow.start(retoolPipeline, options(workflowId, input));
-  const startExperiment = (workflowId: string, input: RetoolConfigInput) =>
-    client.workflow.start(retoolExperiment, options(workflowId, input));
-  const historyOf = async (workflowId: string, runId?: string) =>
-    (await client.workflow.getHandle(workflowId, runId).fetchHistory()).events!;
-  const scheduled = (events: Awaited<ReturnType<typeof historyOf>>) =>
-    events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType!.name] : []));
 
   describe('retoolPipeline', () => {
     it('from scratch: data, base model beside cold-start traces, SFT, the SFT evaluation beside RL rounds (a child that continues as new), final evaluation, report', async () => {
@@ -626,112 +450,6 @@ describe('the workflows with mock activities', () => {
       expect(err.cause).toBeInstanceOf(CancelledFailure);
       expect(inputsOf(id, 'recordRunEnd')).toEqual([{ status: 'stopped', summary: { error: expect.any(String) } }]);
       expect(callsOf(id, 'evaluate')).toEqual([]);
-    });
-  });
-
-  describe('retoolExperiment', () => {
-    const experimentConfig = (): RetoolConfig =>
-      resolveConfig('quick', { arms: ['code', 'text'], heartbeatTimeout, rl: { steps: 2, evalEvery: 2 } });
-
-    it('makes the problem set once, trains both arms as child pipelines on that stored version, records both and reports', async () => {
-      const id = scenario('experiment');
-      const config = experimentConfig();
-      const handle = await startExperiment(id, config);
-      const result = await handle.result();
-      const stored = { source: 'stored', name: config.data.name, version: 1 };
-      expect(scheduled(await historyOf(id))).toEqual(['recordRunStart', 'prepareProblems', 'recordRunEnd', 'report']);
-      expect(inputsOf(id, 'recordRunStart')).toEqual([{ kind: 'experiment', preset: 'quick', config }]);
-      expect(inputsOf(id, 'prepareProblems')).toEqual([config.data]);
-      for (const arm of ['code', 'text'] as const) {
-        const child = `${id}-${arm}`;
-        expect(inputsOf(child, 'prepareProblems')).toEqual([stored]);
-        expect(inputsOf(child, 'synthTraces')).toMatchObject([{ mode: arm }]);
-        expect(inputsOf(child, 'evaluate').map((e) => e.tools)).toEqual([arm === 'code', arm === 'code']);
-        expect(inputsOf(`${child}-rl`, 'rl').map((r) => r.tools)).toEqual([arm === 'code']);
-      }
-      expect(result).toMatchObject({ workflowId: id, dataset: `${config.data.name}@1`, report: `/mock-home/artifacts/${id}/report.html` });
-      expect(result.arms.map((a) => [a.arm, a.workflowId, a.status])).toEqual([
-        ['code', `${id}-code`, 'completed'],
-        ['text', `${id}-text`, 'completed'],
-      ]);
-      expect(inputsOf(id, 'recordRunEnd')).toEqual([
-        {
-          status: 'completed',
-          summary: {
-            dataset: `${config.data.name}@1`,
-            arms: result.arms.map((a) => ({ arm: a.arm, workflowId: a.workflowId, sftAccuracy: 0.25, accuracy: 0.5, rlSteps: 2 })),
-          },
-        },
-      ]);
-      expect(await handle.query(experimentProgress)).toEqual({
-        preset: 'quick',
-        stage: 'done',
-        dataset: `${config.data.name}@1`,
-        arms: [
-          { arm: 'code', workflowId: `${id}-code` },
-          { arm: 'text', workflowId: `${id}-text` },
-        ],
-      });
-      expect((await handle.describe()).typedSearchAttributes.get(RetoolBestAccuracy)).toBe(0.5);
-    });
-
-    it('stop reaches both arms: each ends stopped and the experiment is recorded as stopped', async () => {
-      const id = scenario('experiment-stop', { sft: heldUntilCancelled });
-      const handle = await startExperiment(id, experimentConfig());
-      await until('SFT in both arms', () => callsOf(id, 'sft').length === 2, 30_000);
-      await handle.signal(stopSignal);
-      const result = await handle.result();
-      expect(result.arms.map((a) => a.status)).toEqual(['stopped', 'stopped']);
-      expect(inputsOf(id, 'recordRunEnd')[0].status).toBe('stopped');
-    });
-
-    it('a failure before the arms fails the experiment, recorded as failed, with no child started', async () => {
-      const id = scenario('experiment-fail', {
-        prepareProblems: async () => {
-          throw ApplicationFailure.nonRetryable('data.name: nope holds traces, not problems', BAD_INPUT);
-        },
-      });
-      const handle = await startExperiment(id, experimentConfig());
-      const err = await failureOf(handle.result());
-      expect((err.cause as ActivityFailure).cause).toMatchObject({ type: BAD_INPUT });
-      expect(inputsOf(id, 'recordRunEnd')).toEqual([{ status: 'failed', summary: { error: expect.any(String) } }]);
-      expect(await handle.query(experimentProgress)).toMatchObject({ stage: 'failed', arms: [] });
-      expect(calls.filter((c) => c.workflowId.startsWith(`${id}-`))).toEqual([]);
-    });
-  });
-
-  describe('prepareDataWorkflow', () => {
-    it('reports the prepared set, or a failure not retried for bad input', async () => {
-      const ok = scenario('prepare');
-      const handle = await client.workflow.start(prepareDataWorkflow, {
-        taskQueue,
-        workflowId: ok,
-        args: [{ source: 'synth', name: 'mock-set', count: 100, seed: 1 }],
-        workflowExecutionTimeout: '1 minute',
-      });
-      expect((await handle.result()).dataset).toMatchObject({ name: 'mock-set', version: 1 });
-      expect(await handle.query(prepareDataProgress)).toMatchObject({
-        stage: 'done',
-        dataset: 'mock-set',
-        result: { created: [{ name: 'mock-set', version: 1 }] },
-      });
-
-      const bad = scenario('prepare-bad', {
-        prepareData: async () => {
-          throw ApplicationFailure.retryable('line 2: malformed JSON', BAD_INPUT);
-        },
-      });
-      const failing = await client.workflow.start(prepareDataWorkflow, {
-        taskQueue,
-        workflowId: bad,
-        args: [{ source: 'synth', name: 'mock-bad', count: 100, seed: 1 }],
-        workflowExecutionTimeout: '1 minute',
-      });
-      const err = await failureOf(failing.result());
-      expect((err.cause as ActivityFailure).cause).toMatchObject({ type: BAD_INPUT });
-      expect(callsOf(bad, 'prepareData').map((c) => c.attempt)).toEqual([1]);
-      expect(await failing.query(prepareDataProgress)).toMatchObject({ stage: 'failed' });
-      expect((await failing.describe()).typedSearchAttributes.get(RetoolStage)).toBe('failed');
     });
   });
 });

@@ -7,6 +7,7 @@ export const INTEGRATION = [
   'test/workflow.test.ts',
   'test/pipeline.test.ts',
   'test/pipeline-workflow.test.ts',
+  'test/experiment-workflow.test.ts',
   'test/page.test.ts',
   'test/server-home.test.ts',
   'test/server-restart.test.ts',
