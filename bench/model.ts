@@ -2,11 +2,11 @@
 // backend's own matmul ceiling and against the same model in PyTorch (bench/torch_peer.py).
 // Every time is a median over repeated runs: the machine is shared and noisy.
 import { cpus, platform, arch } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { PRESETS, Qwen2ConfigSchema, headDim, type PresetName, type Qwen2Config } from '../engine/model/config.js';
 import { Decoder } from '../engine/model/generate.js';
+import { PROJECT_ROOT, VENV_DIR } from '../engine/util/project-root.js';
 import { Qwen2Model } from '../engine/model/qwen2.js';
 import { initBackend, tf } from '../engine/tensor/backend.js';
 import { builtinTokenizer } from '../engine/tokenizer/index.js';
@@ -14,9 +14,8 @@ import { AdamW, OptimizerConfigSchema } from '../engine/train/optim.js';
 import { trainStep, type TokenBatch } from '../engine/train/step.js';
 import { median } from './stats.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const PYTHON = process.env.RETOOL_BENCH_PYTHON ?? join(ROOT, '.venv', 'bin', 'python');
-const TORCH_PEER = join(ROOT, 'bench', 'torch_peer.py');
+const PYTHON = process.env.RETOOL_BENCH_PYTHON ?? join(VENV_DIR, 'bin', 'python');
+const TORCH_PEER = join(PROJECT_ROOT, 'bench', 'torch_peer.py');
 
 export interface BenchModelOptions {
   presets: PresetName[];

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // `npm run build`, also run by `npm install` / `npm ci`: the TypeScript sources compiled to dist/,
 // which bin/retool.js runs while it is fresh (no compiling at every start). Beside the JavaScript:
-// the files the code reads next to itself (the sandbox's Python scripts, the shipped data), and a
-// link dist/.venv -> ../.venv for code that finds the venv two folders above its own.
+// the files the code reads next to itself (the sandbox's Python scripts, the shipped data). Code
+// that needs the checkout (.venv, bin/) finds it by the nearest package.json (engine/util/project-root.ts).
 //
 //   node bin/build.mjs              build (exit 1 when no JavaScript could be written)
 //   node bin/build.mjs --if-stale   only when dist/ does not match the sources (test set-up)
@@ -11,7 +11,7 @@
 // It compiles into dist.tmp-<pid>/ and renames that to dist/ at the end, so a `retool` started
 // meanwhile (another build, a test run) never loads half-written files.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -79,9 +79,6 @@ const copyAssets = (rel) => {
   }
 };
 for (const dir of SOURCE_DIRS) copyAssets(dir);
-// engine/sandbox/isolation.ts and bench/model.ts find the venv at ../../.venv and ../.venv of
-// their own file: from dist/ that is dist/.venv.
-symlinkSync('../.venv', join(tmp, '.venv'));
 writeFileSync(join(tmp, STAMP), `${JSON.stringify({ ...sources, builtAt: new Date().toISOString() }, null, 2)}\n`);
 
 // dist/ -> dist.old-<pid>-<n>, then dist.tmp-<pid> -> dist/ (retried when another build swaps at the same moment).

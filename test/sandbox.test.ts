@@ -16,7 +16,7 @@ import {
   type ExecResult,
   type SandboxLimits,
 } from '../engine/sandbox/index.js';
-import { PROJECT_ROOT } from '../engine/sandbox/isolation.js';
+import { PROJECT_ROOT } from '../engine/util/project-root.js';
 import { freePort } from './helpers/net.js';
 import { bwrapWorks, expectedSandboxMode } from './helpers/sandbox-mode.js';
 

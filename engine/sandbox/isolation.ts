@@ -2,9 +2,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { VENV_DIR } from '../util/project-root.js';
 
-export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const VENV_PYTHON = join(PROJECT_ROOT, '.venv', 'bin', 'python');
+export const VENV_PYTHON = join(VENV_DIR, 'bin', 'python');
 export const UNSHARE_INIT = join(dirname(fileURLToPath(import.meta.url)), 'unshare-init.py');
 
 /** The one opt-out: run model code with no isolation at all when none is available. */
