@@ -109,7 +109,7 @@ export async function runWithProgress(config: RetoolConfig, opts: Opts): Promise
   }
   emit(opts, run, () => {
     if (run.detached)
-      return `${run.kind} ${run.workflowId} started${run.uiUrl ? `: ${run.uiUrl}` : ''}\nfollow it with: npx retool status ${run.workflowId}`;
+      return `${run.kind} ${run.workflowId} started${run.uiUrl ? `: ${run.uiUrl}` : ''}\nfollow it with: ./bin/retool.js status ${run.workflowId}`;
     return [
       `${run.kind} ${run.workflowId} (${run.preset}) finished in ${run.seconds.toFixed(0)} s`,
       resultsTable(run),
@@ -128,7 +128,7 @@ function statusText(s: RunStatus, uiUrl: string | null, eta: typeof formatEta): 
   for (const a of s.arms) {
     const head = s.arms.length > 1 ? `[${a.arm}] ${a.workflowId} ${a.status}, stage ${a.stage}` : '';
     if (head) lines.push(head);
-    if (a.paused) lines.push('  paused (resume with: npx retool resume ' + s.workflowId + ')');
+    if (a.paused) lines.push('  paused (resume with: ./bin/retool.js resume ' + s.workflowId + ')');
     if (a.current) {
       const c = a.current;
       const left = c.etaSeconds === null ? '' : `, ${eta(c.etaSeconds)}`;
@@ -181,7 +181,7 @@ export function statusCommand(common: (cmd: Command) => Command): Command {
                   runs.map((r) => ({ ...r, startTime: r.startTime.toISOString() })),
                   ['workflowId', 'type', 'status', 'startTime'],
                 )
-              : 'no ReTool runs on this server yet; start one with: npx retool run',
+              : 'no ReTool runs on this server yet; start one with: ./bin/retool.js run',
           );
           return;
         }

@@ -42,7 +42,7 @@ export function scheduleCommand(common: (cmd: Command) => Command): Command {
         opts,
         made,
         () =>
-          `schedule ${made.scheduleId} created; next runs: ${made.nextRuns.join(', ') || '(paused)'}\nruns need a worker: npx retool worker`,
+          `schedule ${made.scheduleId} created; next runs: ${made.nextRuns.join(', ') || '(paused)'}\nruns need a worker: ./bin/retool.js worker`,
       );
     });
 
