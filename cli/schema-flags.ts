@@ -5,6 +5,7 @@
 import { Option, type Command } from 'commander';
 import { z } from 'zod';
 import { BadInputError } from '../domain/errors.js';
+import type { RolloutOptionsSchema } from '../engine/rollout/options.js';
 import { parseList, parseNumber } from './output.js';
 
 /** How one schema field appears on the command line. */
@@ -70,6 +71,16 @@ function optionFor(key: string, field: z.ZodType, flag: Flag): Option {
   if (flag.required) option.makeOptionMandatory();
   return option;
 }
+
+/** The rollout's flags, as `retool rl` and `retool eval` both show them (fields of RolloutOptionsSchema). */
+export const ROLLOUT_FLAGS = {
+  topP: 'nucleus sampling: keep the smallest set of tokens holding this much probability',
+  maxToolCalls: 'code executions per response at most',
+  maxResponseTokens: { name: 'max-tokens', help: 'sampled tokens per response at most' },
+  maxInterpreterTokens: 'tokens of one interpreter output at most (cut in the middle)',
+  timeoutMs: 'wall-clock limit of one code run in the sandbox, ms',
+  memoryMb: 'memory limit of one code run in the sandbox, MiB',
+} satisfies Flags<typeof RolloutOptionsSchema>;
 
 /** Adds one option per listed field of `schema`, in the order listed. */
 export function addSchemaFlags<S extends z.ZodObject>(command: Command, schema: S, flags: Flags<S>): Command {

@@ -7,6 +7,20 @@ import { RlConfigSchema } from '../engine/rl/config.js';
 import { RolloutOptionsSchema } from '../engine/rollout/options.js';
 import { SftConfigSchema } from '../engine/sft/config.js';
 
+/** Where a stage's run is stored: its name in the store (generated when absent) and the state folder. */
+const RunFields = {
+  runId: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/)
+    .optional(),
+  home: z.string().optional(),
+};
+/** Training stages resume a stopped run from its latest checkpoint. */
+const Resumable = {
+  /** Continue `runId` from its latest checkpoint instead of starting over. */
+  resume: z.boolean().default(false),
+};
+
 export const ColdStartOptionsSchema = z.object({
   /** Problems to write traces for: NAME[@V][:split]; without a split, the train split when there is one. */
   dataset: z.string().min(1),
@@ -30,13 +44,8 @@ export const SftOptionsSchema = SftConfigSchema.extend({
   /** The model to start from (a directory in Hugging Face layout). */
   model: z.string().min(1),
   out: z.string().min(1),
-  runId: z
-    .string()
-    .regex(/^[A-Za-z0-9._-]+$/)
-    .optional(),
-  /** Continue `runId` from its latest checkpoint instead of starting over. */
-  resume: z.boolean().default(false),
-  home: z.string().optional(),
+  ...RunFields,
+  ...Resumable,
 });
 export type SftOptions = z.input<typeof SftOptionsSchema>;
 
@@ -50,12 +59,8 @@ export const EvalOptionsSchema = RolloutOptionsSchema.extend({
   limit: z.number().int().positive().optional(),
   /** Name of the evaluation dataset the samples are stored as (default eval-<run id>). */
   name: z.string().optional(),
-  runId: z
-    .string()
-    .regex(/^[A-Za-z0-9._-]+$/)
-    .optional(),
   step: z.number().int().min(0).optional(),
-  home: z.string().optional(),
+  ...RunFields,
 });
 export type EvalOptions = z.input<typeof EvalOptionsSchema>;
 
@@ -71,11 +76,7 @@ export const RlOptionsSchema = RlConfigSchema.extend({
   evalDataset: z.string().optional(),
   evalLimit: z.number().int().positive().default(200),
   evalLevels: z.array(z.number().int()).optional(),
-  runId: z
-    .string()
-    .regex(/^[A-Za-z0-9._-]+$/)
-    .optional(),
-  resume: z.boolean().default(false),
-  home: z.string().optional(),
+  ...RunFields,
+  ...Resumable,
 });
 export type RlOptions = z.input<typeof RlOptionsSchema>;

@@ -5,7 +5,7 @@ import type { RlEvalPoint } from '../../stages/rl.js';
 import type { RlStepMetrics } from '../../engine/rl/trainer.js';
 import { RlOptionsSchema } from '../../stages/options.js';
 import { emit, pct, progressBar, table, type CommonOptions } from '../output.js';
-import { addSchemaFlags, parseSchemaFlags, type Flags } from '../schema-flags.js';
+import { addSchemaFlags, parseSchemaFlags, ROLLOUT_FLAGS, type Flags } from '../schema-flags.js';
 
 type Opts = CommonOptions & Record<string, unknown>;
 
@@ -40,14 +40,9 @@ const RL_FLAGS = {
   epochs: "passes over each step's rollouts",
   miniBatchSize: { name: 'mini-batch', help: 'sequences per optimizer step' },
   temperature: 'sampling temperature',
-  topP: 'nucleus sampling: keep the smallest set of tokens holding this much probability',
   klCoef: 'KL to the starting model (paper: 0)',
   entropyCoef: 'entropy bonus',
-  maxToolCalls: 'code executions per response at most',
-  maxResponseTokens: { name: 'max-tokens', help: 'sampled tokens per response at most' },
-  maxInterpreterTokens: 'tokens of one interpreter output at most (cut in the middle)',
-  timeoutMs: 'wall-clock limit of one code run in the sandbox, ms',
-  memoryMb: 'memory limit of one code run in the sandbox, MiB',
+  ...ROLLOUT_FLAGS,
   rolloutBatchSize: 'sequences decoded together',
   toolCallBonus: 'verl recipe: +0.1 per tool call for wrong answers, capped at -0.6',
   filterVoidTurns: 'SimpleTIR: leave trajectories with a void turn out of the loss',

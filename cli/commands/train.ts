@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { ColdStartOptionsSchema, EvalOptionsSchema, SftOptionsSchema } from '../../stages/options.js';
 import type { EvalMetrics } from '../../engine/eval/metrics.js';
 import { emit, pct, progressBar, table, type CommonOptions } from '../output.js';
-import { addSchemaFlags, parseSchemaFlags, type Flags } from '../schema-flags.js';
+import { addSchemaFlags, parseSchemaFlags, ROLLOUT_FLAGS, type Flags } from '../schema-flags.js';
 
 type Opts = CommonOptions & Record<string, unknown>;
 
@@ -65,13 +65,8 @@ const EVAL_FLAGS = {
   dataset: { help: 'problems: NAME[@V][:split] (default: the test split)', arg: 'ref', required: true },
   samples: 'samples per problem',
   temperature: '0 is greedy',
-  topP: 'nucleus sampling: keep the smallest set of tokens holding this much probability',
   tools: { help: 'run code in the sandbox', onOff: true },
-  maxToolCalls: 'code executions per response at most',
-  maxResponseTokens: { name: 'max-tokens', help: 'sampled tokens per response at most' },
-  maxInterpreterTokens: 'tokens of one interpreter output at most (cut in the middle)',
-  timeoutMs: 'wall-clock limit of one code run in the sandbox, ms',
-  memoryMb: 'memory limit of one code run in the sandbox, MiB',
+  ...ROLLOUT_FLAGS,
   levels: 'difficulty levels to keep',
   families: 'families to keep',
   limit: 'first N problems only',
