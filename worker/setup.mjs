@@ -8,7 +8,10 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const venv = process.env.RETOOL_VENV ?? join(root, '.venv');
-const requirementsFiles = [join(root, 'worker', 'requirements.txt'), join(root, 'worker', 'requirements-dev.txt')];
+// `npm install --omit=dev` (or NODE_ENV=production) leaves out the test-only Python packages
+// (torch, transformers, pandas, datasets: about 1 GB) as npm leaves out the devDependencies.
+const omitDev = (process.env.npm_config_omit ?? '').split(/[\s,]+/).includes('dev') || process.env.NODE_ENV === 'production';
+const requirementsFiles = [join(root, 'worker', 'requirements.txt'), ...(omitDev ? [] : [join(root, 'worker', 'requirements-dev.txt')])];
 const marker = join(venv, 'retool-setup.json');
 const force = process.argv.includes('--force');
 
@@ -76,7 +79,11 @@ if (force || !existsSync(venvPython)) {
   }
 }
 
-console.log('retool setup: installing worker/requirements*.txt into .venv (Temporal CLI, sympy, numpy; pandas for tests)');
+console.log(
+  omitDev
+    ? 'retool setup: installing worker/requirements.txt into .venv (Temporal CLI, sympy, numpy; the test-only packages left out: --omit=dev)'
+    : 'retool setup: installing worker/requirements*.txt into .venv (Temporal CLI, sympy, numpy; pandas, torch, transformers for tests)',
+);
 const pip = run(venvPython, ['-m', 'pip', 'install', '--disable-pip-version-check', ...requirementsFiles.flatMap((f) => ['-r', f])]);
 if (pip.status !== 0) {
   fail('pip could not install worker/requirements*.txt into .venv.', [
