@@ -1,6 +1,5 @@
 // Stage 1: cold-start synthesis. Problems -> teacher traces -> two-stage verification -> a trace
 // dataset in the store, rejected traces kept with their reason, counts per reason in its params.
-import { ColdStartOptionsSchema, type ColdStartOptions } from './options.js';
 import { z } from 'zod';
 import { extractBoxed } from '../domain/grading.js';
 import { BadInputError } from '../domain/errors.js';
@@ -15,6 +14,7 @@ import { BuiltinTeacher } from '../engine/coldstart/builtin-teacher.js';
 import { OpenAITeacher } from '../engine/coldstart/openai-teacher.js';
 import { OpenAITeacherOptionsSchema } from '../engine/coldstart/options.js';
 import { isFailure, type Teacher, type TeacherProblem } from '../engine/coldstart/teacher.js';
+import { ColdStartOptionsSchema, type ColdStartOptions } from './options.js';
 
 export interface ColdStartSummary {
   dataset: string;

@@ -1,7 +1,6 @@
 // Stage 4: evaluation. Rolls out k samples per problem (tools on: code runs in the sandbox and its
 // output is appended; off: text only), grades the final \boxed{} answers, computes the paper's
 // metrics, and stores every sample in the store for people to read.
-import { EvalOptionsSchema, type EvalOptions } from './options.js';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { BadInputError } from '../domain/errors.js';
@@ -16,6 +15,8 @@ import { openModel } from '../engine/model/checkpoint.js';
 import type { RolloutStats } from '../engine/rollout/rollout.js';
 import { Sandbox, type IsolationMode } from '../engine/sandbox/index.js';
 import { initBackend } from '../engine/tensor/backend.js';
+import { EvalOptionsSchema, type EvalOptions } from './options.js';
+import { evaluationRows } from './evaluation-rows.js';
 
 export interface EvalSummary {
   runId: string;
@@ -73,22 +74,7 @@ export async function runEval(options: EvalOptions, onProgress?: (done: number, 
             passAtK: metrics.passAtK,
           },
         },
-        samples.map((s) => ({
-          problemId: s.problem.id,
-          sampleIdx: s.sampleIdx,
-          tools: opts.tools,
-          response: s.trajectory.response,
-          answer: s.answer,
-          correct: s.correct,
-          metrics: {
-            family: s.problem.family,
-            level: s.problem.level,
-            gold: s.problem.answer,
-            stop: s.trajectory.stop,
-            responseTokens: s.facts.responseTokens,
-            toolCalls: s.trajectory.toolCalls.map((c) => ({ status: c.status, output: c.output })),
-          },
-        })),
+        evaluationRows(samples, opts.tools),
       );
       const flat: Record<string, number> = {
         avg_at_k: metrics.avgAtK,

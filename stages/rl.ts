@@ -2,7 +2,6 @@
 // every trajectory to the store, resumable checkpoints under <home>/artifacts/<run>/rl/step-N
 // (policy; critic beside it), a held-out evaluation every k steps (stored like `retool eval`'s),
 // and the final policy to `out`.
-import { RlOptionsSchema, type RlOptions } from './options.js';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { BadInputError } from '../domain/errors.js';
@@ -21,6 +20,8 @@ import { initBackend } from '../engine/tensor/backend.js';
 import type { TextTokenizer } from '../engine/tokenizer/types.js';
 import { RlConfigSchema, type RlConfig } from '../engine/rl/config.js';
 import { criticDir, trainRl, type RlStepMetrics, type ScoredTrajectory } from '../engine/rl/trainer.js';
+import { RlOptionsSchema, type RlOptions } from './options.js';
+import { evaluationRows } from './evaluation-rows.js';
 
 export interface RlEvalPoint {
   step: number;
@@ -270,21 +271,7 @@ export async function runRl(
               },
               newVersion: true,
             },
-            samples.map((s) => ({
-              problemId: s.problem.id,
-              sampleIdx: s.sampleIdx,
-              tools: config.tools,
-              response: s.trajectory.response,
-              answer: s.answer,
-              correct: s.correct,
-              metrics: {
-                family: s.problem.family,
-                level: s.problem.level,
-                gold: s.problem.answer,
-                stop: s.trajectory.stop,
-                responseTokens: s.facts.responseTokens,
-              },
-            })),
+            evaluationRows(samples, config.tools),
           );
           const point = evalPoint(step, `${out.name}@${out.version}`, metrics);
           const values: Record<string, number> = {

@@ -1,7 +1,6 @@
 // Stage 2: SFT on a verified trace dataset. Reads the traces, trains, writes resumable checkpoints
 // under <home>/artifacts/<run>/sft/step-N (registered in the store with the step metrics), and
 // the final model to `out`. The store is opened only briefly, so other commands can use it meanwhile.
-import { SftOptionsSchema, type SftOptions } from './options.js';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { BadInputError } from '../domain/errors.js';
@@ -22,6 +21,7 @@ import { initBackend } from '../engine/tensor/backend.js';
 import { buildExamples } from '../engine/sft/data.js';
 import { SftConfigSchema } from '../engine/sft/config.js';
 import { trainSft, type SftStepMetrics } from '../engine/sft/trainer.js';
+import { SftOptionsSchema, type SftOptions } from './options.js';
 
 export interface SftSummary {
   runId: string;

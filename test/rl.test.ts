@@ -342,6 +342,13 @@ describe('the RL loop', () => {
       // Mixed rewards: the problems whose answer is 42 are right, the others wrong.
       expect(new Set(a.map((r) => Number(r.reward)))).toEqual(new Set([1, -1]));
       expect(await rollouts('split')).toEqual(a);
+      // The held-out samples are stored like retool eval's, with the interpreter's calls.
+      const held = await store.query<{ metrics: string }>(
+        `SELECT CAST(metrics AS VARCHAR) AS metrics FROM evaluations WHERE run_id = 'whole'`,
+      );
+      expect(held.length).toBeGreaterThan(0);
+      const calls = held.flatMap((r) => (JSON.parse(r.metrics) as { toolCalls: { status: string; output: string }[] }).toolCalls);
+      expect(calls).toContainEqual({ status: 'ok', output: '42' });
       // Turns carry roles: the interpreter's output is its own turn, with the sandbox's text.
       const turns = JSON.parse(String(a.find((r) => Number(r.reward) === 1 && Number(r.tool_calls) === 1)!.turns)) as {
         role: string;
