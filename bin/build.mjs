@@ -11,11 +11,11 @@
 // It compiles into dist.tmp-<pid>/ and renames that to dist/ at the end, so a `retool` started
 // meanwhile (another build, a test run) never loads half-written files.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ASSET_FILE, distState, scanSources, SOURCE_DIRS, STAMP } from './freshness.mjs';
+import { ASSET_FILE, distState, scanSources, sourceDirs, STAMP } from './freshness.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -35,15 +35,11 @@ if (args.includes('--if-stale') && distState(root).fresh) {
   process.exit(0);
 }
 
-const include = JSON.parse(readFileSync(join(root, 'tsconfig.build.json'), 'utf8')).include;
-if (JSON.stringify(include) !== JSON.stringify(SOURCE_DIRS))
-  fail(`tsconfig.build.json compiles ${include.join(', ')}, but bin/freshness.mjs watches ${SOURCE_DIRS.join(', ')}: make them the same`);
-
 let tsc;
 try {
   tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 } catch {
-  fail('TypeScript is not installed (an install without devDependencies?)');
+  fail('TypeScript is not installed (node_modules/typescript is missing: run npm install)');
 }
 
 // Taken before compiling: a source edited while tsc runs is newer than this, so dist/ reads stale.
@@ -78,7 +74,7 @@ const copyAssets = (rel) => {
     }
   }
 };
-for (const dir of SOURCE_DIRS) copyAssets(dir);
+for (const dir of sourceDirs(root)) copyAssets(dir);
 writeFileSync(join(tmp, STAMP), `${JSON.stringify({ ...sources, builtAt: new Date().toISOString() }, null, 2)}\n`);
 
 // dist/ -> dist.old-<pid>-<n>, then dist.tmp-<pid> -> dist/ (retried when another build swaps at the same moment).

@@ -4,8 +4,10 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** The folders compiled to dist/ (the `include` of tsconfig.build.json; bin/build.mjs checks). */
-export const SOURCE_DIRS = ['cli', 'workflows', 'activities', 'worker', 'stages', 'engine', 'datasets', 'domain', 'bench'];
+/** The folders compiled to dist/: the `include` of tsconfig.build.json, the one list of them. */
+export function sourceDirs(root) {
+  return JSON.parse(readFileSync(join(root, 'tsconfig.build.json'), 'utf8')).include;
+}
 /** What the build reads: TypeScript to compile, and the files copied beside it (sandbox scripts, shipped data). */
 export const SOURCE_FILE = /\.(ts|py|json|jsonl)$/;
 export const ASSET_FILE = /\.(py|json|jsonl)$/;
@@ -38,7 +40,7 @@ export function scanSources(root) {
       }
     }
   };
-  for (const dir of SOURCE_DIRS) walk(dir);
+  for (const dir of sourceDirs(root)) walk(dir);
   for (const file of BUILD_INPUTS) {
     try {
       see(file);

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { findByRequest } from './registry.js';
-import { ImportOptionsSchema, importProblems } from './problems-io.js';
+import { ImportOptionsSchema } from './import-options.js';
+import { importProblems } from './problems-io.js';
 import { SynthesizeDatasetSchema, isFullySplit, splitDataset, synthesizeDataset, type Progress } from './derive.js';
 import type { DatasetInfo } from './schemas.js';
 import type { Store } from './store.js';

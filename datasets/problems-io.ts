@@ -1,31 +1,10 @@
 import { closeSync, existsSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
-import { z } from 'zod';
 import { BadInputError } from '../domain/errors.js';
 import { createDataset, resolveDataset, setRowCount } from './registry.js';
-import { DatasetNameSchema, ProblemRowSchema, SplitSchema, formatDatasetRef, parseDatasetRef, type DatasetInfo } from './schemas.js';
+import { ProblemRowSchema, formatDatasetRef, parseDatasetRef, type DatasetInfo } from './schemas.js';
 import { sqlIdent, sqlString, type Store } from './store.js';
-
-export const ImportFormatSchema = z.enum(['jsonl', 'json', 'csv', 'parquet']);
-export type ImportFormat = z.infer<typeof ImportFormatSchema>;
-
-export const ImportOptionsSchema = z.object({
-  file: z.string().min(1),
-  name: DatasetNameSchema,
-  problemField: z.string().min(1).default('problem'),
-  answerField: z.string().min(1).default('answer'),
-  /** Defaults to a column named `id` when there is one, else a hash of problem and answer. */
-  idField: z.string().min(1).optional(),
-  /** Defaults to a column named `split` when there is one. */
-  splitField: z.string().min(1).optional(),
-  /** Puts every row in this split (e.g. `test` for a benchmark like AIME). */
-  split: SplitSchema.optional(),
-  format: ImportFormatSchema.optional(),
-  newVersion: z.boolean().default(false),
-  /** Set by workflows so that a retried activity finds what its first attempt committed. */
-  requestId: z.string().optional(),
-});
-export type ImportOptions = z.input<typeof ImportOptionsSchema>;
+import { ImportOptionsSchema, type ImportFormat, type ImportOptions } from './import-options.js';
 
 const EXTENSIONS: Record<string, ImportFormat> = {
   '.jsonl': 'jsonl',

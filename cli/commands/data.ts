@@ -1,9 +1,11 @@
 import { Command, Option } from 'commander';
 import { BadInputError } from '../../domain/errors.js';
 import type { DatasetInfo } from '../../datasets/schemas.js';
+import { ImportOptionsSchema } from '../../datasets/import-options.js';
 import { FAMILIES } from '../../domain/synth/index.js';
 import { emit, parseList, parseNumber, progressBar, table, type CommonOptions } from '../output.js';
 import { PRESETS } from '../../workflows/config.js';
+import { addSchemaFlags, parseSchemaFlags, type Flags } from '../schema-flags.js';
 import { loadConfig, runWithProgress } from './run.js';
 
 // The store (DuckDB) and what reads and writes it load in the actions, not when the CLI starts.
@@ -19,18 +21,27 @@ function describe(d: DatasetInfo): string {
   return `${d.name}@${d.version}: ${d.rowCount} ${d.kind} [${splits}] from ${d.source}${parents ? `, derived from ${parents}` : ''}`;
 }
 
+/** `retool data import`'s flags: fields of the import's schema, which holds their types and defaults. */
+const IMPORT_FLAGS = {
+  name: { help: 'dataset name', arg: 'name', required: true },
+  problemField: { help: 'field holding the problem text', arg: 'field' },
+  answerField: { help: 'field holding the ground-truth answer', arg: 'field' },
+  idField: { help: 'field holding a unique id (default: "id" if present, else a hash)', arg: 'field' },
+  splitField: { help: 'field holding train/test (default: "split" if present)', arg: 'field' },
+  split: 'put every row in this split',
+  format: 'override the format the extension implies',
+  newVersion: 'add a version when the name exists',
+} satisfies Flags<typeof ImportOptionsSchema>;
+
 export function dataCommand(common: (cmd: Command) => Command): Command {
   const data = new Command('data').description('the DuckDB dataset store: import, export, list, show, synthesise, split');
-  common(data.command('import').argument('<file>', 'a .jsonl, .json, .csv or .parquet file'))
-    .description("import problems with DuckDB's readers (all rows or none)")
-    .requiredOption('--name <name>', 'dataset name')
-    .option('--problem-field <field>', 'field holding the problem text', 'problem')
-    .option('--answer-field <field>', 'field holding the ground-truth answer', 'answer')
-    .option('--id-field <field>', 'field holding a unique id (default: "id" if present, else a hash)')
-    .option('--split-field <field>', 'field holding train/test (default: "split" if present)')
-    .addOption(new Option('--split <split>', 'put every row in this split').choices(['train', 'test']))
-    .addOption(new Option('--format <format>', 'override the format the extension implies').choices(['jsonl', 'json', 'csv', 'parquet']))
-    .option('--new-version', 'add a version when the name exists', false)
+  addSchemaFlags(
+    common(data.command('import').argument('<file>', 'a .jsonl, .json, .csv or .parquet file')).description(
+      "import problems with DuckDB's readers (all rows or none)",
+    ),
+    ImportOptionsSchema,
+    IMPORT_FLAGS,
+  )
     .option('--retrain', 'then retrain on it: a pipeline run from the latest good model (splits an unsplit file 80/20)', false)
     .addOption(new Option('--preset <name>', "with --retrain: the run's settings").choices(Object.keys(PRESETS)))
     .option('--config <file>', 'with --retrain: a JSON file of settings laid over the preset')
@@ -38,24 +49,12 @@ export function dataCommand(common: (cmd: Command) => Command): Command {
     .option('--task-queue <queue>', 'with --retrain: the task queue to run on')
     .option('--workers <n>', 'with --retrain: worker processes while it waits', parseNumber('--workers'), 1)
     .action(async (file: string, opts: Opts) => {
+      const options = parseSchemaFlags(ImportOptionsSchema, opts, IMPORT_FLAGS, { file });
       const { withStore } = await loadStore();
       if (opts.retrain) {
         const config = loadConfig(opts.preset as string | undefined, opts.config as string | undefined);
         const { prepareData } = await import('../../datasets/prepare.js');
-        const imported = await withStore(opts.home, (store) =>
-          prepareData(store, {
-            source: 'import',
-            file,
-            name: opts.name as string,
-            problemField: opts.problemField as string,
-            answerField: opts.answerField as string,
-            idField: opts.idField as string | undefined,
-            splitField: opts.splitField as string | undefined,
-            split: opts.split as 'train' | undefined,
-            format: opts.format as 'jsonl' | undefined,
-            newVersion: Boolean(opts.newVersion),
-          }),
-        );
+        const imported = await withStore(opts.home, (store) => prepareData(store, { ...options, source: 'import' }));
         if (!opts.json) process.stderr.write(`imported ${describe(imported.dataset)}; retraining on it\n`);
         await runWithProgress(
           { ...config, data: { source: 'stored', name: imported.dataset.name, version: imported.dataset.version }, startFrom: 'latest' },
@@ -64,19 +63,7 @@ export function dataCommand(common: (cmd: Command) => Command): Command {
         return;
       }
       const { importProblems } = await import('../../datasets/problems-io.js');
-      const result = await withStore(opts.home, (store) =>
-        importProblems(store, {
-          file,
-          name: opts.name as string,
-          problemField: opts.problemField as string,
-          answerField: opts.answerField as string,
-          idField: opts.idField as string | undefined,
-          splitField: opts.splitField as string | undefined,
-          split: opts.split as 'train' | 'test' | undefined,
-          format: opts.format as 'jsonl' | undefined,
-          newVersion: Boolean(opts.newVersion),
-        }),
-      );
+      const result = await withStore(opts.home, (store) => importProblems(store, options));
       emit(
         opts,
         result,
