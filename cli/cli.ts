@@ -9,6 +9,7 @@ import { scheduleCommand } from './commands/schedule.js';
 import { serverCommand, workerCommand } from './commands/temporal.js';
 import { rlCommand } from './commands/rl.js';
 import { evalCommand, sftCommand, synthCommand } from './commands/train.js';
+import { withBackendOption } from './backend-option.js';
 import { reportError } from './output.js';
 
 /** Every command takes --json and --home; options are read merged with the program's. */
@@ -42,6 +43,26 @@ for (const cmd of [
   benchCommand(common),
 ]) {
   program.addCommand(cmd);
+}
+
+/** The commands that compute with tensors, here or in the workers they start. */
+const COMPUTING = [
+  'run',
+  'worker',
+  'sft',
+  'rl',
+  'eval',
+  'model init',
+  'model logits',
+  'model generate',
+  'model backend',
+  'bench stages',
+  'bench rl',
+];
+for (const path of COMPUTING) {
+  const found = path.split(' ').reduce<Command | undefined>((cmd, name) => cmd?.commands.find((c) => c.name() === name), program);
+  if (!found) throw new Error(`cli.ts: no command "${path}" to give --backend`);
+  withBackendOption(found);
 }
 
 try {

@@ -105,13 +105,18 @@ export async function collectReport(store: Store, runId: string): Promise<Report
   const samples: SampleTrajectory[] = [];
   const stageSeconds: Record<string, number> = {};
   const sandboxModes = new Set<string>();
+  const backends = new Set<string>();
   for (const id of armRuns) {
     // The arm's stage runs (<id>-rl, <id>-sft-eval, ...) record the isolation their code ran under.
-    const modes = await store.query<{ mode: string | null }>(
-      `SELECT DISTINCT json_extract_string(summary, '$.sandbox') AS mode FROM runs WHERE starts_with(run_id, $1)`,
+    // ... and the tensor backend they computed on.
+    const modes = await store.query<{ mode: string | null; backend: string | null }>(
+      `SELECT DISTINCT json_extract_string(summary, '$.sandbox') AS mode, backend FROM runs WHERE starts_with(run_id, $1)`,
       [`${id}-`],
     );
-    for (const { mode } of modes) if (mode) sandboxModes.add(mode);
+    for (const { mode, backend } of modes) {
+      if (mode) sandboxModes.add(mode);
+      if (backend) backends.add(backend);
+    }
     const armRun = await getRun(store, id).catch(() => null);
     if (!armRun) continue;
     const s = armRun.summary ?? {};
@@ -148,5 +153,6 @@ export async function collectReport(store: Store, runId: string): Promise<Report
     samples,
     stageSeconds,
     sandbox: [...sandboxModes].sort(),
+    backends: [...backends].sort(),
   };
 }

@@ -64,4 +64,6 @@ export interface ReportData {
   stageSeconds: Record<string, number>;
   /** Isolation modes the run's model code ran under (from its RL and evaluation runs). */
   sandbox: string[];
+  /** Tensor backends its stages computed on, e.g. "node (TensorFlow 2.12.1, cpu, 2 threads)". */
+  backends: string[];
 }

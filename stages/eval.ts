@@ -14,7 +14,7 @@ import type { EvalMetrics } from '../engine/eval/metrics.js';
 import { openModel } from '../engine/model/checkpoint.js';
 import type { RolloutStats } from '../engine/rollout/rollout.js';
 import { Sandbox, type IsolationMode } from '../engine/sandbox/index.js';
-import { initBackend } from '../engine/tensor/backend.js';
+import { backendLabel, initBackend } from '../engine/tensor/backend.js';
 import { EvalOptionsSchema, type EvalOptions } from './options.js';
 import { evaluationRows } from './evaluation-rows.js';
 
@@ -46,7 +46,8 @@ async function problemsFor(
 
 export async function runEval(options: EvalOptions, onProgress?: (done: number, total: number) => void): Promise<EvalSummary> {
   const opts = EvalOptionsSchema.parse(options);
-  const backend = await initBackend();
+  await initBackend();
+  const backend = backendLabel();
   const runId = opts.runId ?? `eval-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}-${randomBytes(3).toString('hex')}`;
   const { dataset, ref, problems } = await problemsFor(opts);
   const { model, tokenizer } = openModel(opts.model);

@@ -16,7 +16,7 @@ import type { EvalMetrics } from '../engine/eval/metrics.js';
 import { openModel, saveModel } from '../engine/model/checkpoint.js';
 import type { Qwen2Model } from '../engine/model/qwen2.js';
 import { Sandbox, type IsolationMode } from '../engine/sandbox/index.js';
-import { initBackend } from '../engine/tensor/backend.js';
+import { backendLabel, initBackend } from '../engine/tensor/backend.js';
 import type { TextTokenizer } from '../engine/tokenizer/types.js';
 import { RlConfigSchema, type RlConfig } from '../engine/rl/config.js';
 import { criticDir, trainRl, type RlStepMetrics, type ScoredTrajectory } from '../engine/rl/trainer.js';
@@ -137,7 +137,8 @@ export async function runRl(
   const opts = RlOptionsSchema.parse(options);
   const config = RlConfigSchema.parse(opts);
   const started = performance.now();
-  const backend = await initBackend();
+  await initBackend();
+  const backend = backendLabel();
   const home = resolveHome(opts.home);
   if (opts.resume && !opts.runId) throw new BadInputError('--resume needs --run-id: the run to continue');
   if (config.algo === 'grpo' && config.samplesPerPrompt < 2)

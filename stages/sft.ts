@@ -17,7 +17,7 @@ import {
 import { resolveHome, withStore } from '../datasets/store.js';
 import { readTraces, resolveTraceDataset } from '../datasets/traces.js';
 import { openModel, saveModel } from '../engine/model/checkpoint.js';
-import { initBackend } from '../engine/tensor/backend.js';
+import { backendLabel, initBackend } from '../engine/tensor/backend.js';
 import { buildExamples } from '../engine/sft/data.js';
 import { SftConfigSchema } from '../engine/sft/config.js';
 import { trainSft, type SftStepMetrics } from '../engine/sft/trainer.js';
@@ -46,7 +46,8 @@ export async function runSft(
 ): Promise<SftSummary> {
   const opts = SftOptionsSchema.parse(options);
   const started = performance.now();
-  const backend = await initBackend();
+  await initBackend();
+  const backend = backendLabel();
   const home = resolveHome(opts.home);
   if (opts.resume && !opts.runId) throw new BadInputError('--resume needs --run-id: the run to continue');
   const runId = opts.runId ?? `sft-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}-${randomBytes(3).toString('hex')}`;

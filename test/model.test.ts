@@ -5,6 +5,7 @@ import { Qwen2ConfigSchema, PRESETS } from '../engine/model/config.js';
 import { Decoder, generate } from '../engine/model/generate.js';
 import { Qwen2Model } from '../engine/model/qwen2.js';
 import { initBackend, tf } from '../engine/tensor/backend.js';
+import { describeOnEachBackend } from './helpers/backends.js';
 import { AdamW, OptimizerConfigSchema } from '../engine/train/optim.js';
 import { lossAndGrads, trainStep, type TokenBatch } from '../engine/train/step.js';
 import { json, retool, tempHome } from './helpers/cli.js';
@@ -47,7 +48,7 @@ describe('Qwen2 against Hugging Face transformers (float32, CPU)', () => {
   let results: unknown[];
 
   beforeAll(async () => {
-    expect(await initBackend()).toBe('wasm');
+    await initBackend();
     // Checkpoints written here, for transformers to read back.
     for (const tied of [false, true]) {
       const m = Qwen2Model.init(Qwen2ConfigSchema.parse({ ...GQA, tie_word_embeddings: tied }), 11);
@@ -75,40 +76,41 @@ describe('Qwen2 against Hugging Face transformers (float32, CPU)', () => {
   }, 300_000);
   afterAll(() => home.cleanup());
 
-  it.each([
-    ['untied', 'hf-untied', 3],
-    ['tied', 'hf-tied', 4],
-    ['bf16, sharded', 'hf-bf16', 5],
-  ])('loads a transformers checkpoint (%s) and matches its logits within 1e-4', (_label, name, index) => {
-    const { model } = loadModel(dir(name));
-    const expected = (results[index] as number[][][]).flat(2);
-    expect(maxAbsDiff(logitsOf(model, IDS), expected)).toBeLessThanOrEqual(1e-4);
-    model.dispose();
-  });
+  describeOnEachBackend('on', () => {
+    it.each([
+      ['untied', 'hf-untied', 3],
+      ['tied', 'hf-tied', 4],
+      ['bf16, sharded', 'hf-bf16', 5],
+    ])('loads a transformers checkpoint (%s) and matches its logits within 1e-4', (_label, name, index) => {
+      const { model } = loadModel(dir(name));
+      const expected = (results[index] as number[][][]).flat(2);
+      expect(maxAbsDiff(logitsOf(model, IDS), expected)).toBeLessThanOrEqual(1e-4);
+      model.dispose();
+    });
 
-  it.each([
-    ['untied', 'ours-false', 6],
-    ['tied, sharded', 'ours-true', 7],
-  ])('writes a checkpoint (%s) that transformers loads to the same logits', (_label, name, index) => {
-    const { model } = loadModel(dir(name));
-    expect(maxAbsDiff(logitsOf(model, IDS), (results[index] as number[][][]).flat(2))).toBeLessThanOrEqual(1e-4);
-    model.dispose();
-  });
+    it.each([
+      ['untied', 'ours-false', 6],
+      ['tied, sharded', 'ours-true', 7],
+    ])('writes a checkpoint (%s) that transformers loads to the same logits', (_label, name, index) => {
+      const { model } = loadModel(dir(name));
+      expect(maxAbsDiff(logitsOf(model, IDS), (results[index] as number[][][]).flat(2))).toBeLessThanOrEqual(1e-4);
+      model.dispose();
+    });
 
-  it('generates greedily the same tokens as transformers, with and without the cache', () => {
-    const { model } = loadModel(dir('hf-untied'));
-    const prompt = IDS[0]!.slice(0, 5);
-    const expected = (results[8] as number[][])[0]!;
-    expect(generate(model, [prompt], { maxNewTokens: 16, temperature: 0 })[0]!.tokens).toEqual(expected);
-    expect(generate(model, [prompt], { maxNewTokens: 16, temperature: 0, useCache: false })[0]!.tokens).toEqual(expected);
-    model.dispose();
+    it('generates greedily the same tokens as transformers, with and without the cache', () => {
+      const { model } = loadModel(dir('hf-untied'));
+      const prompt = IDS[0]!.slice(0, 5);
+      const expected = (results[8] as number[][])[0]!;
+      expect(generate(model, [prompt], { maxNewTokens: 16, temperature: 0 })[0]!.tokens).toEqual(expected);
+      expect(generate(model, [prompt], { maxNewTokens: 16, temperature: 0, useCache: false })[0]!.tokens).toEqual(expected);
+      model.dispose();
+    });
   });
 });
 
-describe('decoding', () => {
+describeOnEachBackend('decoding', () => {
   let model: Qwen2Model;
-  beforeAll(async () => {
-    await initBackend();
+  beforeAll(() => {
     model = Qwen2Model.init(Qwen2ConfigSchema.parse({ ...GQA, tie_word_embeddings: true }), 5);
   });
   afterAll(() => model.dispose());
@@ -162,7 +164,7 @@ describe('decoding', () => {
   });
 });
 
-describe('training', () => {
+describeOnEachBackend('training', () => {
   const config = Qwen2ConfigSchema.parse({ vocab_size: 16, ...PRESETS.tiny });
   function copyBatch(seed: number): TokenBatch {
     let s = seed;
@@ -177,10 +179,6 @@ describe('training', () => {
     return { ids, lossMask };
   }
   const optimizerConfig = OptimizerConfigSchema.parse({ lr: 3e-3, warmupSteps: 10, totalSteps: 150 });
-
-  beforeAll(async () => {
-    await initBackend();
-  });
 
   it('learns a copy task, with tf.memory() flat across steps', () => {
     const model = Qwen2Model.init(config, 1);

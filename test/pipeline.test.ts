@@ -16,6 +16,7 @@ import { pipelineProgress, retoolPipeline } from '../workflows/pipeline.js';
 import { RetoolBestAccuracy, RetoolPreset, RetoolStage } from '../workflows/search-attributes.js';
 import { createRetrainSchedule, triggerSchedule } from '../cli/schedules.js';
 import { ROOT, tempHome } from './helpers/cli.js';
+import { TEST_BACKENDS } from './helpers/backends.js';
 import { expectedSandboxMode } from './helpers/sandbox-mode.js';
 import { until } from './helpers/wait.js';
 
@@ -85,6 +86,12 @@ describe('retoolPipeline on a real Temporal dev server', () => {
     expect(existsSync(result.report!.replace(/\.html$/, '-accuracy.png'))).toBe(true);
     // The report records the isolation the model's code ran under.
     expect(readFileSync(result.report!, 'utf8')).toContain(`code sandbox ${expectedSandboxMode()}`);
+    // ... and the backend it computed on: the native one by default, wherever it was built.
+    expect(readFileSync(result.report!, 'utf8')).toMatch(
+      TEST_BACKENDS[0] === 'wasm'
+        ? /computed on wasm \(tfjs /
+        : /computed on node(-gpu)? \(TensorFlow \d+\.\d+\.\d+, (cpu|gpu), \d+ threads?\)/,
+    );
 
     await withStore(home.dir, async (store) => {
       const checkpoints = await store.query<{ stage: string; step: number }>(

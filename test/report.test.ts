@@ -85,6 +85,7 @@ const data: ReportData = {
   ],
   stageSeconds: { sft: 125, rl: 4000 },
   sandbox: ['unshare'],
+  backends: ['node (TensorFlow 2.12.1, cpu, 2 threads)'],
 };
 
 const dir = mkdtempSync(join(tmpdir(), 'retool-report-'));
@@ -130,6 +131,7 @@ describe('writeReport', () => {
 
     for (const id of ['summary', 'plots', 'lineage', 'samples', 'config']) expect(html).toContain(`id="${id}"`);
     expect(html).toContain('code sandbox unshare');
+    expect(html).toContain('computed on node (TensorFlow 2.12.1, cpu, 2 threads)');
     for (const name of ['accuracy', 'behaviour', 'training']) expect(html).toContain(`<figure id="plot-${name}">`);
 
     // Summary rows, percentages worked out by hand from the arms above; '—' for missing levels.

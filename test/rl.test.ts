@@ -25,6 +25,7 @@ import { initBackend, tf } from '../engine/tensor/backend.js';
 import { builtinTokenizer } from '../engine/tokenizer/builtin.js';
 import { AdamW, OptimizerConfigSchema } from '../engine/train/optim.js';
 import { trainStep } from '../engine/train/step.js';
+import { describeOnEachBackend } from './helpers/backends.js';
 import { json, retool, tempHome } from './helpers/cli.js';
 
 const tokenizer = builtinTokenizer();
@@ -144,7 +145,7 @@ function sameGrads(a: Map<string, Float32Array>, b: Map<string, Float32Array>): 
   });
 }
 
-describe('interpreter and prompt tokens carry zero weight in every loss term', () => {
+describeOnEachBackend('interpreter and prompt tokens carry zero weight in every loss term', () => {
   let model: Qwen2Model;
   let critic: Qwen2Model;
   const middle = sequence([
@@ -308,58 +309,63 @@ describe('the RL loop', () => {
   });
   const comparable = (m: RlStepMetrics) => ({ ...m, seconds: undefined, tokensPerSecond: undefined, sandboxWaitShare: undefined });
 
-  it('resumed after a stop, PPO follows the uninterrupted run exactly: metrics, rollouts, evaluations, weights', async () => {
-    const tensorsBefore = tf.memory().numTensors;
-    const whole = await runRl(base('whole'));
-    // Models, optimizers, caches and per-step tensors are all released.
-    expect(tf.memory().numTensors).toBe(tensorsBefore);
-    expect(whole.steps).toBe(3);
-    expect(whole.history.map((m) => m.step)).toEqual([1, 2, 3]);
-    expect(whole.evals.map((e) => e.step)).toEqual([0, 2, 3]);
+  describeOnEachBackend('PPO', (backend) => {
+    const wholeId = `whole-${backend}`;
+    const splitId = `split-${backend}`;
+    it('resumed after a stop, PPO follows the uninterrupted run exactly: metrics, rollouts, evaluations, weights', async () => {
+      const tensorsBefore = tf.memory().numTensors;
+      const whole = await runRl(base(wholeId));
+      // Models, optimizers, caches and per-step tensors are all released.
+      expect(tf.memory().numTensors).toBe(tensorsBefore);
+      expect(whole.steps).toBe(3);
+      expect(whole.history.map((m) => m.step)).toEqual([1, 2, 3]);
+      expect(whole.evals.map((e) => e.step)).toEqual([0, 2, 3]);
 
-    const stop = new AbortController();
-    const first = await runRl(base('split'), { onStep: (m) => m.step === 2 && stop.abort(), signal: stop.signal });
-    expect(first).toMatchObject({ stopped: true, steps: 2, out: null });
-    const second = await runRl(base('split', { resume: true }));
-    expect(second).toMatchObject({ stopped: false, steps: 3, resumedFrom: 2 });
+      const stop = new AbortController();
+      const first = await runRl(base(splitId), { onStep: (m) => m.step === 2 && stop.abort(), signal: stop.signal });
+      expect(first).toMatchObject({ stopped: true, steps: 2, out: null });
+      const second = await runRl(base(splitId, { resume: true }));
+      expect(second).toMatchObject({ stopped: false, steps: 3, resumedFrom: 2 });
 
-    expect([...first.history, ...second.history].map(comparable)).toEqual(whole.history.map(comparable));
-    expect([...first.evals, ...second.evals].map((e) => ({ ...e, evaluation: undefined }))).toEqual(
-      whole.evals.map((e) => ({ ...e, evaluation: undefined })),
-    );
-    const weights = (dir: string) => readFileSync(join(dir, 'model.safetensors'));
-    expect(weights(join(home.dir, 'out-split')).equals(weights(join(home.dir, 'out-whole')))).toBe(true);
-    expect(weights(join(home.dir, 'out-whole')).equals(weights(modelDir))).toBe(false);
-
-    await withStore(home.dir, async (store) => {
-      const rollouts = (run: string) =>
-        store.query<Record<string, unknown>>(
-          'SELECT step, sample_idx, problem_id, response, CAST(turns AS VARCHAR) AS turns, reward, correct, tool_calls FROM rollouts WHERE run_id = $1 ORDER BY step, problem_id, sample_idx',
-          [run],
-        );
-      const a = await rollouts('whole');
-      expect(a).toHaveLength(3 * 2 * 2);
-      // Mixed rewards: the problems whose answer is 42 are right, the others wrong.
-      expect(new Set(a.map((r) => Number(r.reward)))).toEqual(new Set([1, -1]));
-      expect(await rollouts('split')).toEqual(a);
-      // The held-out samples are stored like retool eval's, with the interpreter's calls.
-      const held = await store.query<{ metrics: string }>(
-        `SELECT CAST(metrics AS VARCHAR) AS metrics FROM evaluations WHERE run_id = 'whole'`,
+      expect([...first.history, ...second.history].map(comparable)).toEqual(whole.history.map(comparable));
+      expect([...first.evals, ...second.evals].map((e) => ({ ...e, evaluation: undefined }))).toEqual(
+        whole.evals.map((e) => ({ ...e, evaluation: undefined })),
       );
-      expect(held.length).toBeGreaterThan(0);
-      const calls = held.flatMap((r) => (JSON.parse(r.metrics) as { toolCalls: { status: string; output: string }[] }).toolCalls);
-      expect(calls).toContainEqual({ status: 'ok', output: '42' });
-      // Turns carry roles: the interpreter's output is its own turn, with the sandbox's text.
-      const turns = JSON.parse(String(a.find((r) => Number(r.reward) === 1 && Number(r.tool_calls) === 1)!.turns)) as {
-        role: string;
-        text: string;
-      }[];
-      expect(turns.map((t) => t.role)).toEqual(['model', 'interpreter', 'model']);
-      expect(turns[1]!.text).toBe(out('42'));
-      expect(await readMetrics(store, 'split', 'rl', 'reward_mean')).toEqual(await readMetrics(store, 'whole', 'rl', 'reward_mean'));
-      expect((await readMetrics(store, 'whole', 'rl-eval', 'accuracy')).map((p) => p.step)).toEqual([0, 2, 3]);
-    });
-  }, 240_000);
+      const weights = (dir: string) => readFileSync(join(dir, 'model.safetensors'));
+      expect(weights(join(home.dir, `out-${splitId}`)).equals(weights(join(home.dir, `out-${wholeId}`)))).toBe(true);
+      expect(weights(join(home.dir, `out-${wholeId}`)).equals(weights(modelDir))).toBe(false);
+
+      await withStore(home.dir, async (store) => {
+        const rollouts = (run: string) =>
+          store.query<Record<string, unknown>>(
+            'SELECT step, sample_idx, problem_id, response, CAST(turns AS VARCHAR) AS turns, reward, correct, tool_calls FROM rollouts WHERE run_id = $1 ORDER BY step, problem_id, sample_idx',
+            [run],
+          );
+        const a = await rollouts(wholeId);
+        expect(a).toHaveLength(3 * 2 * 2);
+        // Mixed rewards: the problems whose answer is 42 are right, the others wrong.
+        expect(new Set(a.map((r) => Number(r.reward)))).toEqual(new Set([1, -1]));
+        expect(await rollouts(splitId)).toEqual(a);
+        // The held-out samples are stored like retool eval's, with the interpreter's calls.
+        const held = await store.query<{ metrics: string }>(
+          'SELECT CAST(metrics AS VARCHAR) AS metrics FROM evaluations WHERE run_id = $1',
+          [wholeId],
+        );
+        expect(held.length).toBeGreaterThan(0);
+        const calls = held.flatMap((r) => (JSON.parse(r.metrics) as { toolCalls: { status: string; output: string }[] }).toolCalls);
+        expect(calls).toContainEqual({ status: 'ok', output: '42' });
+        // Turns carry roles: the interpreter's output is its own turn, with the sandbox's text.
+        const turns = JSON.parse(String(a.find((r) => Number(r.reward) === 1 && Number(r.tool_calls) === 1)!.turns)) as {
+          role: string;
+          text: string;
+        }[];
+        expect(turns.map((t) => t.role)).toEqual(['model', 'interpreter', 'model']);
+        expect(turns[1]!.text).toBe(out('42'));
+        expect(await readMetrics(store, splitId, 'rl', 'reward_mean')).toEqual(await readMetrics(store, wholeId, 'rl', 'reward_mean'));
+        expect((await readMetrics(store, wholeId, 'rl-eval', 'accuracy')).map((p) => p.step)).toEqual([0, 2, 3]);
+      });
+    }, 240_000);
+  });
 
   it('GRPO drops groups whose samples all scored the same: nothing to learn, weights unchanged', async () => {
     // Near-greedy sampling: every sample of a problem is the same response, so every group is uniform.
@@ -371,7 +377,7 @@ describe('the RL loop', () => {
   }, 120_000);
 
   it('refuses to resume with different settings, and GRPO with one sample per problem', async () => {
-    await expect(runRl(base('whole', { resume: true, lr: 5e-3 }))).rejects.toThrow(/lr/);
+    await expect(runRl(base('whole-wasm', { resume: true, lr: 5e-3 }))).rejects.toThrow(/lr/);
     await expect(runRl(base('g1', { algo: 'grpo', samplesPerPrompt: 1 }))).rejects.toThrow(/at least 2 samples/);
   });
 

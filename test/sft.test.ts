@@ -11,6 +11,7 @@ import { trainSft } from '../engine/sft/trainer.js';
 import { initBackend, tf } from '../engine/tensor/backend.js';
 import { builtinTokenizer, saveTokenizer } from '../engine/tokenizer/builtin.js';
 import { maskedCrossEntropy, nextTokenTensors } from '../engine/train/step.js';
+import { describeOnEachBackend } from './helpers/backends.js';
 import { tempHome } from './helpers/cli.js';
 
 const tokenizer = builtinTokenizer();
@@ -34,27 +35,6 @@ describe('SFT examples and masks', () => {
     expect(tokenizer.decode(e!.ids.filter((_, i) => mask[i] === 0))).toBe(`${PROMPT}<interpreter>\n40\n</interpreter>`);
   });
 
-  it('masked positions get exactly zero gradient; model positions do not', () => {
-    const { examples } = buildExamples(tokenizer, [{ problem: 'Compute 12*3+4.', response: RESPONSE }], 256);
-    const batch = padBatch([examples[0]!, { ids: examples[0]!.ids.slice(0, 30), roles: examples[0]!.roles.slice(0, 30) }], tokenizer.padId);
-    const t = nextTokenTensors(batch);
-    const T = t.ids.shape[1]!;
-    const logits = tf.randomNormal([2, T, tokenizer.vocabSize], 0, 1, 'float32', 1) as tf.Tensor3D;
-    const grad = tf.grad((l: tf.Tensor) => maskedCrossEntropy(l as tf.Tensor3D, t.targets as tf.Tensor2D, t.mask as tf.Tensor2D))(logits);
-    const perPosition = tf.sum(tf.abs(grad), -1).arraySync() as number[][];
-    batch.lossMask.forEach((row, b) => {
-      for (let i = 0; i < T; i++) {
-        // Position i predicts token i+1: it counts iff that token is the model's.
-        if (row[i + 1] === 1) expect(perPosition[b]![i]).toBeGreaterThan(0);
-        else expect(perPosition[b]![i]).toBe(0);
-      }
-    });
-    // The short row's padding is neither valid nor in the loss.
-    expect(batch.valid![1]!.slice(30).every((v) => v === 0)).toBe(true);
-    expect(batch.lossMask[1]!.slice(30).every((v) => v === 0)).toBe(true);
-    tf.dispose([logits, grad, ...Object.values(t)]);
-  });
-
   it('traces longer than the context are dropped and counted, never cut', () => {
     const long = { problem: 'Compute 1+1.', response: `${'a'.repeat(300)}<answer>\\boxed{2}</answer>` };
     const { examples, tooLong } = buildExamples(tokenizer, [long, { problem: 'Compute 12*3+4.', response: RESPONSE }], 256);
@@ -75,7 +55,30 @@ describe('SFT examples and masks', () => {
   });
 });
 
-describe('SFT resume', () => {
+describeOnEachBackend('SFT loss mask', () => {
+  it('masked positions get exactly zero gradient; model positions do not', () => {
+    const { examples } = buildExamples(tokenizer, [{ problem: 'Compute 12*3+4.', response: RESPONSE }], 256);
+    const batch = padBatch([examples[0]!, { ids: examples[0]!.ids.slice(0, 30), roles: examples[0]!.roles.slice(0, 30) }], tokenizer.padId);
+    const t = nextTokenTensors(batch);
+    const T = t.ids.shape[1]!;
+    const logits = tf.randomNormal([2, T, tokenizer.vocabSize], 0, 1, 'float32', 1) as tf.Tensor3D;
+    const grad = tf.grad((l: tf.Tensor) => maskedCrossEntropy(l as tf.Tensor3D, t.targets as tf.Tensor2D, t.mask as tf.Tensor2D))(logits);
+    const perPosition = tf.sum(tf.abs(grad), -1).arraySync() as number[][];
+    batch.lossMask.forEach((row, b) => {
+      for (let i = 0; i < T; i++) {
+        // Position i predicts token i+1: it counts iff that token is the model's.
+        if (row[i + 1] === 1) expect(perPosition[b]![i]).toBeGreaterThan(0);
+        else expect(perPosition[b]![i]).toBe(0);
+      }
+    });
+    // The short row's padding is neither valid nor in the loss.
+    expect(batch.valid![1]!.slice(30).every((v) => v === 0)).toBe(true);
+    expect(batch.lossMask[1]!.slice(30).every((v) => v === 0)).toBe(true);
+    tf.dispose([logits, grad, ...Object.values(t)]);
+  });
+});
+
+describeOnEachBackend('SFT resume', () => {
   const home = tempHome('retool-sft-');
   afterAll(() => home.cleanup());
   const config = Qwen2ConfigSchema.parse({

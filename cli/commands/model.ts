@@ -16,25 +16,34 @@ export function modelCommand(common: (cmd: Command) => Command): Command {
     const out = String(opts.out);
     const { preset, seed } = parseSchemaFlags(ModelInitSchema, opts, INIT_FLAGS);
     // tfjs and the model code load here, not at start: most commands never touch a model.
-    const { initBackend } = await import('../../engine/tensor/backend.js');
+    const { backendInfo, backendLabel, initBackend } = await import('../../engine/tensor/backend.js');
     const { initModelDir } = await import('../../engine/model/init.js');
-    const backend = await initBackend();
+    await initBackend();
     const made = await initModelDir(out, preset, seed);
     emit(
       opts,
-      { ...made, backend },
-      () => `wrote ${preset} model (${made.parameters.toLocaleString()} parameters) to ${out} [backend ${backend}]`,
+      { ...made, backend: backendInfo() },
+      () => `wrote ${preset} model (${made.parameters.toLocaleString()} parameters) to ${out} [backend ${backendLabel()}]`,
     );
   });
+
+  common(model.command('backend'))
+    .description('the tensor backend this machine computes on: name, TensorFlow version, device, threads')
+    .action(async (opts: CommonOptions) => {
+      const { backendInfo, backendLabel, initBackend } = await import('../../engine/tensor/backend.js');
+      await initBackend();
+      emit(opts, backendInfo(), () => backendLabel());
+    });
 
   common(model.command('logits'))
     .description('logits of every position for a sequence of token ids')
     .requiredOption('--model <dir>', 'model directory')
     .requiredOption('--ids <list>', 'comma-separated token ids', (t: string) => parseList(t).map(parseNumber('--ids')))
     .action(async (opts: CommonOptions & { model: string; ids: number[] }) => {
-      const { initBackend, tf } = await import('../../engine/tensor/backend.js');
+      const { backendInfo, initBackend, tf } = await import('../../engine/tensor/backend.js');
       const { openModel } = await import('../../engine/model/checkpoint.js');
-      const backend = await initBackend();
+      await initBackend();
+      const backend = backendInfo();
       const { model: m } = openModel(opts.model);
       const bad = opts.ids.find((i) => !Number.isInteger(i) || i < 0 || i >= m.config.vocab_size);
       if (bad !== undefined) throw new BadInputError(`--ids: ${bad} is not a token id of this model (vocabulary ${m.config.vocab_size})`);
@@ -64,10 +73,11 @@ export function modelCommand(common: (cmd: Command) => Command): Command {
       async (
         opts: CommonOptions & { model: string; prompt: string; maxTokens: number; temperature: number; topP: number; seed: number },
       ) => {
-        const { initBackend } = await import('../../engine/tensor/backend.js');
+        const { backendInfo, initBackend } = await import('../../engine/tensor/backend.js');
         const { openModel } = await import('../../engine/model/checkpoint.js');
         const { generate } = await import('../../engine/model/generate.js');
-        const backend = await initBackend();
+        await initBackend();
+        const backend = backendInfo();
         const { model: m, tokenizer } = openModel(opts.model);
         if (!tokenizer) throw new BadInputError(`${opts.model}: no tokenizer.json, so a text prompt cannot be encoded`);
         const prompt = tokenizer.encode(opts.prompt);

@@ -5,7 +5,8 @@ import type { ReportArm, ReportData, SampleTrajectory } from '../../domain/repor
 
 export function renderHtml(data: ReportData, plots: Plot[]): string {
   const sandbox = data.sandbox.length > 0 ? ` · code sandbox ${data.sandbox.join(', ')}` : '';
-  const when = `${data.status}${data.preset ? ` · preset ${data.preset}` : ''}${sandbox} · created ${data.createdAt}`;
+  const backends = data.backends.length > 0 ? ` · computed on ${data.backends.join(', ')}` : '';
+  const when = `${data.status}${data.preset ? ` · preset ${data.preset}` : ''}${sandbox}${backends} · created ${data.createdAt}`;
   return `<!DOCTYPE html>
 <html lang="en">
 <head>

@@ -3,17 +3,11 @@ import { createRequire } from 'node:module';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { BadInputError } from '../../domain/errors.js';
+import { BACKENDS, parseBackendName, type BackendName } from './backend-names.js';
 import { registerWasmKernels } from './wasm-kernels.js';
 
-/**
- * The tfjs backends, fastest first: libtensorflow with CUDA (tfjs-node-gpu), libtensorflow on the
- * CPU (tfjs-node), WebAssembly (one thread), plain JavaScript. The native two are built by
- * `npm install` (worker/native-backend.mjs) where the machine allows it.
- */
-export const BACKENDS = ['node-gpu', 'node', 'wasm', 'cpu'] as const;
-export type BackendName = (typeof BACKENDS)[number];
-/** Earlier names, still accepted: tfjs calls both native backends "tensorflow". */
-const ALIASES: Record<string, BackendName> = { tensorflow: 'node', 'tensorflow-gpu': 'node-gpu' };
+export { BACKENDS, parseBackendName, type BackendName };
 
 export interface BackendInfo {
   name: BackendName;
@@ -32,18 +26,11 @@ const NATIVE_PACKAGES = { 'node-gpu': '@tensorflow/tfjs-node-gpu', node: '@tenso
 let chosen: Promise<BackendName> | null = null;
 let nativeLoadError: string | null = null;
 
-/** Accepts a backend's name (or an earlier alias); throws naming the choices otherwise. */
-export function parseBackendName(value: string, where = 'RETOOL_BACKEND'): BackendName {
-  const name = ALIASES[value] ?? value;
-  if (!(BACKENDS as readonly string[]).includes(name)) throw new Error(`${where}=${value}: choose one of ${BACKENDS.join(', ')}`);
-  return name as BackendName;
-}
-
 /**
  * Whether the package's addon was built. Importing a package without one fails only after it has
  * registered its kernels, which would then clash with the other native package's.
  */
-function addonBuilt(name: 'node-gpu' | 'node'): boolean {
+export function addonBuilt(name: 'node-gpu' | 'node'): boolean {
   try {
     const packageDir = dirname(require.resolve(`${NATIVE_PACKAGES[name]}/package.json`));
     return readdirSync(join(packageDir, 'lib')).some((napi) => existsSync(join(packageDir, 'lib', napi, 'tfjs_binding.node')));
@@ -59,6 +46,10 @@ async function loadNative(name: 'node-gpu' | 'node'): Promise<boolean> {
   }
   // libtensorflow logs its CPU features and oneDNN notices at load unless told otherwise.
   process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+  // oneDNN's kernels choose their code path by memory alignment, so the same step could round
+  // differently twice and a resumed run drifted from an uninterrupted one in the last bits (the
+  // PPO resume test caught it). TF_ENABLE_ONEDNN_OPTS=1 trades that back for its speed.
+  process.env.TF_ENABLE_ONEDNN_OPTS ??= '0';
   try {
     await import(NATIVE_PACKAGES[name]);
     return true;
@@ -104,7 +95,9 @@ export function initBackend(forced = process.env.RETOOL_BACKEND): Promise<Backen
     if (forced) {
       const name = parseBackendName(forced);
       if (!(await useBackend(name)))
-        throw new Error(`RETOOL_BACKEND=${forced}: that backend did not load here${nativeLoadError ? ` (${nativeLoadError})` : ''}`);
+        throw new BadInputError(
+          `RETOOL_BACKEND=${forced}: that backend did not load here${nativeLoadError ? ` (${nativeLoadError})` : ''}`,
+        );
       return name;
     }
     for (const name of BACKENDS) {
