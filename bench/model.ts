@@ -4,11 +4,11 @@
 import { cpus, platform, arch } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { PRESETS, Qwen2ConfigSchema, headDim, type PresetName, type Qwen2Config } from '../engine/model/config.js';
+import { PRESETS, Qwen2ConfigSchema, headDim, type Qwen2Config } from '../engine/model/config.js';
 import { Decoder } from '../engine/model/generate.js';
 import { PROJECT_ROOT, VENV_DIR } from '../engine/util/project-root.js';
 import { Qwen2Model } from '../engine/model/qwen2.js';
-import { initBackend, tf } from '../engine/tensor/backend.js';
+import { backendInfo, initBackend, tf } from '../engine/tensor/backend.js';
 import { builtinTokenizer } from '../engine/tokenizer/index.js';
 import { AdamW, OptimizerConfigSchema } from '../engine/train/optim.js';
 import { trainStep, type TokenBatch } from '../engine/train/step.js';
@@ -17,8 +17,28 @@ import { median } from './stats.js';
 const PYTHON = process.env.RETOOL_BENCH_PYTHON ?? join(VENV_DIR, 'bin', 'python');
 const TORCH_PEER = join(PROJECT_ROOT, 'bench', 'torch_peer.py');
 
+/**
+ * What `retool bench model` measures: the built-in presets and, to size up real models, a
+ * randomly initialised model of SmolLM2-135M's dimensions (30 layers, 576 wide, vocabulary 49,152).
+ */
+export const BENCH_MODELS = {
+  ...PRESETS,
+  'smollm2-135m': {
+    vocab_size: 49_152,
+    hidden_size: 576,
+    intermediate_size: 1536,
+    num_hidden_layers: 30,
+    num_attention_heads: 9,
+    num_key_value_heads: 3,
+    max_position_embeddings: 2048,
+    tie_word_embeddings: true,
+    rope_theta: 100_000,
+  },
+} as const;
+export type BenchModelName = keyof typeof BENCH_MODELS;
+
 export interface BenchModelOptions {
-  presets: PresetName[];
+  presets: BenchModelName[];
   /** Timed training steps per preset (after two untimed warm-up steps). */
   steps: number;
   onProgress?: (what: string) => void;
@@ -27,9 +47,10 @@ export interface BenchModelOptions {
 }
 
 /** Training shape per preset: 8 sequences of 128 tokens (1,024 tokens a step). */
-const TRAIN_SHAPE: Record<PresetName, { batch: number; seq: number }> = {
+const TRAIN_SHAPE: Record<BenchModelName, { batch: number; seq: number }> = {
   tiny: { batch: 8, seq: 128 },
   small: { batch: 8, seq: 128 },
+  'smollm2-135m': { batch: 2, seq: 128 },
 };
 const CONTEXT = 256;
 /** Decode steps timed per run: the prompt is CONTEXT - DECODE_TOKENS long, so decoding ends at CONTEXT. */
@@ -88,8 +109,8 @@ function modelShapes(c: Qwen2Config, tokens: number): Record<string, [number, nu
   };
 }
 
-function presetConfig(preset: PresetName): Qwen2Config {
-  return Qwen2ConfigSchema.parse({ vocab_size: builtinTokenizer().vocabSize, ...PRESETS[preset] });
+export function benchModelConfig(name: BenchModelName): Qwen2Config {
+  return Qwen2ConfigSchema.parse({ vocab_size: builtinTokenizer().vocabSize, ...BENCH_MODELS[name] });
 }
 
 function trainingBatch(c: Qwen2Config, batch: number, seq: number, seed: number): TokenBatch {
@@ -147,7 +168,8 @@ interface TorchRun {
   decode: Record<string, { cached: { tokens_per_s: number }; uncached: { tokens_per_s: number } }>;
 }
 
-async function torchPeer(c: Qwen2Config, steps: number, shape: { batch: number; seq: number }) {
+export async function torchPeer(c: Qwen2Config, steps: number, model: BenchModelName) {
+  const shape = TRAIN_SHAPE[model];
   const job = {
     config: {
       vocab_size: c.vocab_size,
@@ -180,9 +202,9 @@ function wasmHeapBytes(): number | null {
   return backend.wasm?.HEAPU8?.buffer.byteLength ?? null;
 }
 
-async function benchPreset(preset: PresetName, opts: BenchModelOptions) {
+async function benchPreset(preset: BenchModelName, opts: BenchModelOptions) {
   const say = (s: string) => opts.onProgress?.(`${preset}: ${s}`);
-  const c = presetConfig(preset);
+  const c = benchModelConfig(preset);
   const shape = TRAIN_SHAPE[preset];
   const tokens = shape.batch * shape.seq;
   const H = c.num_attention_heads * headDim(c);
@@ -267,7 +289,7 @@ async function benchPreset(preset: PresetName, opts: BenchModelOptions) {
   if (opts.torch !== false) {
     say('PyTorch peer');
     try {
-      const peer = await torchPeer(c, opts.steps, shape);
+      const peer = await torchPeer(c, opts.steps, preset);
       result.torch = {
         version: peer.torch,
         attention: peer.attention,
@@ -317,6 +339,7 @@ export async function benchModel(opts: BenchModelOptions) {
   const cpu = cpus();
   const out = {
     backend,
+    backend_info: backendInfo(),
     machine: {
       cpus: cpu.length,
       cpu_model: cpu[0]?.model ?? 'unknown',

@@ -33,15 +33,23 @@ function run(cmd, cmdArgs, options = {}) {
   if (result.error) throw new Missing(`${cmd} could not run (${result.error.code ?? result.error.message})`);
   if (result.status !== 0) {
     const tail = `${result.stdout ?? ''}${result.stderr ?? ''}`.trim().split('\n').slice(-3).join(' | ');
-    throw new Missing(`${path.basename(cmd)} ${cmdArgs.slice(0, 2).join(' ')} failed: ${tail.slice(0, 400)}`);
+    const what = cmdArgs[0] === '-c' ? 'an inline script' : cmdArgs.slice(0, 2).join(' ');
+    throw new Missing(`${path.basename(cmd)} ${what} failed: ${tail.slice(0, 400)}`);
   }
   return result;
 }
 
-/** An NVIDIA driver on this host: its kernel module answers in /proc, or nvidia-smi runs. */
-export function nvidiaDriverPresent() {
-  if (fs.existsSync('/proc/driver/nvidia/version')) return true;
-  return spawnSync('nvidia-smi', ['-L'], { stdio: 'ignore' }).status === 0;
+/**
+ * A GPU this process can use: the driver's device nodes (or WSL's) and its libcuda.so.1, the one
+ * library the CUDA wheels do not bring. /proc/driver/nvidia alone is not enough: a container can
+ * see the host's module without access to a GPU.
+ */
+export function nvidiaGpuUsable() {
+  const devices = fs.existsSync('/dev/nvidiactl') && (fs.existsSync('/dev/nvidia0') || fs.existsSync('/dev/dxg'));
+  if (!devices && !fs.existsSync('/dev/dxg')) return false;
+  if (fs.existsSync('/usr/lib/wsl/lib/libcuda.so.1')) return true;
+  const cache = spawnSync('ldconfig', ['-p'], { encoding: 'utf8' });
+  return (cache.stdout ?? '').includes('libcuda.so.1');
 }
 
 function chooseVariant() {
@@ -119,7 +127,7 @@ function verify(variant) {
   const result = spawnSync(process.execPath, ['-e', code], {
     cwd: root,
     encoding: 'utf8',
-    env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2' },
+    env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' },
   });
   try {
     const out = JSON.parse(result.stdout.trim().split('\n').pop());
@@ -169,17 +177,28 @@ async function fetchWheel(wheel, dir) {
   return file;
 }
 
-// Extracts the libraries and the header closure of the addon's #includes (14 files for 2.12).
+// Extracts what one wheel gives: named libraries into deps/lib, the header closure of the addon's
+// #includes into deps/include (14 files), or a library tree (the nvidia wheels) kept as it is.
 const EXTRACT = String.raw`
 import json, os, re, shutil, sys, zipfile
-wheel, dest, libs, include_root, seeds = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], json.loads(sys.argv[5])
+wheel, dest, spec = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 z = zipfile.ZipFile(wheel)
 names = set(z.namelist())
-for member in libs:
-    with z.open(member) as src, open(os.path.join(dest, "lib", os.path.basename(member)), "wb") as dst:
+def copy(member, target):
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    with z.open(member) as src, open(target, "wb") as dst:
         shutil.copyfileobj(src, dst, 8 << 20)
+for member in spec.get("libs", []):
+    copy(member, os.path.join(dest, "lib", os.path.basename(member)))
+tree = spec.get("tree")
+if tree:
+    library = re.compile(re.escape(tree["under"]) + r"[^/]+/lib/[^/]+\.so[.0-9]*$")
+    for member in names:
+        if library.match(member) and not any(os.path.basename(member).startswith(s) for s in tree["skip"]):
+            copy(member, os.path.join(dest, member))
+include_root = spec.get("includeRoot")
 include = re.compile(rb'^\s*#\s*include\s+"([^"]+)"', re.M)
-todo, seen = list(seeds), set()
+todo, seen = list(spec.get("seeds", [])) if include_root else [], set()
 while todo:
     header = todo.pop()
     if header in seen or include_root + header not in names:
@@ -190,7 +209,6 @@ while todo:
     os.makedirs(os.path.dirname(target), exist_ok=True)
     open(target, "wb").write(data)
     todo.extend(m.decode() for m in include.findall(data))
-print(len(seen))
 `;
 
 function stripInParallel(files) {
@@ -238,7 +256,7 @@ async function build(variant, pkg, entry) {
   fs.mkdirSync(path.join(work, 'deps', 'include'), { recursive: true });
   let installed = false;
   try {
-    log(`downloading ${variant.wheels.map((w) => w.file).join(', ')} from PyPI (pinned, hash-checked)`);
+    log(`downloading ${variant.wheels.map((w) => `${w.name}==${w.version}`).join(', ')} from PyPI (pinned, hash-checked)`);
     const wheelDir = path.join(cacheRoot(), 'wheels');
     const wheels = [];
     for (const wheel of variant.wheels) wheels.push([wheel, await fetchWheel(wheel, wheelDir)]);
@@ -249,15 +267,7 @@ async function build(variant, pkg, entry) {
     }
     log('extracting and stripping libtensorflow');
     for (const [wheel, file] of wheels) {
-      run(python, [
-        '-c',
-        EXTRACT,
-        file,
-        path.join(work, 'deps'),
-        JSON.stringify(wheel.libs),
-        wheel.includeRoot ?? '',
-        JSON.stringify([...seeds]),
-      ]);
+      run(python, ['-c', EXTRACT, file, path.join(work, 'deps'), JSON.stringify({ ...wheel, seeds: [...seeds] })]);
     }
     const lib = path.join(work, 'deps', 'lib');
     await stripInParallel(fs.readdirSync(lib).map((f) => path.join(lib, f)));

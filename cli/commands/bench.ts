@@ -1,4 +1,5 @@
-import { Command } from 'commander';
+import { availableParallelism } from 'node:os';
+import { Command, Option } from 'commander';
 import { BadInputError } from '../../domain/errors.js';
 import { emit, parseList, parseNumber, type CommonOptions } from '../output.js';
 
@@ -43,24 +44,56 @@ export function benchCommand(common: (cmd: Command) => Command): Command {
       emit(opts, result, () => JSON.stringify(result, null, 2));
     });
   common(bench.command('model'))
-    .description('matmul ceiling, training tokens/s and MFU, cached vs uncached decode at context 256, peak memory, PyTorch peer')
-    .option('--presets <list>', 'comma-separated presets', parseList, ['tiny', 'small'])
-    .option('--steps <n>', 'timed training steps per preset', parseNumber('--steps'), 10)
+    .description(
+      'training tokens/s and MFU, cached vs uncached decode at context 256, peak memory: per backend (each in a process of its own) against a PyTorch peer at 1 and all threads',
+    )
+    .option('--presets <list>', 'comma-separated models: tiny, small, smollm2-135m (random weights of that size)', parseList, [
+      'tiny',
+      'small',
+    ])
+    .option('--steps <n>', 'timed training steps per model', parseNumber('--steps'), 10)
+    .option('--backend <list>', 'comma-separated backends (default: every one that loads here, e.g. node,wasm)', parseList)
+    .option('--native-threads <list>', 'thread counts for the native backend (default: 1 and all cores)', (v: string) =>
+      parseList(v).map(parseNumber('--native-threads')),
+    )
     .option('--no-torch', 'skip the PyTorch peer')
-    .action(async (opts: CommonOptions & { presets: string[]; steps: number; torch: boolean }) => {
-      const presets = opts.presets.map((p) => {
-        if (p !== 'tiny' && p !== 'small') throw new BadInputError(`--presets: unknown preset "${p}" (tiny, small)`);
-        return p;
-      });
-      const { benchModel } = await import('../../bench/model.js');
-      const result = await benchModel({
-        presets,
-        steps: opts.steps,
-        torch: opts.torch,
-        onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`),
-      });
-      emit(opts, result, () => JSON.stringify(result, null, 2));
-    });
+    .addOption(new Option('--in-process', 'measure this process only, on its backend').hideHelp())
+    .action(
+      async (
+        opts: CommonOptions & {
+          presets: string[];
+          steps: number;
+          backend?: string[];
+          nativeThreads?: number[];
+          torch: boolean;
+          inProcess?: boolean;
+        },
+      ) => {
+        const { BENCH_MODELS, benchModel } = await import('../../bench/model.js');
+        const presets = opts.presets.map((p) => {
+          if (!(p in BENCH_MODELS)) throw new BadInputError(`--presets: unknown model "${p}" (${Object.keys(BENCH_MODELS).join(', ')})`);
+          return p as keyof typeof BENCH_MODELS;
+        });
+        const onProgress = (w: string) => !opts.json && process.stderr.write(`${w}\n`);
+        if (opts.inProcess) {
+          const result = await benchModel({ presets, steps: opts.steps, torch: opts.torch, onProgress });
+          return emit(opts, result, () => JSON.stringify(result, null, 2));
+        }
+        const { parseBackendName } = await import('../../engine/tensor/backend-names.js');
+        const { availableBackends } = await import('../../engine/tensor/backend.js');
+        const backends = opts.backend ? opts.backend.map((b) => parseBackendName(b, '--backend')) : availableBackends();
+        const { benchModelBackends } = await import('../../bench/model-backends.js');
+        const result = await benchModelBackends({
+          models: presets,
+          steps: opts.steps,
+          backends,
+          nativeThreads: opts.nativeThreads ?? [...new Set([1, availableParallelism()])],
+          torch: opts.torch,
+          onProgress,
+        });
+        emit(opts, result, () => JSON.stringify(result.summary, null, 2));
+      },
+    );
   common(bench.command('stages'))
     .description(
       'SFT tokens/s, and evaluation problems/s with tools on: tool calls overlapped with decoding against a batch that waits for each call',

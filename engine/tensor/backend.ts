@@ -39,6 +39,11 @@ export function addonBuilt(name: 'node-gpu' | 'node'): boolean {
   }
 }
 
+/** The backends worth comparing here: the native one that was built (one loads per process) and wasm. */
+export function availableBackends(): BackendName[] {
+  return [...(['node-gpu', 'node'] as const).filter(addonBuilt).slice(0, 1), 'wasm'];
+}
+
 async function loadNative(name: 'node-gpu' | 'node'): Promise<boolean> {
   if (!addonBuilt(name)) {
     nativeLoadError = `${NATIVE_PACKAGES[name]} has no built addon`;
@@ -50,6 +55,8 @@ async function loadNative(name: 'node-gpu' | 'node'): Promise<boolean> {
   // differently twice and a resumed run drifted from an uninterrupted one in the last bits (the
   // PPO resume test caught it). TF_ENABLE_ONEDNN_OPTS=1 trades that back for its speed.
   process.env.TF_ENABLE_ONEDNN_OPTS ??= '0';
+  // Without it TensorFlow takes nearly all GPU memory at the first op, whatever the model needs.
+  if (name === 'node-gpu') process.env.TF_FORCE_GPU_ALLOW_GROWTH ??= 'true';
   try {
     await import(NATIVE_PACKAGES[name]);
     return true;

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect } from 'vitest';
-import { addonBuilt, initBackend, useBackend, type BackendName } from '../../engine/tensor/backend.js';
+import { availableBackends, initBackend, useBackend, type BackendName } from '../../engine/tensor/backend.js';
 
 /**
  * The backends the numerical tests run on: the native one `npm install` built here (only one can
  * load in a process) and wasm, the fallback, always. CI checks that the native one is built.
  */
-export const TEST_BACKENDS: BackendName[] = [...(['node-gpu', 'node'] as const).filter(addonBuilt).slice(0, 1), 'wasm'];
+export const TEST_BACKENDS: BackendName[] = availableBackends();
 
 /** Runs the block once per test backend, switching to it first and back to the default after. */
 export function describeOnEachBackend(title: string, body: (backend: BackendName) => void): void {

@@ -1,0 +1,141 @@
+// `retool bench model` across backends: each backend (and each native thread count) is measured in
+// a process of its own, so its threads, its load time and its peak RSS are its own; the PyTorch
+// peer runs once per model, at 1 and at all threads. The summary puts the three side by side.
+import { availableParallelism, cpus, platform, arch } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { PROJECT_ROOT } from '../engine/util/project-root.js';
+import type { BackendName } from '../engine/tensor/backend-names.js';
+import { FORMULAS, benchModelConfig, torchPeer, type BenchModelName } from './model.js';
+
+export interface BenchBackendsOptions {
+  models: BenchModelName[];
+  steps: number;
+  backends: BackendName[];
+  /** Thread counts for the native backends (wasm and cpu always run on one). */
+  nativeThreads: number[];
+  torch: boolean;
+  onProgress?: (what: string) => void;
+}
+
+interface Variant {
+  backend: BackendName;
+  threads: number;
+}
+
+const round = (x: number) => Number(x.toPrecision(4));
+
+/** One in-process measurement (`retool bench model --in-process`) in a child with its backend set. */
+async function measure(variant: Variant, opts: BenchBackendsOptions) {
+  const native = variant.backend === 'node' || variant.backend === 'node-gpu';
+  const env: Record<string, string> = { RETOOL_BACKEND: variant.backend };
+  if (native) Object.assign(env, { TF_NUM_INTRAOP_THREADS: String(variant.threads), TF_NUM_INTEROP_THREADS: '1' });
+  const args = [
+    'bench',
+    'model',
+    '--in-process',
+    '--no-torch',
+    '--json',
+    '--steps',
+    String(opts.steps),
+    '--presets',
+    opts.models.join(','),
+  ];
+  const { stdout } = await execa(process.execPath, [join(PROJECT_ROOT, 'bin', 'retool.js'), ...args], {
+    env,
+    timeout: 3_600_000,
+    stderr: 'inherit',
+  });
+  return JSON.parse(stdout) as {
+    backend: BackendName;
+    backend_info: Record<string, unknown>;
+    presets: Record<string, InProcessResult>;
+  };
+}
+
+interface InProcessResult {
+  parameters: number;
+  training: { tokens_per_s: number; step_s: number };
+  decode: Record<string, { cached: { tokens_per_s: number }; uncached: { tokens_per_s: number } } | number>;
+  memory: { process_peak_rss_bytes: number };
+  matmul: { ceiling_gflops: number };
+}
+
+const label = (v: Variant) => (v.backend === 'wasm' || v.backend === 'cpu' ? v.backend : `${v.backend}/${v.threads}t`);
+
+export async function benchModelBackends(opts: BenchBackendsOptions) {
+  const variants = opts.backends.flatMap((backend): Variant[] =>
+    backend === 'node' || backend === 'node-gpu' ? opts.nativeThreads.map((threads) => ({ backend, threads })) : [{ backend, threads: 1 }],
+  );
+  const runs: Record<string, Awaited<ReturnType<typeof measure>>> = {};
+  for (const v of variants) {
+    opts.onProgress?.(`${label(v)}: measuring ${opts.models.join(', ')} in a process of its own`);
+    runs[label(v)] = await measure(v, opts);
+  }
+  const torch: Record<string, Awaited<ReturnType<typeof torchPeer>> | { error: string }> = {};
+  if (opts.torch) {
+    for (const model of opts.models) {
+      opts.onProgress?.(`${model}: PyTorch peer`);
+      torch[model] = await torchPeer(benchModelConfig(model), opts.steps, model).catch((e: Error) => ({ error: e.message.slice(0, 2000) }));
+    }
+  }
+  const summary = Object.fromEntries(opts.models.map((model) => [model, summarise(model, runs, torch[model])]));
+  const cpu = cpus();
+  return {
+    machine: {
+      cpus: availableParallelism(),
+      cpu_model: cpu[0]?.model ?? 'unknown',
+      node: process.version,
+      platform: `${platform()}-${arch()}`,
+    },
+    formulas: FORMULAS,
+    summary,
+    runs,
+    torch,
+  };
+}
+
+/** Tokens/s per variant and the ratios the goals are stated in. */
+function summarise(model: string, runs: Record<string, Awaited<ReturnType<typeof measure>>>, peer: unknown) {
+  const rate = (get: (r: InProcessResult) => number) =>
+    Object.fromEntries(Object.entries(runs).map(([name, run]) => [name, run.presets[model] ? round(get(run.presets[model])) : null]));
+  const decodeRate = (batch: number) => (r: InProcessResult) => {
+    const d = r.decode[`batch_${batch}`];
+    return typeof d === 'object' ? d.cached.tokens_per_s : NaN;
+  };
+  const training = rate((r) => r.training.tokens_per_s);
+  const decode1 = rate(decodeRate(1));
+  const decode8 = rate(decodeRate(8));
+  const rss = rate((r) => r.memory.process_peak_rss_bytes / 2 ** 20);
+  const torchRuns =
+    (
+      peer as {
+        runs?: { threads: number; training: { tokens_per_s: number }; decode: Record<string, { cached: { tokens_per_s: number } }> }[];
+      }
+    )?.runs ?? [];
+  for (const t of torchRuns) {
+    training[`torch/${t.threads}t`] = round(t.training.tokens_per_s);
+    decode1[`torch/${t.threads}t`] = round(t.decode.batch_1!.cached.tokens_per_s);
+    decode8[`torch/${t.threads}t`] = round(t.decode.batch_8!.cached.tokens_per_s);
+  }
+  const ratio = (table: Record<string, number | null>, a: string, b: string) =>
+    table[a] && table[b] ? round(table[a]! / table[b]!) : null;
+  const ratios: Record<string, number | null> = {};
+  for (const threads of [1, availableParallelism()]) {
+    for (const native of ['node', 'node-gpu']) {
+      const ours = `${native}/${threads}t`;
+      if (!(ours in training)) continue;
+      ratios[`training_${ours}_over_torch/${threads}t`] = ratio(training, ours, `torch/${threads}t`);
+      ratios[`decode_b1_cached_${ours}_over_torch/${threads}t`] = ratio(decode1, ours, `torch/${threads}t`);
+      ratios[`decode_b8_cached_${ours}_over_torch/${threads}t`] = ratio(decode8, ours, `torch/${threads}t`);
+      ratios[`training_${ours}_over_wasm`] = ratio(training, ours, 'wasm');
+    }
+  }
+  return {
+    training_tokens_per_s: training,
+    decode_batch_1_cached_tokens_per_s: decode1,
+    decode_batch_8_cached_tokens_per_s: decode8,
+    peak_rss_mib: rss,
+    ratios,
+  };
+}
