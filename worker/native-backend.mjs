@@ -45,20 +45,17 @@ function run(cmd, cmdArgs, options = {}) {
  * see the host's module without access to a GPU.
  */
 export function nvidiaGpuUsable() {
-  const devices = fs.existsSync('/dev/nvidiactl') && (fs.existsSync('/dev/nvidia0') || fs.existsSync('/dev/dxg'));
-  if (!devices && !fs.existsSync('/dev/dxg')) return false;
+  const devices = (fs.existsSync('/dev/nvidiactl') && fs.existsSync('/dev/nvidia0')) || fs.existsSync('/dev/dxg');
+  if (!devices) return false;
   if (fs.existsSync('/usr/lib/wsl/lib/libcuda.so.1')) return true;
   const cache = spawnSync('ldconfig', ['-p'], { encoding: 'utf8' });
   return (cache.stdout ?? '').includes('libcuda.so.1');
 }
 
 function chooseVariant() {
-  const gpu =
-    args.includes('--gpu') ||
-    process.env.RETOOL_GPU === '1' ||
-    (!args.includes('--cpu') && process.env.RETOOL_GPU !== '0' && nvidiaDriverPresent());
-  if (gpu && !VARIANTS.gpu) throw new Missing('no GPU recipe yet; RETOOL_GPU=0 builds the CPU one');
-  return gpu ? VARIANTS.gpu : VARIANTS.cpu;
+  const forced = args.includes('--gpu') || process.env.RETOOL_GPU === '1';
+  const refused = args.includes('--cpu') || process.env.RETOOL_GPU === '0';
+  return forced || (!refused && nvidiaGpuUsable()) ? VARIANTS.gpu : VARIANTS.cpu;
 }
 
 function cacheRoot() {
@@ -228,7 +225,7 @@ function stripInParallel(files) {
 
 function buildTools(pkg) {
   for (const [tool, hint] of [
-    ['g++', 'a C++ compiler (Debian/Ubuntu: apt-get install g++ make)'],
+    ['g++', 'C++ compiler (Debian/Ubuntu: apt-get install g++ make)'],
     ['make', 'make (Debian/Ubuntu: apt-get install make)'],
   ]) {
     if (spawnSync(tool, ['--version'], { stdio: 'ignore' }).status !== 0) throw new Missing(`no ${hint}`);
