@@ -57,7 +57,7 @@ interface InProcessResult {
   parameters: number;
   training: { tokens_per_s: number; step_s: number };
   decode: Record<string, { cached: { tokens_per_s: number }; uncached: { tokens_per_s: number } } | number>;
-  memory: { process_peak_rss_bytes: number };
+  memory: { process_peak_rss_bytes: number; rss_mib_after_each_training_step: number[] };
   matmul: { ceiling_gflops: number };
 }
 
@@ -107,6 +107,11 @@ function summarise(model: string, runs: Record<string, Awaited<ReturnType<typeof
   const decode1 = rate(decodeRate(1));
   const decode8 = rate(decodeRate(8));
   const rss = rate((r) => r.memory.process_peak_rss_bytes / 2 ** 20);
+  // From the end of the first timed step to the last: about zero when training memory is flat.
+  const rssGrowth = rate((r) => {
+    const steps = r.memory.rss_mib_after_each_training_step;
+    return steps[steps.length - 1]! - steps[Math.min(2, steps.length - 1)]!;
+  });
   const torchRuns =
     (
       peer as {
@@ -136,6 +141,7 @@ function summarise(model: string, runs: Record<string, Awaited<ReturnType<typeof
     decode_batch_1_cached_tokens_per_s: decode1,
     decode_batch_8_cached_tokens_per_s: decode8,
     peak_rss_mib: rss,
+    training_rss_growth_mib: rssGrowth,
     ratios,
   };
 }

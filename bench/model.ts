@@ -124,17 +124,20 @@ async function benchTraining(c: Qwen2Config, steps: number, shape: { batch: numb
   const batch = trainingBatch(c, shape.batch, shape.seq, 7);
   const times: number[] = [];
   const losses: number[] = [];
+  // Resident memory after each step: flat when nothing leaks, natively or in tfjs.
+  const rss: number[] = [];
   try {
     for (let i = 0; i < steps + 2; i++) {
       const t0 = performance.now();
       losses.push(trainStep(model, optimizer, batch).loss);
       if (i >= 2) times.push((performance.now() - t0) / 1000);
+      rss.push(process.memoryUsage().rss);
     }
     // One more step, profiled for its memory only (profiling slows kernels down).
     const info = await tf.profile(() => {
       trainStep(model, optimizer, batch);
     });
-    return { times, losses, peakBytes: info.peakBytes, parameters: model.parameterCount() };
+    return { times, losses, rss, peakBytes: info.peakBytes, parameters: model.parameterCount() };
   } finally {
     optimizer.dispose();
     model.dispose();
@@ -278,6 +281,7 @@ async function benchPreset(preset: BenchModelName, opts: BenchModelOptions) {
       tf_peak_bytes_training_step: train.peakBytes,
       tf_peak_bytes_decode: Math.max(...Object.values(decode).flatMap((d) => [d.cached.tf_peak_bytes, d.uncached.tf_peak_bytes])),
       tf_bytes_after: tf.memory().numBytes,
+      rss_mib_after_each_training_step: train.rss.map((b) => round(b / 2 ** 20)),
       wasm_heap_bytes_after_training: heapAfterTraining,
       wasm_heap_bytes_after_decode: wasmHeapBytes(),
       process_peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
