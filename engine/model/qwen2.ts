@@ -3,6 +3,7 @@
 // head for PPO's critic. Parameter names are exactly Hugging Face's.
 import { tf } from '../tensor/backend.js';
 import { headDim, ropeTheta, type Qwen2Config } from './config.js';
+import { nativeInference, nativeInferenceActive, nativeTables, type NativeWeights } from '../tensor/native-kernels.js';
 
 export type Params = Map<string, tf.Variable>;
 
@@ -94,12 +95,15 @@ interface Packed {
 export class Qwen2Model {
   readonly headDim: number;
   private readonly invFreq: tf.Tensor1D;
+  private readonly invFreqValues: Float32Array;
   /**
    * Every linear weight kept transposed ([in, out]), rebuilt when the variable changes (after an
    * optimizer step). The forward product is then a plain 2-D matmul whose packed XNNPACK operator
    * is cached on this tensor, so decoding packs each weight once instead of once per token.
    */
   private readonly packed = new Map<string, Packed>();
+  /** The fused weights of the native no-gradient pass, with the data they were built from. */
+  private native: { weights: NativeWeights; sources: [tf.Variable, object][] } | null = null;
 
   constructor(
     readonly config: Qwen2Config,
@@ -112,10 +116,12 @@ export class Qwen2Model {
       if (p.shape.join(',') !== shape.join(',')) throw new Error(`${name} has shape [${p.shape}], config says [${shape}]`);
     }
     const half = this.headDim / 2;
-    this.invFreq = tf.tensor1d(Array.from({ length: half }, (_, i) => 1 / ropeTheta(config) ** ((2 * i) / this.headDim)));
+    this.invFreqValues = Float32Array.from({ length: half }, (_, i) => 1 / ropeTheta(config) ** ((2 * i) / this.headDim));
+    this.invFreq = tf.tensor1d(this.invFreqValues);
     // Built now rather than on first use, so that the model's tensor count is the same before and
     // after a forward pass.
     for (const name of this.linearWeights()) this.packedWeight(name);
+    if (nativeInferenceActive()) this.nativeWeights();
   }
 
   /** Every weight that multiplies activations. */
@@ -196,28 +202,15 @@ export class Qwen2Model {
   }
 
   forward(input: ForwardInput, opts: { useCache?: boolean } = {}): ForwardOutput {
+    // On the native backend, a pass whose gradient nobody records runs as fused raw ops.
+    if (nativeInferenceActive() && !recordingGradients()) return this.nativeForward(input, opts);
     const c = this.config;
     const [B, T] = input.ids.shape;
     const hd = this.headDim;
     const nH = c.num_attention_heads;
     const nKV = c.num_key_value_heads;
     const rep = nH / nKV;
-    const valid = input.valid ?? tf.ones([B, T]);
-
-    // Positions of every key (cached + new) and which of them may be attended to.
-    const keyPositions = input.cache ? tf.concat([input.cache.positions, input.positions], 1) : input.positions;
-    const keyValid = input.cache ? tf.concat([input.cache.valid, valid], 1) : valid;
-    const S = keyPositions.shape[1];
-    const allowed = tf.logicalAnd(
-      tf.greater(tf.reshape(keyValid, [B, 1, S]), 0.5),
-      tf.lessEqual(tf.reshape(keyPositions, [B, 1, S]), tf.reshape(input.positions, [B, T, 1])),
-    );
-    const bias = tf.reshape(tf.mul(tf.sub(1, tf.cast(allowed, 'float32')), -1e9), [B, 1, 1, T, S]);
-
-    const freqs = tf.mul(tf.reshape(tf.cast(input.positions, 'float32'), [B, T, 1]), tf.reshape(this.invFreq, [1, 1, hd / 2]));
-    const cos = tf.reshape(tf.cos(tf.concat([freqs, freqs], -1)), [B, 1, T, hd]) as tf.Tensor4D;
-    const sinHalf = tf.sin(freqs);
-    const signedSin = tf.reshape(tf.concat([tf.neg(sinHalf), sinHalf], -1), [B, 1, T, hd]) as tf.Tensor4D;
+    const { keyPositions, keyValid, S, bias, cos, signedSin } = this.attentionInputs(input);
     const scale = 1 / Math.sqrt(hd);
 
     let h = tf.reshape(tf.gather(this.p('model.embed_tokens.weight'), tf.reshape(input.ids, [B * T])), [
@@ -276,6 +269,122 @@ export class Qwen2Model {
     return out;
   }
 
+  /** The attention mask [B, 1, 1, T, S] (0 or -1e9) and rotary tables [B, 1, T, hd] of a pass. */
+  private attentionInputs(input: ForwardInput) {
+    const [B, T] = input.ids.shape;
+    const hd = this.headDim;
+    const valid = input.valid ?? tf.ones([B, T]);
+    // Positions of every key (cached + new) and which of them may be attended to.
+    const keyPositions = input.cache ? tf.concat([input.cache.positions, input.positions], 1) : input.positions;
+    const keyValid = input.cache ? tf.concat([input.cache.valid, valid], 1) : valid;
+    const S = keyPositions.shape[1];
+    const allowed = tf.logicalAnd(
+      tf.greater(tf.reshape(keyValid, [B, 1, S]), 0.5),
+      tf.lessEqual(tf.reshape(keyPositions, [B, 1, S]), tf.reshape(input.positions, [B, T, 1])),
+    );
+    const bias = tf.reshape(tf.mul(tf.sub(1, tf.cast(allowed, 'float32')), -1e9), [B, 1, 1, T, S]);
+
+    const freqs = tf.mul(tf.reshape(tf.cast(input.positions, 'float32'), [B, T, 1]), tf.reshape(this.invFreq, [1, 1, hd / 2]));
+    const cos = tf.reshape(tf.cos(tf.concat([freqs, freqs], -1)), [B, 1, T, hd]) as tf.Tensor4D;
+    const sinHalf = tf.sin(freqs);
+    const signedSin = tf.reshape(tf.concat([tf.neg(sinHalf), sinHalf], -1), [B, 1, T, hd]) as tf.Tensor4D;
+    return { keyPositions: keyPositions as tf.Tensor2D, keyValid: keyValid as tf.Tensor2D, S, bias, cos, signedSin };
+  }
+
+  /**
+   * The weights of the native pass: per layer q/k/v as one [H, (nH + 2 nKV) hd] product (q scaled
+   * by 1/sqrt(hd)), gate and up as one [H, 2I], all transposed to [in, out], and each RMSNorm's
+   * weight folded into the product that follows it. Rebuilt when a parameter changes.
+   */
+  private nativeWeights(): NativeWeights {
+    const c = this.config;
+    const sources = [...this.policyParams().values()];
+    if (this.native && this.native.sources.every(([v, id]) => v.dataId === id) && this.native.sources.length === sources.length)
+      return this.native.weights;
+    this.disposeNative();
+    const weights = tf.tidy(() => {
+      const H = c.hidden_size;
+      const scale = 1 / Math.sqrt(this.headDim);
+      const t = (name: string) => tf.transpose(this.p(name)) as tf.Tensor2D;
+      const column = (name: string) => tf.reshape(this.p(name), [H, 1]);
+      const layers = Array.from({ length: c.num_hidden_layers }, (_, i) => {
+        const l = `model.layers.${i}.`;
+        const a = `${l}self_attn.`;
+        return {
+          qkv: tf.mul(
+            tf.concat([tf.mul(t(`${a}q_proj.weight`), scale), t(`${a}k_proj.weight`), t(`${a}v_proj.weight`)], 1),
+            column(`${l}input_layernorm.weight`),
+          ) as tf.Tensor2D,
+          qkvBias: tf.concat([
+            tf.mul(this.p(`${a}q_proj.bias`), scale),
+            this.p(`${a}k_proj.bias`),
+            this.p(`${a}v_proj.bias`),
+          ]) as tf.Tensor1D,
+          o: t(`${a}o_proj.weight`),
+          gateUp: tf.mul(
+            tf.concat([t(`${l}mlp.gate_proj.weight`), t(`${l}mlp.up_proj.weight`)], 1),
+            column(`${l}post_attention_layernorm.weight`),
+          ) as tf.Tensor2D,
+          down: t(`${l}mlp.down_proj.weight`),
+        };
+      });
+      const headName = c.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+      return {
+        embed: tf.clone(this.p('model.embed_tokens.weight')) as tf.Tensor2D,
+        layers,
+        head: tf.mul(t(headName), column('model.norm.weight')) as tf.Tensor2D,
+        finalNorm: tf.clone(this.p('model.norm.weight')) as tf.Tensor1D,
+      };
+    });
+    // Kept: a caller's enclosing tidy must not free them with its own tensors.
+    for (const x of nativeTensors(weights)) tf.keep(x);
+    this.native = { weights, sources: sources.map((v) => [v, v.dataId]) };
+    return weights;
+  }
+
+  private disposeNative(): void {
+    if (!this.native) return;
+    tf.dispose(nativeTensors(this.native.weights));
+    this.native = null;
+  }
+
+  /** forward() without gradients on the native backend (engine/tensor/native-kernels.ts). */
+  private nativeForward(input: ForwardInput, opts: { useCache?: boolean }): ForwardOutput {
+    const c = this.config;
+    const weights = this.nativeWeights();
+    return tf.tidy(() => {
+      const [B, T] = input.ids.shape;
+      const valid = input.valid ?? tf.ones([B, T]);
+      const keyPositions = (input.cache ? tf.concat([input.cache.positions, input.positions], 1) : input.positions) as tf.Tensor2D;
+      const keyValid = (input.cache ? tf.concat([input.cache.valid, valid], 1) : valid) as tf.Tensor2D;
+      const shape = {
+        B,
+        T,
+        hidden: c.hidden_size,
+        intermediate: c.intermediate_size,
+        heads: c.num_attention_heads,
+        kvHeads: c.num_key_value_heads,
+        headDim: this.headDim,
+        vocab: c.vocab_size,
+        eps: c.rms_norm_eps,
+      };
+      const tables = nativeTables(input.positions.dataSync(), keyPositions.dataSync(), keyValid.dataSync(), {
+        ...shape,
+        S: keyPositions.shape[1],
+        invFreq: this.invFreqValues,
+      });
+      const out = nativeInference(
+        weights,
+        { ids: input.ids, ...tables, cacheK: input.cache?.k, cacheV: input.cache?.v },
+        shape,
+        Boolean(opts.useCache),
+      );
+      const result: ForwardOutput = { logits: out.logits, hidden: out.hidden };
+      if (opts.useCache) result.cache = { k: out.k, v: out.v, positions: keyPositions, valid: keyValid };
+      return result as unknown as tf.TensorContainer;
+    }) as unknown as ForwardOutput;
+  }
+
   /** The critic's estimate for every position, from the final hidden states: [B, T]. */
   values(hidden: tf.Tensor3D): tf.Tensor2D {
     const [B, T, H] = hidden.shape;
@@ -301,8 +410,18 @@ export class Qwen2Model {
     for (const p of this.params.values()) p.dispose();
     for (const { wt } of this.packed.values()) wt.dispose();
     this.packed.clear();
+    this.disposeNative();
     this.invFreq.dispose();
   }
+}
+
+function nativeTensors(w: NativeWeights): tf.Tensor[] {
+  return [w.embed, w.head, w.finalNorm, ...w.layers.flatMap((l) => [l.qkv, l.qkvBias, l.o, l.gateUp, l.down])];
+}
+
+/** Whether a gradient tape is being recorded (inside tf.grads / variableGrads). */
+function recordingGradients(): boolean {
+  return (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth > 0;
 }
 
 export function disposeCache(cache: KVCache | undefined): void {
