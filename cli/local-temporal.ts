@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { Runtime, DefaultLogger } from '@temporalio/worker';
 import type { PrepareDataInput, PrepareDataResult } from '../datasets/prepare.js';
 import { RetoolDataset, RetoolStage } from '../workflows/search-attributes.js';
@@ -43,6 +44,7 @@ export async function withLocalTemporal<T>(
   fn: (client: Client, target: ServerTarget) => Promise<T>,
 ): Promise<T> {
   quietTemporalRuntime();
+  shareCoresBetweenWorkers(workerProcesses(opts));
   const target = await ensureServer({ home: opts.home });
   const taskQueue = opts.taskQueue ?? TASK_QUEUES.train;
   const noLocalWorker = opts.localWorker === false;
@@ -59,6 +61,20 @@ export async function withLocalTemporal<T>(
     await connection.close();
     await Promise.all([workers?.shutdown(), ...extra.map((stop) => stop())]);
   }
+}
+
+function workerProcesses(opts: { localWorker?: boolean; workers?: number }): number {
+  return opts.localWorker === false ? 0 : Math.max(1, opts.workers ?? 1);
+}
+
+/**
+ * Gives each worker process (this one and the ones spawned, which inherit the variable) its share
+ * of the cores for the native backend's kernels, unless TF_NUM_INTRAOP_THREADS is set: two workers
+ * with a pool as large as the machine each would fight over the same cores (docs/model.md#backends).
+ */
+function shareCoresBetweenWorkers(workers: number): void {
+  if (workers < 1 || process.env.TF_NUM_INTRAOP_THREADS) return;
+  process.env.TF_NUM_INTRAOP_THREADS = String(Math.max(1, Math.floor(availableParallelism() / workers)));
 }
 
 /** A `retool worker` process on `taskQueue`; resolves once it polls, to a function that stops it. */
