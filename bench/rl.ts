@@ -14,7 +14,7 @@ import { RlConfigSchema } from '../engine/rl/config.js';
 import { trainRl } from '../engine/rl/trainer.js';
 import { rollout } from '../engine/rollout/rollout.js';
 import { Sandbox } from '../engine/sandbox/index.js';
-import { initBackend } from '../engine/tensor/backend.js';
+import { backendInfo, initBackend } from '../engine/tensor/backend.js';
 import { promptText } from '../engine/trace/prompt.js';
 import { sftFixture } from './fixture.js';
 import { median } from './stats.js';
@@ -36,7 +36,8 @@ export interface BenchRlOptions {
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
 export async function benchRl(o: BenchRlOptions) {
-  const backend = await initBackend();
+  await initBackend();
+  const backend = backendInfo();
   const scratch = mkdtempSync(join(tmpdir(), 'retool-bench-rl-'));
   const sandbox = new Sandbox();
   const say = o.onProgress ?? (() => {});

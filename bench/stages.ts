@@ -12,7 +12,7 @@ import { evaluateModel } from '../engine/eval/evaluate.js';
 import { loadModel } from '../engine/model/checkpoint.js';
 import type { PresetName } from '../engine/model/config.js';
 import { Sandbox } from '../engine/sandbox/index.js';
-import { initBackend } from '../engine/tensor/backend.js';
+import { backendInfo, initBackend } from '../engine/tensor/backend.js';
 import { sftFixture } from './fixture.js';
 import { median } from './stats.js';
 
@@ -27,7 +27,8 @@ export interface BenchStagesOptions {
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
 export async function benchStages(o: BenchStagesOptions) {
-  const backend = await initBackend();
+  await initBackend();
+  const backend = backendInfo();
   const home = mkdtempSync(join(tmpdir(), 'retool-bench-stages-'));
   const sandbox = new Sandbox();
   const say = o.onProgress ?? (() => {});
