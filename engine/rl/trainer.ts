@@ -14,7 +14,7 @@ import { ShuffledStream, type DataCursor } from '../train/stream.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { codeBlocks } from '../trace/format.js';
 import { promptText } from '../trace/prompt.js';
-import { AdamW, clipByGlobalNorm, OptimizerConfigSchema } from '../train/optim.js';
+import { AdamW, gradNormScale, OptimizerConfigSchema } from '../train/optim.js';
 import { gae, groupAdvantages } from './advantages.js';
 import { clipHighOf, type RlConfig } from './config.js';
 import { policyLossAndGrads, tokenLogprobs, tokenValues, valueLossAndGrads, type PolicyInputs, type PolicyStats } from './losses.js';
@@ -285,13 +285,13 @@ export async function trainRl(run: RlRun): Promise<RlResult> {
             klCoef: c.klCoef,
             temperature: c.temperature,
           });
-          const clipped = clipByGlobalNorm(p.grads, c.maxGradNorm);
-          actorOpt.apply(clipped.grads);
+          const clipped = gradNormScale(p.grads, c.maxGradNorm);
+          actorOpt.apply(p.grads, clipped.scale);
           policyStats.push(p.stats);
           gradNorms.push(clipped.norm);
           if (run.critic && criticOpt) {
             const v = valueLossAndGrads(run.critic, mb, run.tokenizer.padId, c.valueClip);
-            criticOpt.apply(clipByGlobalNorm(v.grads, c.maxGradNorm).grads);
+            criticOpt.apply(v.grads, gradNormScale(v.grads, c.maxGradNorm).scale);
             valueStats.push(v.stats);
           }
           await new Promise((r) => setImmediate(r));

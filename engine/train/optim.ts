@@ -3,6 +3,7 @@
 // moments must be saved beside a checkpoint for exact resumption.
 import { z } from 'zod';
 import { tf } from '../tensor/backend.js';
+import { nativeScope } from '../tensor/native-ops.js';
 
 export const OptimizerConfigSchema = z.object({
   lr: z.number().positive().default(1e-3),
@@ -26,17 +27,29 @@ export function learningRate(step: number, c: OptimizerConfig): number {
   return c.minLr + (c.lr - c.minLr) * shape;
 }
 
-/** Scales gradients so that their global L2 norm is at most `maxNorm`; returns the norm before. */
-export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number | null): { grads: Map<string, tf.Tensor>; norm: number } {
-  const norm = tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))).dataSync()[0]!);
-  if (maxNorm === null || norm <= maxNorm || !Number.isFinite(norm)) return { grads, norm };
-  const scale = maxNorm / (norm + 1e-6);
-  const clipped = new Map<string, tf.Tensor>();
-  for (const [name, g] of grads) {
-    clipped.set(name, tf.mul(g, scale));
-    g.dispose();
+/**
+ * The global L2 norm of `grads` and the factor that brings it down to `maxNorm` (1 when it is
+ * already within, or not finite). The gradients are left as they are: AdamW.apply takes the factor
+ * and folds it into its own scalars, rather than a pass over every gradient here.
+ */
+export function gradNormScale(grads: Map<string, tf.Tensor>, maxNorm: number | null): { norm: number; scale: number } {
+  const norm = sumOfSquares([...grads.values()]);
+  if (maxNorm === null || norm <= maxNorm || !Number.isFinite(norm)) return { norm, scale: 1 };
+  return { norm, scale: maxNorm / (norm + 1e-6) };
+}
+
+/** sqrt(sum of every element squared): one op a tensor on the native backend (L2Loss = sum(x^2)/2). */
+function sumOfSquares(tensors: tf.Tensor[]): number {
+  const raw = nativeScope();
+  if (!raw) return tf.tidy(() => tf.sqrt(tf.addN(tensors.map((g) => tf.sum(tf.square(g))))).dataSync()[0]!);
+  try {
+    const total = raw.tensor(raw.addN(tensors.map((g) => raw.unary('L2Loss', raw.id(g)))));
+    const half = total.dataSync()[0]!;
+    total.dispose();
+    return Math.sqrt(2 * half);
+  } finally {
+    raw.close();
   }
-  return { grads: clipped, norm };
 }
 
 export class AdamW {
@@ -54,39 +67,82 @@ export class AdamW {
     return p.rank >= 2 && !name.includes('norm');
   }
 
-  /** Applies `grads` (by parameter name) and disposes them. Returns the learning rate used. */
-  apply(grads: Map<string, tf.Tensor>): number {
+  /**
+   * Applies `grads` (by parameter name), each multiplied by `scale` (gradNormScale's clipping
+   * factor), and disposes them. Returns the learning rate used.
+   *
+   * The update is the usual p <- p (1 - lr wd) - lr m^ / (sqrt(v^) + eps) with m^ = m / bc1 and
+   * v^ = v / bc2, written with the bias corrections and the clipping factor folded into scalars:
+   * m <- b1 m + ((1 - b1) s) g, v <- b2 v + ((1 - b2) s^2) g^2,
+   * p <- p (1 - lr wd) - (lr sqrt(bc2) / bc1) m / (sqrt(v) + eps sqrt(bc2)): the same maths, rounded
+   * differently, in fewer passes over the weights.
+   */
+  apply(grads: Map<string, tf.Tensor>, scale = 1): number {
     const c = this.config;
     const lr = learningRate(this.step, c);
     this.step += 1;
     const bc1 = 1 - c.beta1 ** this.step;
     const bc2 = 1 - c.beta2 ** this.step;
-    for (const [name, g] of grads) {
-      const p = this.params.get(name);
-      if (!p) throw new Error(`gradient for unknown parameter ${name}`);
-      if (!this.m.has(name)) {
-        // tf.variable copies its initial value: build it in a tidy so the zeros are freed.
-        this.m.set(
-          name,
-          tf.tidy(() => tf.variable(tf.zerosLike(p), false)),
-        );
-        this.v.set(
-          name,
-          tf.tidy(() => tf.variable(tf.zerosLike(p), false)),
-        );
+    const k = {
+      gm: (1 - c.beta1) * scale,
+      gv: (1 - c.beta2) * scale * scale,
+      stepSize: (lr * Math.sqrt(bc2)) / bc1,
+      eps: c.eps * Math.sqrt(bc2),
+      decay: 1 - lr * c.weightDecay,
+    };
+    const raw = nativeScope();
+    try {
+      const consts = raw && {
+        b1: raw.scalar(c.beta1),
+        b2: raw.scalar(c.beta2),
+        gm: raw.scalar(k.gm),
+        gv: raw.scalar(k.gv),
+        stepSize: raw.scalar(k.stepSize),
+        eps: raw.scalar(k.eps),
+        decay: raw.scalar(k.decay),
+      };
+      for (const [name, g] of grads) {
+        const p = this.params.get(name);
+        if (!p) throw new Error(`gradient for unknown parameter ${name}`);
+        if (!this.m.has(name)) {
+          // tf.variable copies its initial value: build it in a tidy so the zeros are freed.
+          this.m.set(
+            name,
+            tf.tidy(() => tf.variable(tf.zerosLike(p), false)),
+          );
+          this.v.set(
+            name,
+            tf.tidy(() => tf.variable(tf.zerosLike(p), false)),
+          );
+        }
+        const m = this.m.get(name)!;
+        const v = this.v.get(name)!;
+        const decays = this.decays(name, p);
+        if (raw && consts) {
+          const [gi, mi, vi, pi] = [raw.id(g), raw.id(m), raw.id(v), raw.id(p)];
+          const m1 = raw.add(raw.mul(mi, consts.b1), raw.mul(gi, consts.gm));
+          const v1 = raw.add(raw.mul(vi, consts.b2), raw.mul(raw.unary('Square', gi), consts.gv));
+          const step = raw.div(raw.mul(m1, consts.stepSize), raw.add(raw.unary('Sqrt', v1), consts.eps));
+          const p1 = raw.sub(decays ? raw.mul(pi, consts.decay) : pi, step);
+          const out = [raw.tensor(m1), raw.tensor(v1), raw.tensor(p1)];
+          m.assign(out[0]!);
+          v.assign(out[1]!);
+          p.assign(out[2]!);
+          tf.dispose(out);
+        } else {
+          tf.tidy(() => {
+            const m1 = tf.add(tf.mul(m, c.beta1), tf.mul(g, k.gm));
+            const v1 = tf.add(tf.mul(v, c.beta2), tf.mul(tf.square(g), k.gv));
+            m.assign(m1);
+            v.assign(v1);
+            const step = tf.div(tf.mul(m1, k.stepSize), tf.add(tf.sqrt(v1), k.eps));
+            p.assign(tf.sub(decays ? tf.mul(p, k.decay) : p, step));
+          });
+        }
+        g.dispose();
       }
-      const m = this.m.get(name)!;
-      const v = this.v.get(name)!;
-      tf.tidy(() => {
-        const m1 = tf.add(tf.mul(m, c.beta1), tf.mul(g, 1 - c.beta1));
-        const v1 = tf.add(tf.mul(v, c.beta2), tf.mul(tf.square(g), 1 - c.beta2));
-        m.assign(m1);
-        v.assign(v1);
-        const update = tf.div(tf.div(m1, bc1), tf.add(tf.sqrt(tf.div(v1, bc2)), c.eps));
-        const decayed = this.decays(name, p) ? tf.mul(p, 1 - lr * c.weightDecay) : p;
-        p.assign(tf.sub(decayed, tf.mul(update, lr)));
-      });
-      g.dispose();
+    } finally {
+      raw?.close();
     }
     return lr;
   }

@@ -1,6 +1,6 @@
 import { tf } from '../tensor/backend.js';
 import type { Qwen2Model } from '../model/qwen2.js';
-import { clipByGlobalNorm, type AdamW } from './optim.js';
+import { gradNormScale, type AdamW } from './optim.js';
 
 /**
  * Mean cross-entropy of `targets` over the tokens where `mask` is 1. The mask is what keeps
@@ -98,7 +98,7 @@ export function lossAndGrads(model: Qwen2Model, batch: TokenBatch): { loss: numb
 /** One optimizer step on the masked next-token loss. Leaves no tensors behind. */
 export function trainStep(model: Qwen2Model, optimizer: AdamW, batch: TokenBatch): StepResult {
   const { loss, grads, tokens } = lossAndGrads(model, batch);
-  const clipped = clipByGlobalNorm(grads, optimizer.config.maxGradNorm);
-  const lr = optimizer.apply(clipped.grads);
-  return { loss, gradNorm: clipped.norm, lr, tokens };
+  const { norm, scale } = gradNormScale(grads, optimizer.config.maxGradNorm);
+  const lr = optimizer.apply(grads, scale);
+  return { loss, gradNorm: norm, lr, tokens };
 }
