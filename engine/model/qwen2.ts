@@ -3,9 +3,16 @@
 // head for PPO's critic. Parameter names are exactly Hugging Face's.
 import { tf } from '../tensor/backend.js';
 import { headDim, ropeTheta, type Qwen2Config } from './config.js';
-import { nativeInference, nativeInferenceActive, nativeTables, type NativeWeights } from '../tensor/native-kernels.js';
+import { isNativeBackend, nativeInference, nativeInferenceActive, nativeTables, type NativeWeights } from '../tensor/native-kernels.js';
+import { nativeDecoderLayer } from './native-layer.js';
 
 export type Params = Map<string, tf.Variable>;
+
+let nativeTraining = true;
+/** Turns the hand-differentiated native layers off (on by default), to compare or measure against them. */
+export function setNativeTraining(on: boolean): void {
+  nativeTraining = on;
+}
 
 /** Keys and values of every layer for the tokens seen so far, with their positions and validity. */
 export interface KVCache {
@@ -204,6 +211,7 @@ export class Qwen2Model {
   forward(input: ForwardInput, opts: { useCache?: boolean } = {}): ForwardOutput {
     // On the native backend, a pass whose gradient nobody records runs as fused raw ops.
     if (nativeInferenceActive() && !recordingGradients()) return this.nativeForward(input, opts);
+    if (nativeTraining && isNativeBackend() && !input.cache && !opts.useCache) return this.nativeTrainingForward(input);
     const c = this.config;
     const [B, T] = input.ids.shape;
     const hd = this.headDim;
@@ -383,6 +391,74 @@ export class Qwen2Model {
       if (opts.useCache) result.cache = { k: out.k, v: out.v, positions: keyPositions, valid: keyValid };
       return result as unknown as tf.TensorContainer;
     }) as unknown as ForwardOutput;
+  }
+
+  /**
+   * forward() on the native backend when gradients may be taken and no cache is involved (the
+   * training passes): each decoder layer is one hand-differentiated op (./native-layer.ts); the
+   * embedding, final norm and head stay tfjs ops.
+   */
+  private nativeTrainingForward(input: ForwardInput): ForwardOutput {
+    const c = this.config;
+    const [B, T] = input.ids.shape;
+    const hd = this.headDim;
+    const shape = {
+      B,
+      T,
+      hidden: c.hidden_size,
+      intermediate: c.intermediate_size,
+      heads: c.num_attention_heads,
+      kvHeads: c.num_key_value_heads,
+      headDim: hd,
+      vocab: c.vocab_size,
+      eps: c.rms_norm_eps,
+    };
+    const tables = tf.tidy(() => {
+      const valid = input.valid ?? tf.ones([B, T]);
+      const t = nativeTables(input.positions.dataSync(), input.positions.dataSync(), valid.dataSync(), {
+        ...shape,
+        S: T,
+        invFreq: this.invFreqValues,
+      });
+      // The attention scale folded into the query heads' rotary tables.
+      const G = shape.heads + 2 * shape.kvHeads;
+      const scale = tf.tensor4d(
+        Float32Array.from({ length: G }, (_, g) => (g < shape.heads ? 1 / Math.sqrt(hd) : 1)),
+        [1, G, 1, 1],
+      );
+      return { bias: t.bias, cos: tf.mul(t.cos, scale), sin: tf.mul(t.signedSin, scale) };
+    });
+    try {
+      let h = tf.reshape(tf.gather(this.p('model.embed_tokens.weight'), tf.reshape(input.ids, [B * T])), [
+        B * T,
+        c.hidden_size,
+      ]) as tf.Tensor2D;
+      for (let i = 0; i < c.num_hidden_layers; i++) {
+        const l = `model.layers.${i}.`;
+        const a = `${l}self_attn.`;
+        const weights = [
+          `${l}input_layernorm.weight`,
+          `${a}q_proj.weight`,
+          `${a}q_proj.bias`,
+          `${a}k_proj.weight`,
+          `${a}k_proj.bias`,
+          `${a}v_proj.weight`,
+          `${a}v_proj.bias`,
+          `${a}o_proj.weight`,
+          `${l}post_attention_layernorm.weight`,
+          `${l}mlp.gate_proj.weight`,
+          `${l}mlp.up_proj.weight`,
+          `${l}mlp.down_proj.weight`,
+        ].map((n) => this.p(n));
+        h = nativeDecoderLayer(h, weights, tables, shape);
+      }
+      const hidden = this.rmsNorm(h, 'model.norm.weight') as tf.Tensor2D;
+      const head = c.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+      const logits = tf.reshape(this.linear(hidden, head), [B, T, c.vocab_size]) as tf.Tensor3D;
+      return { logits, hidden: tf.reshape(hidden, [B, T, c.hidden_size]) as tf.Tensor3D };
+    } finally {
+      tf.dispose([tables.bias, tables.cos, tables.sin]);
+    }
   }
 
   /** The critic's estimate for every position, from the final hidden states: [B, T]. */
