@@ -67,10 +67,11 @@ export async function benchModelBackends(opts: BenchBackendsOptions) {
   const variants = opts.backends.flatMap((backend): Variant[] =>
     backend === 'node' || backend === 'node-gpu' ? opts.nativeThreads.map((threads) => ({ backend, threads })) : [{ backend, threads: 1 }],
   );
-  const runs: Record<string, Awaited<ReturnType<typeof measure>>> = {};
+  const runs: Record<string, Measured> = {};
   for (const v of variants) {
     opts.onProgress?.(`${label(v)}: measuring ${opts.models.join(', ')} in a process of its own`);
-    runs[label(v)] = await measure(v, opts);
+    // A backend that cannot run a model (wasm's 4 GB heap and a 100M+ model) is a result too.
+    runs[label(v)] = await measure(v, opts).catch((e: Error) => ({ error: e.message.split('\n').slice(-3).join(' ').slice(0, 500) }));
   }
   const torch: Record<string, Awaited<ReturnType<typeof torchPeer>> | { error: string }> = {};
   if (opts.torch) {
@@ -95,10 +96,17 @@ export async function benchModelBackends(opts: BenchBackendsOptions) {
   };
 }
 
+type Measured = Awaited<ReturnType<typeof measure>> | { error: string };
+
 /** Tokens/s per variant and the ratios the goals are stated in. */
-function summarise(model: string, runs: Record<string, Awaited<ReturnType<typeof measure>>>, peer: unknown) {
+function summarise(model: string, runs: Record<string, Measured>, peer: unknown) {
   const rate = (get: (r: InProcessResult) => number) =>
-    Object.fromEntries(Object.entries(runs).map(([name, run]) => [name, run.presets[model] ? round(get(run.presets[model])) : null]));
+    Object.fromEntries(
+      Object.entries(runs).map(([name, run]) => {
+        const result = 'presets' in run ? run.presets[model] : undefined;
+        return [name, result ? round(get(result)) : null];
+      }),
+    );
   const decodeRate = (batch: number) => (r: InProcessResult) => {
     const d = r.decode[`batch_${batch}`];
     return typeof d === 'object' ? d.cached.tokens_per_s : NaN;
