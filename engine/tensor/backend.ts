@@ -51,10 +51,6 @@ async function loadNative(name: 'node-gpu' | 'node'): Promise<boolean> {
   }
   // libtensorflow logs its CPU features and oneDNN notices at load unless told otherwise.
   process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
-  // oneDNN's kernels choose their code path by memory alignment, so the same step could round
-  // differently twice and a resumed run drifted from an uninterrupted one in the last bits (the
-  // PPO resume test caught it). TF_ENABLE_ONEDNN_OPTS=1 trades that back for its speed.
-  process.env.TF_ENABLE_ONEDNN_OPTS ??= '0';
   // Without it TensorFlow takes nearly all GPU memory at the first op, whatever the model needs.
   if (name === 'node-gpu') process.env.TF_FORCE_GPU_ALLOW_GROWTH ??= 'true';
   try {
