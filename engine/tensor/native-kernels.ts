@@ -3,11 +3,10 @@
 // more work than that: every Reshape, Transpose, reduction, Concat or Slice first builds its shape
 // or axis argument as a fresh tfjs tensor, uploads it and frees it, and every 2-D matMul becomes
 // three Reshapes and a BatchMatMul. Decoding one token of the small preset is about 560 such ops,
-// so per-op overhead, not arithmetic, set its speed. Two remedies live here:
-//  - registerNativeKernels() replaces the tfjs-node kernels that build constants with ones that
-//    reuse them (kept as libtensorflow tensors, keyed by value): same ops, same results;
-//  - nativeInference() runs a whole no-gradient forward pass (decoding, log-probs) as raw
-//    libtensorflow ops on fused weights, handing back to tfjs only the tensors it returns.
+// so per-op overhead, not arithmetic, set its speed. nativeInference() runs a whole no-gradient
+// forward pass (decoding, log-probs) as raw libtensorflow ops on fused weights, with its constant
+// arguments kept as libtensorflow tensors keyed by value, handing back to tfjs only the tensors it
+// returns.
 import { tf } from './backend.js';
 
 interface Meta {
@@ -84,113 +83,7 @@ function floatConstant(b: Binding, value: number): number {
   return id;
 }
 
-function dtypeOf(b: Binding, dtype: tf.DataType): number {
-  if (dtype === 'float32') return b.TF_FLOAT;
-  if (dtype === 'int32') return b.TF_INT32;
-  if (dtype === 'bool') return b.TF_BOOL;
-  throw new Error(`native kernels: unsupported dtype ${dtype}`);
-}
-
 const typeAttr = (b: Binding, name: string, dtype: number): Attr => ({ name, type: b.TF_ATTR_TYPE, value: dtype });
-
-/** Runs one op on tfjs tensors plus constant ids, returning tfjs tensors. */
-function run(backend: NodeBackend, name: string, attrs: Attr[], inputs: tf.TensorInfo[], extra: number[], numOutputs = 1): tf.Tensor[] {
-  const ids = [...backend.getInputTensorIds(inputs), ...extra];
-  return backend.binding.executeOp(name, attrs, ids, numOutputs).map((m) => backend.createOutputTensor(m));
-}
-
-let registered = false;
-
-/**
- * Replaces the tfjs-node kernels that rebuild a constant argument on every call. Call it once the
- * "tensorflow" backend is active; a no-op elsewhere or when done already.
- */
-export function registerNativeKernels(): void {
-  if (registered || !tf.findBackend('tensorflow')) return;
-  registered = true;
-  const replace = (kernelName: string, kernelFunc: tf.KernelFunc) => {
-    const original = tf.getKernel(kernelName, 'tensorflow');
-    if (!original) return;
-    tf.unregisterKernel(kernelName, 'tensorflow');
-    tf.registerKernel({ ...original, kernelFunc });
-  };
-  const axesOf = (axis: number | number[], rank: number) => tf.util.parseAxisParam(axis, new Array<number>(rank).fill(1));
-
-  replace('Reshape', ({ inputs, backend, attrs }) => {
-    const { x } = inputs as { x: tf.TensorInfo };
-    const be = backend as unknown as NodeBackend;
-    const b = be.binding;
-    const shape = tf.util.inferFromImplicitShape((attrs as unknown as { shape: number[] }).shape, tf.util.sizeFromShape(x.shape));
-    const d = dtypeOf(b, x.dtype);
-    return run(be, 'Reshape', [typeAttr(b, 'T', d), typeAttr(b, 'Tshape', b.TF_INT32)], [x], [int32Constant(b, shape)])[0]!;
-  });
-
-  replace('Transpose', ({ inputs, backend, attrs }) => {
-    const { x } = inputs as { x: tf.TensorInfo };
-    const be = backend as unknown as NodeBackend;
-    const b = be.binding;
-    const { perm } = attrs as unknown as { perm: number[] };
-    const d = dtypeOf(b, x.dtype);
-    return run(be, 'Transpose', [typeAttr(b, 'T', d), typeAttr(b, 'Tperm', b.TF_INT32)], [x], [int32Constant(b, perm)])[0]!;
-  });
-
-  for (const op of ['Sum', 'Mean', 'Max', 'Min', 'Prod'] as const) {
-    const original = tf.getKernel(op, 'tensorflow');
-    replace(op, (args) => {
-      const { x } = args.inputs as { x: tf.TensorInfo };
-      const be = args.backend as unknown as NodeBackend;
-      const b = be.binding;
-      // tfjs-node's Mean casts int inputs to float32 first; leave those to it.
-      if (op === 'Mean' && x.dtype !== 'float32') return original!.kernelFunc(args);
-      if (x.dtype !== 'float32' && x.dtype !== 'int32') return original!.kernelFunc(args);
-      const { axis, keepDims } = args.attrs as unknown as { axis: number | number[]; keepDims: boolean };
-      const attrs = [
-        { name: 'keep_dims', type: b.TF_ATTR_BOOL, value: keepDims },
-        typeAttr(b, 'T', dtypeOf(b, x.dtype)),
-        typeAttr(b, 'Tidx', b.TF_INT32),
-      ];
-      return run(be, op, attrs, [x], [int32Constant(b, axesOf(axis, x.shape.length))])[0]!;
-    });
-  }
-
-  replace('Concat', ({ inputs, backend, attrs }) => {
-    const tensors = inputs as unknown as tf.TensorInfo[];
-    const be = backend as unknown as NodeBackend;
-    const b = be.binding;
-    const axis = tf.util.parseAxisParam((attrs as unknown as { axis: number }).axis, tensors[0]!.shape)[0]!;
-    const opAttrs = [
-      { name: 'N', type: b.TF_ATTR_INT, value: tensors.length },
-      typeAttr(b, 'Tidx', b.TF_INT32),
-      typeAttr(b, 'T', dtypeOf(b, tensors[0]!.dtype)),
-    ];
-    return run(be, 'ConcatV2', opAttrs, tensors, [int32Constant(b, [axis], true)])[0]!;
-  });
-
-  replace('SplitV', ({ inputs, backend, attrs }) => {
-    const { x } = inputs as { x: tf.TensorInfo };
-    const be = backend as unknown as NodeBackend;
-    const b = be.binding;
-    const { numOrSizeSplits, axis } = attrs as unknown as { numOrSizeSplits: number | number[]; axis: number };
-    const ax = tf.util.parseAxisParam(axis, x.shape)[0]!;
-    const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, numOrSizeSplits, ax);
-    const opAttrs = [
-      { name: 'num_split', type: b.TF_ATTR_INT, value: sizes.length },
-      typeAttr(b, 'T', dtypeOf(b, x.dtype)),
-      typeAttr(b, 'Tlen', b.TF_INT32),
-    ];
-    return run(be, 'SplitV', opAttrs, [x], [int32Constant(b, sizes), int32Constant(b, [ax], true)], sizes.length);
-  });
-
-  replace('Slice', ({ inputs, backend, attrs }) => {
-    const { x } = inputs as { x: tf.TensorInfo };
-    const be = backend as unknown as NodeBackend;
-    const b = be.binding;
-    const { begin, size } = attrs as unknown as { begin: number | number[]; size: number | number[] };
-    const [begin_, size_] = tf.slice_util.parseSliceParams(x as tf.Tensor, begin, size) as [number[], number[]];
-    const opAttrs = [typeAttr(b, 'T', dtypeOf(b, x.dtype)), typeAttr(b, 'Index', b.TF_INT32)];
-    return run(be, 'Slice', opAttrs, [x], [int32Constant(b, begin_), int32Constant(b, size_)])[0]!;
-  });
-}
 
 /** The weights of one layer, fused and laid out for the no-gradient pass (see Qwen2Model). */
 export interface NativeLayerWeights {
