@@ -6,18 +6,7 @@
 // each one product (weights concatenated per pass), the attention scale folded into q's rotary
 // tables, rotate-half as a roll by hd/2 with [-sin, sin].
 import { tf } from '../tensor/backend.js';
-import { nativeScope, type NativeScope } from '../tensor/native-ops.js';
-
-export interface LayerShape {
-  B: number;
-  T: number;
-  hidden: number;
-  intermediate: number;
-  heads: number;
-  kvHeads: number;
-  headDim: number;
-  eps: number;
-}
+import { nativeScope, type LayerShape, type NativeScope } from '../tensor/native-ops.js';
 
 /** The pass's tables: additive mask [B, 1, rep T, T]; rotary [B, nH + 2 nKV, T, hd] (q's scaled by 1/sqrt(hd), v's cos 1 and sin 0). */
 export interface LayerTables {
@@ -31,6 +20,9 @@ export interface LayerTables {
  * v [nKV hd, H], v bias, o [H, nH hd], post-attention norm [H], gate [I, H], up [I, H], down [H, I].
  */
 export type LayerWeights = tf.Tensor[];
+
+/** N raw-op handles, named by destructuring (the callers pass exactly N tensors). */
+type Handles<N extends number, R extends number[] = []> = R['length'] extends N ? R : Handles<N, [...R, number]>;
 
 /** x * rsqrt(mean(x^2) + eps): returns [normed, rsqrt]. */
 function rms(raw: NativeScope, x: number, eps: number): [number, number] {
@@ -57,21 +49,7 @@ export function nativeDecoderLayer(h: tf.Tensor2D, weights: LayerWeights, tables
     const save = args[13] as tf.GradSaveFunc;
     const raw = nativeScope()!;
     try {
-      const [hIn, wIn, wq, bq, wk, bk, wv, bv, wo, wPost, wg, wu, wd] = inputs.map((t) => raw.id(t)) as number[] as [
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-      ];
+      const [hIn, wIn, wq, bq, wk, bk, wv, bv, wo, wPost, wg, wu, wd] = inputs.map((t) => raw.id(t)) as Handles<13>;
       const eps = raw.scalar(s.eps);
       const [cos, sin, bias] = [raw.id(tables.cos), raw.id(tables.sin), raw.id(tables.bias)];
       // Attention.
@@ -115,30 +93,7 @@ export function nativeDecoderLayer(h: tf.Tensor2D, weights: LayerWeights, tables
   function layerGrad(dyT: tf.Tensor, saved: tf.Tensor[], inputs: tf.Tensor[], sh: LayerShape): tf.Tensor[] {
     const raw = nativeScope()!;
     try {
-      const [xn, r1, x, wqkv, qg, k, v, p, merged, yn, r2, y, wgu, g, u, sg, a, act, cos, sin] = saved.map((t) =>
-        raw.id(t),
-      ) as number[] as [
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-        number,
-      ];
+      const [xn, r1, x, wqkv, qg, k, v, p, merged, yn, r2, y, wgu, g, u, sg, a, act, cos, sin] = saved.map((t) => raw.id(t)) as Handles<20>;
       const wIn = raw.id(inputs[1]!);
       const wo = raw.id(inputs[8]!);
       const wPost = raw.id(inputs[9]!);

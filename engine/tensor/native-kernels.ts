@@ -8,34 +8,7 @@
 // arguments kept as libtensorflow tensors keyed by value, handing back to tfjs only the tensors it
 // returns.
 import { tf } from './backend.js';
-
-interface Meta {
-  id: number;
-  shape: number[];
-  dtype: number;
-}
-interface Attr {
-  name: string;
-  type: number;
-  value: boolean | number | string | number[];
-}
-interface Binding {
-  executeOp(name: string, attrs: Attr[], inputs: number[], numOutputs: number): Meta[];
-  createTensor(shape: number[], dtype: number, values: Int32Array | Float32Array): number;
-  deleteTensor(id: number): void;
-  TF_FLOAT: number;
-  TF_INT32: number;
-  TF_BOOL: number;
-  TF_ATTR_TYPE: number;
-  TF_ATTR_INT: number;
-  TF_ATTR_BOOL: number;
-  TF_ATTR_STRING: number;
-}
-interface NodeBackend {
-  binding: Binding;
-  getInputTensorIds(tensors: tf.TensorInfo[]): number[];
-  createOutputTensor(meta: Meta): tf.Tensor;
-}
+import type { Attr, Binding, LayerShape, Meta, NodeBackend } from './native-ops.js';
 
 export function isNativeBackend(): boolean {
   return tf.getBackend() === 'tensorflow';
@@ -122,16 +95,8 @@ export interface NativeInferenceInput {
   cacheV?: tf.Tensor4D[];
 }
 
-export interface NativeInferenceShape {
-  B: number;
-  T: number;
-  hidden: number;
-  intermediate: number;
-  heads: number;
-  kvHeads: number;
-  headDim: number;
+export interface NativeInferenceShape extends LayerShape {
   vocab: number;
-  eps: number;
 }
 
 /**

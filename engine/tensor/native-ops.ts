@@ -5,30 +5,46 @@
 // keep a tfjs path for the other backends.
 import { tf } from './backend.js';
 
-interface Meta {
+// The parts of tfjs-node's binding and backend the raw ops use (internals of tfjs-node 4.22,
+// pinned exactly in package.json for this).
+export interface Meta {
   id: number;
   shape: number[];
   dtype: number;
 }
-interface Attr {
+export interface Attr {
   name: string;
   type: number;
   value: boolean | number | string | number[];
 }
-interface Binding {
+export interface Binding {
   executeOp(name: string, attrs: Attr[], inputs: number[], numOutputs: number): Meta[];
   createTensor(shape: number[], dtype: number, values: Int32Array | Float32Array): number;
   deleteTensor(id: number): void;
   TF_FLOAT: number;
   TF_INT32: number;
+  TF_BOOL: number;
   TF_ATTR_TYPE: number;
   TF_ATTR_INT: number;
   TF_ATTR_BOOL: number;
+  TF_ATTR_STRING: number;
 }
-interface NodeBackend {
+export interface NodeBackend {
   binding: Binding;
   getInputTensorIds(tensors: tf.TensorInfo[]): number[];
   createOutputTensor(meta: Meta): tf.Tensor;
+}
+
+/** The dimensions of one decoder layer's pass, for the raw-op paths. */
+export interface LayerShape {
+  B: number;
+  T: number;
+  hidden: number;
+  intermediate: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  eps: number;
 }
 
 /** Per-op timing of raw ops, for measurement only (RETOOL_NATIVE_OPS_PROFILE=1). */
