@@ -119,16 +119,23 @@ export class AdamW {
         const v = this.v.get(name)!;
         const decays = this.decays(name, p);
         if (raw && consts) {
-          const [gi, mi, vi, pi] = [raw.id(g), raw.id(m), raw.id(v), raw.id(p)];
-          const m1 = raw.add(raw.mul(mi, consts.b1), raw.mul(gi, consts.gm));
-          const v1 = raw.add(raw.mul(vi, consts.b2), raw.mul(raw.unary('Square', gi), consts.gv));
-          const step = raw.div(raw.mul(m1, consts.stepSize), raw.add(raw.unary('Sqrt', v1), consts.eps));
-          const p1 = raw.sub(decays ? raw.mul(pi, consts.decay) : pi, step);
-          const out = [raw.tensor(m1), raw.tensor(v1), raw.tensor(p1)];
-          m.assign(out[0]!);
-          v.assign(out[1]!);
-          p.assign(out[2]!);
-          tf.dispose(out);
+          // A scope per parameter: its temporaries (about nine weight-sized tensors) are freed
+          // before the next parameter's are made, not all at the end (5 GB more at 135M).
+          const temp = nativeScope()!;
+          try {
+            const [gi, mi, vi, pi] = [temp.id(g), temp.id(m), temp.id(v), temp.id(p)];
+            const m1 = temp.add(temp.mul(mi, consts.b1), temp.mul(gi, consts.gm));
+            const v1 = temp.add(temp.mul(vi, consts.b2), temp.mul(temp.unary('Square', gi), consts.gv));
+            const step = temp.div(temp.mul(m1, consts.stepSize), temp.add(temp.unary('Sqrt', v1), consts.eps));
+            const p1 = temp.sub(decays ? temp.mul(pi, consts.decay) : pi, step);
+            const out = [temp.tensor(m1), temp.tensor(v1), temp.tensor(p1)];
+            m.assign(out[0]!);
+            v.assign(out[1]!);
+            p.assign(out[2]!);
+            tf.dispose(out);
+          } finally {
+            temp.close();
+          }
         } else {
           tf.tidy(() => {
             const m1 = tf.add(tf.mul(m, c.beta1), tf.mul(g, k.gm));
