@@ -344,7 +344,8 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   try {
     console.log(JSON.stringify(await provision()));
   } catch (err) {
-    const reason = err instanceof Missing ? err.message : String(err?.stack ?? err);
+    // One line for the install's log, whatever failed (an unwritable cache folder, a crash).
+    const reason = err instanceof Missing ? err.message : String(err?.message ?? err).split('\n')[0];
     console.log(JSON.stringify({ ok: false, reason }));
     process.exit(1);
   }
