@@ -3,6 +3,7 @@ import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSo
 import { createActivities } from '../activities/index.js';
 import { TASK_QUEUES, type TemporalTarget } from './temporal.js';
 import { detectIsolation } from '../engine/sandbox/index.js';
+import { initBackend } from '../engine/tensor/backend.js';
 
 // The workflows beside this file: TypeScript when it runs from the sources (tsx, vitest), the
 // compiled JavaScript when it runs from dist/ (bin/retool.js on a fresh build).
@@ -46,6 +47,9 @@ export interface RunningWorkers {
 export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers> {
   // A worker that could not isolate model code must not take its tasks: refuse before polling.
   detectIsolation();
+  // Loaded before polling, not inside the first activity: loading libtensorflow blocks the event
+  // loop for 0.5-1.5 s (more on a busy machine), long enough to miss a short heartbeat timeout.
+  await initBackend();
   const connection = await NativeConnection.connect({ address: opts.target.address });
   const activities = createActivities({ home: opts.home });
   const queues = opts.taskQueues ?? Object.values(TASK_QUEUES);

@@ -115,10 +115,12 @@ export function workerCommand(common: (cmd: Command) => Command): Command {
         maxConcurrentActivities: opts.maxActivities as number,
       });
       const queues = running.workers.map((w) => w.options.taskQueue);
+      const { backendInfo, backendLabel } = await import('../../engine/tensor/backend.js');
       emit(
         opts,
-        { address: target.address, namespace: target.namespace, taskQueues: queues, sandbox: sandbox.mode },
-        () => `worker polling ${queues.join(', ')} on ${target.address} (Ctrl-C stops it); ${sandbox.summary}`,
+        { address: target.address, namespace: target.namespace, taskQueues: queues, sandbox: sandbox.mode, backend: backendInfo() },
+        () =>
+          `worker polling ${queues.join(', ')} on ${target.address} (Ctrl-C stops it); ${sandbox.summary}; tensors on ${backendLabel()}`,
       );
       const stop = () => void running.shutdown();
       process.once('SIGINT', stop);
