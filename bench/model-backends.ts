@@ -71,7 +71,9 @@ export async function benchModelBackends(opts: BenchBackendsOptions) {
   for (const v of variants) {
     opts.onProgress?.(`${label(v)}: measuring ${opts.models.join(', ')} in a process of its own`);
     // A backend that cannot run a model (wasm's 4 GB heap and a 100M+ model) is a result too.
-    runs[label(v)] = await measure(v, opts).catch((e: Error) => ({ error: e.message.split('\n').slice(-3).join(' ').slice(0, 500) }));
+    runs[label(v)] = await measure(v, opts).catch((e: { exitCode?: number; signal?: string }) => ({
+      error: `its process ended with ${e.signal ?? `exit code ${e.exitCode}`} (its error is on the benchmark's stderr)`,
+    }));
   }
   const torch: Record<string, Awaited<ReturnType<typeof torchPeer>> | { error: string }> = {};
   if (opts.torch) {
