@@ -1,29 +1,29 @@
-// The pipeline's stages as activities: thin adapters over the engine functions. Long ones
-// heartbeat with their step; a retried attempt continues the same run from its latest checkpoint
-// instead of starting over; a cancelled one stops at a step boundary with a checkpoint.
+// The pipeline's stages as activities: thin adapters that run each stage in a child process
+// (offload/) and heartbeat from the worker's free thread on a timer, carrying the child's latest
+// step. A retried attempt continues the same run from its latest checkpoint instead of starting
+// over; a cancelled one (or one whose worker shuts down) stops at a step boundary with a checkpoint.
 import { resolve } from 'node:path';
 import { CancelledFailure, Context } from '@temporalio/activity';
 import { latestCheckpoint } from '../datasets/runs.js';
 import { resolveHome, withStore } from '../datasets/store.js';
 import { resolveTraceDataset } from '../datasets/traces.js';
-import { coldStart } from '../stages/coldstart.js';
-import { runEval, type EvalSummary } from '../stages/eval.js';
 import type { ColdStartOptions, EvalOptions, RlOptions, SftOptions } from '../stages/options.js';
 import type { PresetName } from '../engine/model/config.js';
-import { initModelDir } from '../engine/model/init.js';
-import { runRl, type RlSummary } from '../stages/rl.js';
-import { Sandbox } from '../engine/sandbox/index.js';
-import { runSft, type SftSummary } from '../stages/sft.js';
-import { initBackend } from '../engine/tensor/backend.js';
+import type { SftSummary } from '../stages/sft.js';
 import { guarded } from './failures.js';
+import { runOffloaded, type JobInput, type JobResult } from './offload/parent.js';
+import type { JobName } from './offload/protocol.js';
+import { HEARTBEAT_INTERVAL_MS } from './offload/timing.js';
 
 export interface StageActivityOptions {
   home?: string;
+  /** Silence of a stage's process that counts as stuck before its steps show their pace (default 5 min). */
+  stallFloorMs?: number;
 }
 
 /**
- * What a training activity heartbeats: where it is, how far it has to go, its latest metrics and
- * its last checkpoint. `retool status` reads it for progress and ETA; a retry reads `checkpoint`.
+ * What a stage activity heartbeats: where it is, how far it has to go, its latest metrics and its
+ * last checkpoint. `retool status` reads it for progress and ETA; a retry reads `checkpoint`.
  */
 export interface TrainingHeartbeat {
   stage: string;
@@ -33,10 +33,16 @@ export interface TrainingHeartbeat {
   metrics: Record<string, number>;
   /** Pace of this attempt (from its first step on, so loading and resuming do not count). */
   secondsPerStep?: number | null;
+  /** The process doing the work (a child of the worker). */
+  pid?: number;
 }
 
-/** Heartbeats progress, remembering the last checkpoint so every heartbeat carries it. */
-function trainingHeartbeat(stage: string, total: number) {
+/** Heartbeats a stage's progress on a timer while `work` runs, and returns what it returns. */
+async function withHeartbeat<T>(
+  stage: string,
+  total: number,
+  work: (beat: { previousCheckpoint: string | null; options: Parameters<typeof runOffloaded>[2] }) => Promise<T>,
+): Promise<T> {
   const ctx = Context.current();
   const previous = ctx.info.heartbeatDetails as Partial<TrainingHeartbeat> | undefined;
   const state: TrainingHeartbeat = {
@@ -48,43 +54,49 @@ function trainingHeartbeat(stage: string, total: number) {
     secondsPerStep: null,
   };
   let first: { step: number; at: number } | null = null;
-  return {
-    /** The checkpoint a previous attempt reported: this attempt resumes from it. */
-    previousCheckpoint: previous?.checkpoint ?? null,
-    step(step: number, metrics: Record<string, number | null>) {
-      first ??= { step, at: performance.now() };
-      if (step > first.step) state.secondsPerStep = (performance.now() - first.at) / 1000 / (step - first.step);
-      state.step = step;
-      state.metrics = Object.fromEntries(
-        Object.entries(metrics).filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1])),
-      );
-      ctx.heartbeat(state);
-    },
-    checkpoint(path: string) {
-      state.checkpoint = path;
-      ctx.heartbeat(state);
-    },
-  };
-}
-
-/** An AbortSignal that fires when Temporal cancels the activity. */
-function cancellation(): AbortSignal {
   const stop = new AbortController();
-  Context.current().cancelled.catch(() => stop.abort());
-  return stop.signal;
+  ctx.cancelled.catch(() => stop.abort());
+  const timer = setInterval(() => ctx.heartbeat(state), HEARTBEAT_INTERVAL_MS);
+  ctx.heartbeat(state);
+  try {
+    return await work({
+      previousCheckpoint: previous?.checkpoint ?? null,
+      options: {
+        signal: stop.signal,
+        onSpawn: (pid) => (state.pid = pid),
+        onProgress(step, stepTotal, metrics) {
+          first ??= { step, at: performance.now() };
+          if (step > first.step) state.secondsPerStep = (performance.now() - first.at) / 1000 / (step - first.step);
+          state.step = step;
+          if (stepTotal !== undefined) state.total = stepTotal;
+          state.metrics = Object.fromEntries(
+            Object.entries(metrics).filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1])),
+          );
+          ctx.heartbeat(state);
+        },
+        onCheckpoint(_step, path) {
+          state.checkpoint = path;
+          ctx.heartbeat(state);
+        },
+      },
+    });
+  } finally {
+    clearInterval(timer);
+  }
 }
 
-export function createStageActivities({ home }: StageActivityOptions = {}) {
+export function createStageActivities({ home, stallFloorMs }: StageActivityOptions = {}) {
   /** Paths the workflow names are relative to the store's folder (checkpoint paths are absolute). */
   const inHome = (path: string) => resolve(resolveHome(home), path);
   const hasCheckpoint = (runId: string, stage: string) =>
     withStore(home, (store) => latestCheckpoint(store, runId, stage)).then((c) => c !== null);
+  const offload = <J extends JobName>(stage: string, total: number, job: J, input: JobInput<J>): Promise<JobResult<J>> =>
+    withHeartbeat(stage, total, ({ options }) => runOffloaded(job, input, { ...options, stallFloorMs }));
 
   return {
     async initModel(input: { out: string; preset: PresetName; seed: number }) {
       return guarded(async () => {
-        await initBackend();
-        const made = await initModelDir(inHome(input.out), input.preset, input.seed);
+        const made = await offload('init-model', 0, 'initModel', { ...input, out: inHome(input.out) });
         return { dir: input.out, parameters: made.parameters };
       });
     },
@@ -94,81 +106,37 @@ export function createStageActivities({ home }: StageActivityOptions = {}) {
       return guarded(async () => {
         const existing = await withStore(home, (store) => resolveTraceDataset(store, input.out)).catch(() => null);
         if (existing) return { dataset: `${existing.name}@${existing.version}`, kept: existing.rowCount, reused: true };
-        const sandbox = new Sandbox();
-        try {
-          const ctx = Context.current();
-          const summary = await withStore(home, (store) =>
-            coldStart(store, sandbox, { ...input }, (done, total) =>
-              ctx.heartbeat({ stage: 'cold-start', step: done, total, checkpoint: null, metrics: {} }),
-            ),
-          );
-          return { dataset: summary.dataset, kept: summary.kept, reused: false };
-        } finally {
-          await sandbox.close();
-        }
+        const made = await offload('cold-start', 0, 'synthTraces', { ...input, home });
+        return { ...made, reused: false };
       });
     },
 
     async sft(input: Omit<SftOptions, 'home' | 'resume'> & { runId: string }): Promise<SftSummary> {
-      return guarded(async () => {
-        const beat = trainingHeartbeat('sft', input.steps ?? 0);
-        const resume = beat.previousCheckpoint !== null || (await hasCheckpoint(input.runId, 'sft'));
-        const summary = await runSft(
-          { ...input, model: inHome(input.model), out: inHome(input.out), home, resume },
-          {
-            onStep: (m) => beat.step(m.step, { loss: m.loss, lr: m.lr }),
-            onCheckpoint: (_step, path) => beat.checkpoint(path),
-            signal: cancellation(),
-          },
-        );
-        if (summary.stopped) throw new CancelledFailure(`SFT stopped at step ${summary.steps}; checkpoint ${summary.lastCheckpoint}`);
-        return summary;
-      });
+      return guarded(() =>
+        withHeartbeat('sft', input.steps ?? 0, async ({ previousCheckpoint, options }) => {
+          const resume = previousCheckpoint !== null || (await hasCheckpoint(input.runId, 'sft'));
+          const job = { ...input, model: inHome(input.model), out: inHome(input.out), home, resume };
+          const summary = await runOffloaded('sft', job, { ...options, stallFloorMs });
+          if (summary.stopped) throw new CancelledFailure(`SFT stopped at step ${summary.steps}; checkpoint ${summary.lastCheckpoint}`);
+          return summary;
+        }),
+      );
     },
 
-    async rl(input: Omit<RlOptions, 'home' | 'resume'> & { runId: string }): Promise<Omit<RlSummary, 'history'>> {
-      return guarded(async () => {
-        const beat = trainingHeartbeat('rl', input.steps ?? 0);
-        const resume = beat.previousCheckpoint !== null || (await hasCheckpoint(input.runId, 'rl'));
-        let heldOut: number | null = null;
-        const summary = await runRl(
-          { ...input, model: inHome(input.model), out: inHome(input.out), home, resume },
-          {
-            onStep: (m) =>
-              beat.step(m.step, {
-                reward: m.rewardMean,
-                accuracy: m.accuracy,
-                response_length: m.responseLength,
-                held_out_accuracy: heldOut,
-              }),
-            onEval: (p) => beat.step(p.step, { held_out_accuracy: (heldOut = p.accuracy) }),
-            onCheckpoint: (_step, path) => beat.checkpoint(path),
-            signal: cancellation(),
-          },
-        );
-        if (summary.stopped) throw new CancelledFailure(`RL stopped at step ${summary.steps}; checkpoint ${summary.lastCheckpoint}`);
-        // The per-step history is in the store; the workflow's payload stays small.
-        const { history: _history, ...rest } = summary;
-        return rest;
-      });
+    async rl(input: Omit<RlOptions, 'home' | 'resume'> & { runId: string }): Promise<JobResult<'rl'>> {
+      return guarded(() =>
+        withHeartbeat('rl', input.steps ?? 0, async ({ previousCheckpoint, options }) => {
+          const resume = previousCheckpoint !== null || (await hasCheckpoint(input.runId, 'rl'));
+          const job = { ...input, model: inHome(input.model), out: inHome(input.out), home, resume };
+          const summary = await runOffloaded('rl', job, { ...options, stallFloorMs });
+          if (summary.stopped) throw new CancelledFailure(`RL stopped at step ${summary.steps}; checkpoint ${summary.lastCheckpoint}`);
+          return summary;
+        }),
+      );
     },
 
-    async evaluate(
-      input: Omit<EvalOptions, 'home'>,
-    ): Promise<Pick<EvalSummary, 'runId' | 'evaluation' | 'tools'> & { accuracy: number; byLevel: Record<string, number> }> {
-      return guarded(async () => {
-        const ctx = Context.current();
-        const summary = await runEval({ ...input, model: inHome(input.model), home }, (done, total) =>
-          ctx.heartbeat({ stage: 'eval', step: done, total, checkpoint: null, metrics: {} }),
-        );
-        return {
-          runId: summary.runId,
-          evaluation: summary.evaluation,
-          tools: summary.tools,
-          accuracy: summary.metrics.avgAtK,
-          byLevel: Object.fromEntries(Object.entries(summary.metrics.byLevel).map(([l, a]) => [l, a.avgAtK])),
-        };
-      });
+    async evaluate(input: Omit<EvalOptions, 'home'>): Promise<JobResult<'evaluate'>> {
+      return guarded(() => offload('eval', 0, 'evaluate', { ...input, model: inHome(input.model), home }));
     },
   };
 }

@@ -31,14 +31,14 @@ export interface RunStatus {
   arms: ArmStatus[];
 }
 
-function pendingHeartbeats(
+export function pendingHeartbeats(
   described: WorkflowExecutionDescription,
-): { activity: string; attempt: number; details: Partial<TrainingHeartbeat> }[] {
+): { activity: string; attempt: number; worker: string | null; details: Partial<TrainingHeartbeat> }[] {
   return (described.raw.pendingActivities ?? []).flatMap((a) => {
     const payload = a.heartbeatDetails?.payloads?.[0];
     if (!payload) return [];
     const details = defaultPayloadConverter.fromPayload<Partial<TrainingHeartbeat>>(payload);
-    return [{ activity: a.activityType?.name ?? '?', attempt: a.attempt ?? 1, details }];
+    return [{ activity: a.activityType?.name ?? '?', attempt: a.attempt ?? 1, worker: a.lastWorkerIdentity ?? null, details }];
   });
 }
 

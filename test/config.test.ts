@@ -24,7 +24,7 @@ describe('the run configuration', () => {
 
   it('an empty config gets defaults that work', () => {
     const c = RetoolConfigSchema.parse({});
-    expect(c).toMatchObject({ arms: ['code'], arm: 'code', startFrom: 'scratch', heartbeatTimeout: '10 minutes' });
+    expect(c).toMatchObject({ arms: ['code'], arm: 'code', startFrom: 'scratch', heartbeatTimeout: '45 seconds' });
   });
 
   it('refuses unknown keys and bad values, naming where', () => {

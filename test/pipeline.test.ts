@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure, defaultPayloadConverter } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
-import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { withStore } from '../datasets/store.js';
 import { quietTemporalRuntime } from '../cli/local-temporal.js';
@@ -15,7 +14,7 @@ import { runStatus } from '../cli/status.js';
 import { pipelineProgress, retoolPipeline } from '../workflows/pipeline.js';
 import { RetoolBestAccuracy, RetoolPreset, RetoolStage } from '../workflows/search-attributes.js';
 import { createRetrainSchedule, triggerSchedule } from '../cli/schedules.js';
-import { ROOT, tempHome } from './helpers/cli.js';
+import { tempHome } from './helpers/cli.js';
 import { TEST_BACKENDS } from './helpers/backends.js';
 import { expectedSandboxMode } from './helpers/sandbox-mode.js';
 import { until } from './helpers/wait.js';
@@ -274,98 +273,4 @@ describe('retoolPipeline on a real Temporal dev server', () => {
       expect(existsSync(join(home.dir, 'artifacts', `${workflowId}-sft`, 'sft', `step-${step}`))).toBe(true);
     });
   }, 120_000);
-
-  it('a worker killed (SIGKILL) in the middle of SFT and again in the middle of RL: new workers resume from the last checkpoints, no row lost or doubled', async () => {
-    const killHome = tempHome('retool-pipeline-kill-');
-    const queue = 'retool-pipeline-kill-test';
-    // Wrapped: an async function returning the subprocess itself would wait for it to exit.
-    const startWorker = async (): Promise<{ child: ResultPromise }> => {
-      const child = execa('node', [join(ROOT, 'bin', 'retool.js'), 'worker', '--task-queue', queue, '--home', killHome.dir], {
-        env: { TEMPORAL_ADDRESS: address },
-      }) as ResultPromise;
-      await new Promise<void>((resolve, reject) => {
-        child.stdout!.on('data', (d: Buffer) => String(d).includes('worker polling') && resolve());
-        child.once('exit', (code) => reject(new Error(`worker exited ${code}`)));
-      });
-      return { child };
-    };
-    const waitFor = async (path: string) => {
-      for (let i = 0; i < 1800 && !existsSync(path); i++) await new Promise((r) => setTimeout(r, 100));
-      expect(existsSync(path)).toBe(true);
-    };
-    let worker: { child: ResultPromise } | null = null;
-    const killWorker = async () => {
-      worker!.child.kill('SIGKILL');
-      await worker!.child.catch(() => undefined);
-    };
-    try {
-      worker = await startWorker();
-      const config = resolveConfig('quick', {
-        heartbeatTimeout: '3s',
-        data: { source: 'synth', name: 'kill', count: 300, seed: 4 },
-        traces: { limit: 60, seed: 0 },
-        sft: { steps: 120, checkpointEvery: 20 },
-        eval: { limit: 4 },
-        rl: { steps: 8, evalEvery: 8, evalLimit: 4, checkpointEvery: 2, promptsPerStep: 2, samplesPerPrompt: 2, maxResponseTokens: 32 },
-      });
-      const workflowId = `test-kill-${Date.now()}`;
-      const handle = await client.workflow.start(retoolPipeline, { taskQueue: queue, workflowId, args: [config] });
-      // Step 40 on disk: step 20's checkpoint is registered in the store by then.
-      await waitFor(join(killHome.dir, 'artifacts', `${workflowId}-sft`, 'sft', 'step-40'));
-      await killWorker();
-      worker = await startWorker();
-      // Likewise in RL: step 4 on disk, step 2 registered.
-      await waitFor(join(killHome.dir, 'artifacts', `${workflowId}-rl`, 'rl', 'step-4'));
-      await killWorker();
-      worker = await startWorker();
-      const result = await handle.result();
-      expect(result).toMatchObject({ status: 'completed', dataset: 'kill@1', rlSteps: 8 });
-
-      const attempts = async (h: { fetchHistory: typeof handle.fetchHistory }, activity: string) => {
-        const events = (await h.fetchHistory()).events!;
-        const scheduledIds = new Set(
-          events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === activity).map((e) => String(e.eventId)),
-        );
-        return events.flatMap((e) =>
-          e.activityTaskStartedEventAttributes && scheduledIds.has(String(e.activityTaskStartedEventAttributes.scheduledEventId))
-            ? [e.activityTaskStartedEventAttributes.attempt]
-            : [],
-        );
-      };
-      expect(await attempts(handle, 'sft')).toEqual([2]);
-      expect(await attempts(client.workflow.getHandle(`${workflowId}-rl`), 'rl')).toEqual([2]);
-      await withStore(killHome.dir, async (store) => {
-        for (const [stage, steps] of [
-          ['sft', 120],
-          ['rl', 8],
-        ] as const) {
-          const runs = await store.query<{ status: string; summary: string }>(
-            'SELECT status, CAST(summary AS VARCHAR) AS summary FROM runs WHERE run_id = $1',
-            [`${workflowId}-${stage}`],
-          );
-          expect(runs[0]!.status).toBe('completed');
-          // The second attempt continued from a checkpoint instead of starting over.
-          expect(JSON.parse(runs[0]!.summary).resumedFrom).toBeGreaterThanOrEqual(stage === 'sft' ? 20 : 2);
-          const name = stage === 'sft' ? 'loss' : 'reward_mean';
-          const rows = await store.query<{ step: number; n: bigint }>(
-            'SELECT step, count(*) AS n FROM metrics WHERE run_id = $1 AND stage = $2 AND name = $3 GROUP BY step ORDER BY step',
-            [`${workflowId}-${stage}`, stage, name],
-          );
-          expect(rows.map((r) => Number(r.step))).toEqual(Array.from({ length: steps }, (_, i) => i + 1));
-          expect(rows.every((r) => Number(r.n) === 1)).toBe(true);
-        }
-        // Every RL step's trajectories exactly once: 2 prompts x 2 samples.
-        const rollouts = await store.query<{ step: number; n: bigint; distinct_samples: bigint }>(
-          'SELECT step, count(*) AS n, count(DISTINCT (problem_id, sample_idx)) AS distinct_samples FROM rollouts WHERE run_id = $1 GROUP BY step ORDER BY step',
-          [`${workflowId}-rl`],
-        );
-        expect(rollouts.map((r) => [Number(r.step), Number(r.n), Number(r.distinct_samples)])).toEqual(
-          Array.from({ length: 8 }, (_, i) => [i + 1, 4, 4]),
-        );
-      });
-    } finally {
-      if (worker) await killWorker();
-      killHome.cleanup();
-    }
-  }, 400_000);
 });

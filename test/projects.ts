@@ -6,6 +6,7 @@
 export const INTEGRATION = [
   'test/workflow.test.ts',
   'test/pipeline.test.ts',
+  'test/fault-recovery.test.ts',
   'test/pipeline-workflow.test.ts',
   'test/experiment-workflow.test.ts',
   'test/page.test.ts',

@@ -3,7 +3,7 @@ import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSo
 import { createActivities } from '../activities/index.js';
 import { TASK_QUEUES, type TemporalTarget } from './temporal.js';
 import { detectIsolation } from '../engine/sandbox/index.js';
-import { initBackend } from '../engine/tensor/backend.js';
+import { runOffloaded, type JobResult } from '../activities/offload/parent.js';
 
 // The workflows beside this file: TypeScript when it runs from the sources (tsx, vitest), the
 // compiled JavaScript when it runs from dist/ (bin/retool.js on a fresh build).
@@ -28,15 +28,17 @@ export interface WorkerOptions {
   /** Which task queues to poll; all of them by default. Workflows run on the train queue. */
   taskQueues?: string[];
   /**
-   * Activities run at once in this process. Training and evaluation are CPU-bound JavaScript on
-   * one thread: two at once in one process only take turns, so the default is 1 and parallel
-   * stages get parallel worker processes (`retool run --workers N`, or more `retool worker`s).
+   * Activities run at once in this process. Each stage runs in a child process of its own whose
+   * kernels use the cores given to this worker (TF_NUM_INTRAOP_THREADS), so the default is 1 and
+   * parallel stages get parallel workers (`retool run --workers N`, or more `retool worker`s).
    */
   maxConcurrentActivities?: number;
 }
 
 export interface RunningWorkers {
   connection: NativeConnection;
+  /** The tensor backend this worker's stage processes compute on. */
+  backend: JobResult<'probe'>;
   workers: Worker[];
   /** Resolves when every worker has stopped. */
   done: Promise<void>;
@@ -47,9 +49,9 @@ export interface RunningWorkers {
 export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers> {
   // A worker that could not isolate model code must not take its tasks: refuse before polling.
   detectIsolation();
-  // Loaded before polling, not inside the first activity: loading libtensorflow blocks the event
-  // loop for 0.5-1.5 s (more on a busy machine), long enough to miss a short heartbeat timeout.
-  await initBackend();
+  // Stages compute in child processes; one loads the backend before polling, so a worker whose
+  // backend cannot load refuses its tasks, and says what its stages will compute on.
+  const backend = await runOffloaded('probe', {});
   const connection = await NativeConnection.connect({ address: opts.target.address });
   const activities = createActivities({ home: opts.home });
   const queues = opts.taskQueues ?? Object.values(TASK_QUEUES);
@@ -74,6 +76,7 @@ export async function startWorkers(opts: WorkerOptions): Promise<RunningWorkers>
   let stopping: Promise<void> | null = null;
   return {
     connection,
+    backend,
     workers,
     done,
     shutdown() {

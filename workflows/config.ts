@@ -82,8 +82,12 @@ export const RetoolConfigSchema = z
     sft: SftSection.prefault({}),
     rl: RlSection.prefault({}),
     eval: EvalSection.prefault({}),
-    /** How long a training activity may go silent before Temporal retries it on another worker. */
-    heartbeatTimeout: Duration.default('10 minutes'),
+    /**
+     * How long a stage activity may go silent before Temporal retries it on another worker. Its
+     * worker heartbeats every few seconds whatever the model size (the work runs in a child
+     * process), so this bounds how long a killed worker's stage waits to resume elsewhere.
+     */
+    heartbeatTimeout: Duration.default('45 seconds'),
     /** Rounds an RL child workflow runs before it continues as new (keeps its history short). */
     roundsPerRun: z.number().int().positive().default(25),
   })

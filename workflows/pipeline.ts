@@ -168,7 +168,7 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
     } else {
       const [, made] = await stage('cold-start', () =>
         Promise.all([
-          acts.brief.initModel.executeWithOptions({ summary: `base model (${config.model.preset}, seed ${config.model.seed})` }, [
+          acts.long.initModel.executeWithOptions({ summary: `base model (${config.model.preset}, seed ${config.model.seed})` }, [
             { out: `${dir}/base`, ...config.model },
           ]),
           acts.long.synthTraces.executeWithOptions({ summary: `cold-start ${arm} traces, verified by the sandbox` }, [
@@ -203,7 +203,6 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
         return stage('rl', async () => {
           const child = await startChild(retoolRl, {
             workflowId: `${id}-rl`,
-            workflowTaskTimeout: '1 minute',
             staticSummary: `RL (${config.rl.algo}) of the ${arm} arm: ${config.rl.steps} steps in rounds of ${config.rl.evalEvery}`,
             args: [
               {

@@ -115,12 +115,11 @@ export function workerCommand(common: (cmd: Command) => Command): Command {
         maxConcurrentActivities: opts.maxActivities as number,
       });
       const queues = running.workers.map((w) => w.options.taskQueue);
-      const { backendInfo, backendLabel } = await import('../../engine/tensor/backend.js');
       emit(
         opts,
-        { address: target.address, namespace: target.namespace, taskQueues: queues, sandbox: sandbox.mode, backend: backendInfo() },
+        { address: target.address, namespace: target.namespace, taskQueues: queues, sandbox: sandbox.mode, backend: running.backend.info },
         () =>
-          `worker polling ${queues.join(', ')} on ${target.address} (Ctrl-C stops it); ${sandbox.summary}; tensors on ${backendLabel()}`,
+          `worker polling ${queues.join(', ')} on ${target.address} (Ctrl-C stops it); ${sandbox.summary}; tensors on ${running.backend.label}`,
       );
       const stop = () => void running.shutdown();
       process.once('SIGINT', stop);

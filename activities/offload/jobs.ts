@@ -1,0 +1,86 @@
+// What an activity's child process runs: the stage runners (store in, engine call, store out),
+// reporting progress and checkpoints through `report` instead of Temporal's context, which lives in
+// the worker. Paths arrive absolute; `home` names the store.
+import { withStore } from '../../datasets/store.js';
+import type { PresetName } from '../../engine/model/config.js';
+import { initModelDir } from '../../engine/model/init.js';
+import { Sandbox } from '../../engine/sandbox/index.js';
+import { backendInfo, backendLabel, initBackend } from '../../engine/tensor/backend.js';
+import { coldStart } from '../../stages/coldstart.js';
+import { runEval } from '../../stages/eval.js';
+import type { ColdStartOptions, EvalOptions, RlOptions, SftOptions } from '../../stages/options.js';
+import { runRl } from '../../stages/rl.js';
+import { runSft } from '../../stages/sft.js';
+
+export interface JobReport {
+  progress(step: number, total?: number, metrics?: Record<string, number | null>): void;
+  checkpoint(step: number, path: string): void;
+  /** Fires when the activity is cancelled (or its worker shuts down): stop at a step boundary. */
+  signal: AbortSignal;
+}
+
+type SynthInput = Pick<ColdStartOptions, 'dataset' | 'out' | 'mode' | 'seed' | 'limit' | 'concurrency'> & { home?: string };
+
+export const JOBS = {
+  /** Which backend a child computes on: the worker asks once before it polls. */
+  async probe(_input: Record<string, never>) {
+    await initBackend();
+    return { info: backendInfo(), label: backendLabel() };
+  },
+
+  async initModel(input: { out: string; preset: PresetName; seed: number }) {
+    await initBackend();
+    const made = await initModelDir(input.out, input.preset, input.seed);
+    return { parameters: made.parameters };
+  },
+
+  async synthTraces(input: SynthInput, report: JobReport) {
+    const { home, ...options } = input;
+    const sandbox = new Sandbox();
+    try {
+      const summary = await withStore(home, (store) => coldStart(store, sandbox, options, (done, total) => report.progress(done, total)));
+      return { dataset: summary.dataset, kept: summary.kept };
+    } finally {
+      await sandbox.close();
+    }
+  },
+
+  sft(input: SftOptions, report: JobReport) {
+    return runSft(input, {
+      onStep: (m) => report.progress(m.step, undefined, { loss: m.loss, lr: m.lr }),
+      onCheckpoint: (step, path) => report.checkpoint(step, path),
+      signal: report.signal,
+    });
+  },
+
+  async rl(input: RlOptions, report: JobReport) {
+    let heldOut: number | null = null;
+    const { history: _history, ...summary } = await runRl(input, {
+      onStep: (m) =>
+        report.progress(m.step, undefined, {
+          reward: m.rewardMean,
+          accuracy: m.accuracy,
+          response_length: m.responseLength,
+          held_out_accuracy: heldOut,
+        }),
+      onEval: (p) => report.progress(p.step, undefined, { held_out_accuracy: (heldOut = p.accuracy) }),
+      onCheckpoint: (step, path) => report.checkpoint(step, path),
+      signal: report.signal,
+    });
+    // The per-step history is in the store; the workflow's payload stays small.
+    return summary;
+  },
+
+  async evaluate(input: EvalOptions, report: JobReport) {
+    const summary = await runEval(input, (done, total) => report.progress(done, total));
+    return {
+      runId: summary.runId,
+      evaluation: summary.evaluation,
+      tools: summary.tools,
+      accuracy: summary.metrics.avgAtK,
+      byLevel: Object.fromEntries(Object.entries(summary.metrics.byLevel).map(([l, a]) => [l, a.avgAtK])),
+    };
+  },
+};
+
+export type Jobs = typeof JOBS;
