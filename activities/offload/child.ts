@@ -3,7 +3,7 @@
 // sandboxes go with it. Its JavaScript thread may block for a whole training step: the worker's
 // thread stays free for heartbeats, queries and workflow tasks meanwhile.
 import { describeFailure } from '../failures.js';
-import { JOBS, type JobReport } from './jobs.js';
+import type { JobReport } from './jobs.js';
 import { ToChildSchema, type FromChild } from './protocol.js';
 import { ALIVE_INTERVAL_MS } from './timing.js';
 
@@ -44,9 +44,11 @@ process.on('message', (raw) => {
     checkpoint: (step, path) => send({ kind: 'checkpoint', step, path }),
     signal: stop.signal,
   };
-  const job = JOBS[message.job] as (input: unknown, report: JobReport) => Promise<unknown>;
-  job(message.input, report).then(
-    (result) => finish({ kind: 'done', result }),
-    (err: unknown) => finish({ kind: 'failed', ...describeFailure(err), stack: err instanceof Error ? err.stack : undefined }),
-  );
+  // Imported here, after the timer above runs: the stage modules and the backend take seconds to load.
+  import('./jobs.js')
+    .then(({ JOBS }) => (JOBS[message.job] as (input: unknown, report: JobReport) => Promise<unknown>)(message.input, report))
+    .then(
+      (result) => finish({ kind: 'done', result }),
+      (err: unknown) => finish({ kind: 'failed', ...describeFailure(err), stack: err instanceof Error ? err.stack : undefined }),
+    );
 });

@@ -45,6 +45,7 @@ export function runOffloaded<J extends JobName>(job: J, input: JobInput<J>, opti
   const floor = options.stallFloorMs ?? DEFAULT_STALL_FLOOR_MS;
   let lastSign = performance.now();
   let longestSilence = 0;
+  let stepping = false;
   const limit = () => Math.max(floor, STALL_FACTOR * longestSilence);
 
   return new Promise<JobResult<J>>((resolve, reject) => {
@@ -65,18 +66,21 @@ export function runOffloaded<J extends JobName>(job: J, input: JobInput<J>, opti
     }, 1000);
 
     const cancel = () => {
-      if (child.connected) child.send({ kind: 'cancel' } satisfies ToChild);
+      if (child.connected) child.send({ kind: 'cancel' } satisfies ToChild, () => {});
     };
     if (options.signal?.aborted) cancel();
     options.signal?.addEventListener('abort', cancel, { once: true });
 
     child.on('message', (raw) => {
       const now = performance.now();
-      longestSilence = Math.max(longestSilence, now - lastSign);
+      // Loading (imports, the backend, the model) is what the floor is for: only silences between
+      // steps tell how long this job's steps keep the child's thread.
+      if (stepping) longestSilence = Math.max(longestSilence, now - lastSign);
       lastSign = now;
       const parsed = FromChildSchema.safeParse(raw);
       if (!parsed.success) return;
       const m = parsed.data;
+      if (m.kind === 'progress' || m.kind === 'checkpoint') stepping = true;
       if (m.kind === 'progress') options.onProgress?.(m.step, m.total, m.metrics ?? {});
       else if (m.kind === 'checkpoint') options.onCheckpoint?.(m.step, m.path);
       else if (m.kind === 'done') settle({ ok: true, result: m.result });
@@ -87,7 +91,8 @@ export function runOffloaded<J extends JobName>(job: J, input: JobInput<J>, opti
       }
     });
 
-    child.once('error', (err) => settle({ ok: false, error: err }));
+    // A send to a child that just died fails with EPIPE: its exit is what counts, reported below.
+    child.on('error', (err) => settle({ ok: false, error: err }));
     // 'close' comes after the last message has been read, so a result sent just before exit counts.
     child.once('close', (code, signal) => {
       clearInterval(watchdog);
@@ -104,6 +109,6 @@ export function runOffloaded<J extends JobName>(job: J, input: JobInput<J>, opti
       else reject(final.error);
     });
 
-    child.send({ kind: 'start', job, input } satisfies ToChild);
+    child.send({ kind: 'start', job, input } satisfies ToChild, () => {});
   });
 }

@@ -165,6 +165,25 @@ export function benchCommand(common: (cmd: Command) => Command): Command {
         emit(opts, result, () => JSON.stringify(result, null, 2));
       },
     );
+  common(bench.command('worker'))
+    .description(
+      "a training worker seen from outside: `retool status` latency while SFT trains (against idle workers), SFT tokens/s in the worker against the CLI process, and the time from SIGKILL of the worker running SFT, then RL, to the other worker's first step",
+    )
+    .option('--preset <name>', 'model size (tiny, small)', 'small')
+    .option('--sft-steps <n>', 'SFT steps of the run (checkpoints every quarter)', parseNumber('--sft-steps'), 40)
+    .option('--queries <n>', 'status queries per measurement', parseNumber('--queries'), 30)
+    .action(async (opts: CommonOptions & { preset: string; sftSteps: number; queries: number }) => {
+      if (opts.preset !== 'tiny' && opts.preset !== 'small')
+        throw new BadInputError(`--preset: unknown preset "${opts.preset}" (tiny, small)`);
+      const { benchWorker } = await import('../../bench/worker.js');
+      const result = await benchWorker({
+        preset: opts.preset,
+        sftSteps: opts.sftSteps,
+        queries: opts.queries,
+        onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`),
+      });
+      emit(opts, result, () => JSON.stringify(result, null, 2));
+    });
   common(bench.command('cli'))
     .description(
       'start time of `retool` for commands that touch no model (help, grade, data list/show, status, schedule list): dist/ against the sources through tsx',

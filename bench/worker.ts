@@ -1,0 +1,153 @@
+// `retool bench worker`: what a user of a worker that trains sees, in one run on this home's dev
+// server with two `retool worker` processes. (1) `retool status` latency while SFT trains, against
+// the same command once the workers are idle; (2) SFT tokens/s as the worker trains (in its stage
+// process) against the same SFT run in the CLI's own process; (3) the time from SIGKILL of the
+// worker running SFT, then of the one running RL, to the other worker's first step of its own.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
+import type { PresetName } from '../engine/model/config.js';
+import { withStore } from '../datasets/store.js';
+import { ensureServer, stopHomeServers } from '../worker/temporal.js';
+import { resolveConfig } from '../workflows/config.js';
+import { retoolPipeline } from '../workflows/pipeline.js';
+import { median } from './stats.js';
+import { interruptStage, pollUntil, WorkerProcesses } from './worker-faults.js';
+
+export interface BenchWorkerOptions {
+  preset: PresetName;
+  sftSteps: number;
+  queries: number;
+  onProgress?: (what: string) => void;
+}
+
+function projectRoot(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (let dir = here; dirname(dir) !== dir; dir = dirname(dir)) if (existsSync(join(dir, 'package.json'))) return dir;
+  return join(here, '..');
+}
+
+const round = (s: number) => +s.toFixed(3);
+
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
+}
+
+function latency(seconds: number[]) {
+  return {
+    queries: seconds.length,
+    p50_s: round(median(seconds)),
+    p90_s: round(quantile(seconds, 0.9)),
+    p99_s: round(quantile(seconds, 0.99)),
+    max_s: round(Math.max(...seconds)),
+  };
+}
+
+export async function benchWorker(opts: BenchWorkerOptions) {
+  const say = opts.onProgress ?? (() => {});
+  const root = projectRoot();
+  const bin = join(root, 'bin', 'retool.js');
+  const home = mkdtempSync(join(tmpdir(), 'retool-bench-worker-'));
+  const env = { RETOOL_HOME: home, RETOOL_LOG_LEVEL: 'WARN' };
+  const cli = (args: string[]) => {
+    const t0 = performance.now();
+    const r = spawnSync(process.execPath, [bin, ...args, '--home', home], { env: { ...process.env, ...env }, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`retool ${args.join(' ')} exited ${r.status ?? r.signal}: ${r.stderr.trim().split('\n').at(-1)}`);
+    return { seconds: (performance.now() - t0) / 1000, out: r.stdout };
+  };
+  const statusTimes = (workflowId: string) => Array.from({ length: opts.queries }, () => cli(['status', workflowId, '--json']).seconds);
+
+  const target = await ensureServer({ home });
+  const connection = await Connection.connect({ address: target.address });
+  const workers = new WorkerProcesses({ root, queue: 'retool-bench-worker', home, env: { ...env, TEMPORAL_ADDRESS: target.address } });
+  try {
+    const checkpointEvery = Math.max(1, Math.floor(opts.sftSteps / 4));
+    say('baseline: the same SFT in the CLI process');
+    cli(['data', 'synth', '--name', 'cli-world', '--count', '300', '--seed', '4', '--json']);
+    cli(['synth', '--dataset', 'cli-world', '--out', 'cli-code', '--limit', '60', '--json']);
+    cli(['model', 'init', '--preset', opts.preset, '--out', join(home, 'base'), '--json']);
+    const inProcess = JSON.parse(
+      cli([
+        'sft',
+        '--dataset',
+        'cli-code',
+        '--model',
+        join(home, 'base'),
+        '--out',
+        join(home, 'sft-cli'),
+        '--steps',
+        String(opts.sftSteps),
+        '--checkpoint-every',
+        String(checkpointEvery),
+        '--json',
+      ]).out,
+    ) as { tokensPerSecond: number };
+
+    say('two workers, a pipeline run');
+    await Promise.all([workers.start(), workers.start()]);
+    const config = resolveConfig('quick', {
+      data: { source: 'synth', name: 'world', count: 300, seed: 4 },
+      model: { preset: opts.preset },
+      traces: { limit: 60, seed: 0 },
+      sft: { steps: opts.sftSteps, checkpointEvery },
+      eval: { limit: 8 },
+      rl: { steps: 3, evalEvery: 3, evalLimit: 4, checkpointEvery: 1, promptsPerStep: 2, samplesPerPrompt: 2, maxResponseTokens: 48 },
+    });
+    const client = new Client({ connection });
+    const workflowId = `bench-worker-${Date.now().toString(36)}`;
+    const handle = await client.workflow.start(retoolPipeline, { taskQueue: 'retool-bench-worker', workflowId, args: [config] });
+
+    say(`status while SFT trains (${opts.queries} queries)`);
+    await pollUntil(
+      'SFT to train',
+      async () =>
+        ((JSON.parse(cli(['status', workflowId, '--json']).out).arms?.[0]?.stages ?? []) as { name: string; status: string }[]).find(
+          (s) => s.name === 'sft' && s.status === 'running',
+        ),
+      600_000,
+    );
+    const training = statusTimes(workflowId);
+
+    say('SIGKILL of the worker running SFT');
+    const sftKill = await interruptStage(handle, 'sft', 'loss', 'SIGKILL', workers, (_s, checkpoint) => checkpoint !== null, 1_800_000);
+    say('SIGKILL of the worker running RL');
+    const rlHandle = client.workflow.getHandle(`${workflowId}-rl`);
+    await pollUntil('the RL child workflow', () => rlHandle.describe(), 1_800_000);
+    const rlKill = await interruptStage(rlHandle, 'rl', 'reward', 'SIGKILL', workers, (_s, checkpoint) => checkpoint !== null, 1_800_000);
+    await handle.result();
+
+    say(`status with the workers idle (${opts.queries} queries)`);
+    const idle = statusTimes(workflowId);
+    const inWorker = await withStore(home, async (store) => {
+      const rows = await store.query<{ summary: string }>('SELECT CAST(summary AS VARCHAR) AS summary FROM runs WHERE run_id = $1', [
+        `${workflowId}-sft`,
+      ]);
+      return JSON.parse(rows[0]!.summary) as { tokensPerSecond: number; backend: string; resumedFrom: number | null };
+    });
+    return {
+      machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? '?', node: process.version, loadavg_1m: round(loadavg()[0]!) },
+      preset: opts.preset,
+      backend: inWorker.backend,
+      heartbeat_timeout: config.heartbeatTimeout,
+      status_while_training: latency(training),
+      status_idle: latency(idle),
+      sft_tokens_per_s: {
+        worker_stage_process: Math.round(inWorker.tokensPerSecond),
+        cli_process: Math.round(inProcess.tokensPerSecond),
+        ratio: round(inWorker.tokensPerSecond / inProcess.tokensPerSecond),
+        // The worker's figure is its last attempt's, which resumed after the kill.
+        resumed_from_step: inWorker.resumedFrom,
+      },
+      recovery_after_sigkill_s: { sft: round(sftKill.seconds), rl: round(rlKill.seconds) },
+    };
+  } finally {
+    await workers.stopAll();
+    await connection.close();
+    await stopHomeServers(home);
+    rmSync(home, { recursive: true, force: true });
+  }
+}
