@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import type { PresetName } from '../engine/model/config.js';
 import { withStore } from '../datasets/store.js';
@@ -50,6 +50,12 @@ function latency(seconds: number[]) {
 export async function benchWorker(opts: BenchWorkerOptions) {
   const say = opts.onProgress ?? (() => {});
   const root = projectRoot();
+  const freshness = (await import(pathToFileURL(join(root, 'bin', 'freshness.mjs')).href)) as {
+    distState(root: string): { fresh: boolean; reason: string | null };
+  };
+  const state = freshness.distState(root);
+  // Workers and status commands from the sources start through tsx, which is not what users run.
+  if (!state.fresh) throw new Error(`${state.reason}: build it first (npm run build)`);
   const bin = join(root, 'bin', 'retool.js');
   const home = mkdtempSync(join(tmpdir(), 'retool-bench-worker-'));
   const env = { RETOOL_HOME: home, RETOOL_LOG_LEVEL: 'WARN' };

@@ -2,7 +2,7 @@
 // thread, which stays free: heartbeats go out on a timer, queries and workflow tasks are answered
 // at once, whatever the model size. A process rather than a worker thread because only a process
 // can be killed in the middle of a native kernel, takes its memory (libtensorflow's, wasm's heap)
-// with it when it exits, and cannot bring the worker down when it crashes (docs/durability.md).
+// with it when it exits, and cannot bring the worker down when it crashes (docs/pipeline.md#durability).
 import { fork, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';

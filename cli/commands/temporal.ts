@@ -94,7 +94,7 @@ export function workerCommand(common: (cmd: Command) => Command): Command {
     .option('--task-queue <queue...>', 'poll only these queues')
     .option(
       '--max-activities <n>',
-      'activities at once in this process (CPU-bound: 1; run more workers to go parallel)',
+      'activities at once, each in a process of its own whose kernels share this worker\'s cores (TF_NUM_INTRAOP_THREADS)',
       parseNumber('--max-activities'),
       1,
     )
