@@ -1,6 +1,6 @@
 // `retool bench worker`: what a user of a worker that trains sees, in one run on this home's dev
 // server with two `retool worker` processes. (1) `retool status` latency while SFT trains, against
-// the same command once the workers are idle; (2) SFT tokens/s as the worker trains (in its stage
+// the same command while the run is paused (the workers idle); (2) SFT tokens/s as the worker trains (in its stage
 // process) against the same SFT run in the CLI's own process; (3) the time from SIGKILL of the
 // worker running SFT, then of the one running RL, to the other worker's first step of its own.
 import { spawnSync } from 'node:child_process';
@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import type { PresetName } from '../engine/model/config.js';
+import { pendingHeartbeats } from '../cli/status.js';
 import { withStore } from '../datasets/store.js';
 import { ensureServer, stopHomeServers } from '../worker/temporal.js';
 import { resolveConfig } from '../workflows/config.js';
@@ -117,6 +118,15 @@ export async function benchWorker(opts: BenchWorkerOptions) {
       600_000,
     );
     const training = statusTimes(workflowId);
+    say(`status with the run paused, the workers idle (${opts.queries} queries)`);
+    cli(['pause', workflowId]);
+    await pollUntil(
+      'SFT to stop for the pause',
+      async () => (pendingHeartbeats(await handle.describe()).some((p) => p.activity === 'sft') ? null : true),
+      600_000,
+    );
+    const idle = statusTimes(workflowId);
+    cli(['resume', workflowId]);
 
     say('SIGKILL of the worker running SFT');
     const sftKill = await interruptStage(handle, 'sft', 'loss', 'SIGKILL', workers, (_s, checkpoint) => checkpoint !== null, 1_800_000);
@@ -125,9 +135,6 @@ export async function benchWorker(opts: BenchWorkerOptions) {
     await pollUntil('the RL child workflow', () => rlHandle.describe(), 1_800_000);
     const rlKill = await interruptStage(rlHandle, 'rl', 'reward', 'SIGKILL', workers, (_s, checkpoint) => checkpoint !== null, 1_800_000);
     await handle.result();
-
-    say(`status with the workers idle (${opts.queries} queries)`);
-    const idle = statusTimes(workflowId);
     const inWorker = await withStore(home, async (store) => {
       const rows = await store.query<{ summary: string }>('SELECT CAST(summary AS VARCHAR) AS summary FROM runs WHERE run_id = $1', [
         `${workflowId}-sft`,
@@ -140,7 +147,7 @@ export async function benchWorker(opts: BenchWorkerOptions) {
       backend: inWorker.backend,
       heartbeat_timeout: config.heartbeatTimeout,
       status_while_training: latency(training),
-      status_idle: latency(idle),
+      status_paused_idle: latency(idle),
       sft_tokens_per_s: {
         worker_stage_process: Math.round(inWorker.tokensPerSecond),
         cli_process: Math.round(inProcess.tokensPerSecond),

@@ -6,6 +6,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHILD_DIED, runOffloaded, STALLED } from '../activities/offload/parent.js';
 import { BAD_INPUT } from '../domain/errors.js';
+import { TEST_BACKENDS } from './helpers/backends.js';
 import { json, retool, tempHome } from './helpers/cli.js';
 
 function alive(pid: number): boolean {
@@ -36,6 +37,25 @@ describe('stage work in a child process', () => {
     json(await retool(['synth', '--dataset', 'world', '--out', 'world-code', '--limit', '40', '--json'], { home: home.dir }));
   }, 120_000);
   afterAll(() => home.cleanup());
+
+  it.each(TEST_BACKENDS)(
+    'trains on %s in the child when the worker names it, and the child exits with its memory',
+    async (backend) => {
+      const before = process.env.RETOOL_BACKEND;
+      process.env.RETOOL_BACKEND = backend;
+      try {
+        let pid = 0;
+        const summary = await runOffloaded('sft', sft(`on-${backend}`, 3), { onSpawn: (p) => (pid = p) });
+        expect(summary.steps).toBe(3);
+        expect(summary.backend.split(' ')[0]).toBe(backend);
+        expect(alive(pid)).toBe(false);
+      } finally {
+        if (before === undefined) delete process.env.RETOOL_BACKEND;
+        else process.env.RETOOL_BACKEND = before;
+      }
+    },
+    60_000,
+  );
 
   it('a child that stops answering (SIGSTOP) is killed after the stall limit and fails retryably', async () => {
     let pid = 0;

@@ -7,8 +7,11 @@ import type { JobReport } from './jobs.js';
 import { ToChildSchema, type FromChild } from './protocol.js';
 import { ALIVE_INTERVAL_MS } from './timing.js';
 
+// A send that fails with EPIPE (the worker died, and 'disconnect' below has not arrived yet) is the same news.
+const goneOnError = (err: Error | null) => err && process.exit(1);
+
 function send(message: FromChild): void {
-  if (process.connected) process.send!(message);
+  if (process.connected) process.send!(message, goneOnError);
 }
 
 function finish(message: FromChild): void {

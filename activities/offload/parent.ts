@@ -5,11 +5,12 @@
 // with it when it exits, and cannot bring the worker down when it crashes (docs/pipeline.md#durability).
 import { fork, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { getPriority, setPriority } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Jobs } from './jobs.js';
 import { FromChildSchema, type JobName, type ToChild } from './protocol.js';
-import { DEFAULT_STALL_FLOOR_MS, STALL_FACTOR } from './timing.js';
+import { DEFAULT_STALL_FLOOR_MS, STAGE_NICENESS, STALL_FACTOR } from './timing.js';
 
 export type JobInput<J extends JobName> = Parameters<Jobs[J]>[0];
 export type JobResult<J extends JobName> = Awaited<ReturnType<Jobs[J]>>;
@@ -41,6 +42,13 @@ function spawnChild(): ChildProcess {
 
 export function runOffloaded<J extends JobName>(job: J, input: JobInput<J>, options: OffloadOptions = {}): Promise<JobResult<J>> {
   const child = spawnChild();
+  // Training is batch work: on a busy machine the worker's heartbeats, the Temporal server and a
+  // person's `retool status` go first (on an idle one this costs nothing). Its sandboxes inherit it.
+  try {
+    setPriority(child.pid!, Math.min(19, getPriority() + STAGE_NICENESS));
+  } catch {
+    // Not permitted here (some containers): the stage runs at the worker's priority.
+  }
   options.onSpawn?.(child.pid!);
   const floor = options.stallFloorMs ?? DEFAULT_STALL_FLOOR_MS;
   let lastSign = performance.now();

@@ -10,3 +10,5 @@ export const HEARTBEAT_INTERVAL_MS = 2000;
  */
 export const DEFAULT_STALL_FLOOR_MS = 5 * 60_000;
 export const STALL_FACTOR = 10;
+/** Added to the worker's nice value for its stage processes: below the worker, the server and interactive commands. */
+export const STAGE_NICENESS = 10;

@@ -151,11 +151,12 @@ function statusText(s: RunStatus, uiUrl: string | null, eta: typeof formatEta): 
 export async function withClient<T>(
   home: string | undefined,
   fn: (client: Awaited<ReturnType<typeof connectClient>>['client'], target: ServerTarget) => Promise<T>,
+  options: { readOnly?: boolean } = {},
 ): Promise<T> {
   // The client alone (gRPC in JavaScript): no worker here, so no @temporalio/worker to load and no
   // native runtime whose logs to quieten (quietTemporalRuntime is for commands that run workers).
   const { connectClient, ensureServer, withServerErrors } = await import('../../worker/temporal.js');
-  const target = await ensureServer({ home });
+  const target = await ensureServer({ home, verify: !options.readOnly });
   const { client, connection } = await connectClient(target);
   try {
     return await withServerErrors(target, () => fn(client, target));
@@ -172,24 +173,28 @@ export function statusCommand(common: (cmd: Command) => Command): Command {
       const { recentRuns, runStatus } = await import('../status.js');
       const { formatEta } = await import('../live-progress.js');
       const { workflowUrl } = await import('../../worker/temporal.js');
-      await withClient(opts.home, async (client, target) => {
-        if (!run) {
-          const runs = await recentRuns(client);
-          emit(opts, runs, () =>
-            runs.length
-              ? table(
-                  runs.map((r) => ({ ...r, startTime: r.startTime.toISOString() })),
-                  ['workflowId', 'type', 'status', 'startTime'],
-                )
-              : 'no ReTool runs on this server yet; start one with: ./bin/retool.js run',
-          );
-          return;
-        }
-        const status = await runStatus(client, run).catch((err: Error) => {
-          throw new BadInputError(`no ReTool run "${run}" on ${target.address}: ${err.message}`);
-        });
-        emit(opts, status, () => statusText(status, workflowUrl(target, run), formatEta));
-      });
+      await withClient(
+        opts.home,
+        async (client, target) => {
+          if (!run) {
+            const runs = await recentRuns(client);
+            emit(opts, runs, () =>
+              runs.length
+                ? table(
+                    runs.map((r) => ({ ...r, startTime: r.startTime.toISOString() })),
+                    ['workflowId', 'type', 'status', 'startTime'],
+                  )
+                : 'no ReTool runs on this server yet; start one with: ./bin/retool.js run',
+            );
+            return;
+          }
+          const status = await runStatus(client, run).catch((err: Error) => {
+            throw new BadInputError(`no ReTool run "${run}" on ${target.address}: ${err.message}`);
+          });
+          emit(opts, status, () => statusText(status, workflowUrl(target, run), formatEta));
+        },
+        { readOnly: true },
+      );
     });
 }
 

@@ -94,7 +94,7 @@ export function workerCommand(common: (cmd: Command) => Command): Command {
     .option('--task-queue <queue...>', 'poll only these queues')
     .option(
       '--max-activities <n>',
-      'activities at once, each in a process of its own whose kernels share this worker\'s cores (TF_NUM_INTRAOP_THREADS)',
+      "activities at once, each in a process of its own whose kernels share this worker's cores (TF_NUM_INTRAOP_THREADS)",
       parseNumber('--max-activities'),
       1,
     )
