@@ -1,8 +1,9 @@
 // `retool bench worker`: what a user of a worker that trains sees, in one run on this home's dev
 // server with two `retool worker` processes. (1) `retool status` latency while SFT trains, against
-// the same command while the run is paused (the workers idle); (2) SFT tokens/s as the worker trains (in its stage
-// process) against the same SFT run in the CLI's own process; (3) the time from SIGKILL of the
-// worker running SFT, then of the one running RL, to the other worker's first step of its own.
+// the same command while the run is paused (the workers idle); (2) SFT tokens/s as the worker
+// trains (in its stage process) against the same SFT run in the CLI's own process, and what
+// starting a stage process costs; (3) the time from SIGKILL of the worker running SFT, then of the
+// one running RL, to the other worker's first step of its own.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -10,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import type { PresetName } from '../engine/model/config.js';
+import { runOffloaded } from '../activities/offload/parent.js';
 import { pendingHeartbeats } from '../cli/status.js';
 import { withStore } from '../datasets/store.js';
 import { ensureServer, stopHomeServers } from '../worker/temporal.js';
@@ -94,6 +96,14 @@ export async function benchWorker(opts: BenchWorkerOptions) {
       ]).out,
     ) as { tokensPerSecond: number };
 
+    say('stage process start: fork, imports, backend (5 times)');
+    const starts: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      await runOffloaded('probe', {});
+      starts.push((performance.now() - t0) / 1000);
+    }
+
     say('two workers, a pipeline run');
     await Promise.all([workers.start(), workers.start()]);
     const config = resolveConfig('quick', {
@@ -146,6 +156,7 @@ export async function benchWorker(opts: BenchWorkerOptions) {
       preset: opts.preset,
       backend: inWorker.backend,
       heartbeat_timeout: config.heartbeatTimeout,
+      stage_process_start_s: { median: round(median(starts)), runs: starts.map(round) },
       status_while_training: latency(training),
       status_paused_idle: latency(idle),
       sft_tokens_per_s: {

@@ -86,7 +86,18 @@ export function runOffloaded<J extends JobName>(job: J, input: JobInput<J>, opti
       if (stepping) longestSilence = Math.max(longestSilence, now - lastSign);
       lastSign = now;
       const parsed = FromChildSchema.safeParse(raw);
-      if (!parsed.success) return;
+      if (!parsed.success) {
+        // Another build of the child (dist/ rebuilt under a running worker), or a bug: not to be guessed at.
+        settle({
+          ok: false,
+          error: ApplicationFailure.create({
+            message: `the ${job} process sent an unreadable message: ${JSON.stringify(raw)}`,
+            type: 'ProtocolError',
+          }),
+        });
+        child.kill('SIGKILL');
+        return;
+      }
       const m = parsed.data;
       if (m.kind === 'progress' || m.kind === 'checkpoint') stepping = true;
       if (m.kind === 'progress') options.onProgress?.(m.step, m.total, m.metrics ?? {});
@@ -99,8 +110,16 @@ export function runOffloaded<J extends JobName>(job: J, input: JobInput<J>, opti
       }
     });
 
-    // A send to a child that just died fails with EPIPE: its exit is what counts, reported below.
-    child.on('error', (err) => settle({ ok: false, error: err }));
+    // A send to a child that just died fails with EPIPE: its exit, reported below, says more.
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') return;
+      settle({ ok: false, error: err });
+      // A process that never started sends no 'close'.
+      if (child.pid === undefined) {
+        clearInterval(watchdog);
+        reject(err);
+      }
+    });
     // 'close' comes after the last message has been read, so a result sent just before exit counts.
     child.once('close', (code, signal) => {
       clearInterval(watchdog);
