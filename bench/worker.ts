@@ -1,9 +1,9 @@
 // `retool bench worker`: what a user of a worker that trains sees, in one run on this home's dev
 // server with two `retool worker` processes. (1) `retool status` latency while SFT trains, against
-// the same command while the run is paused (the workers idle); (2) SFT tokens/s as the worker
-// trains (in its stage process) against the same SFT run in the CLI's own process, and what
-// starting a stage process costs; (3) the time from SIGKILL of the worker running SFT, then of the
-// one running RL, to the other worker's first step of its own.
+// the same command while the run is paused (the workers idle); (2) SFT tokens/s in a stage process
+// against the same SFT in this (the CLI's) process, and what starting a stage process costs;
+// (3) the time from SIGKILL of the worker running SFT, then of the one running RL, to the other
+// worker's first step of its own.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -13,8 +13,8 @@ import { Client, Connection } from '@temporalio/client';
 import type { PresetName } from '../engine/model/config.js';
 import { runOffloaded } from '../activities/offload/parent.js';
 import { pendingHeartbeats } from '../cli/status.js';
-import { withStore } from '../datasets/store.js';
 import { ensureServer, stopHomeServers } from '../worker/temporal.js';
+import { runSft } from '../stages/sft.js';
 import { resolveConfig } from '../workflows/config.js';
 import { retoolPipeline } from '../workflows/pipeline.js';
 import { median } from './stats.js';
@@ -34,6 +34,8 @@ function projectRoot(): string {
 }
 
 const round = (s: number) => +s.toFixed(3);
+/** SFT runs per place, interleaved so that the machine's drift hits both alike. */
+const PAIRS = 3;
 
 function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -75,26 +77,28 @@ export async function benchWorker(opts: BenchWorkerOptions) {
   const workers = new WorkerProcesses({ root, queue: 'retool-bench-worker', home, env: { ...env, TEMPORAL_ADDRESS: target.address } });
   try {
     const checkpointEvery = Math.max(1, Math.floor(opts.sftSteps / 4));
-    say('baseline: the same SFT in the CLI process');
+    say(`SFT tokens/s: a stage process against this process, interleaved (${PAIRS} pairs)`);
     cli(['data', 'synth', '--name', 'cli-world', '--count', '300', '--seed', '4', '--json']);
     cli(['synth', '--dataset', 'cli-world', '--out', 'cli-code', '--limit', '60', '--json']);
     cli(['model', 'init', '--preset', opts.preset, '--out', join(home, 'base'), '--json']);
-    const inProcess = JSON.parse(
-      cli([
-        'sft',
-        '--dataset',
-        'cli-code',
-        '--model',
-        join(home, 'base'),
-        '--out',
-        join(home, 'sft-cli'),
-        '--steps',
-        String(opts.sftSteps),
-        '--checkpoint-every',
-        String(checkpointEvery),
-        '--json',
-      ]).out,
-    ) as { tokensPerSecond: number };
+    const sftRun = (runId: string) => ({
+      runId,
+      traces: 'cli-code',
+      model: join(home, 'base'),
+      out: join(home, runId),
+      home,
+      steps: opts.sftSteps,
+      checkpointEvery,
+    });
+    const here: number[] = [];
+    const child: number[] = [];
+    let backend = '';
+    for (let i = 0; i < PAIRS; i++) {
+      const own = await runSft(sftRun(`here-${i}`));
+      backend = own.backend;
+      here.push(own.tokensPerSecond);
+      child.push((await runOffloaded('sft', sftRun(`child-${i}`))).tokensPerSecond);
+    }
 
     say('stage process start: fork, imports, backend (5 times)');
     const starts: number[] = [];
@@ -145,26 +149,18 @@ export async function benchWorker(opts: BenchWorkerOptions) {
     await pollUntil('the RL child workflow', () => rlHandle.describe(), 1_800_000);
     const rlKill = await interruptStage(rlHandle, 'rl', 'reward', 'SIGKILL', workers, (_s, checkpoint) => checkpoint !== null, 1_800_000);
     await handle.result();
-    const inWorker = await withStore(home, async (store) => {
-      const rows = await store.query<{ summary: string }>('SELECT CAST(summary AS VARCHAR) AS summary FROM runs WHERE run_id = $1', [
-        `${workflowId}-sft`,
-      ]);
-      return JSON.parse(rows[0]!.summary) as { tokensPerSecond: number; backend: string; resumedFrom: number | null };
-    });
     return {
       machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? '?', node: process.version, loadavg_1m: round(loadavg()[0]!) },
       preset: opts.preset,
-      backend: inWorker.backend,
+      backend,
       heartbeat_timeout: config.heartbeatTimeout,
       stage_process_start_s: { median: round(median(starts)), runs: starts.map(round) },
       status_while_training: latency(training),
       status_paused_idle: latency(idle),
       sft_tokens_per_s: {
-        worker_stage_process: Math.round(inWorker.tokensPerSecond),
-        cli_process: Math.round(inProcess.tokensPerSecond),
-        ratio: round(inWorker.tokensPerSecond / inProcess.tokensPerSecond),
-        // The worker's figure is its last attempt's, which resumed after the kill.
-        resumed_from_step: inWorker.resumedFrom,
+        this_process: here.map(Math.round),
+        stage_process: child.map(Math.round),
+        ratio_of_medians: round(median(child) / median(here)),
       },
       recovery_after_sigkill_s: { sft: round(sftKill.seconds), rl: round(rlKill.seconds) },
     };

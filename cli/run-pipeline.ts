@@ -6,7 +6,7 @@ import type { ExperimentResult } from '../workflows/experiment.js';
 import type { PipelineResult } from '../workflows/pipeline.js';
 import { RetoolDataset, RetoolModel, RetoolPreset, RetoolStage } from '../workflows/search-attributes.js';
 import { runStatus, type RunStatus } from './status.js';
-import { TASK_QUEUES, WORKFLOW_TASK_TIMEOUT, workflowUrl } from '../worker/temporal.js';
+import { TASK_QUEUES, workflowUrl } from '../worker/temporal.js';
 
 export interface RunRetoolResult {
   workflowId: string;
@@ -46,7 +46,6 @@ export async function retoolStart(config: RetoolConfig, taskQueue?: string) {
     kind: experiment ? ('experiment' as const) : ('pipeline' as const),
     workflowType: experiment ? retoolExperiment : retoolPipeline,
     taskQueue: taskQueue ?? TASK_QUEUES.train,
-    workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT,
     args: [experiment ? config : { ...config, arm: config.arms[0] }] as const,
     // Findable in the UI before the workflow's first task runs (it upserts them too).
     typedSearchAttributes: [

@@ -12,11 +12,6 @@ import { canInspect, describeHolder, homeServers, liveHomeServer, portHolder } f
 export { PROJECT_ROOT };
 export { TASK_QUEUES, TemporalServerError };
 export const DEFAULT_PORT = 7233;
-/**
- * A workflow task shares the worker's thread with CPU-bound training, which can hold it for
- * seconds: the 10 s default would time tasks out and retry them for nothing.
- */
-export const WORKFLOW_TASK_TIMEOUT = '1 minute';
 export const DEFAULT_UI_PORT = 8233;
 
 export interface TemporalTarget {

@@ -62,7 +62,6 @@ export async function retoolExperiment(input: RetoolConfigInput): Promise<Experi
       config.arms.map((arm) =>
         startChild(retoolPipeline, {
           workflowId: `${id}-${arm}`,
-          workflowTaskTimeout: '1 minute',
           staticSummary: `${arm === 'code' ? 'ReTool (code)' : 'text-only'} arm of ${id}`,
           args: [{ ...config, arm, data: { source: 'stored', name: data.name, version: data.version } }],
         }),
