@@ -167,7 +167,7 @@ export function benchCommand(common: (cmd: Command) => Command): Command {
     );
   common(bench.command('worker'))
     .description(
-      "a training worker seen from outside: `retool status` latency while SFT trains (against the run paused), SFT tokens/s in the worker against the CLI process, and the time from SIGKILL of the worker running SFT, then RL, to the other worker's first step",
+      "a training worker seen from outside: `retool status` latency while SFT trains (against the run paused), SFT tokens/s in a stage process against the CLI process (3 interleaved pairs), the start of a stage process, and the time from SIGKILL of the worker running SFT, then RL, to the other worker's first step",
     )
     .option('--preset <name>', 'model size (tiny, small)', 'small')
     .option('--sft-steps <n>', 'SFT steps of the run (checkpoints every quarter)', parseNumber('--sft-steps'), 40)
