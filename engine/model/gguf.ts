@@ -1,5 +1,6 @@
 // A reader of GGUF files (llama.cpp's model format, version 2 and 3): the metadata, the tensor
-// directory, and each tensor dequantized to float32. Hand-written because no maintained JavaScript
+// directory, and each tensor dequantized to float32 (F32, F16, BF16, Q8_0, Q4_0, Q4_1, and the
+// K-quants Q4_K, Q5_K, Q6_K). Hand-written because no maintained JavaScript
 // library reads GGUF tensors (the npm `gguf`/`@huggingface/gguf` packages parse metadata only).
 // Layout: "GGUF", version, tensor count, metadata count, metadata key/values, tensor infos, padding
 // to `general.alignment`, then the tensor data, each tensor at its offset from the data's start.
@@ -9,7 +10,7 @@ import { BadInputError } from '../../domain/errors.js';
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
 
 /** ggml tensor types this reader dequantizes, by their number in the file. */
-export const GGML_TYPES = { F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 8, BF16: 30 } as const;
+export const GGML_TYPES = { F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 8, Q4_K: 12, Q5_K: 13, Q6_K: 14, BF16: 30 } as const;
 const TYPE_NAMES = new Map<number, string>(Object.entries(GGML_TYPES).map(([name, id]) => [id, name]));
 
 /** Bytes per block and values per block of each type. */
@@ -20,6 +21,9 @@ const BLOCKS: Record<number, { bytes: number; values: number }> = {
   [GGML_TYPES.Q8_0]: { bytes: 34, values: 32 },
   [GGML_TYPES.Q4_0]: { bytes: 18, values: 32 },
   [GGML_TYPES.Q4_1]: { bytes: 20, values: 32 },
+  [GGML_TYPES.Q4_K]: { bytes: 144, values: 256 },
+  [GGML_TYPES.Q5_K]: { bytes: 176, values: 256 },
+  [GGML_TYPES.Q6_K]: { bytes: 210, values: 256 },
 };
 
 export interface GgufTensorInfo {
@@ -223,10 +227,80 @@ export function dequantize(bytes: Buffer, type: number, count: number): Float32A
       }
       break;
     }
+    case GGML_TYPES.Q4_K:
+    case GGML_TYPES.Q5_K:
+      for (let b = 0; b < count / 256; b++) dequantizeQ45K(bytes, b, type === GGML_TYPES.Q5_K, out);
+      break;
+    case GGML_TYPES.Q6_K:
+      for (let b = 0; b < count / 256; b++) dequantizeQ6K(bytes, b, out);
+      break;
     default:
       throw new BadInputError(`ggml type ${type} is not dequantized by this reader`);
   }
   return out;
+}
+
+const f32 = Math.fround;
+
+/**
+ * The 6-bit scale and min of sub-block j (0-7) of a Q4_K/Q5_K super-block, packed in 12 bytes at
+ * `at`: the first four pairs in the low six bits, the last four split across the high bits.
+ */
+function scaleMin(bytes: Buffer, at: number, j: number): [number, number] {
+  if (j < 4) return [bytes[at + j]! & 63, bytes[at + j + 4]! & 63];
+  return [(bytes[at + j + 4]! & 0x0f) | ((bytes[at + j - 4]! >> 6) << 4), (bytes[at + j + 4]! >> 4) | ((bytes[at + j]! >> 6) << 4)];
+}
+
+/** Q4_K (d, dmin, scales[12], qs[128]) and Q5_K (the same with qh[32] before qs): 256 values. */
+function dequantizeQ45K(bytes: Buffer, block: number, fifthBit: boolean, out: Float32Array): void {
+  const at = block * (fifthBit ? 176 : 144);
+  const d = halfToFloat(bytes.readUInt16LE(at));
+  const dmin = halfToFloat(bytes.readUInt16LE(at + 2));
+  const scales = at + 4;
+  const qh = at + 16;
+  let qs = at + (fifthBit ? 48 : 16);
+  let y = block * 256;
+  // Products in float32, as ggml computes them, so both give the same bits.
+  for (let j = 0, is = 0; j < 256; j += 64, is += 2, qs += 32, y += 64) {
+    const [sc1, m1] = scaleMin(bytes, scales, is);
+    const [sc2, m2] = scaleMin(bytes, scales, is + 1);
+    const d1 = f32(d * sc1);
+    const min1 = f32(dmin * m1);
+    const d2 = f32(d * sc2);
+    const min2 = f32(dmin * m2);
+    const low = 1 << is;
+    const high = 2 << is;
+    for (let l = 0; l < 32; l++) {
+      const q = bytes[qs + l]!;
+      const h = fifthBit ? bytes[qh + l]! : 0;
+      out[y + l] = f32(d1 * ((q & 0x0f) + (h & low ? 16 : 0))) - min1;
+      out[y + l + 32] = f32(d2 * ((q >> 4) + (h & high ? 16 : 0))) - min2;
+    }
+  }
+}
+
+/** Q6_K (ql[128], qh[64], int8 scales[16], d): 256 six-bit values in two halves of 128. */
+function dequantizeQ6K(bytes: Buffer, block: number, out: Float32Array): void {
+  const at = block * 210;
+  const d = halfToFloat(bytes.readUInt16LE(at + 208));
+  for (let half = 0; half < 2; half++) {
+    const ql = at + half * 64;
+    const qh = at + 128 + half * 32;
+    const sc = at + 192 + half * 8;
+    const y = block * 256 + half * 128;
+    for (let l = 0; l < 32; l++) {
+      const is = l >> 4;
+      const h = bytes[qh + l]!;
+      const q1 = ((bytes[ql + l]! & 0x0f) | ((h & 3) << 4)) - 32;
+      const q2 = ((bytes[ql + l + 32]! & 0x0f) | (((h >> 2) & 3) << 4)) - 32;
+      const q3 = ((bytes[ql + l]! >> 4) | (((h >> 4) & 3) << 4)) - 32;
+      const q4 = ((bytes[ql + l + 32]! >> 4) | (((h >> 6) & 3) << 4)) - 32;
+      out[y + l] = f32(d * bytes.readInt8(sc + is)) * q1;
+      out[y + l + 32] = f32(d * bytes.readInt8(sc + is + 2)) * q2;
+      out[y + l + 64] = f32(d * bytes.readInt8(sc + is + 4)) * q3;
+      out[y + l + 96] = f32(d * bytes.readInt8(sc + is + 6)) * q4;
+    }
+  }
 }
 
 /** One tensor of a file read by readGguf, as float32 in row-major order. */

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 from gguf import GGMLQuantizationType as Q
-from gguf import GGUFReader, GGUFWriter, quants
+from gguf import GGML_QUANT_SIZES, GGUFReader, GGUFWriter, quants
 
 out = sys.argv[1]
 rng = np.random.default_rng(7)
@@ -37,6 +37,18 @@ for name, qtype, shape in [
     q = x if qtype == Q.F32 else quants.quantize(x, qtype)
     writer.add_tensor(name, q, raw_shape=shape if qtype in (Q.F32, Q.F16) else None, raw_dtype=qtype)
     tensors[name] = shape
+
+# K-quants from random blocks with finite scales (gguf-py dequantizes them but does not quantize).
+for name, qtype, rows in [('q4_k.weight', Q.Q4_K, 3), ('q5_k.weight', Q.Q5_K, 2), ('q6_k.weight', Q.Q6_K, 3)]:
+    block_values, block_bytes = GGML_QUANT_SIZES[qtype]
+    raw = rng.integers(0, 256, size=(rows, 2, block_bytes), dtype=np.uint8)
+    scales = (rng.uniform(0.001, 0.05, size=(rows, 2, 2))).astype(np.float16).view(np.uint8).reshape(rows, 2, 4)
+    if qtype == Q.Q6_K:
+        raw[:, :, 208:210] = scales[:, :, :2]
+    else:
+        raw[:, :, 0:4] = scales
+    writer.add_tensor(name, raw.reshape(rows, 2 * block_bytes), raw_dtype=qtype)
+    tensors[name] = (rows, 2 * block_values)
 
 writer.write_header_to_file()
 writer.write_kv_data_to_file()
