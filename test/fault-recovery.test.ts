@@ -15,6 +15,7 @@ import { ROOT, tempHome } from './helpers/cli.js';
 const address = inject('temporalAddress');
 const queue = 'retool-fault-recovery-test';
 const RECOVERY_GOAL_S = 90;
+const RL_STEPS = 40;
 
 describe('recovery from killed and stopped workers, production timeouts', () => {
   const home = tempHome('retool-fault-');
@@ -40,7 +41,16 @@ describe('recovery from killed and stopped workers, production timeouts', () => 
       traces: { limit: 60, seed: 0 },
       sft: { steps: 300, checkpointEvery: 20 },
       eval: { limit: 4 },
-      rl: { steps: 8, evalEvery: 8, evalLimit: 4, checkpointEvery: 2, promptsPerStep: 2, samplesPerPrompt: 2, maxResponseTokens: 32 },
+      // Long enough (tens of seconds) that a heartbeat with a checkpoint is seen before RL ends.
+      rl: {
+        steps: RL_STEPS,
+        evalEvery: RL_STEPS,
+        evalLimit: 4,
+        checkpointEvery: 2,
+        promptsPerStep: 2,
+        samplesPerPrompt: 2,
+        maxResponseTokens: 32,
+      },
     });
     const workflowId = `test-fault-${Date.now()}`;
     const handle = await client.workflow.start(retoolPipeline, { taskQueue: queue, workflowId, args: [config] });
@@ -62,7 +72,7 @@ describe('recovery from killed and stopped workers, production timeouts', () => 
     expect(sftStop.seconds).toBeLessThan(30);
 
     const result = await handle.result();
-    expect(result).toMatchObject({ status: 'completed', dataset: 'fault@1', rlSteps: 8 });
+    expect(result).toMatchObject({ status: 'completed', dataset: 'fault@1', rlSteps: RL_STEPS });
     await withStore(home.dir, async (store) => {
       const summary = async (runId: string) =>
         JSON.parse(
@@ -75,7 +85,7 @@ describe('recovery from killed and stopped workers, production timeouts', () => 
       expect((await summary(`${workflowId}-rl`)).resumedFrom).toBeGreaterThanOrEqual(2);
       for (const [stage, name, steps] of [
         ['sft', 'loss', 300],
-        ['rl', 'reward_mean', 8],
+        ['rl', 'reward_mean', RL_STEPS],
       ] as const) {
         const rows = await store.query<{ step: number; n: bigint }>(
           'SELECT step, count(*) AS n FROM metrics WHERE run_id = $1 AND stage = $2 AND name = $3 GROUP BY step ORDER BY step',
@@ -90,7 +100,7 @@ describe('recovery from killed and stopped workers, production timeouts', () => 
         [`${workflowId}-rl`],
       );
       expect(rollouts.map((r) => [Number(r.step), Number(r.n), Number(r.distinct_samples)])).toEqual(
-        Array.from({ length: 8 }, (_, i) => [i + 1, 4, 4]),
+        Array.from({ length: RL_STEPS }, (_, i) => [i + 1, 4, 4]),
       );
     });
   }, 600_000);
