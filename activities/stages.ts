@@ -15,6 +15,9 @@ import { runOffloaded, type JobInput, type JobResult } from './offload/parent.js
 import type { JobName } from './offload/protocol.js';
 import { HEARTBEAT_INTERVAL_MS } from './offload/timing.js';
 
+/** What the workflow passes a training stage: paths relative to the store's folder, no resume flag. */
+type TrainingInput<J extends 'sft' | 'rl'> = Omit<J extends 'sft' ? SftOptions : RlOptions, 'home' | 'resume'> & { runId: string };
+
 export interface StageActivityOptions {
   home?: string;
   /** Silence of a stage's process that counts as stuck before its steps show their pace (default 5 min). */
@@ -92,6 +95,18 @@ export function createStageActivities({ home, stallFloorMs }: StageActivityOptio
     withStore(home, (store) => latestCheckpoint(store, runId, stage)).then((c) => c !== null);
   const offload = <J extends JobName>(stage: string, total: number, job: J, input: JobInput<J>): Promise<JobResult<J>> =>
     withHeartbeat(stage, total, ({ options }) => runOffloaded(job, input, { ...options, stallFloorMs }));
+  /** SFT or RL: resumes the run's latest checkpoint when an earlier attempt left one; a stop ends it cancelled. */
+  const train = <J extends 'sft' | 'rl'>(job: J, input: TrainingInput<J>): Promise<JobResult<J>> =>
+    guarded(() =>
+      withHeartbeat(job, input.steps ?? 0, async ({ previousCheckpoint, options }): Promise<JobResult<J>> => {
+        const resume = previousCheckpoint !== null || (await hasCheckpoint(input.runId, job));
+        const full = { ...input, model: inHome(input.model), out: inHome(input.out), home, resume } as JobInput<J>;
+        const summary: JobResult<J> = await runOffloaded(job, full, { ...options, stallFloorMs });
+        const { stopped, steps, lastCheckpoint } = summary as { stopped: boolean; steps: number; lastCheckpoint: string | null };
+        if (stopped) throw new CancelledFailure(`${job.toUpperCase()} stopped at step ${steps}; checkpoint ${lastCheckpoint}`);
+        return summary;
+      }),
+    );
 
   return {
     async initModel(input: { out: string; preset: PresetName; seed: number }) {
@@ -111,28 +126,12 @@ export function createStageActivities({ home, stallFloorMs }: StageActivityOptio
       });
     },
 
-    async sft(input: Omit<SftOptions, 'home' | 'resume'> & { runId: string }): Promise<SftSummary> {
-      return guarded(() =>
-        withHeartbeat('sft', input.steps ?? 0, async ({ previousCheckpoint, options }) => {
-          const resume = previousCheckpoint !== null || (await hasCheckpoint(input.runId, 'sft'));
-          const job = { ...input, model: inHome(input.model), out: inHome(input.out), home, resume };
-          const summary = await runOffloaded('sft', job, { ...options, stallFloorMs });
-          if (summary.stopped) throw new CancelledFailure(`SFT stopped at step ${summary.steps}; checkpoint ${summary.lastCheckpoint}`);
-          return summary;
-        }),
-      );
+    sft(input: TrainingInput<'sft'>): Promise<SftSummary> {
+      return train('sft', input);
     },
 
-    async rl(input: Omit<RlOptions, 'home' | 'resume'> & { runId: string }): Promise<JobResult<'rl'>> {
-      return guarded(() =>
-        withHeartbeat('rl', input.steps ?? 0, async ({ previousCheckpoint, options }) => {
-          const resume = previousCheckpoint !== null || (await hasCheckpoint(input.runId, 'rl'));
-          const job = { ...input, model: inHome(input.model), out: inHome(input.out), home, resume };
-          const summary = await runOffloaded('rl', job, { ...options, stallFloorMs });
-          if (summary.stopped) throw new CancelledFailure(`RL stopped at step ${summary.steps}; checkpoint ${summary.lastCheckpoint}`);
-          return summary;
-        }),
-      );
+    rl(input: TrainingInput<'rl'>): Promise<JobResult<'rl'>> {
+      return train('rl', input);
     },
 
     async evaluate(input: Omit<EvalOptions, 'home'>): Promise<JobResult<'evaluate'>> {

@@ -5,10 +5,10 @@
 // (3) the time from SIGKILL of the worker running SFT, then of the one running RL, to the other
 // worker's first step of its own.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import type { PresetName } from '../engine/model/config.js';
 import { runOffloaded } from '../activities/offload/parent.js';
@@ -17,7 +17,8 @@ import { ensureServer, stopHomeServers } from '../worker/temporal.js';
 import { runSft } from '../stages/sft.js';
 import { resolveConfig } from '../workflows/config.js';
 import { retoolPipeline } from '../workflows/pipeline.js';
-import { median } from './stats.js';
+import { PROJECT_ROOT } from '../engine/util/project-root.js';
+import { median, quantile } from './stats.js';
 import { interruptStage, pollUntil, WorkerProcesses } from './worker-faults.js';
 
 export interface BenchWorkerOptions {
@@ -27,20 +28,9 @@ export interface BenchWorkerOptions {
   onProgress?: (what: string) => void;
 }
 
-function projectRoot(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  for (let dir = here; dirname(dir) !== dir; dir = dirname(dir)) if (existsSync(join(dir, 'package.json'))) return dir;
-  return join(here, '..');
-}
-
 const round = (s: number) => +s.toFixed(3);
 /** SFT runs per place, interleaved so that the machine's drift hits both alike. */
 const PAIRS = 3;
-
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
-}
 
 function latency(seconds: number[]) {
   return {
@@ -54,7 +44,7 @@ function latency(seconds: number[]) {
 
 export async function benchWorker(opts: BenchWorkerOptions) {
   const say = opts.onProgress ?? (() => {});
-  const root = projectRoot();
+  const root = PROJECT_ROOT;
   const freshness = (await import(pathToFileURL(join(root, 'bin', 'freshness.mjs')).href)) as {
     distState(root: string): { fresh: boolean; reason: string | null };
   };

@@ -5,18 +5,10 @@ import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHILD_DIED, runOffloaded, STALLED } from '../activities/offload/parent.js';
+import { processAlive } from '../bench/worker-faults.js';
 import { BAD_INPUT } from '../domain/errors.js';
 import { TEST_BACKENDS } from './helpers/backends.js';
 import { json, retool, tempHome } from './helpers/cli.js';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('stage work in a child process', () => {
   const home = tempHome('retool-offload-');
@@ -48,7 +40,7 @@ describe('stage work in a child process', () => {
         const summary = await runOffloaded('sft', sft(`on-${backend}`, 3), { onSpawn: (p) => (pid = p) });
         expect(summary.steps).toBe(3);
         expect(summary.backend.split(' ')[0]).toBe(backend);
-        expect(alive(pid)).toBe(false);
+        expect(processAlive(pid)).toBe(false);
       } finally {
         if (before === undefined) delete process.env.RETOOL_BACKEND;
         else process.env.RETOOL_BACKEND = before;
@@ -86,7 +78,7 @@ describe('stage work in a child process', () => {
     expect(limit).toBeGreaterThanOrEqual(8);
     expect(waited).toBeGreaterThanOrEqual(limit - 0.5);
     expect(waited).toBeLessThan(limit + 5);
-    expect(alive(pid)).toBe(false);
+    expect(processAlive(pid)).toBe(false);
   }, 60_000);
 
   it('a cancel stops at a step boundary with a checkpoint of that step, and the child exits', async () => {
@@ -101,7 +93,7 @@ describe('stage work in a child process', () => {
     expect(summary.steps).toBeGreaterThanOrEqual(7);
     expect(summary.steps).toBeLessThan(5000);
     expect(summary.lastCheckpoint).toBe(join(home.dir, 'artifacts', 'cancel', 'sft', `step-${summary.steps}`));
-    expect(alive(pid)).toBe(false);
+    expect(processAlive(pid)).toBe(false);
   }, 60_000);
 
   it('a child killed from outside (as by the OOM killer) fails retryably, naming the signal', async () => {

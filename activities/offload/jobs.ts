@@ -11,6 +11,7 @@ import { runEval } from '../../stages/eval.js';
 import type { ColdStartOptions, EvalOptions, RlOptions, SftOptions } from '../../stages/options.js';
 import { runRl } from '../../stages/rl.js';
 import { runSft } from '../../stages/sft.js';
+import type { JobName } from './protocol.js';
 
 export interface JobReport {
   progress(step: number, total?: number, metrics?: Record<string, number | null>): void;
@@ -81,6 +82,6 @@ export const JOBS = {
       byLevel: Object.fromEntries(Object.entries(summary.metrics.byLevel).map(([l, a]) => [l, a.avgAtK])),
     };
   },
-};
+} satisfies Record<JobName, (input: never, report: JobReport) => Promise<unknown>>;
 
 export type Jobs = typeof JOBS;
