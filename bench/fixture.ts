@@ -6,8 +6,8 @@ import { synthesizeDataset } from '../datasets/derive.js';
 import { withStore } from '../datasets/store.js';
 import { coldStart } from '../stages/coldstart.js';
 import { saveModel } from '../engine/model/checkpoint.js';
-import { PRESETS, Qwen2ConfigSchema, type PresetName } from '../engine/model/config.js';
-import { Qwen2Model } from '../engine/model/qwen2.js';
+import { PRESETS, DecoderConfigSchema, type PresetName } from '../engine/model/config.js';
+import { DecoderModel } from '../engine/model/decoder.js';
 import type { Sandbox } from '../engine/sandbox/index.js';
 import { runSft } from '../stages/sft.js';
 import { builtinTokenizer } from '../engine/tokenizer/builtin.js';
@@ -21,8 +21,8 @@ export async function sftFixture(home: string, sandbox: Sandbox, o: { preset: Pr
   });
   const tokenizer = builtinTokenizer();
   const base = join(home, 'base');
-  const init = Qwen2Model.init(
-    Qwen2ConfigSchema.parse({ vocab_size: tokenizer.vocabSize, eos_token_id: tokenizer.eosId, ...PRESETS[o.preset] }),
+  const init = DecoderModel.init(
+    DecoderConfigSchema.parse({ vocab_size: tokenizer.vocabSize, eos_token_id: tokenizer.eosId, ...PRESETS[o.preset] }),
     0,
   );
   await saveModel(base, init, { tokenizer });

@@ -4,10 +4,10 @@
 import { cpus, platform, arch } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { PRESETS, Qwen2ConfigSchema, headDim, type Qwen2Config } from '../engine/model/config.js';
+import { PRESETS, DecoderConfigSchema, headDim, type DecoderConfig } from '../engine/model/config.js';
 import { Decoder } from '../engine/model/generate.js';
 import { PROJECT_ROOT, VENV_DIR } from '../engine/util/project-root.js';
-import { Qwen2Model } from '../engine/model/qwen2.js';
+import { DecoderModel } from '../engine/model/decoder.js';
 import { backendInfo, initBackend, tf } from '../engine/tensor/backend.js';
 import { builtinTokenizer } from '../engine/tokenizer/index.js';
 import { AdamW, OptimizerConfigSchema } from '../engine/train/optim.js';
@@ -95,7 +95,7 @@ function matmulRate(m: number, k: number, n: number, runs: number): number {
 }
 
 /** The 2-D products of a training step, as [m, k, n] (forward ones, then a weight gradient). */
-function modelShapes(c: Qwen2Config, tokens: number): Record<string, [number, number, number]> {
+function modelShapes(c: DecoderConfig, tokens: number): Record<string, [number, number, number]> {
   const H = c.hidden_size;
   const hd = headDim(c);
   return {
@@ -109,17 +109,17 @@ function modelShapes(c: Qwen2Config, tokens: number): Record<string, [number, nu
   };
 }
 
-export function benchModelConfig(name: BenchModelName): Qwen2Config {
-  return Qwen2ConfigSchema.parse({ vocab_size: builtinTokenizer().vocabSize, ...BENCH_MODELS[name] });
+export function benchModelConfig(name: BenchModelName): DecoderConfig {
+  return DecoderConfigSchema.parse({ vocab_size: builtinTokenizer().vocabSize, ...BENCH_MODELS[name] });
 }
 
-function trainingBatch(c: Qwen2Config, batch: number, seq: number, seed: number): TokenBatch {
+function trainingBatch(c: DecoderConfig, batch: number, seq: number, seed: number): TokenBatch {
   const ids = randomIds(batch, seq + 1, c.vocab_size, seed);
   return { ids, lossMask: ids.map((r) => r.map(() => 1)) };
 }
 
-async function benchTraining(c: Qwen2Config, steps: number, shape: { batch: number; seq: number }) {
-  const model = Qwen2Model.init(c, 0);
+async function benchTraining(c: DecoderConfig, steps: number, shape: { batch: number; seq: number }) {
+  const model = DecoderModel.init(c, 0);
   const optimizer = new AdamW(model.params, OptimizerConfigSchema.parse({ lr: 1e-3, warmupSteps: 0, totalSteps: steps + 3 }));
   const batch = trainingBatch(c, shape.batch, shape.seq, 7);
   const times: number[] = [];
@@ -144,7 +144,7 @@ async function benchTraining(c: Qwen2Config, steps: number, shape: { batch: numb
   }
 }
 
-async function benchDecode(model: Qwen2Model, batch: number, useCache: boolean) {
+async function benchDecode(model: DecoderModel, batch: number, useCache: boolean) {
   const prompts = randomIds(batch, CONTEXT - DECODE_TOKENS, model.config.vocab_size, 1000 + batch);
   const decoder = new Decoder(model, prompts, { maxNewTokens: DECODE_TOKENS, temperature: 0, useCache });
   const times: number[] = [];
@@ -171,7 +171,7 @@ interface TorchRun {
   decode: Record<string, { cached: { tokens_per_s: number }; uncached: { tokens_per_s: number } }>;
 }
 
-export async function torchPeer(c: Qwen2Config, steps: number, model: BenchModelName) {
+export async function torchPeer(c: DecoderConfig, steps: number, model: BenchModelName) {
   const shape = TRAIN_SHAPE[model];
   const job = {
     config: {
@@ -234,7 +234,7 @@ async function benchPreset(preset: BenchModelName, opts: BenchModelOptions) {
     string,
     { cached: Awaited<ReturnType<typeof benchDecode>>; uncached: Awaited<ReturnType<typeof benchDecode>>; speedup: number }
   > = {};
-  const model = Qwen2Model.init(c, 0);
+  const model = DecoderModel.init(c, 0);
   try {
     for (const b of DECODE_BATCHES) {
       say(`decode, batch ${b}, cached`);

@@ -14,7 +14,7 @@ import { resolveHome, withStore } from '../datasets/store.js';
 import { evaluateModel } from '../engine/eval/evaluate.js';
 import type { EvalMetrics } from '../engine/eval/metrics.js';
 import { openModel, saveModel } from '../engine/model/checkpoint.js';
-import type { Qwen2Model } from '../engine/model/qwen2.js';
+import type { DecoderModel } from '../engine/model/decoder.js';
 import { Sandbox, type IsolationMode } from '../engine/sandbox/index.js';
 import { backendLabel, initBackend } from '../engine/tensor/backend.js';
 import type { TextTokenizer } from '../engine/tokenizer/types.js';
@@ -183,7 +183,7 @@ export async function runRl(
     return { train, held: { dataset: held.dataset, rows: heldRows.slice(0, opts.evalLimit) }, heldRef: held.source, checkpoint };
   });
 
-  const models: Qwen2Model[] = [];
+  const models: DecoderModel[] = [];
   const sandbox = new Sandbox();
   const evals: RlEvalPoint[] = [];
   try {

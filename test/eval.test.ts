@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gradeResponse } from '../domain/grading.js';
 import { sampleFacts } from '../engine/eval/evaluate.js';
 import { evalMetrics } from '../engine/eval/metrics.js';
-import { Qwen2ConfigSchema } from '../engine/model/config.js';
-import { Qwen2Model } from '../engine/model/qwen2.js';
+import { DecoderConfigSchema } from '../engine/model/config.js';
+import { DecoderModel } from '../engine/model/decoder.js';
 import { rollout, type Trajectory } from '../engine/rollout/rollout.js';
 import { Sandbox } from '../engine/sandbox/index.js';
 import { buildExamples, padBatch } from '../engine/sft/data.js';
@@ -156,13 +156,13 @@ describe('multi-turn rollout with the sandbox in the loop', () => {
   afterAll(() => sandbox.close());
   const problem = 'Compute 6*7.';
   const response = `${code('print(6*7)')}${out('42')}${answer('42')}`;
-  let model: Qwen2Model;
+  let model: DecoderModel;
 
   beforeAll(async () => {
     await initBackend();
     // A model that has learned one trace with the interpreter span masked out, as SFT trains it:
     // it never learned to write "42" inside <interpreter>, so any 42 there came from the sandbox.
-    const config = Qwen2ConfigSchema.parse({
+    const config = DecoderConfigSchema.parse({
       vocab_size: tokenizer.vocabSize,
       hidden_size: 32,
       intermediate_size: 64,
@@ -173,7 +173,7 @@ describe('multi-turn rollout with the sandbox in the loop', () => {
       tie_word_embeddings: true,
       rope_theta: 10_000,
     });
-    model = Qwen2Model.init(config, 0);
+    model = DecoderModel.init(config, 0);
     const { examples } = buildExamples(tokenizer, [{ problem, response }], 128);
     const optimizer = new AdamW(model.params, OptimizerConfigSchema.parse({ lr: 2e-2, schedule: 'constant', weightDecay: 0 }));
     const batch = padBatch(examples, tokenizer.padId);

@@ -1,9 +1,9 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, saveModel } from '../engine/model/checkpoint.js';
-import { Qwen2ConfigSchema, PRESETS } from '../engine/model/config.js';
+import { DecoderConfigSchema, PRESETS } from '../engine/model/config.js';
 import { Decoder, generate } from '../engine/model/generate.js';
-import { Qwen2Model } from '../engine/model/qwen2.js';
+import { DecoderModel } from '../engine/model/decoder.js';
 import { initBackend, tf } from '../engine/tensor/backend.js';
 import { describeOnEachBackend } from './helpers/backends.js';
 import { AdamW, OptimizerConfigSchema } from '../engine/train/optim.js';
@@ -26,7 +26,7 @@ const IDS = [
   [4, 4, 96, 0, 13, 13, 7, 1],
 ];
 
-function logitsOf(model: Qwen2Model, ids: number[][]): Float32Array {
+function logitsOf(model: DecoderModel, ids: number[][]): Float32Array {
   return tf.tidy(
     () =>
       model
@@ -51,7 +51,7 @@ describe('Qwen2 against Hugging Face transformers (float32, CPU)', () => {
     await initBackend();
     // Checkpoints written here, for transformers to read back.
     for (const tied of [false, true]) {
-      const m = Qwen2Model.init(Qwen2ConfigSchema.parse({ ...GQA, tie_word_embeddings: tied }), 11);
+      const m = DecoderModel.init(DecoderConfigSchema.parse({ ...GQA, tie_word_embeddings: tied }), 11);
       await saveModel(dir(`ours-${tied}`), m, { maxShardBytes: tied ? 20_000 : undefined });
       m.dispose();
     }
@@ -109,9 +109,9 @@ describe('Qwen2 against Hugging Face transformers (float32, CPU)', () => {
 });
 
 describeOnEachBackend('decoding', () => {
-  let model: Qwen2Model;
+  let model: DecoderModel;
   beforeAll(() => {
-    model = Qwen2Model.init(Qwen2ConfigSchema.parse({ ...GQA, tie_word_embeddings: true }), 5);
+    model = DecoderModel.init(DecoderConfigSchema.parse({ ...GQA, tie_word_embeddings: true }), 5);
   });
   afterAll(() => model.dispose());
 
@@ -165,7 +165,7 @@ describeOnEachBackend('decoding', () => {
 });
 
 describeOnEachBackend('training', () => {
-  const config = Qwen2ConfigSchema.parse({ vocab_size: 16, ...PRESETS.tiny });
+  const config = DecoderConfigSchema.parse({ vocab_size: 16, ...PRESETS.tiny });
   function copyBatch(seed: number): TokenBatch {
     let s = seed;
     const rnd = () => (s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
@@ -181,7 +181,7 @@ describeOnEachBackend('training', () => {
   const optimizerConfig = OptimizerConfigSchema.parse({ lr: 3e-3, warmupSteps: 10, totalSteps: 150 });
 
   it('learns a copy task, with tf.memory() flat across steps', () => {
-    const model = Qwen2Model.init(config, 1);
+    const model = DecoderModel.init(config, 1);
     const opt = new AdamW(model.params, optimizerConfig);
     const losses: number[] = [];
     let tensorsAfterFirst = 0;
@@ -198,7 +198,7 @@ describeOnEachBackend('training', () => {
   });
 
   it('gives masked tokens exactly zero gradient', () => {
-    const model = Qwen2Model.init(config, 2);
+    const model = DecoderModel.init(config, 2);
     const batch = copyBatch(99);
     // The last token of each row is only ever a target. With its loss mask at 0, changing it
     // must not move the loss or any gradient by a single bit.
@@ -219,11 +219,11 @@ describeOnEachBackend('training', () => {
   it('resumes from a saved checkpoint to the same losses as an uninterrupted run', async () => {
     const home = tempHome('retool-resume-');
     try {
-      const straight = Qwen2Model.init(config, 3);
+      const straight = DecoderModel.init(config, 3);
       const straightOpt = new AdamW(straight.params, optimizerConfig);
       const expected = Array.from({ length: 12 }, (_, i) => trainStep(straight, straightOpt, copyBatch(1000 + i)).loss);
 
-      const first = Qwen2Model.init(config, 3);
+      const first = DecoderModel.init(config, 3);
       const firstOpt = new AdamW(first.params, optimizerConfig);
       const got = Array.from({ length: 6 }, (_, i) => trainStep(first, firstOpt, copyBatch(1000 + i)).loss);
       await saveModel(home.dir, first, { optimizer: firstOpt });

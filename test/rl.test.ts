@@ -5,8 +5,8 @@ import { importProblems } from '../datasets/problems-io.js';
 import { readMetrics } from '../datasets/runs.js';
 import { withStore } from '../datasets/store.js';
 import { saveModel } from '../engine/model/checkpoint.js';
-import { Qwen2ConfigSchema } from '../engine/model/config.js';
-import { Qwen2Model } from '../engine/model/qwen2.js';
+import { DecoderConfigSchema } from '../engine/model/config.js';
+import { DecoderModel } from '../engine/model/decoder.js';
 import { gae, groupAdvantages } from '../engine/rl/advantages.js';
 import type { RlOptions } from '../stages/options.js';
 import { runRl } from '../stages/rl.js';
@@ -32,7 +32,7 @@ const tokenizer = builtinTokenizer();
 const code = (src: string) => `<code>\n\`\`\`python\n${src}\n\`\`\`\n</code>`;
 const out = (text: string) => `\n<interpreter>\n${text}\n</interpreter>\n`;
 const answer = (a: string) => `<answer>\\boxed{${a}}</answer>`;
-const config = Qwen2ConfigSchema.parse({
+const config = DecoderConfigSchema.parse({
   vocab_size: tokenizer.vocabSize,
   hidden_size: 32,
   intermediate_size: 64,
@@ -146,8 +146,8 @@ function sameGrads(a: Map<string, Float32Array>, b: Map<string, Float32Array>): 
 }
 
 describeOnEachBackend('interpreter and prompt tokens carry zero weight in every loss term', () => {
-  let model: Qwen2Model;
-  let critic: Qwen2Model;
+  let model: DecoderModel;
+  let critic: DecoderModel;
   const middle = sequence([
     ['prompt', 'user: 6*7?\nassistant: '],
     ['model', code('print(6*7)')],
@@ -162,8 +162,8 @@ describeOnEachBackend('interpreter and prompt tokens carry zero weight in every 
   const lossConfig = { clipLow: 0.2, clipHigh: 0.28, entropyCoef: 0.01, klCoef: 0.1, temperature: 1 };
 
   beforeAll(() => {
-    model = Qwen2Model.init(config, 3);
-    critic = Qwen2Model.init(config, 4, true);
+    model = DecoderModel.init(config, 3);
+    critic = DecoderModel.init(config, 4, true);
   });
   afterAll(() => {
     model.dispose();
@@ -261,7 +261,7 @@ describe('the RL loop', () => {
   beforeAll(async () => {
     // A model that learned one code trace (6*7 -> 42): it answers every problem with that code,
     // so problems whose answer is 42 earn +1 and the others -1.
-    const model = Qwen2Model.init(config, 0);
+    const model = DecoderModel.init(config, 0);
     const { examples } = buildExamples(
       tokenizer,
       [{ problem: 'What is 6*7?', response: `${code('print(6*7)')}${out('42')}${answer('42')}` }],

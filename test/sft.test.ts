@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { BadInputError } from '../domain/errors.js';
 import { loadModel } from '../engine/model/checkpoint.js';
-import { Qwen2ConfigSchema } from '../engine/model/config.js';
-import { Qwen2Model } from '../engine/model/qwen2.js';
+import { DecoderConfigSchema } from '../engine/model/config.js';
+import { DecoderModel } from '../engine/model/decoder.js';
 import { buildExamples, lossMask, padBatch } from '../engine/sft/data.js';
 import { ShuffledStream } from '../engine/train/stream.js';
 import { SftConfigSchema } from '../engine/sft/config.js';
@@ -81,7 +81,7 @@ describeOnEachBackend('SFT loss mask', () => {
 describeOnEachBackend('SFT resume', () => {
   const home = tempHome('retool-sft-');
   afterAll(() => home.cleanup());
-  const config = Qwen2ConfigSchema.parse({
+  const config = DecoderConfigSchema.parse({
     vocab_size: tokenizer.vocabSize,
     hidden_size: 32,
     intermediate_size: 64,
@@ -101,7 +101,7 @@ describeOnEachBackend('SFT resume', () => {
 
   it('stopping at a checkpoint and resuming gives the same losses and weights as an uninterrupted run', async () => {
     await saveTokenizer(home.dir);
-    const run = (name: string, model: Qwen2Model, extra: Partial<Parameters<typeof trainSft>[0]> = {}) =>
+    const run = (name: string, model: DecoderModel, extra: Partial<Parameters<typeof trainSft>[0]> = {}) =>
       trainSft({
         model,
         tokenizerDir: home.dir,
@@ -112,12 +112,12 @@ describeOnEachBackend('SFT resume', () => {
         ...extra,
       });
 
-    const whole = await run('whole', Qwen2Model.init(config, 1));
+    const whole = await run('whole', DecoderModel.init(config, 1));
     expect(whole.losses).toHaveLength(6);
     expect(whole.losses[5]!).toBeLessThan(whole.losses[0]!);
 
     const stop = new AbortController();
-    const first = await run('parts', Qwen2Model.init(config, 1), { signal: stop.signal, onStep: (m) => m.step === 3 && stop.abort() });
+    const first = await run('parts', DecoderModel.init(config, 1), { signal: stop.signal, onStep: (m) => m.step === 3 && stop.abort() });
     expect(first).toMatchObject({ step: 3, stopped: true });
     expect(first.losses).toEqual(whole.losses.slice(0, 3));
 

@@ -3,7 +3,7 @@
 import type { z } from 'zod';
 import { gradeResponse } from '../../domain/grading.js';
 import type { ProblemRow } from '../../domain/problem.js';
-import type { Qwen2Model } from '../model/qwen2.js';
+import type { DecoderModel } from '../model/decoder.js';
 import type { RolloutOptionsSchema } from '../rollout/options.js';
 import { rollout, type Trajectory } from '../rollout/rollout.js';
 import type { Sandbox } from '../sandbox/index.js';
@@ -40,7 +40,7 @@ export function sampleFacts(
 
 /** Rolls out and grades; no store. The engine piece RL reuses for its periodic evaluation. */
 export async function evaluateModel(
-  model: Qwen2Model,
+  model: DecoderModel,
   tokenizer: TextTokenizer,
   sandbox: Sandbox,
   problems: ProblemRow[],

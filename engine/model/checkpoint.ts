@@ -11,8 +11,8 @@ import { saveTokenizerSync, type SavableTokenizer } from '../tokenizer/builtin.j
 import type { TextTokenizer } from '../tokenizer/types.js';
 import type { AdamW } from '../train/optim.js';
 import { readModelTensors, writeDirAtomically, writeModelTensors } from './checkpoint-files.js';
-import { Qwen2ConfigSchema } from './config.js';
-import { parameterShapes, Qwen2Model, VALUE_HEAD, type Params } from './qwen2.js';
+import { architectureOf, DecoderConfigSchema } from './config.js';
+import { parameterShapes, DecoderModel, VALUE_HEAD, type Params } from './decoder.js';
 import { readSafetensorsFile, writeSafetensorsFile, type DType, type NamedTensor } from './safetensors.js';
 
 const VALUE_HEAD_FILE = 'value_head.safetensors';
@@ -43,15 +43,14 @@ export interface SaveOptions {
 }
 
 /** Writes the whole directory atomically: a crash mid-save leaves the previous one intact. */
-export async function saveModel(dir: string, model: Qwen2Model, opts: SaveOptions = {}): Promise<void> {
+export async function saveModel(dir: string, model: DecoderModel, opts: SaveOptions = {}): Promise<void> {
   const weights = new Map<string, NamedTensor>();
   const head = new Map<string, NamedTensor>();
   for (const [name, p] of model.params) (name.startsWith('value_head.') ? head : weights).set(name, toNamed(p));
   await writeDirAtomically(dir, (tmp) => {
     const config = {
       ...model.config,
-      architectures: ['Qwen2ForCausalLM'],
-      model_type: 'qwen2',
+      architectures: [architectureOf(model.config)],
       torch_dtype: opts.dtype === 'BF16' ? 'bfloat16' : opts.dtype === 'F16' ? 'float16' : 'float32',
     };
     writeFileSync(join(tmp, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
@@ -74,7 +73,7 @@ export async function saveModel(dir: string, model: Qwen2Model, opts: SaveOption
 }
 
 export interface LoadedModel {
-  model: Qwen2Model;
+  model: DecoderModel;
   tokenizer: TextTokenizer | null;
   /** Optimizer moments and the trainer's state, when the directory holds them. */
   optimizerState: Map<string, NamedTensor> | null;
@@ -85,7 +84,7 @@ export interface LoadedModel {
 export function loadModel(dir: string): LoadedModel {
   const configFile = join(dir, 'config.json');
   if (!existsSync(configFile)) throw new Error(`${dir}: no config.json (not a model directory)`);
-  const parsed = Qwen2ConfigSchema.safeParse(JSON.parse(readFileSync(configFile, 'utf8')));
+  const parsed = DecoderConfigSchema.safeParse(JSON.parse(readFileSync(configFile, 'utf8')));
   if (!parsed.success) throw new Error(`${configFile}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   const config = parsed.data;
   const tensors = readModelTensors(dir);
@@ -109,7 +108,7 @@ export function loadModel(dir: string): LoadedModel {
         );
     }
   }
-  const model = new Qwen2Model(config, params);
+  const model = new DecoderModel(config, params);
   const tokenizer = existsSync(join(dir, 'tokenizer.json')) ? loadTokenizerSync(dir) : null;
   const optimizerFile = join(dir, OPTIMIZER_FILE);
   const optimizerState = existsSync(optimizerFile) ? new Map(readSafetensorsFile(optimizerFile).tensors) : null;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { tf } from '../tensor/backend.js';
-import { disposeCache, type KVCache, type Qwen2Model } from './qwen2.js';
+import { disposeCache, type KVCache, type DecoderModel } from './decoder.js';
 import { logProbOf, sampleToken, seededRandom } from './sampling.js';
 
 export const GenerateOptionsSchema = z.object({
@@ -48,7 +48,7 @@ export class Decoder {
   private pending: (number[] | null)[];
 
   constructor(
-    private readonly model: Qwen2Model,
+    private readonly model: DecoderModel,
     prompts: number[][],
     options: GenerateOptions = {},
     private readonly decodeText?: (ids: number[]) => string,
@@ -209,7 +209,7 @@ export interface Generation {
 
 /** Plain batched generation: decode until every row ends (a pause ends it too). */
 export function generate(
-  model: Qwen2Model,
+  model: DecoderModel,
   prompts: number[][],
   options: GenerateOptions = {},
   decodeText?: (ids: number[]) => string,

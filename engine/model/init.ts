@@ -1,18 +1,18 @@
 import { builtinTokenizer } from '../tokenizer/builtin.js';
 import { saveModel } from './checkpoint.js';
-import { PRESETS, Qwen2ConfigSchema, type PresetName } from './config.js';
-import { Qwen2Model } from './qwen2.js';
+import { PRESETS, DecoderConfigSchema, type PresetName } from './config.js';
+import { DecoderModel } from './decoder.js';
 
 /** A randomly initialised preset model with the built-in tokenizer, written in Hugging Face layout. */
 export async function initModelDir(out: string, preset: PresetName, seed: number) {
   const tokenizer = builtinTokenizer();
-  const config = Qwen2ConfigSchema.parse({
+  const config = DecoderConfigSchema.parse({
     vocab_size: tokenizer.vocabSize,
     eos_token_id: tokenizer.eosId,
     bos_token_id: null,
     ...PRESETS[preset],
   });
-  const model = Qwen2Model.init(config, seed, true);
+  const model = DecoderModel.init(config, seed, true);
   try {
     await saveModel(out, model, { tokenizer });
     return { dir: out, preset, parameters: model.parameterCount(), config };

@@ -1,5 +1,5 @@
 // One Qwen2 decoder layer for training on the native backend: the forward as raw libtensorflow ops
-// and its gradient written by hand, as one tf.customGrad. The tfjs path of Qwen2Model.forward
+// and its gradient written by hand, as one tf.customGrad. The tfjs path of DecoderModel.forward
 // records some 60 kernels a layer on the tape and autodiff turns them into about 180 more (each with
 // its scalar uploads, broadcast reductions, reshapes and saved-tensor clones); here it is about 40
 // ops forward and 70 backward. Same maths as the tfjs path, rounded differently: q/k/v and gate/up

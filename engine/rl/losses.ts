@@ -4,7 +4,7 @@
 // and are zeroed where `actions` is 0 before they reach a tensor, so no value at a masked position
 // can leak into a loss or a gradient.
 import { tf } from '../tensor/backend.js';
-import type { ForwardOutput, Qwen2Model } from '../model/qwen2.js';
+import type { ForwardOutput, DecoderModel } from '../model/decoder.js';
 import { gradsByName, nextTokenTensors } from '../train/step.js';
 
 export interface RlSequence {
@@ -81,7 +81,7 @@ function logprobsOf(logits: tf.Tensor3D, targets: tf.Tensor2D, temperature: numb
  * per token (index 0, which has no prefix, gets 0), so that it lines up with the ids.
  */
 function perToken(
-  model: Qwen2Model,
+  model: DecoderModel,
   seqs: RlSequence[],
   padId: number,
   reduce: (out: ForwardOutput, targets: tf.Tensor2D) => tf.Tensor2D,
@@ -103,12 +103,12 @@ function perToken(
 }
 
 /** Log-prob of every token given its prefix. */
-export function tokenLogprobs(model: Qwen2Model, seqs: RlSequence[], padId: number, temperature = 1): number[][] {
+export function tokenLogprobs(model: DecoderModel, seqs: RlSequence[], padId: number, temperature = 1): number[][] {
   return perToken(model, seqs, padId, (out, targets) => logprobsOf(out.logits, targets, temperature).picked);
 }
 
 /** The critic's estimate before every token. */
-export function tokenValues(critic: Qwen2Model, seqs: RlSequence[], padId: number): number[][] {
+export function tokenValues(critic: DecoderModel, seqs: RlSequence[], padId: number): number[][] {
   return perToken(critic, seqs, padId, (out) => critic.values(out.hidden));
 }
 
@@ -118,7 +118,7 @@ export function tokenValues(critic: Qwen2Model, seqs: RlSequence[], padId: numbe
  * the entropy bonus, plus the k3 KL to the reference. Gradients by parameter name.
  */
 export function policyLossAndGrads(
-  model: Qwen2Model,
+  model: DecoderModel,
   seqs: PolicyInputs[],
   padId: number,
   c: PolicyLossConfig,
@@ -188,7 +188,7 @@ export interface ValueStats {
 
 /** PPO's clipped value loss: 0.5 * max((V - R)^2, (clip(V, V_old ± c) - R)^2), token mean. */
 export function valueLossAndGrads(
-  critic: Qwen2Model,
+  critic: DecoderModel,
   seqs: ValueInputs[],
   padId: number,
   valueClip: number,

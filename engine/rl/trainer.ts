@@ -7,7 +7,7 @@
 import { BadInputError } from '../../domain/errors.js';
 import { Rng } from '../../domain/rng.js';
 import { saveModel, type LoadedModel } from '../model/checkpoint.js';
-import type { Qwen2Model } from '../model/qwen2.js';
+import type { DecoderModel } from '../model/decoder.js';
 import { rollout, type Trajectory } from '../rollout/rollout.js';
 import type { Sandbox } from '../sandbox/index.js';
 import { ShuffledStream, type DataCursor } from '../train/stream.js';
@@ -67,11 +67,11 @@ export interface RlStepMetrics {
 }
 
 export interface RlRun {
-  policy: Qwen2Model;
+  policy: DecoderModel;
   /** PPO's critic: a separate model with a value head. Null for GRPO. */
-  critic: Qwen2Model | null;
+  critic: DecoderModel | null;
   /** The frozen starting model, for the KL term; null when klCoef is 0. */
-  reference: Qwen2Model | null;
+  reference: DecoderModel | null;
   tokenizer: TextTokenizer;
   tokenizerDir: string;
   sandbox: Sandbox;
@@ -83,7 +83,7 @@ export interface RlRun {
   onStep?: (m: RlStepMetrics, trajectories: ScoredTrajectory[]) => void | Promise<void>;
   onCheckpoint?: (step: number, dir: string) => void | Promise<void>;
   /** Held-out evaluation of the current policy, before training and every `evalEvery` steps. */
-  evaluate?: (step: number, policy: Qwen2Model) => Promise<void>;
+  evaluate?: (step: number, policy: DecoderModel) => Promise<void>;
   /** Evaluate before the first step even when resuming (the checkpoint's evaluation is missing). */
   evaluateFirst?: boolean;
   signal?: AbortSignal;

@@ -5,7 +5,7 @@
 import type { z } from 'zod';
 import { RolloutOptionsSchema, type RolloutOptions } from './options.js';
 import { Decoder } from '../model/generate.js';
-import type { Qwen2Model } from '../model/qwen2.js';
+import type { DecoderModel } from '../model/decoder.js';
 import { renderForModel, truncateMiddle, type ExecStatus, type Sandbox } from '../sandbox/index.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { codeBlocks, interpreterBlock, TAG, type Role } from '../trace/format.js';
@@ -60,7 +60,7 @@ function interpreterTokens(tokenizer: TextTokenizer, rendered: string, maxTokens
 }
 
 async function rolloutBatch(
-  model: Qwen2Model,
+  model: DecoderModel,
   tokenizer: TextTokenizer,
   sandbox: Sandbox,
   prompts: number[][],
@@ -182,7 +182,7 @@ async function rolloutBatch(
 
 /** Rolls out every prompt (token ids), `batchSize` at a time, in order. */
 export async function rollout(
-  model: Qwen2Model,
+  model: DecoderModel,
   tokenizer: TextTokenizer,
   sandbox: Sandbox,
   prompts: number[][],

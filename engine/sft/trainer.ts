@@ -2,7 +2,7 @@
 // periodic checkpoints that hold everything needed to continue (weights, optimizer moments, step,
 // data cursor), so a resumed run produces the same losses as one never stopped.
 import { saveModel, type LoadedModel } from '../model/checkpoint.js';
-import type { Qwen2Model } from '../model/qwen2.js';
+import type { DecoderModel } from '../model/decoder.js';
 import { AdamW, OptimizerConfigSchema } from '../train/optim.js';
 import { trainStep } from '../train/step.js';
 import { padBatch, type SftExample } from './data.js';
@@ -23,7 +23,7 @@ export interface SftStepMetrics {
 }
 
 export interface SftRun {
-  model: Qwen2Model;
+  model: DecoderModel;
   /** Where the model's tokenizer files come from (copied into every checkpoint). */
   tokenizerDir: string;
   examples: SftExample[];

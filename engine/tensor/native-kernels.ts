@@ -58,7 +58,7 @@ function floatConstant(b: Binding, value: number): number {
 
 const typeAttr = (b: Binding, name: string, dtype: number): Attr => ({ name, type: b.TF_ATTR_TYPE, value: dtype });
 
-/** The weights of one layer, fused and laid out for the no-gradient pass (see Qwen2Model). */
+/** The weights of one layer, fused and laid out for the no-gradient pass (see DecoderModel). */
 export interface NativeLayerWeights {
   /** [H, (nH + 2 nKV) hd]: q (scaled by 1/sqrt(hd)), k, v projections, input norm folded in. */
   qkv: tf.Tensor2D;

@@ -1,5 +1,5 @@
 import { tf } from '../tensor/backend.js';
-import type { Qwen2Model } from '../model/qwen2.js';
+import type { DecoderModel } from '../model/decoder.js';
 import { gradNormScale, type AdamW } from './optim.js';
 
 /**
@@ -81,7 +81,7 @@ export function gradsByName(params: Map<string, tf.Variable>, loss: () => tf.Sca
 }
 
 /** Gradients of the masked loss by parameter name (caller disposes them). */
-export function lossAndGrads(model: Qwen2Model, batch: TokenBatch): { loss: number; grads: Map<string, tf.Tensor>; tokens: number } {
+export function lossAndGrads(model: DecoderModel, batch: TokenBatch): { loss: number; grads: Map<string, tf.Tensor>; tokens: number } {
   const t = nextTokenTensors(batch);
   try {
     const { value, grads } = gradsByName(model.policyParams(), () => {
@@ -96,7 +96,7 @@ export function lossAndGrads(model: Qwen2Model, batch: TokenBatch): { loss: numb
 }
 
 /** One optimizer step on the masked next-token loss. Leaves no tensors behind. */
-export function trainStep(model: Qwen2Model, optimizer: AdamW, batch: TokenBatch): StepResult {
+export function trainStep(model: DecoderModel, optimizer: AdamW, batch: TokenBatch): StepResult {
   const { loss, grads, tokens } = lossAndGrads(model, batch);
   const { norm, scale } = gradNormScale(grads, optimizer.config.maxGradNorm);
   const lr = optimizer.apply(grads, scale);

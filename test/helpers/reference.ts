@@ -3,7 +3,7 @@ import { execa } from 'execa';
 import { ROOT } from './cli.js';
 
 const PYTHON = process.env.RETOOL_TEST_PYTHON ?? join(ROOT, '.venv', 'bin', 'python');
-const SCRIPT = join(ROOT, 'test', 'reference', 'qwen2_reference.py');
+const SCRIPT = join(ROOT, 'test', 'reference', 'transformers_reference.py');
 
 export type ReferenceJob =
   | {

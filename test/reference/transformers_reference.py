@@ -1,8 +1,9 @@
-"""Reference side of the Qwen2 parity tests: Hugging Face transformers on the CPU.
+"""Reference side of the model parity tests: Hugging Face transformers on the CPU.
 
 Reads a JSON list of jobs on stdin and prints a JSON list of results, so one interpreter start
 (torch + transformers take seconds to import) serves a whole test file:
-  {"op": "make", "dir": D, "config": {...}, "seed": S, "dtype": "float32|bfloat16|float16", "max_shard_size": "..."}
+  {"op": "make", "dir": D, "config": {"model_type": "qwen2|llama|qwen3", ...}, "seed": S,
+   "dtype": "float32|bfloat16|float16", "max_shard_size": "..."}
   {"op": "logits", "dir": D, "ids": [[...], ...]}            float32 logits of every position
   {"op": "generate", "dir": D, "ids": [[...]], "new_tokens": N}  greedy continuation
 """
@@ -10,15 +11,16 @@ import json
 import sys
 
 import torch
-from transformers import Qwen2Config, Qwen2ForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM
 
 torch.set_num_threads(1)
 
 
 def make(job):
-    config = Qwen2Config(**job['config'])
+    fields = dict(job['config'])
+    config = AutoConfig.for_model(fields.pop('model_type', 'qwen2'), **fields)
     torch.manual_seed(job.get('seed', 0))
-    model = Qwen2ForCausalLM(config).eval()
+    model = AutoModelForCausalLM.from_config(config).eval()
     # Non-trivial biases and norm weights, so that parity covers them too.
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -30,7 +32,7 @@ def make(job):
 
 
 def load(path):
-    return Qwen2ForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
 
 
 def main():

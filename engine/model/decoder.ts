@@ -1,8 +1,9 @@
-// A Qwen2 decoder (Qwen2ForCausalLM) in tfjs, in one file: RMSNorm, rotary embeddings,
-// grouped-query attention with q/k/v biases, SwiGLU MLP, tied or separate LM head, plus a value
-// head for PPO's critic. Parameter names are exactly Hugging Face's.
+// The decoder of Qwen2, Llama and Qwen3 (their *ForCausalLM) in tfjs, in one file: RMSNorm,
+// rotary embeddings (with Llama 3's scaling), grouped-query attention with optional biases and
+// Qwen3's per-head q/k norms, SwiGLU MLP, tied or separate LM head, plus a value head for PPO's
+// critic. Parameter names are exactly Hugging Face's.
 import { tf } from '../tensor/backend.js';
-import { headDim, ropeTheta, type Qwen2Config } from './config.js';
+import { attentionBiases, hasQkNorm, headDim, ropeInverseFrequencies, type DecoderConfig } from './config.js';
 import { isNativeBackend, nativeInference, nativeInferenceActive, nativeTables, type NativeWeights } from '../tensor/native-kernels.js';
 import { nativeDecoderLayer } from './native-layer.js';
 
@@ -36,20 +37,29 @@ export interface ForwardOutput {
   cache?: KVCache;
 }
 
-export function parameterShapes(c: Qwen2Config): Map<string, number[]> {
+export function parameterShapes(c: DecoderConfig): Map<string, number[]> {
   const hd = headDim(c);
   const H = c.hidden_size;
+  const biases = attentionBiases(c);
   const shapes = new Map<string, number[]>([['model.embed_tokens.weight', [c.vocab_size, H]]]);
   for (let i = 0; i < c.num_hidden_layers; i++) {
     const p = `model.layers.${i}.`;
+    const a = `${p}self_attn.`;
     shapes.set(`${p}input_layernorm.weight`, [H]);
-    shapes.set(`${p}self_attn.q_proj.weight`, [c.num_attention_heads * hd, H]);
-    shapes.set(`${p}self_attn.q_proj.bias`, [c.num_attention_heads * hd]);
-    shapes.set(`${p}self_attn.k_proj.weight`, [c.num_key_value_heads * hd, H]);
-    shapes.set(`${p}self_attn.k_proj.bias`, [c.num_key_value_heads * hd]);
-    shapes.set(`${p}self_attn.v_proj.weight`, [c.num_key_value_heads * hd, H]);
-    shapes.set(`${p}self_attn.v_proj.bias`, [c.num_key_value_heads * hd]);
-    shapes.set(`${p}self_attn.o_proj.weight`, [H, c.num_attention_heads * hd]);
+    for (const [n, heads] of [
+      ['q', c.num_attention_heads],
+      ['k', c.num_key_value_heads],
+      ['v', c.num_key_value_heads],
+    ] as const) {
+      shapes.set(`${a}${n}_proj.weight`, [heads * hd, H]);
+      if (biases.qkv) shapes.set(`${a}${n}_proj.bias`, [heads * hd]);
+    }
+    shapes.set(`${a}o_proj.weight`, [H, c.num_attention_heads * hd]);
+    if (biases.o) shapes.set(`${a}o_proj.bias`, [H]);
+    if (hasQkNorm(c)) {
+      shapes.set(`${a}q_norm.weight`, [hd]);
+      shapes.set(`${a}k_norm.weight`, [hd]);
+    }
     shapes.set(`${p}post_attention_layernorm.weight`, [H]);
     shapes.set(`${p}mlp.gate_proj.weight`, [c.intermediate_size, H]);
     shapes.set(`${p}mlp.up_proj.weight`, [c.intermediate_size, H]);
@@ -99,7 +109,7 @@ interface Packed {
   wt: tf.Tensor2D;
 }
 
-export class Qwen2Model {
+export class DecoderModel {
   readonly headDim: number;
   private readonly invFreq: tf.Tensor1D;
   private readonly invFreqValues: Float32Array;
@@ -111,9 +121,16 @@ export class Qwen2Model {
   private readonly packed = new Map<string, Packed>();
   /** The fused weights of the native no-gradient pass, with the data they were built from. */
   private native: { weights: NativeWeights; sources: [tf.Variable, object][] } | null = null;
+  /**
+   * The fused native passes know Qwen2's and Llama's layer (a missing bias is a zero one) but not
+   * Qwen3's q/k norms, which run the tfjs ops on every backend.
+   */
+  private readonly nativeCapable: boolean;
+  /** Zeros standing in for the q/k/v biases of a model without them, in the native passes. */
+  private readonly zeroBiases = new Map<number, tf.Tensor1D>();
 
   constructor(
-    readonly config: Qwen2Config,
+    readonly config: DecoderConfig,
     readonly params: Params,
   ) {
     this.headDim = headDim(config);
@@ -122,13 +139,13 @@ export class Qwen2Model {
       if (!p) throw new Error(`checkpoint lacks ${name}`);
       if (p.shape.join(',') !== shape.join(',')) throw new Error(`${name} has shape [${p.shape}], config says [${shape}]`);
     }
-    const half = this.headDim / 2;
-    this.invFreqValues = Float32Array.from({ length: half }, (_, i) => 1 / ropeTheta(config) ** ((2 * i) / this.headDim));
+    this.nativeCapable = !hasQkNorm(config) && !attentionBiases(config).o;
+    this.invFreqValues = ropeInverseFrequencies(config);
     this.invFreq = tf.tensor1d(this.invFreqValues);
     // Built now rather than on first use, so that the model's tensor count is the same before and
     // after a forward pass.
     for (const name of this.linearWeights()) this.packedWeight(name);
-    if (nativeInferenceActive()) this.nativeWeights();
+    if (this.nativeCapable && nativeInferenceActive()) this.nativeWeights();
   }
 
   /** Every weight that multiplies activations. */
@@ -160,20 +177,19 @@ export class Qwen2Model {
   }
 
   /** Random weights as Hugging Face initialises them (normal 0.02, zero biases, unit norms). */
-  static init(config: Qwen2Config, seed = 0, withValueHead = false): Qwen2Model {
+  static init(config: DecoderConfig, seed = 0, withValueHead = false): DecoderModel {
     const params: Params = new Map();
     let n = seed;
     for (const [name, shape] of parameterShapes(config)) {
-      const value =
-        name.endsWith('layernorm.weight') || name === 'model.norm.weight'
-          ? tf.ones(shape)
-          : name.endsWith('.bias')
-            ? tf.zeros(shape)
-            : tf.randomNormal(shape, 0, 0.02, 'float32', tfSeed(n++));
+      const value = name.endsWith('norm.weight')
+        ? tf.ones(shape)
+        : name.endsWith('.bias')
+          ? tf.zeros(shape)
+          : tf.randomNormal(shape, 0, 0.02, 'float32', tfSeed(n++));
       params.set(name, tf.variable(value, true));
       value.dispose(); // the variable holds its own reference to the data
     }
-    const model = new Qwen2Model(config, params);
+    const model = new DecoderModel(config, params);
     if (withValueHead) model.addValueHead(seed + 1_000_003);
     return model;
   }
@@ -193,6 +209,24 @@ export class Qwen2Model {
     return this.params.get(name)!;
   }
 
+  /** A projection's bias, or zeros of its width when the model has none (native passes only). */
+  private biasOrZeros(name: string, width: number): tf.Tensor1D {
+    const p = this.params.get(name);
+    if (p) return p as tf.Tensor as tf.Tensor1D;
+    let zeros = this.zeroBiases.get(width);
+    if (!zeros) {
+      zeros = tf.keep(tf.zeros([width])) as tf.Tensor1D;
+      this.zeroBiases.set(width, zeros);
+    }
+    return zeros;
+  }
+
+  /** x + bias when the model has that bias. */
+  private addBias(x: tf.Tensor2D, name: string): tf.Tensor2D {
+    const b = this.params.get(name);
+    return b ? (tf.add(x, b) as tf.Tensor2D) : x;
+  }
+
   private rmsNorm(x: tf.Tensor, weight: string): tf.Tensor {
     const variance = tf.mean(tf.square(x), -1, true);
     return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, this.config.rms_norm_eps))), this.p(weight));
@@ -210,8 +244,9 @@ export class Qwen2Model {
 
   forward(input: ForwardInput, opts: { useCache?: boolean } = {}): ForwardOutput {
     // On the native backend, a pass whose gradient nobody records runs as fused raw ops.
-    if (nativeInferenceActive() && !recordingGradients()) return this.nativeForward(input, opts);
-    if (nativeTraining && isNativeBackend() && !input.cache && !opts.useCache) return this.nativeTrainingForward(input);
+    if (this.nativeCapable && nativeInferenceActive() && !recordingGradients()) return this.nativeForward(input, opts);
+    if (this.nativeCapable && nativeTraining && isNativeBackend() && !input.cache && !opts.useCache)
+      return this.nativeTrainingForward(input);
     const c = this.config;
     const [B, T] = input.ids.shape;
     const hd = this.headDim;
@@ -237,10 +272,11 @@ export class Qwen2Model {
         // q, k and v as three products: fused into one [H, q+k+v] product they measured no faster
         // on wasm (the split and the concatenated weight gradient cost what the calls save).
         const heads = (t: tf.Tensor, n: number) => tf.transpose(tf.reshape(t, [B, T, n, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
-        const proj = (name: string) =>
-          tf.add(this.linear(x, `${l}self_attn.${name}_proj.weight`), this.p(`${l}self_attn.${name}_proj.bias`));
-        const q = this.rope(heads(proj('q'), nH), cos, signedSin);
-        let k = this.rope(heads(proj('k'), nKV), cos, signedSin);
+        const proj = (name: string) => this.addBias(this.linear(x, `${l}self_attn.${name}_proj.weight`), `${l}self_attn.${name}_proj.bias`);
+        // Qwen3 normalises every head before the rotary embedding.
+        const normed = (t: tf.Tensor4D, name: string) => (this.params.has(name) ? (this.rmsNorm(t, name) as tf.Tensor4D) : t);
+        const q = this.rope(normed(heads(proj('q'), nH), `${l}self_attn.q_norm.weight`), cos, signedSin);
+        let k = this.rope(normed(heads(proj('k'), nKV), `${l}self_attn.k_norm.weight`), cos, signedSin);
         let v = heads(proj('v'), nKV);
         if (input.cache) {
           k = tf.concat([input.cache.k[i]!, k], 2) as tf.Tensor4D;
@@ -253,7 +289,7 @@ export class Qwen2Model {
         const probs = tf.softmax(tf.add(scores, bias));
         const attn = tf.matMul(tf.reshape(probs, [B, nKV, rep * T, S]), v);
         const merged = tf.reshape(tf.transpose(tf.reshape(attn, [B, nH, T, hd]), [0, 2, 1, 3]), [B * T, nH * hd]) as tf.Tensor2D;
-        hl = tf.add(hl, this.linear(merged, `${l}self_attn.o_proj.weight`));
+        hl = tf.add(hl, this.addBias(this.linear(merged, `${l}self_attn.o_proj.weight`), `${l}self_attn.o_proj.bias`));
         const y = this.rmsNorm(hl, `${l}post_attention_layernorm.weight`) as tf.Tensor2D;
         // gate and up stay two products: fused, the split of the [N, 2I] result costs more than
         // the second matmul call saves (measured on wasm).
@@ -312,6 +348,8 @@ export class Qwen2Model {
     this.disposeNative();
     const weights = tf.tidy(() => {
       const H = c.hidden_size;
+      const qWidth = c.num_attention_heads * this.headDim;
+      const kvWidth = c.num_key_value_heads * this.headDim;
       const scale = 1 / Math.sqrt(this.headDim);
       const t = (name: string) => tf.transpose(this.p(name)) as tf.Tensor2D;
       const column = (name: string) => tf.reshape(this.p(name), [H, 1]);
@@ -324,9 +362,9 @@ export class Qwen2Model {
             column(`${l}input_layernorm.weight`),
           ) as tf.Tensor2D,
           qkvBias: tf.concat([
-            tf.mul(this.p(`${a}q_proj.bias`), scale),
-            this.p(`${a}k_proj.bias`),
-            this.p(`${a}v_proj.bias`),
+            tf.mul(this.biasOrZeros(`${a}q_proj.bias`, qWidth), scale),
+            this.biasOrZeros(`${a}k_proj.bias`, kvWidth),
+            this.biasOrZeros(`${a}v_proj.bias`, kvWidth),
           ]) as tf.Tensor1D,
           o: t(`${a}o_proj.weight`),
           gateUp: tf.mul(
@@ -436,20 +474,22 @@ export class Qwen2Model {
       for (let i = 0; i < c.num_hidden_layers; i++) {
         const l = `model.layers.${i}.`;
         const a = `${l}self_attn.`;
+        const qWidth = c.num_attention_heads * hd;
+        const kvWidth = c.num_key_value_heads * hd;
         const weights = [
-          `${l}input_layernorm.weight`,
-          `${a}q_proj.weight`,
-          `${a}q_proj.bias`,
-          `${a}k_proj.weight`,
-          `${a}k_proj.bias`,
-          `${a}v_proj.weight`,
-          `${a}v_proj.bias`,
-          `${a}o_proj.weight`,
-          `${l}post_attention_layernorm.weight`,
-          `${l}mlp.gate_proj.weight`,
-          `${l}mlp.up_proj.weight`,
-          `${l}mlp.down_proj.weight`,
-        ].map((n) => this.p(n));
+          this.p(`${l}input_layernorm.weight`),
+          this.p(`${a}q_proj.weight`),
+          this.biasOrZeros(`${a}q_proj.bias`, qWidth),
+          this.p(`${a}k_proj.weight`),
+          this.biasOrZeros(`${a}k_proj.bias`, kvWidth),
+          this.p(`${a}v_proj.weight`),
+          this.biasOrZeros(`${a}v_proj.bias`, kvWidth),
+          this.p(`${a}o_proj.weight`),
+          this.p(`${l}post_attention_layernorm.weight`),
+          this.p(`${l}mlp.gate_proj.weight`),
+          this.p(`${l}mlp.up_proj.weight`),
+          this.p(`${l}mlp.down_proj.weight`),
+        ];
         h = nativeDecoderLayer(h, weights, tables, shape);
       }
       const hidden = this.rmsNorm(h, 'model.norm.weight') as tf.Tensor2D;
@@ -487,6 +527,8 @@ export class Qwen2Model {
     for (const { wt } of this.packed.values()) wt.dispose();
     this.packed.clear();
     this.disposeNative();
+    for (const z of this.zeroBiases.values()) z.dispose();
+    this.zeroBiases.clear();
     this.invFreq.dispose();
   }
 }
