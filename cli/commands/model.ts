@@ -61,6 +61,31 @@ export function modelCommand(common: (cmd: Command) => Command): Command {
       emit(opts, got, () => got.dir);
     });
 
+  common(model.command('merge'))
+    .description('a LoRA adapter folded into its base model: a plain Hugging Face model directory')
+    .requiredOption('--adapter <dir>', 'PEFT adapter directory (adapter_config.json names the base model)')
+    .requiredOption('--out <dir>', 'where to write the merged model')
+    .action(async (opts: CommonOptions & { adapter: string; out: string }) => {
+      refuseToReplace(opts.out);
+      const { initBackend } = await import('../../engine/tensor/backend.js');
+      const { openModel, saveModel, isAdapterDir } = await import('../../engine/model/checkpoint.js');
+      await initBackend();
+      if (!isAdapterDir(opts.adapter))
+        throw new BadInputError(`--adapter: ${opts.adapter} has no adapter_config.json (not a LoRA adapter)`);
+      const loaded = openModel(opts.adapter);
+      const base = loaded.baseModel!;
+      const { model: m } = loaded;
+      try {
+        const adapted = m.lora!.a.size;
+        m.mergeLora();
+        const tokenizerFrom = existsSync(join(opts.adapter, 'tokenizer.json')) ? opts.adapter : base;
+        await saveModel(opts.out, m, { tokenizerFrom });
+        emit(opts, { dir: opts.out, base, adaptedWeights: adapted }, () => `merged ${adapted} adapted weights into ${opts.out}`);
+      } finally {
+        m.dispose();
+      }
+    });
+
   common(model.command('backend'))
     .description('the tensor backend this machine computes on: name, TensorFlow version, device, threads')
     .action(async (opts: CommonOptions) => {

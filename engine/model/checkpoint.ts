@@ -2,7 +2,7 @@
 // tokenizer files; beside them, what transformers does not know about: the value head and the
 // optimizer's state, so that training resumes exactly.
 import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { BadInputError } from '../../domain/errors.js';
 import { tf } from '../tensor/backend.js';
@@ -14,6 +14,7 @@ import { readModelTensors, writeDirAtomically, writeModelTensors } from './check
 import { architectureOf, DecoderConfigSchema } from './config.js';
 import { parameterShapes, DecoderModel, VALUE_HEAD, type Params } from './decoder.js';
 import { readSafetensorsFile, writeSafetensorsFile, type DType, type NamedTensor } from './safetensors.js';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, parsePeftConfig, stripPeftPrefix } from './lora.js';
 
 const VALUE_HEAD_FILE = 'value_head.safetensors';
 const OPTIMIZER_FILE = 'optimizer.safetensors';
@@ -56,20 +57,48 @@ export async function saveModel(dir: string, model: DecoderModel, opts: SaveOpti
     writeFileSync(join(tmp, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
     writeModelTensors(tmp, weights, { dtype: opts.dtype, maxShardBytes: opts.maxShardBytes });
     if (head.size > 0) writeSafetensorsFile(join(tmp, VALUE_HEAD_FILE), head);
-    if (opts.tokenizer) saveTokenizerSync(tmp, opts.tokenizer);
-    else if (opts.tokenizerFrom) {
-      for (const file of readdirSync(opts.tokenizerFrom))
-        if (TOKENIZER_FILES.test(file)) copyFileSync(join(opts.tokenizerFrom, file), join(tmp, file));
-    }
-    if (opts.optimizer) writeSafetensorsFile(join(tmp, OPTIMIZER_FILE), opts.optimizer.stateTensors());
-    if (opts.optimizer || opts.trainerState) {
-      const state = TrainerStateSchema.parse({
-        step: opts.optimizer?.step ?? opts.trainerState?.step ?? 0,
-        extra: opts.trainerState?.extra ?? {},
-      });
-      writeFileSync(join(tmp, TRAINER_STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
-    }
+    writeCompanions(tmp, opts);
   });
+}
+
+/** The tokenizer, the optimizer's moments and the trainer's state beside a model or an adapter. */
+function writeCompanions(dir: string, opts: SaveOptions): void {
+  if (opts.tokenizer) saveTokenizerSync(dir, opts.tokenizer);
+  else if (opts.tokenizerFrom) {
+    for (const file of readdirSync(opts.tokenizerFrom))
+      if (TOKENIZER_FILES.test(file)) copyFileSync(join(opts.tokenizerFrom, file), join(dir, file));
+  }
+  if (opts.optimizer) writeSafetensorsFile(join(dir, OPTIMIZER_FILE), opts.optimizer.stateTensors());
+  if (opts.optimizer || opts.trainerState) {
+    const state = TrainerStateSchema.parse({
+      step: opts.optimizer?.step ?? opts.trainerState?.step ?? 0,
+      extra: opts.trainerState?.extra ?? {},
+    });
+    writeFileSync(join(dir, TRAINER_STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+  }
+}
+
+/**
+ * Writes the model's LoRA adapter as a PEFT adapter directory (atomically): adapter_config.json
+ * naming `baseModel` (made absolute), adapter_model.safetensors, and the same companions as a model.
+ */
+export async function saveAdapter(
+  dir: string,
+  model: DecoderModel,
+  baseModel: string,
+  opts: Omit<SaveOptions, 'dtype' | 'maxShardBytes'> = {},
+): Promise<void> {
+  const lora = model.lora;
+  if (!lora) throw new Error('saveAdapter: the model has no LoRA adapter');
+  await writeDirAtomically(dir, (tmp) => {
+    writeFileSync(join(tmp, ADAPTER_CONFIG_FILE), `${JSON.stringify(lora.peftConfig(resolve(baseModel)), null, 2)}\n`);
+    writeSafetensorsFile(join(tmp, ADAPTER_WEIGHTS_FILE), lora.tensors());
+    writeCompanions(tmp, opts);
+  });
+}
+
+export function isAdapterDir(dir: string): boolean {
+  return existsSync(join(dir, ADAPTER_CONFIG_FILE)) && !existsSync(join(dir, 'config.json'));
 }
 
 export interface LoadedModel {
@@ -78,10 +107,17 @@ export interface LoadedModel {
   /** Optimizer moments and the trainer's state, when the directory holds them. */
   optimizerState: Map<string, NamedTensor> | null;
   trainerState: TrainerState | null;
+  /** When the directory is a LoRA adapter: the directory of the model it sits on. */
+  baseModel?: string;
 }
 
-/** Loads a directory written here or by transformers' save_pretrained (F32/F16/BF16, sharded). */
+/**
+ * Loads a directory written here or by transformers' save_pretrained (F32/F16/BF16, sharded), or
+ * a PEFT LoRA adapter directory: its base model (adapter_config.json's base_model_name_or_path, a
+ * directory) with the adapter attached.
+ */
 export function loadModel(dir: string): LoadedModel {
+  if (isAdapterDir(dir)) return loadAdapter(dir);
   const configFile = join(dir, 'config.json');
   if (!existsSync(configFile)) throw new Error(`${dir}: no config.json (not a model directory)`);
   const parsed = DecoderConfigSchema.safeParse(JSON.parse(readFileSync(configFile, 'utf8')));
@@ -115,6 +151,31 @@ export function loadModel(dir: string): LoadedModel {
   const stateFile = join(dir, TRAINER_STATE_FILE);
   const trainerState = existsSync(stateFile) ? TrainerStateSchema.parse(JSON.parse(readFileSync(stateFile, 'utf8'))) : null;
   return { model, tokenizer, optimizerState, trainerState };
+}
+
+function loadAdapter(dir: string): LoadedModel {
+  const configFile = join(dir, ADAPTER_CONFIG_FILE);
+  const { baseModel, config } = parsePeftConfig(JSON.parse(readFileSync(configFile, 'utf8')), configFile);
+  const base = isAbsolute(baseModel) ? baseModel : resolve(dir, baseModel);
+  if (!existsSync(join(base, 'config.json')))
+    throw new Error(`${configFile}: base_model_name_or_path ${baseModel} is not a model directory here (hub names are not fetched)`);
+  const loaded = loadModel(base);
+  const weights = stripPeftPrefix(readSafetensorsFile(join(dir, ADAPTER_WEIGHTS_FILE)).tensors);
+  try {
+    loaded.model.attachLora(config, { values: weights });
+  } catch (err) {
+    loaded.model.dispose();
+    throw new Error(`${dir}: ${(err as Error).message}`);
+  }
+  const optimizerFile = join(dir, OPTIMIZER_FILE);
+  const stateFile = join(dir, TRAINER_STATE_FILE);
+  return {
+    model: loaded.model,
+    tokenizer: existsSync(join(dir, 'tokenizer.json')) ? loadTokenizerSync(dir) : loaded.tokenizer,
+    optimizerState: existsSync(optimizerFile) ? new Map(readSafetensorsFile(optimizerFile).tensors) : null,
+    trainerState: existsSync(stateFile) ? TrainerStateSchema.parse(JSON.parse(readFileSync(stateFile, 'utf8'))) : null,
+    baseModel: base,
+  };
 }
 
 /** loadModel for a directory a person named: what is wrong with it is their input to fix. */

@@ -6,6 +6,8 @@ import { tf } from '../tensor/backend.js';
 import { attentionBiases, hasQkNorm, headDim, ropeInverseFrequencies, type DecoderConfig } from './config.js';
 import { isNativeBackend, nativeInference, nativeInferenceActive, nativeTables, type NativeWeights } from '../tensor/native-kernels.js';
 import { nativeDecoderLayer } from './native-layer.js';
+import { LoraAdapter, loraTargets, type LoraConfig } from './lora.js';
+import type { NamedTensor } from './safetensors.js';
 
 export type Params = Map<string, tf.Variable>;
 
@@ -126,6 +128,8 @@ export class DecoderModel {
    * Qwen3's q/k norms, which run the tfjs ops on every backend.
    */
   private readonly nativeCapable: boolean;
+  /** A LoRA adapter on the linear layers: when attached, it is what trains (the weights stay frozen). */
+  lora: LoraAdapter | null = null;
   /** Zeros standing in for the q/k/v biases of a model without them, in the native passes. */
   private readonly zeroBiases = new Map<number, tf.Tensor1D>();
 
@@ -170,10 +174,36 @@ export class DecoderModel {
     return entry;
   }
 
-  /** x [N, in] @ W^T for the weight `name` ([out, in], HF layout). */
+  /** x [N, in] @ W^T for the weight `name` ([out, in], HF layout), plus the adapter's term. */
   private linear(x: tf.Tensor2D, name: string): tf.Tensor2D {
     const { wt, source } = this.packedWeight(name);
-    return transposedLinear(x, wt, source);
+    const y = transposedLinear(x, wt, source);
+    return this.lora?.has(name) ? (tf.add(y, this.lora.delta(x, name, recordingGradients())) as tf.Tensor2D) : y;
+  }
+
+  /** Attaches a new LoRA adapter (B = 0: the model's outputs are unchanged) or one saved before. */
+  attachLora(config: LoraConfig, opts: { seed?: number; values?: Map<string, NamedTensor> } = {}): LoraAdapter {
+    this.lora?.dispose();
+    this.lora = new LoraAdapter(
+      config,
+      loraTargets(this.config, config.targetModules, parameterShapes(this.config)),
+      opts.values,
+      opts.seed,
+    );
+    return this.lora;
+  }
+
+  /** Folds the adapter into the weights (W + alpha/r B A) and drops it: a plain model again. */
+  mergeLora(): void {
+    const lora = this.lora;
+    if (!lora) return;
+    for (const name of lora.a.keys()) {
+      const merged = lora.merged(name, this.p(name));
+      this.p(name).assign(merged);
+      merged.dispose();
+    }
+    lora.dispose();
+    this.lora = null;
   }
 
   /** Random weights as Hugging Face initialises them (normal 0.02, zero biases, unit norms). */
@@ -245,7 +275,8 @@ export class DecoderModel {
   forward(input: ForwardInput, opts: { useCache?: boolean } = {}): ForwardOutput {
     // On the native backend, a pass whose gradient nobody records runs as fused raw ops.
     if (this.nativeCapable && nativeInferenceActive() && !recordingGradients()) return this.nativeForward(input, opts);
-    if (this.nativeCapable && nativeTraining && isNativeBackend() && !input.cache && !opts.useCache)
+    // The fused training layer knows no adapter: with one, training takes the tfjs ops.
+    if (this.nativeCapable && !this.lora && nativeTraining && isNativeBackend() && !input.cache && !opts.useCache)
       return this.nativeTrainingForward(input);
     const c = this.config;
     const [B, T] = input.ids.shape;
@@ -342,7 +373,7 @@ export class DecoderModel {
    */
   private nativeWeights(): NativeWeights {
     const c = this.config;
-    const sources = [...this.policyParams().values()];
+    const sources = [...this.lmParams().values(), ...(this.lora ? this.lora.params().values() : [])];
     if (this.native && this.native.sources.every(([v, id]) => v.dataId === id) && this.native.sources.length === sources.length)
       return this.native.weights;
     this.disposeNative();
@@ -351,7 +382,8 @@ export class DecoderModel {
       const qWidth = c.num_attention_heads * this.headDim;
       const kvWidth = c.num_key_value_heads * this.headDim;
       const scale = 1 / Math.sqrt(this.headDim);
-      const t = (name: string) => tf.transpose(this.p(name)) as tf.Tensor2D;
+      // An adapter is folded into the weights it adapts: inference costs what it costs without one.
+      const t = (name: string) => tf.transpose(this.lora?.has(name) ? this.lora.merged(name, this.p(name)) : this.p(name)) as tf.Tensor2D;
       const column = (name: string) => tf.reshape(this.p(name), [H, 1]);
       const layers = Array.from({ length: c.num_hidden_layers }, (_, i) => {
         const l = `model.layers.${i}.`;
@@ -511,14 +543,19 @@ export class DecoderModel {
     return tf.reshape(v, [B, T]) as tf.Tensor2D;
   }
 
-  /** The language model's parameters: everything but the critic's value head. */
-  policyParams(): Params {
+  /** The language model's weights: everything but the critic's value head. */
+  lmParams(): Params {
     return new Map([...this.params].filter(([name]) => !name.startsWith('value_head.')));
+  }
+
+  /** What training the policy updates: the adapter's matrices when one is attached, else every weight. */
+  policyParams(): Params {
+    return this.lora ? this.lora.params() : this.lmParams();
   }
 
   parameterCount(): number {
     let n = 0;
-    for (const p of this.policyParams().values()) n += p.size;
+    for (const p of this.lmParams().values()) n += p.size;
     return n;
   }
 
@@ -527,6 +564,8 @@ export class DecoderModel {
     for (const { wt } of this.packed.values()) wt.dispose();
     this.packed.clear();
     this.disposeNative();
+    this.lora?.dispose();
+    this.lora = null;
     for (const z of this.zeroBiases.values()) z.dispose();
     this.zeroBiases.clear();
     this.invFreq.dispose();

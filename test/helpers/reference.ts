@@ -27,7 +27,9 @@ export type ReferenceJob =
       ids?: number[];
       positions?: number[];
       prompt_positions?: number[];
-    };
+    }
+  | { op: 'peft_make'; base: string; dir: string; r: number; alpha: number; targets: string[]; seed?: number }
+  | { op: 'peft_logits'; base: string; adapter: string; ids: number[][] };
 
 /** Runs jobs in Hugging Face transformers (one Python start for all of them). */
 export async function reference(jobs: ReferenceJob[]): Promise<unknown[]> {

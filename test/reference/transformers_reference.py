@@ -13,6 +13,10 @@ Reads a JSON list of jobs on stdin and prints a JSON list of results, so one int
    "ids": [...], "positions": [...], "prompt_positions": [...]}  the GGUF loaded by transformers:
      its weights saved to P, the token ids of each text, the chat prompt and its greedy answer,
      logits of `ids` at `positions` (or of the chat prompt at `prompt_positions`)
+  {"op": "peft_make", "base": D, "dir": A, "r": R, "alpha": X, "targets": [...], "seed": S}  a LoRA
+     adapter made by peft on the model in D, with random non-zero A and B, saved to A
+  {"op": "peft_logits", "base": D, "adapter": A, "ids": [[...]]}  logits of the base model with
+     peft's adapter A loaded onto it
 """
 import json
 import os
@@ -155,6 +159,27 @@ def from_gguf(job):
     return result
 
 
+def peft_make(job):
+    from peft import LoraConfig, get_peft_model
+    model = load(job['base'])
+    peft_model = get_peft_model(model, LoraConfig(r=job['r'], lora_alpha=job['alpha'], target_modules=job['targets'],
+                                                  lora_dropout=0.0, task_type='CAUSAL_LM'))
+    torch.manual_seed(job.get('seed', 0))
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if 'lora_' in name:
+                p.copy_(torch.randn_like(p) * 0.2)
+    peft_model.save_pretrained(job['dir'])
+    return None
+
+
+def peft_logits(job):
+    from peft import PeftModel
+    model = PeftModel.from_pretrained(load(job['base']), job['adapter']).eval()
+    with torch.no_grad():
+        return model(input_ids=torch.tensor(job['ids'])).logits.tolist()
+
+
 def load(path):
     return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
 
@@ -170,6 +195,12 @@ def main():
             continue
         if job['op'] == 'gguf':
             results.append(from_gguf(job))
+            continue
+        if job['op'] == 'peft_make':
+            results.append(peft_make(job))
+            continue
+        if job['op'] == 'peft_logits':
+            results.append(peft_logits(job))
             continue
         model = load(job['dir'])
         ids = torch.tensor(job['ids'], dtype=torch.long)
