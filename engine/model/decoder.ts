@@ -273,11 +273,34 @@ export class DecoderModel {
   }
 
   forward(input: ForwardInput, opts: { useCache?: boolean } = {}): ForwardOutput {
+    return this.run(input, opts, true) as ForwardOutput;
+  }
+
+  /**
+   * The final hidden states [B T, H] (after the last norm) without the LM head, for a loss that
+   * applies the head itself in chunks (engine/train/head-loss.ts). Under a gradient tape.
+   */
+  finalHidden(input: ForwardInput): tf.Tensor2D {
+    const { hidden } = this.run(input, {}, false);
+    const [B, T, H] = hidden.shape;
+    return tf.reshape(hidden, [B * T, H]) as tf.Tensor2D;
+  }
+
+  /** The LM head's weight [V, H] (the embedding when tied). */
+  headWeight(): tf.Variable {
+    return this.p(this.config.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
+  }
+
+  private run(
+    input: ForwardInput,
+    opts: { useCache?: boolean },
+    withHead: boolean,
+  ): Omit<ForwardOutput, 'logits'> & { logits?: tf.Tensor3D } {
     // On the native backend, a pass whose gradient nobody records runs as fused raw ops.
     if (this.nativeCapable && nativeInferenceActive() && !recordingGradients()) return this.nativeForward(input, opts);
     // The fused training layer knows no adapter: with one, training takes the tfjs ops.
     if (this.nativeCapable && !this.lora && nativeTraining && isNativeBackend() && !input.cache && !opts.useCache)
-      return this.nativeTrainingForward(input);
+      return this.nativeTrainingForward(input, withHead);
     const c = this.config;
     const [B, T] = input.ids.shape;
     const hd = this.headDim;
@@ -338,8 +361,11 @@ export class DecoderModel {
     }
     const hidden = this.rmsNorm(h, 'model.norm.weight') as tf.Tensor2D;
     const head = c.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
-    const logits = tf.reshape(this.linear(hidden, head), [B, T, c.vocab_size]) as tf.Tensor3D;
-    const out: ForwardOutput = { logits, hidden: tf.reshape(hidden, [B, T, c.hidden_size]) as tf.Tensor3D };
+    const logits = withHead ? (tf.reshape(this.linear(hidden, head), [B, T, c.vocab_size]) as tf.Tensor3D) : undefined;
+    const out: Omit<ForwardOutput, 'logits'> & { logits?: tf.Tensor3D } = {
+      logits,
+      hidden: tf.reshape(hidden, [B, T, c.hidden_size]) as tf.Tensor3D,
+    };
     if (opts.useCache) out.cache = { k: newK, v: newV, positions: keyPositions as tf.Tensor2D, valid: keyValid as tf.Tensor2D };
     return out;
   }
@@ -468,7 +494,7 @@ export class DecoderModel {
    * training passes): each decoder layer is one hand-differentiated op (./native-layer.ts); the
    * embedding, final norm and head stay tfjs ops.
    */
-  private nativeTrainingForward(input: ForwardInput): ForwardOutput {
+  private nativeTrainingForward(input: ForwardInput, withHead: boolean): Omit<ForwardOutput, 'logits'> & { logits?: tf.Tensor3D } {
     const c = this.config;
     const [B, T] = input.ids.shape;
     const hd = this.headDim;
@@ -526,7 +552,7 @@ export class DecoderModel {
       }
       const hidden = this.rmsNorm(h, 'model.norm.weight') as tf.Tensor2D;
       const head = c.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
-      const logits = tf.reshape(this.linear(hidden, head), [B, T, c.vocab_size]) as tf.Tensor3D;
+      const logits = withHead ? (tf.reshape(this.linear(hidden, head), [B, T, c.vocab_size]) as tf.Tensor3D) : undefined;
       return { logits, hidden: tf.reshape(hidden, [B, T, c.hidden_size]) as tf.Tensor3D };
     } finally {
       tf.dispose([tables.bias, tables.cos, tables.sin]);

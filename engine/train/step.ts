@@ -1,6 +1,7 @@
 import { tf } from '../tensor/backend.js';
 import type { DecoderModel } from '../model/decoder.js';
 import { gradNormScale, type AdamW } from './optim.js';
+import { chunkedHeadLoss } from './head-loss.js';
 
 /**
  * Mean cross-entropy of `targets` over the tokens where `mask` is 1. The mask is what keeps
@@ -84,10 +85,17 @@ export function gradsByName(params: Map<string, tf.Variable>, loss: () => tf.Sca
 export function lossAndGrads(model: DecoderModel, batch: TokenBatch): { loss: number; grads: Map<string, tf.Tensor>; tokens: number } {
   const t = nextTokenTensors(batch);
   try {
-    const { value, grads } = gradsByName(model.policyParams(), () => {
-      const { logits } = model.forward({ ids: t.ids as tf.Tensor2D, positions: t.positions as tf.Tensor2D, valid: t.valid as tf.Tensor2D });
-      return maskedCrossEntropy(logits, t.targets as tf.Tensor2D, t.mask as tf.Tensor2D);
-    });
+    const targets = batch.ids.flatMap((r) => r.slice(1));
+    const mask = batch.lossMask.flatMap((r) => r.slice(1));
+    const { value, grads } = gradsByName(model.policyParams(), () =>
+      chunkedHeadLoss({
+        hidden: model.finalHidden({ ids: t.ids as tf.Tensor2D, positions: t.positions as tf.Tensor2D, valid: t.valid as tf.Tensor2D }),
+        weight: model.headWeight() as tf.Tensor as tf.Tensor2D,
+        targets,
+        mask,
+        weightGrad: model.lora === null,
+      }),
+    );
     const tokens = batch.lossMask.reduce((n, r) => n + r.slice(1).reduce((a, b) => a + b, 0), 0);
     return { loss: value, grads, tokens };
   } finally {
