@@ -13,7 +13,7 @@ import type { ProblemRow } from '../datasets/schemas.js';
 import { resolveHome, withStore } from '../datasets/store.js';
 import { evaluateModel } from '../engine/eval/evaluate.js';
 import type { EvalMetrics } from '../engine/eval/metrics.js';
-import { openModel, saveModel } from '../engine/model/checkpoint.js';
+import { openModel, saveTrainable } from '../engine/model/checkpoint.js';
 import type { DecoderModel } from '../engine/model/decoder.js';
 import { Sandbox, type IsolationMode } from '../engine/sandbox/index.js';
 import { backendLabel, initBackend } from '../engine/tensor/backend.js';
@@ -194,6 +194,8 @@ export async function runRl(
     const criticSource = config.algo === 'ppo' ? openModel(checkpoint ? criticDir(checkpoint.path) : opts.model) : null;
     const critic = criticSource?.model ?? null;
     if (critic) {
+      // A critic trains every weight: an adapter it was loaded with is folded in.
+      critic.mergeLora();
       // The critic starts as the SFT model with a fresh value head, as in verl.
       critic.addValueHead(config.seed + 17);
       models.push(critic);
@@ -206,6 +208,7 @@ export async function runRl(
       reference,
       tokenizer,
       tokenizerDir: opts.model,
+      baseModel: source.baseModel,
       sandbox,
       problems: train.rows,
       config,
@@ -289,7 +292,7 @@ export async function runRl(
         hooks.onEval?.(stored);
       },
     });
-    if (!result.stopped) await saveModel(opts.out, policy, { tokenizerFrom: opts.model });
+    if (!result.stopped) await saveTrainable(opts.out, policy, { baseModel: source.baseModel, tokenizerFrom: opts.model });
     const summary: RlSummary = {
       runId,
       algo: config.algo,

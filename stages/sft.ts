@@ -16,7 +16,7 @@ import {
 } from '../datasets/runs.js';
 import { resolveHome, withStore } from '../datasets/store.js';
 import { readTraces, resolveTraceDataset } from '../datasets/traces.js';
-import { openModel, saveModel } from '../engine/model/checkpoint.js';
+import { openModel, saveTrainable } from '../engine/model/checkpoint.js';
 import { backendLabel, initBackend } from '../engine/tensor/backend.js';
 import { buildExamples } from '../engine/sft/data.js';
 import { SftConfigSchema } from '../engine/sft/config.js';
@@ -89,6 +89,7 @@ export async function runSft(
     const result = await trainSft({
       model,
       tokenizerDir: checkpoint?.path ?? opts.model,
+      baseModel: source.baseModel ?? opts.model,
       examples,
       padId: tokenizer.padId,
       config,
@@ -111,7 +112,8 @@ export async function runSft(
         hooks.onCheckpoint?.(step, path);
       },
     });
-    if (!result.stopped) await saveModel(opts.out, model, { tokenizerFrom: checkpoint?.path ?? opts.model });
+    if (!result.stopped)
+      await saveTrainable(opts.out, model, { baseModel: source.baseModel ?? opts.model, tokenizerFrom: checkpoint?.path ?? opts.model });
     const summary: SftSummary = {
       runId,
       traces: `${dataset.name}@${dataset.version}`,

@@ -130,6 +130,28 @@ describeOnEachBackend('decoding', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it('pauses on a string that a token carries past, cut after the string, and continues from the cut', () => {
+    const prompt = [1, 5, 9];
+    const [first] = generate(model, [prompt], { maxNewTokens: 1, temperature: 0 })[0]!.tokens;
+    // A vocabulary where the first greedy token reads "x</code>." and "x</code>" is two other tokens.
+    const cut = [(first! + 1) % 97, (first! + 2) % 97];
+    const decode = (ids: number[]) => ids.map((i) => (i === first ? 'x</code>.' : `<${i}>`)).join('');
+    const encode = (text: string) => (text === 'x</code>' ? cut : [0]);
+    const decoder = new Decoder(model, [prompt], { maxNewTokens: 10, temperature: 0, pauseStrings: ['</code>'] }, decode, encode);
+    decoder.step();
+    const row = decoder.rows[0]!;
+    expect(row.reason).toBe('pause');
+    expect(row.tokens).toEqual(cut);
+    expect(row.logprobs).toEqual([null, null]);
+    decoder.append(0, [40, 41]);
+    decoder.resume(0);
+    for (let i = 0; i < 4; i++) decoder.step();
+    const continued = row.tokens.slice(4);
+    decoder.dispose();
+    const fresh = generate(model, [[...prompt, ...cut, 40, 41]], { maxNewTokens: continued.length, temperature: 0 })[0]!.tokens;
+    expect(continued).toEqual(fresh);
+  });
+
   it('samples reproducibly for a seed and differently for another', () => {
     const a = generate(model, [[1, 2, 3]], { maxNewTokens: 24, temperature: 1.5, seed: 7 })[0]!.tokens;
     const b = generate(model, [[1, 2, 3]], { maxNewTokens: 24, temperature: 1.5, seed: 7 })[0]!.tokens;

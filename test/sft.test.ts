@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { BadInputError } from '../domain/errors.js';
-import { loadModel } from '../engine/model/checkpoint.js';
+import { loadModel, saveModel } from '../engine/model/checkpoint.js';
 import { DecoderConfigSchema } from '../engine/model/config.js';
 import { DecoderModel } from '../engine/model/decoder.js';
 import { buildExamples, lossMask, padBatch } from '../engine/sft/data.js';
@@ -13,6 +13,7 @@ import { builtinTokenizer, saveTokenizer } from '../engine/tokenizer/builtin.js'
 import { maskedCrossEntropy, nextTokenTensors } from '../engine/train/step.js';
 import { describeOnEachBackend } from './helpers/backends.js';
 import { tempHome } from './helpers/cli.js';
+import { maxAbsDiff } from './helpers/reference.js';
 
 const tokenizer = builtinTokenizer();
 const RESPONSE =
@@ -105,6 +106,7 @@ describeOnEachBackend('SFT resume', () => {
       trainSft({
         model,
         tokenizerDir: home.dir,
+        baseModel: join(home.dir, 'base'),
         examples,
         padId: tokenizer.padId,
         config: sftConfig,
@@ -133,11 +135,47 @@ describeOnEachBackend('SFT resume', () => {
     for (const [name, p] of a.params) expect(Array.from(b.params.get(name)!.dataSync())).toEqual(Array.from(p.dataSync()));
   });
 
+  it('a LoRA run resumes from its adapter checkpoint to the same losses, and never touches the base weights', async () => {
+    const base = DecoderModel.init(config, 2);
+    await saveModel(join(home.dir, 'base'), base, { tokenizerFrom: home.dir });
+    base.dispose();
+    const lora = SftConfigSchema.parse({ steps: 6, batchSize: 4, checkpointEvery: 3, warmupSteps: 2, lr: 2e-2, loraRank: 4 });
+    const run = (name: string, loaded: ReturnType<typeof loadModel>, extra: Partial<Parameters<typeof trainSft>[0]> = {}) =>
+      trainSft({
+        model: loaded.model,
+        tokenizerDir: home.dir,
+        baseModel: join(home.dir, 'base'),
+        examples,
+        padId: tokenizer.padId,
+        config: lora,
+        checkpointDir: (s) => join(home.dir, name, `step-${s}`),
+        ...extra,
+      });
+    const whole = await run('lora-whole', loadModel(join(home.dir, 'base')));
+    expect(whole.losses[5]!).toBeLessThan(whole.losses[0]!);
+    const stop = new AbortController();
+    await run('lora-parts', loadModel(join(home.dir, 'base')), { signal: stop.signal, onStep: (m) => m.step === 3 && stop.abort() });
+    // The checkpoint is a PEFT adapter directory on the base model, with the optimizer's state.
+    const saved = loadModel(join(home.dir, 'lora-parts', 'step-3'));
+    expect(saved.baseModel).toBe(join(home.dir, 'base'));
+    expect(saved.model.lora?.config.rank).toBe(4);
+    const second = await run('lora-parts', saved, { resume: saved });
+    expect(second.losses).toEqual(whole.losses.slice(3));
+    const a = loadModel(join(home.dir, 'lora-whole', 'step-6')).model;
+    const b = loadModel(join(home.dir, 'lora-parts', 'step-6')).model;
+    for (const [name, p] of a.lora!.params())
+      expect(Array.from(b.lora!.params().get(name)!.dataSync()), name).toEqual(Array.from(p.dataSync()));
+    const original = loadModel(join(home.dir, 'base')).model;
+    for (const [name, p] of original.params) expect(maxAbsDiff(b.params.get(name)!.dataSync(), p.dataSync()), name).toBe(0);
+    for (const m of [a, b, original, saved.model]) m.dispose();
+  });
+
   it('refuses to resume on different data, as bad input (an activity does not retry it)', async () => {
     const saved = loadModel(join(home.dir, 'parts', 'step-3'));
     const attempt = trainSft({
       model: saved.model,
       tokenizerDir: home.dir,
+      baseModel: home.dir,
       examples: examples.slice(1),
       padId: 0,
       config: sftConfig,

@@ -56,6 +56,10 @@ const SFT_FLAGS = {
   weightDecay: 'AdamW weight decay',
   checkpointEvery: 'resumable checkpoint every N steps',
   seed: 'data order seed',
+  loraRank: 'train a LoRA adapter of this rank (saved for peft) instead of every weight; 0: full fine-tuning',
+  loraAlpha: 'LoRA scale numerator (default 32)',
+  loraDropout: "dropout on the adapter's input",
+  loraTargets: 'layers the adapter wraps (default all seven)',
   runId: { help: 'name of the run (default: generated)', arg: 'id' },
   resume: 'continue --run-id from its latest checkpoint',
 } satisfies Flags<typeof SftOptionsSchema>;

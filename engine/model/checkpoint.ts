@@ -97,6 +97,16 @@ export async function saveAdapter(
   });
 }
 
+/**
+ * A trained model as it should be kept: its adapter (on `baseModel`) when it has one, else the
+ * whole model.
+ */
+export async function saveTrainable(dir: string, model: DecoderModel, opts: SaveOptions & { baseModel?: string }): Promise<void> {
+  if (!model.lora) return saveModel(dir, model, opts);
+  if (!opts.baseModel) throw new Error('saveTrainable: a model with an adapter needs the directory of its base model');
+  await saveAdapter(dir, model, opts.baseModel, opts);
+}
+
 export function isAdapterDir(dir: string): boolean {
   return existsSync(join(dir, ADAPTER_CONFIG_FILE)) && !existsSync(join(dir, 'config.json'));
 }

@@ -52,6 +52,8 @@ export class Decoder {
     prompts: number[][],
     options: GenerateOptions = {},
     private readonly decodeText?: (ids: number[]) => string,
+    /** With it, a pause string that a token carries past (`</code>.`) is cut after the string. */
+    private readonly encodeText?: (text: string) => number[],
   ) {
     this.opts = GenerateOptionsSchema.parse(options);
     this.random = seededRandom(this.opts.seed);
@@ -173,7 +175,7 @@ export class Decoder {
       r.logprobs.push(logProbOf(logits, token));
       r.sampled += 1;
       this.pending[b] = [token];
-      const stop = this.stopReason(r, token);
+      const stop = this.stopReason(r, token, b);
       if (stop) {
         r.reason = stop;
         r.state = stop === 'pause' ? 'paused' : 'done';
@@ -183,16 +185,39 @@ export class Decoder {
     return changed;
   }
 
-  private stopReason(r: Row, token: number): Row['reason'] {
+  private stopReason(r: Row, token: number, row: number): Row['reason'] {
     if (this.opts.eosIds.includes(token)) return 'eos';
     if (this.opts.pauseIds.includes(token)) return 'pause';
     if (this.opts.pauseStrings.length > 0 && this.decodeText) {
       const longest = Math.max(...this.opts.pauseStrings.map((s) => s.length));
       const tail = this.decodeText(r.tokens.slice(-longest - 8));
       if (this.opts.pauseStrings.some((s) => tail.endsWith(s))) return 'pause';
+      if (this.encodeText && this.cutAtPauseString(r, token, tail, row)) return 'pause';
     }
     if (r.sampled >= this.opts.maxNewTokens) return 'length';
     return null;
+  }
+
+  /**
+   * A BPE token can carry a pause string and more (`>.` after `</code`): when the string ends
+   * inside the last token, that token is replaced by the tokens of its text up to the string's
+   * end, so the row pauses exactly there. The last token is not in the cache yet, so only the
+   * queue changes; the replacements were not sampled and have no log-prob.
+   */
+  private cutAtPauseString(r: Row, token: number, tail: string, row: number): boolean {
+    const lastText = this.decodeText!([token]);
+    const lastStart = tail.length - lastText.length;
+    if (lastStart < 0 || !tail.endsWith(lastText)) return false;
+    for (const s of this.opts.pauseStrings) {
+      const at = tail.indexOf(s, Math.max(0, lastStart - s.length + 1));
+      if (at === -1 || at + s.length <= lastStart) continue;
+      const kept = this.encodeText!(lastText.slice(0, at + s.length - lastStart));
+      r.tokens.splice(-1, 1, ...kept);
+      r.logprobs.splice(-1, 1, ...kept.map(() => null));
+      this.pending[row] = kept.length > 0 ? kept : null;
+      return true;
+    }
+    return false;
   }
 
   dispose(): void {

@@ -6,7 +6,7 @@
 // function of (seed, step), so there is no generator state to carry.
 import { BadInputError } from '../../domain/errors.js';
 import { Rng } from '../../domain/rng.js';
-import { saveModel, type LoadedModel } from '../model/checkpoint.js';
+import { saveModel, saveTrainable, type LoadedModel } from '../model/checkpoint.js';
 import type { DecoderModel } from '../model/decoder.js';
 import { rollout, type Trajectory } from '../rollout/rollout.js';
 import type { Sandbox } from '../sandbox/index.js';
@@ -74,6 +74,8 @@ export interface RlRun {
   reference: DecoderModel | null;
   tokenizer: TextTokenizer;
   tokenizerDir: string;
+  /** When the policy trains a LoRA adapter: the full model it sits on. */
+  baseModel?: string;
   sandbox: Sandbox;
   problems: RlProblem[];
   config: RlConfig;
@@ -230,7 +232,8 @@ export async function trainRl(run: RlRun): Promise<RlResult> {
       algo: c.algo,
       criticStep: criticOpt?.step ?? 0,
     };
-    await saveModel(dir, run.policy, {
+    await saveTrainable(dir, run.policy, {
+      baseModel: run.baseModel,
       tokenizerFrom: run.tokenizerDir,
       optimizer: actorOpt,
       trainerState: { step: actorOpt.step, extra },

@@ -85,6 +85,7 @@ async function rolloutBatch(
       padId: tokenizer.padId,
     },
     decode,
+    (text) => tokenizer.encode(text),
   );
   const interpreterSpans = prompts.map(() => [] as [number, number][]);
   const toolCalls = prompts.map(() => [] as ToolCall[]);

@@ -1,6 +1,7 @@
 // SFT's knobs and their defaults, written once: the CLI's `retool sft`, the SFT stage and the
 // pipeline config's `sft` section all build on this schema. Zod only (workflow code reads it).
 import { z } from 'zod';
+import { LORA_MODULES, LoraConfigSchema, type LoraConfig } from '../model/lora.js';
 
 export const SftConfigSchema = z.object({
   steps: z.number().int().positive().default(2000),
@@ -14,5 +15,16 @@ export const SftConfigSchema = z.object({
   schedule: z.enum(['cosine', 'linear', 'constant']).default('cosine'),
   weightDecay: z.number().min(0).default(0.01),
   maxGradNorm: z.number().positive().nullable().default(1),
+  /** LoRA rank: above 0, only an adapter of this rank trains (saved in PEFT's layout); 0 trains every weight. */
+  loraRank: z.number().int().min(0).default(0),
+  loraAlpha: z.number().positive().optional(),
+  loraDropout: z.number().min(0).lt(1).optional(),
+  loraTargets: z.array(z.enum(LORA_MODULES)).min(1).optional(),
 });
 export type SftConfig = z.output<typeof SftConfigSchema>;
+
+/** The adapter a run trains, or null for full fine-tuning. */
+export function loraOf(c: Pick<SftConfig, 'loraRank' | 'loraAlpha' | 'loraDropout' | 'loraTargets'>): LoraConfig | null {
+  if (c.loraRank === 0) return null;
+  return LoraConfigSchema.parse({ rank: c.loraRank, alpha: c.loraAlpha, dropout: c.loraDropout, targetModules: c.loraTargets });
+}

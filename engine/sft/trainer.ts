@@ -1,14 +1,14 @@
 // The SFT loop: seeded shuffled batches, AdamW with warm-up and decay, masked next-token loss,
 // periodic checkpoints that hold everything needed to continue (weights, optimizer moments, step,
 // data cursor), so a resumed run produces the same losses as one never stopped.
-import { saveModel, type LoadedModel } from '../model/checkpoint.js';
+import { saveTrainable, type LoadedModel } from '../model/checkpoint.js';
 import type { DecoderModel } from '../model/decoder.js';
 import { AdamW, OptimizerConfigSchema } from '../train/optim.js';
 import { trainStep } from '../train/step.js';
 import { padBatch, type SftExample } from './data.js';
 import { ShuffledStream, type DataCursor } from '../train/stream.js';
 import { BadInputError } from '../../domain/errors.js';
-import type { SftConfig } from './config.js';
+import { loraOf, type SftConfig } from './config.js';
 
 export interface SftStepMetrics {
   step: number;
@@ -26,6 +26,8 @@ export interface SftRun {
   model: DecoderModel;
   /** Where the model's tokenizer files come from (copied into every checkpoint). */
   tokenizerDir: string;
+  /** The full model a LoRA run's adapter sits on (named in every adapter checkpoint). */
+  baseModel: string;
   examples: SftExample[];
   padId: number;
   config: SftConfig;
@@ -49,6 +51,10 @@ export interface SftResult {
 
 export async function trainSft(run: SftRun): Promise<SftResult> {
   const c = run.config;
+  const lora = loraOf(c);
+  // A resumed LoRA run loaded its adapter with the checkpoint; a new one starts from B = 0.
+  if (lora && !run.model.lora) run.model.attachLora(lora, { seed: c.seed });
+  if (!lora && run.model.lora) throw new BadInputError('the checkpoint is a LoRA adapter but this run has loraRank 0');
   const optimizer = new AdamW(
     run.model.policyParams(),
     OptimizerConfigSchema.parse({
@@ -80,7 +86,8 @@ export async function trainSft(run: SftRun): Promise<SftResult> {
 
   const checkpoint = async () => {
     const dir = run.checkpointDir(optimizer.step);
-    await saveModel(dir, run.model, {
+    await saveTrainable(dir, run.model, {
+      baseModel: run.baseModel,
       tokenizerFrom: run.tokenizerDir,
       optimizer,
       trainerState: { step: optimizer.step, extra: { cursor: stream.cursor, seed: c.seed, examples: run.examples.length } },
