@@ -8,6 +8,7 @@ import { controlCommand, reportCommand, runCommand, statusCommand } from './comm
 import { scheduleCommand } from './commands/schedule.js';
 import { serverCommand, workerCommand } from './commands/temporal.js';
 import { rlCommand } from './commands/rl.js';
+import { serveCommand } from './commands/serve.js';
 import { evalCommand, sftCommand, synthCommand } from './commands/train.js';
 import { withBackendOption } from './backend-option.js';
 import { reportError } from './output.js';
@@ -39,6 +40,7 @@ for (const cmd of [
   evalCommand(common),
   execCommand(common),
   modelCommand(common),
+  serveCommand(common),
   gradeCommand(common),
   benchCommand(common),
 ]) {
@@ -56,6 +58,8 @@ const COMPUTING = [
   'model logits',
   'model generate',
   'model backend',
+  'model merge',
+  'serve',
   'bench stages',
   'bench rl',
 ];

@@ -163,6 +163,19 @@ export function loadModel(dir: string): LoadedModel {
   return { model, tokenizer, optimizerState, trainerState };
 }
 
+/** Puts the PEFT adapter saved in `dir` on `model` (whatever base the adapter names). */
+export function attachAdapterDir(model: DecoderModel, dir: string): void {
+  const configFile = join(dir, ADAPTER_CONFIG_FILE);
+  if (!existsSync(configFile)) throw new Error(`${dir}: no ${ADAPTER_CONFIG_FILE} (not a LoRA adapter directory)`);
+  const { config } = parsePeftConfig(JSON.parse(readFileSync(configFile, 'utf8')), configFile);
+  const weights = stripPeftPrefix(readSafetensorsFile(join(dir, ADAPTER_WEIGHTS_FILE)).tensors);
+  try {
+    model.attachLora(config, { values: weights });
+  } catch (err) {
+    throw new Error(`${dir}: ${(err as Error).message}`);
+  }
+}
+
 function loadAdapter(dir: string): LoadedModel {
   const configFile = join(dir, ADAPTER_CONFIG_FILE);
   const { baseModel, config } = parsePeftConfig(JSON.parse(readFileSync(configFile, 'utf8')), configFile);
@@ -170,12 +183,11 @@ function loadAdapter(dir: string): LoadedModel {
   if (!existsSync(join(base, 'config.json')))
     throw new Error(`${configFile}: base_model_name_or_path ${baseModel} is not a model directory here (hub names are not fetched)`);
   const loaded = loadModel(base);
-  const weights = stripPeftPrefix(readSafetensorsFile(join(dir, ADAPTER_WEIGHTS_FILE)).tensors);
   try {
-    loaded.model.attachLora(config, { values: weights });
+    attachAdapterDir(loaded.model, dir);
   } catch (err) {
     loaded.model.dispose();
-    throw new Error(`${dir}: ${(err as Error).message}`);
+    throw err;
   }
   const optimizerFile = join(dir, OPTIMIZER_FILE);
   const stateFile = join(dir, TRAINER_STATE_FILE);

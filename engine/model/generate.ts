@@ -16,6 +16,20 @@ export const GenerateOptionsSchema = z.object({
   padId: z.number().int().default(0),
   /** Off: recompute the whole sequence each step (the baseline the cache is measured against). */
   useCache: z.boolean().default(true),
+  /**
+   * Sampling of each row on its own (a server batching unrelated requests): its temperature, top-p,
+   * token limit and seed, with a random stream per row, so a row samples the same in any batch.
+   */
+  perRow: z
+    .array(
+      z.object({
+        temperature: z.number().min(0),
+        topP: z.number().gt(0).max(1),
+        seed: z.number().int(),
+        maxNewTokens: z.number().int().positive(),
+      }),
+    )
+    .optional(),
 });
 export type GenerateOptions = z.input<typeof GenerateOptionsSchema>;
 
@@ -41,7 +55,7 @@ export interface Row {
 export class Decoder {
   readonly rows: Row[];
   private readonly opts: z.output<typeof GenerateOptionsSchema>;
-  private readonly random: () => number;
+  private readonly rowSampling: { temperature: number; topP: number; maxNewTokens: number; random: () => number }[];
   private cache: KVCache | undefined;
   private nextPosition: number[];
   private nextLogits: (Float32Array | null)[];
@@ -56,7 +70,12 @@ export class Decoder {
     private readonly encodeText?: (text: string) => number[],
   ) {
     this.opts = GenerateOptionsSchema.parse(options);
-    this.random = seededRandom(this.opts.seed);
+    const shared = seededRandom(this.opts.seed);
+    if (this.opts.perRow && this.opts.perRow.length !== prompts.length) throw new Error('perRow needs one entry per prompt');
+    this.rowSampling = prompts.map((_, b) => {
+      const own = this.opts.perRow?.[b];
+      return own ? { ...own, random: seededRandom(own.seed) } : { ...this.opts, random: shared };
+    });
     this.rows = prompts.map((prompt) => ({ prompt, tokens: [], logprobs: [], state: 'active', reason: null, sampled: 0 }));
     this.nextPosition = prompts.map(() => 0);
     this.nextLogits = prompts.map(() => null);
@@ -170,7 +189,8 @@ export class Decoder {
     this.rows.forEach((r, b) => {
       if (r.state !== 'active') return;
       const logits = this.nextLogits[b]!;
-      const token = sampleToken(logits, this.opts, this.random);
+      const sampling = this.rowSampling[b]!;
+      const token = sampleToken(logits, sampling, sampling.random);
       r.tokens.push(token);
       r.logprobs.push(logProbOf(logits, token));
       r.sampled += 1;
@@ -194,7 +214,7 @@ export class Decoder {
       if (this.opts.pauseStrings.some((s) => tail.endsWith(s))) return 'pause';
       if (this.encodeText && this.cutAtPauseString(r, token, tail, row)) return 'pause';
     }
-    if (r.sampled >= this.opts.maxNewTokens) return 'length';
+    if (r.sampled >= this.rowSampling[row]!.maxNewTokens) return 'length';
     return null;
   }
 
