@@ -62,6 +62,7 @@ const COMPUTING = [
   'serve',
   'bench stages',
   'bench rl',
+  'bench serve',
 ];
 for (const path of COMPUTING) {
   const found = path.split(' ').reduce<Command | undefined>((cmd, name) => cmd?.commands.find((c) => c.name() === name), program);

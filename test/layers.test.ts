@@ -30,6 +30,7 @@ const SCHEMA_MODULES = [
   'engine/sandbox/types.ts',
   'engine/coldstart/options.ts',
   'engine/model/config.ts',
+  'engine/model/lora-config.ts',
 ];
 
 function sources(dir: string): string[] {

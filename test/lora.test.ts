@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, saveAdapter } from '../engine/model/checkpoint.js';
-import { LoraConfigSchema } from '../engine/model/lora.js';
+import { LoraConfigSchema } from '../engine/model/lora-config.js';
 import { DecoderConfigSchema, PRESETS } from '../engine/model/config.js';
 import { DecoderModel } from '../engine/model/decoder.js';
 import { initBackend, tf } from '../engine/tensor/backend.js';

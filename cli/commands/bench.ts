@@ -94,6 +94,17 @@ export function benchCommand(common: (cmd: Command) => Command): Command {
         emit(opts, result, () => JSON.stringify(result.summary, null, 2));
       },
     );
+  common(bench.command('serve'))
+    .description("retool serve's throughput: N chat requests one after another, then all at once; completion tokens/s and their ratio")
+    .requiredOption('--model <dir>', 'model directory (with a chat template)')
+    .option('--clients <n>', 'requests per round', parseNumber('--clients'), 8)
+    .option('--max-tokens <n>', 'reply length', parseNumber('--max-tokens'), 32)
+    .option('--rounds <n>', 'rounds (medians are reported)', parseNumber('--rounds'), 3)
+    .action(async (opts: CommonOptions & { model: string; clients: number; maxTokens: number; rounds: number }) => {
+      const { benchServe } = await import('../../bench/serve.js');
+      const result = await benchServe({ ...opts, onProgress: (w) => !opts.json && process.stderr.write(`${w}\n`) });
+      emit(opts, result, () => JSON.stringify(result, null, 2));
+    });
   common(bench.command('stages'))
     .description(
       'SFT tokens/s, and evaluation problems/s with tools on: tool calls overlapped with decoding against a batch that waits for each call',

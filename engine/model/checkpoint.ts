@@ -178,7 +178,7 @@ export function attachAdapterDir(model: DecoderModel, dir: string): void {
 
 function loadAdapter(dir: string): LoadedModel {
   const configFile = join(dir, ADAPTER_CONFIG_FILE);
-  const { baseModel, config } = parsePeftConfig(JSON.parse(readFileSync(configFile, 'utf8')), configFile);
+  const { baseModel } = parsePeftConfig(JSON.parse(readFileSync(configFile, 'utf8')), configFile);
   const base = isAbsolute(baseModel) ? baseModel : resolve(dir, baseModel);
   if (!existsSync(join(base, 'config.json')))
     throw new Error(`${configFile}: base_model_name_or_path ${baseModel} is not a model directory here (hub names are not fetched)`);

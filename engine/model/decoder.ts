@@ -6,7 +6,8 @@ import { tf } from '../tensor/backend.js';
 import { attentionBiases, hasQkNorm, headDim, ropeInverseFrequencies, type DecoderConfig } from './config.js';
 import { isNativeBackend, nativeInference, nativeInferenceActive, nativeTables, type NativeWeights } from '../tensor/native-kernels.js';
 import { nativeDecoderLayer } from './native-layer.js';
-import { LoraAdapter, loraTargets, type LoraConfig } from './lora.js';
+import { LoraAdapter, loraTargets } from './lora.js';
+import type { LoraConfig } from './lora-config.js';
 import type { NamedTensor } from './safetensors.js';
 
 export type Params = Map<string, tf.Variable>;

@@ -4,23 +4,9 @@
 // peft loads it onto the transformers model, and mergeable into W for a plain checkpoint.
 import { z } from 'zod';
 import { tf } from '../tensor/backend.js';
+import { LORA_MODULES, LoraConfigSchema, type LoraConfig, type LoraModule } from './lora-config.js';
 import type { DecoderConfig } from './config.js';
 import type { NamedTensor } from './safetensors.js';
-
-export const LORA_MODULES = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
-export type LoraModule = (typeof LORA_MODULES)[number];
-
-export const LoraConfigSchema = z.object({
-  rank: z.number().int().positive().default(16),
-  alpha: z.number().positive().default(32),
-  /** Dropout on the adapter's input while training (PEFT's lora_dropout). */
-  dropout: z.number().min(0).lt(1).default(0),
-  targetModules: z
-    .array(z.enum(LORA_MODULES))
-    .min(1)
-    .default([...LORA_MODULES]),
-});
-export type LoraConfig = z.output<typeof LoraConfigSchema>;
 
 const PEFT_PREFIX = 'base_model.model.';
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';

@@ -1,7 +1,7 @@
 // SFT's knobs and their defaults, written once: the CLI's `retool sft`, the SFT stage and the
 // pipeline config's `sft` section all build on this schema. Zod only (workflow code reads it).
 import { z } from 'zod';
-import { LORA_MODULES, LoraConfigSchema, type LoraConfig } from '../model/lora.js';
+import { LORA_MODULES, LoraConfigSchema, type LoraConfig } from '../model/lora-config.js';
 
 export const SftConfigSchema = z.object({
   steps: z.number().int().positive().default(2000),
