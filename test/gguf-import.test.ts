@@ -12,6 +12,7 @@ import type { DecoderModel } from '../engine/model/decoder.js';
 import { readSafetensorsFile } from '../engine/model/safetensors.js';
 import { initBackend, tf } from '../engine/tensor/backend.js';
 import { loadTokenizer } from '../engine/tokenizer/hf.js';
+import { promptText } from '../engine/trace/prompt.js';
 import { describeOnEachBackend } from './helpers/backends.js';
 import { json, retool, tempHome } from './helpers/cli.js';
 import { maxAbsDiff, reference } from './helpers/reference.js';
@@ -197,6 +198,16 @@ describe('SmolLM2-135M-Instruct: model fetch, then the same model as transformer
       expect(maxAbsDiff(logitsAt(model, want.prompt_ids, positions), want.logits.flat())).toBeLessThanOrEqual(2e-4);
       model.dispose();
     });
+  });
+
+  it("puts a problem inside the ReTool authors' instruction: SmolLM2's vocabulary has no <code> token", async () => {
+    const prompt = promptText(await loadTokenizer(dir), 'What is 4821*397+1150?');
+    expect(prompt).toContain('<|im_start|>user\nSolve the following problem step by step.');
+    expect(prompt).toContain('\n\nWhat is 4821*397+1150?\n\n');
+    // The template's doubled braces are Python's literal braces.
+    expect(prompt).toContain('\\boxed{answer}');
+    expect(prompt).not.toContain('{query}');
+    expect(prompt.endsWith('<|im_end|>\n<|im_start|>assistant\n')).toBe(true);
   });
 
   it('`model generate --chat` answers what transformers answers, greedily', async () => {

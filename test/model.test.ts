@@ -7,7 +7,7 @@ import { DecoderModel } from '../engine/model/decoder.js';
 import { initBackend, tf } from '../engine/tensor/backend.js';
 import { describeOnEachBackend } from './helpers/backends.js';
 import { AdamW, OptimizerConfigSchema } from '../engine/train/optim.js';
-import { lossAndGrads, trainStep, type TokenBatch } from '../engine/train/step.js';
+import { accumulatedTrainStep, lossAndGrads, trainStep, type TokenBatch } from '../engine/train/step.js';
 import { json, retool, tempHome } from './helpers/cli.js';
 import { maxAbsDiff, reference } from './helpers/reference.js';
 
@@ -217,6 +217,26 @@ describeOnEachBackend('training', () => {
     expect(last).toBeLessThan(0.5);
     opt.dispose();
     model.dispose();
+  });
+
+  it('accumulates micro-batches into the step of the whole batch', () => {
+    const whole = copyBatch(7);
+    const halves: TokenBatch[] = [0, 4].map((at) => ({ ids: whole.ids.slice(at, at + 4), lossMask: whole.lossMask.slice(at, at + 4) }));
+    // Unequal loss-token counts, so that a plain mean of the two losses would be wrong.
+    halves[1]!.lossMask = halves[1]!.lossMask.map((r) => [...r.slice(0, -2), 0, 0]);
+    const merged: TokenBatch = { ids: whole.ids, lossMask: [...halves[0]!.lossMask, ...halves[1]!.lossMask] };
+    const a = DecoderModel.init(config, 4);
+    const b = DecoderModel.init(config, 4);
+    const optA = new AdamW(a.params, optimizerConfig);
+    const optB = new AdamW(b.params, optimizerConfig);
+    const one = trainStep(a, optA, merged);
+    const two = accumulatedTrainStep(b, optB, halves);
+    expect(two.tokens).toBe(one.tokens);
+    expect(Math.abs(two.loss - one.loss)).toBeLessThan(1e-5);
+    expect(Math.abs(two.gradNorm - one.gradNorm)).toBeLessThan(1e-5);
+    for (const [name, p] of a.params) expect(maxAbsDiff(p.dataSync(), b.params.get(name)!.dataSync()), name).toBeLessThan(1e-6);
+    for (const o of [optA, optB]) o.dispose();
+    for (const m of [a, b]) m.dispose();
   });
 
   it('gives masked tokens exactly zero gradient', () => {

@@ -1,3 +1,4 @@
+import { promptText } from '../engine/trace/prompt.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -194,6 +195,12 @@ const o = (name: string): Oracle => {
 };
 
 describe('built-in tokenizer', () => {
+  it('gives the built-in model the bare problem: its vocabulary was made for the trace format', () => {
+    expect(promptText(builtinTokenizer(), 'Compute 2+3.')).toBe(
+      builtinTokenizer().applyChatTemplate([{ role: 'user', content: 'Compute 2+3.' }], { addGenerationPrompt: true }),
+    );
+  });
+
   const tok = new BuiltinTokenizer();
 
   it('lays out ids: specials 0..7, newline, printable ASCII, unk', () => {

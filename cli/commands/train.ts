@@ -49,6 +49,7 @@ const SFT_FLAGS = {
   out: { help: 'where to write the fine-tuned model', arg: 'dir', required: true },
   steps: 'optimizer steps',
   batchSize: 'sequences per step',
+  gradAccum: 'micro-batches of --batch-size per optimizer step (gradient accumulation)',
   lr: 'peak learning rate',
   minLr: 'learning rate at the end of the decay',
   warmupSteps: 'linear warm-up steps',

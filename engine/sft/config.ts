@@ -6,6 +6,8 @@ import { LORA_MODULES, LoraConfigSchema, type LoraConfig } from '../model/lora-c
 export const SftConfigSchema = z.object({
   steps: z.number().int().positive().default(2000),
   batchSize: z.number().int().positive().default(8),
+  /** Micro-batches of batchSize sequences per optimizer step, their gradients summed (memory of one). */
+  gradAccum: z.number().int().positive().default(1),
   seed: z.number().int().default(0),
   /** Save a resumable checkpoint every this many steps (and always at the end). 0: only at the end. */
   checkpointEvery: z.number().int().min(0).default(250),

@@ -4,7 +4,7 @@
 import { saveTrainable, type LoadedModel } from '../model/checkpoint.js';
 import type { DecoderModel } from '../model/decoder.js';
 import { AdamW, OptimizerConfigSchema } from '../train/optim.js';
-import { trainStep } from '../train/step.js';
+import { accumulatedTrainStep } from '../train/step.js';
 import { padBatch, type SftExample } from './data.js';
 import { ShuffledStream, type DataCursor } from '../train/stream.js';
 import { BadInputError } from '../../domain/errors.js';
@@ -102,11 +102,13 @@ export async function trainSft(run: SftRun): Promise<SftResult> {
         if (lastCheckpoint !== run.checkpointDir(optimizer.step)) await checkpoint();
         return { step: optimizer.step, stopped: true, losses, lastCheckpoint, tokensPerSecond: tokens / Math.max(seconds, 1e-9) };
       }
-      const examples = stream.next(c.batchSize).map((i) => run.examples[i]!);
-      const batch = padBatch(examples, run.padId);
+      const examples = stream.next(c.batchSize * c.gradAccum).map((i) => run.examples[i]!);
+      const micro = Array.from({ length: c.gradAccum }, (_, k) =>
+        padBatch(examples.slice(k * c.batchSize, (k + 1) * c.batchSize), run.padId),
+      );
       const batchTokens = examples.reduce((n, e) => n + e.ids.length, 0);
       const t0 = performance.now();
-      const result = trainStep(run.model, optimizer, batch);
+      const result = accumulatedTrainStep(run.model, optimizer, micro);
       const dt = (performance.now() - t0) / 1000;
       seconds += dt;
       tokens += batchTokens;

@@ -1,11 +1,30 @@
+import { readFileSync } from 'node:fs';
+import { RETOOL_PROMPT_TEMPLATE_FILE } from '../../datasets/real-data.js';
+import { TAG } from './format.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 
+let retoolTemplate: string | null = null;
+
 /**
- * The prompt a model sees for a problem: its chat template with the problem as the user's turn
- * and the assistant's turn opened (the built-in template renders `user: ...\nassistant: `), or
- * the bare problem and a newline for a tokenizer without one.
+ * The ReTool authors' rollout prompt (their evaluation/prompt_template.json) with the problem in
+ * it. It is a Python format string: `{query}` is the problem and doubled braces are literal.
+ */
+export function retoolInstruction(problem: string): string {
+  retoolTemplate ??= (JSON.parse(readFileSync(RETOOL_PROMPT_TEMPLATE_FILE, 'utf8')) as { retool: string }).retool;
+  return retoolTemplate.replace(/\{\{|\}\}|\{query\}/g, (m) => (m === '{query}' ? problem : m[0]!));
+}
+
+/**
+ * The prompt a model sees for a problem, as the user's turn of its chat template with the
+ * assistant's turn opened (the built-in template renders `user: ...\nassistant: `), or the bare
+ * problem and a newline for a tokenizer without one. A pretrained model, whose vocabulary was not
+ * made for the trace format (no single `<code>` token), gets the problem inside the ReTool
+ * authors' instruction, which tells it the format and the interpreter; the built-in model, whose
+ * vocabulary was, gets the bare problem.
  */
 export function promptText(tokenizer: TextTokenizer, problem: string): string {
-  if (tokenizer.applyChatTemplate) return tokenizer.applyChatTemplate([{ role: 'user', content: problem }], { addGenerationPrompt: true });
-  return `${problem}\n`;
+  const instructed = tokenizer.tokenToId(TAG.codeOpen) === undefined;
+  const content = instructed ? retoolInstruction(problem) : problem;
+  if (tokenizer.applyChatTemplate) return tokenizer.applyChatTemplate([{ role: 'user', content }], { addGenerationPrompt: true });
+  return `${content}\n`;
 }

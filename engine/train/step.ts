@@ -105,8 +105,37 @@ export function lossAndGrads(model: DecoderModel, batch: TokenBatch): { loss: nu
 
 /** One optimizer step on the masked next-token loss. Leaves no tensors behind. */
 export function trainStep(model: DecoderModel, optimizer: AdamW, batch: TokenBatch): StepResult {
-  const { loss, grads, tokens } = lossAndGrads(model, batch);
+  return accumulatedTrainStep(model, optimizer, [batch]);
+}
+
+/**
+ * One optimizer step over several micro-batches, the gradients of each computed and freed before
+ * the next (memory of one micro-batch). Each micro-batch's mean loss is weighted by its share of
+ * the loss tokens, so the step is the step of the micro-batches taken as one batch.
+ */
+export function accumulatedTrainStep(model: DecoderModel, optimizer: AdamW, batches: TokenBatch[]): StepResult {
+  const counts = batches.map((b) => b.lossMask.reduce((n, r) => n + r.slice(1).reduce((a, x) => a + x, 0), 0));
+  const total = counts.reduce((a, b) => a + b, 0);
+  let sum: Map<string, tf.Tensor> | null = null;
+  let loss = 0;
+  batches.forEach((batch, i) => {
+    const weight = batches.length === 1 ? 1 : counts[i]! / Math.max(total, 1);
+    const part = lossAndGrads(model, batch);
+    loss += weight * part.loss;
+    if (batches.length === 1) sum = part.grads;
+    else {
+      const previous: Map<string, tf.Tensor> | null = sum;
+      sum = new Map(
+        [...part.grads].map(([name, g]) => [
+          name,
+          tf.tidy(() => (previous ? tf.add(previous.get(name)!, tf.mul(g, weight)) : tf.mul(g, weight))),
+        ]),
+      );
+      tf.dispose([...part.grads.values(), ...(previous ? previous.values() : [])]);
+    }
+  });
+  const grads = sum! as Map<string, tf.Tensor>;
   const { norm, scale } = gradNormScale(grads, optimizer.config.maxGradNorm);
   const lr = optimizer.apply(grads, scale);
-  return { loss, gradNorm: norm, lr, tokens };
+  return { loss, gradNorm: norm, lr, tokens: total };
 }
