@@ -33,8 +33,13 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
-/** How long a wave waits for the requests of the same moment before it starts. */
-const GATHER_MS = 5;
+/**
+ * A wave starts once no request has come for QUIET_MS (at most GATHER_MAX_MS after the first):
+ * clients that send together are parsed over several milliseconds, and a wave that started
+ * without them would make them wait for its whole length.
+ */
+const QUIET_MS = 10;
+const GATHER_MAX_MS = 100;
 
 export class BatchScheduler {
   private queue: Pending[] = [];
@@ -60,7 +65,7 @@ export class BatchScheduler {
     if (this.running) return;
     this.running = true;
     try {
-      await new Promise((r) => setTimeout(r, GATHER_MS));
+      await this.gather();
       while (this.queue.length > 0) {
         const wave = this.queue.splice(0, this.maxBatch);
         try {
@@ -68,9 +73,19 @@ export class BatchScheduler {
         } catch (err) {
           for (const p of wave) p.reject(err);
         }
+        if (this.queue.length > 0) await this.gather();
       }
     } finally {
       this.running = false;
+    }
+  }
+
+  private async gather(): Promise<void> {
+    const start = performance.now();
+    let seen = -1;
+    while (this.queue.length !== seen && this.queue.length < this.maxBatch && performance.now() - start < GATHER_MAX_MS) {
+      seen = this.queue.length;
+      await new Promise((r) => setTimeout(r, QUIET_MS));
     }
   }
 
