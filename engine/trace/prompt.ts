@@ -1,8 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { RETOOL_PROMPT_TEMPLATE_FILE } from '../../datasets/real-data.js';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../util/project-root.js';
 import { TAG } from './format.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 
+/** Shipped with the real evaluation data (datasets/real/README.md says where it comes from). */
+const RETOOL_PROMPT_TEMPLATE_FILE = join(PROJECT_ROOT, 'datasets', 'real', 'retool_prompt_template.json');
 let retoolTemplate: string | null = null;
 
 /**
