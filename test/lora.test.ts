@@ -7,12 +7,13 @@ import { loadModel, saveAdapter } from '../engine/model/checkpoint.js';
 import { LoraConfigSchema } from '../engine/model/lora-config.js';
 import { DecoderConfigSchema, PRESETS } from '../engine/model/config.js';
 import { DecoderModel } from '../engine/model/decoder.js';
-import { initBackend, tf } from '../engine/tensor/backend.js';
+import { initBackend } from '../engine/tensor/backend.js';
 import { AdamW, OptimizerConfigSchema } from '../engine/train/optim.js';
 import { trainStep, type TokenBatch } from '../engine/train/step.js';
 import { describeOnEachBackend } from './helpers/backends.js';
 import { json, retool, tempHome } from './helpers/cli.js';
 import { maxAbsDiff, reference } from './helpers/reference.js';
+import { logitsOf } from './helpers/logits.js';
 
 const LLAMA = {
   model_type: 'llama',
@@ -30,17 +31,6 @@ const IDS = [
   [1, 5, 9, 3, 40, 2, 8, 17],
   [4, 4, 60, 0, 13, 13, 7, 1],
 ];
-
-function logitsOf(model: DecoderModel, ids: number[][]): Float32Array {
-  return tf.tidy(() => {
-    const positions = tf.tensor2d(
-      ids.map((r) => r.map((_, i) => i)),
-      undefined,
-      'int32',
-    );
-    return model.forward({ ids: tf.tensor2d(ids, undefined, 'int32'), positions }).logits.dataSync() as Float32Array;
-  });
-}
 
 function copyBatch(seed: number, vocab: number): TokenBatch {
   let s = seed;

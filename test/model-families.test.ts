@@ -9,6 +9,7 @@ import { lossAndGrads } from '../engine/train/step.js';
 import { describeOnEachBackend } from './helpers/backends.js';
 import { tempHome } from './helpers/cli.js';
 import { maxAbsDiff, reference } from './helpers/reference.js';
+import { logitsOf } from './helpers/logits.js';
 
 // Small random configs of each family, each exercising what sets the family apart.
 const BASE = {
@@ -39,17 +40,6 @@ const IDS = [
   [1, 5, 9, 3, 70, 2, 8, 40, 88, 17],
   [4, 4, 60, 0, 13, 13, 7, 1, 2, 3],
 ];
-
-function logitsOf(model: DecoderModel, ids: number[][]): Float32Array {
-  return tf.tidy(() => {
-    const positions = tf.tensor2d(
-      ids.map((r) => r.map((_, i) => i)),
-      undefined,
-      'int32',
-    );
-    return model.forward({ ids: tf.tensor2d(ids, undefined, 'int32'), positions }).logits.dataSync() as Float32Array;
-  });
-}
 
 describe('Llama and Qwen3 against Hugging Face transformers (float32, CPU)', () => {
   const home = tempHome('retool-families-');

@@ -10,6 +10,7 @@ import { AdamW, OptimizerConfigSchema } from '../engine/train/optim.js';
 import { accumulatedTrainStep, lossAndGrads, trainStep, type TokenBatch } from '../engine/train/step.js';
 import { json, retool, tempHome } from './helpers/cli.js';
 import { maxAbsDiff, reference } from './helpers/reference.js';
+import { logitsOf } from './helpers/logits.js';
 
 const GQA = {
   vocab_size: 97,
@@ -25,22 +26,6 @@ const IDS = [
   [1, 5, 9, 3, 70, 2, 8, 40],
   [4, 4, 96, 0, 13, 13, 7, 1],
 ];
-
-function logitsOf(model: DecoderModel, ids: number[][]): Float32Array {
-  return tf.tidy(
-    () =>
-      model
-        .forward({
-          ids: tf.tensor2d(ids, undefined, 'int32'),
-          positions: tf.tensor2d(
-            ids.map((r) => r.map((_, i) => i)),
-            undefined,
-            'int32',
-          ),
-        })
-        .logits.dataSync() as Float32Array,
-  );
-}
 
 describe('Qwen2 against Hugging Face transformers (float32, CPU)', () => {
   const home = tempHome('retool-model-');

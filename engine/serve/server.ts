@@ -173,20 +173,12 @@ export class OpenAiServer {
       total_tokens: r.promptTokens + r.completionTokens,
     });
 
-    if (body.tools_in_sandbox) {
-      if (body.stream) throw new ApiError(400, 'tools_in_sandbox replies are not streamed', 'invalid_request_error', 'stream');
-      const result = await this.withTools(ids, sampling);
-      return sendJson(res, 200, {
-        id,
-        object,
-        created,
-        model: body.model,
-        choices: [choice(result.text, result.finishReason, false)],
-        usage: usage(result),
-      });
-    }
+    if (body.tools_in_sandbox && body.stream)
+      throw new ApiError(400, 'tools_in_sandbox replies are not streamed', 'invalid_request_error', 'stream');
     if (!body.stream) {
-      const result = await this.scheduler.submit({ prompt: ids, stop, ...sampling });
+      const result = body.tools_in_sandbox
+        ? await this.withTools(ids, sampling)
+        : await this.scheduler.submit({ prompt: ids, stop, ...sampling });
       return sendJson(res, 200, {
         id,
         object,

@@ -28,16 +28,22 @@ from transformers import AutoConfig, AutoModelForCausalLM
 torch.set_num_threads(1)
 
 
-def make(job):
+def random_model(job):
+    """(architecture, model): a seeded random model of the job's config."""
     fields = dict(job['config'])
-    config = AutoConfig.for_model(fields.pop('model_type', 'qwen2'), **fields)
+    arch = fields.pop('model_type', 'qwen2')
     torch.manual_seed(job.get('seed', 0))
-    model = AutoModelForCausalLM.from_config(config).eval()
+    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(arch, **fields)).eval()
     # Non-trivial biases and norm weights, so that parity covers them too.
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith('bias') or 'norm' in name:
                 p.add_(torch.randn_like(p) * 0.1)
+    return arch, model
+
+
+def make(job):
+    _, model = random_model(job)
     dtype = getattr(torch, job.get('dtype', 'float32'))
     model.to(dtype).save_pretrained(job['dir'], safe_serialization=True, max_shard_size=job.get('max_shard_size', '5GB'))
     return None
@@ -63,15 +69,8 @@ CHATML = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['con
 def make_gguf(job):
     import numpy as np
     from gguf import GGUFWriter
-    fields = dict(job['config'])
-    arch = fields.pop('model_type')
-    config = AutoConfig.for_model(arch, **fields)
-    torch.manual_seed(job.get('seed', 0))
-    model = AutoModelForCausalLM.from_config(config).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith('bias') or 'norm' in name:
-                p.add_(torch.randn_like(p) * 0.1)
+    arch, model = random_model(job)
+    config = model.config
     letters = list(bytes_to_unicode().values())
     merges = ['Ġ t', 'h e', 'Ġt he', '1 2']
     tokens = letters + [m.replace(' ', '') for m in merges] + ['<|endoftext|>', '<|im_start|>', '<|im_end|>']
@@ -87,7 +86,7 @@ def make_gguf(job):
     w.add_uint32(f'{arch}.attention.key_length', head_dim)
     w.add_uint32(f'{arch}.attention.value_length', head_dim)
     w.add_uint32(f'{arch}.rope.dimension_count', head_dim)
-    w.add_float32(f'{arch}.rope.freq_base', float(fields.get('rope_theta', 10000.0)))
+    w.add_float32(f'{arch}.rope.freq_base', float(job['config'].get('rope_theta', 10000.0)))
     w.add_float32(f'{arch}.attention.layer_norm_rms_epsilon', config.rms_norm_eps)
     w.add_string('tokenizer.ggml.model', 'gpt2')
     w.add_string('tokenizer.ggml.pre', 'llama-bpe' if arch == 'llama' else 'qwen2')
@@ -186,21 +185,10 @@ def load(path):
 
 def main():
     results = []
+    ops = {'make': make, 'make_gguf': make_gguf, 'gguf': from_gguf, 'peft_make': peft_make, 'peft_logits': peft_logits}
     for job in json.load(sys.stdin):
-        if job['op'] == 'make':
-            results.append(make(job))
-            continue
-        if job['op'] == 'make_gguf':
-            results.append(make_gguf(job))
-            continue
-        if job['op'] == 'gguf':
-            results.append(from_gguf(job))
-            continue
-        if job['op'] == 'peft_make':
-            results.append(peft_make(job))
-            continue
-        if job['op'] == 'peft_logits':
-            results.append(peft_logits(job))
+        if job['op'] in ops:
+            results.append(ops[job['op']](job))
             continue
         model = load(job['dir'])
         ids = torch.tensor(job['ids'], dtype=torch.long)
