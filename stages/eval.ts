@@ -11,7 +11,7 @@ import type { DatasetInfo, ProblemRow } from '../datasets/schemas.js';
 import { withStore } from '../datasets/store.js';
 import { evaluateModel } from '../engine/eval/evaluate.js';
 import type { EvalMetrics } from '../engine/eval/metrics.js';
-import { openModel } from '../engine/model/checkpoint.js';
+import { openModel, type LoadedModel } from '../engine/model/checkpoint.js';
 import type { RolloutStats } from '../engine/rollout/rollout.js';
 import { Sandbox, type IsolationMode } from '../engine/sandbox/index.js';
 import { backendLabel, initBackend } from '../engine/tensor/backend.js';
@@ -50,11 +50,21 @@ export async function runEval(options: EvalOptions, onProgress?: (done: number, 
   const backend = backendLabel();
   const runId = opts.runId ?? `eval-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}-${randomBytes(3).toString('hex')}`;
   const { dataset, ref, problems } = await problemsFor(opts);
-  const { model, tokenizer } = openModel(opts.model);
-  if (!tokenizer) throw new BadInputError(`${opts.model}: no tokenizer.json, so problems cannot be encoded`);
-  await withStore(opts.home, (store) => startRun(store, { runId, kind: 'eval', config: opts, backend }));
   const sandbox = new Sandbox();
+  let loaded: LoadedModel;
   try {
+    // The sandbox's servers start before the model loads: a process holding a real model's
+    // gigabytes may no longer be allowed to fork (ENOMEM), and every code run would fail.
+    if (opts.tools) await sandbox.warm();
+    loaded = openModel(opts.model);
+  } catch (err) {
+    await sandbox.close();
+    throw err;
+  }
+  const { model, tokenizer } = loaded;
+  try {
+    if (!tokenizer) throw new BadInputError(`${opts.model}: no tokenizer.json, so problems cannot be encoded`);
+    await withStore(opts.home, (store) => startRun(store, { runId, kind: 'eval', config: opts, backend }));
     const { samples, stats, metrics } = await evaluateModel(model, tokenizer, sandbox, problems, opts, onProgress);
     const name = opts.name ?? runId;
     const stored = await withStore(opts.home, async (store) => {
@@ -105,6 +115,6 @@ export async function runEval(options: EvalOptions, onProgress?: (done: number, 
     return summary;
   } finally {
     await sandbox.close();
-    for (const p of model.params.values()) p.dispose();
+    model.dispose();
   }
 }

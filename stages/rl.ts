@@ -187,6 +187,8 @@ export async function runRl(
   const sandbox = new Sandbox();
   const evals: RlEvalPoint[] = [];
   try {
+    // Before the models load: a process holding gigabytes may no longer be allowed to fork.
+    if (opts.tools) await sandbox.warm();
     const source = openModel(checkpoint?.path ?? opts.model);
     const { model: policy, tokenizer } = source;
     if (!tokenizer) throw new BadInputError(`${opts.model}: no tokenizer.json, so problems cannot be encoded`);

@@ -27,7 +27,19 @@ export function serveCommand(common: (cmd: Command) => Command): Command {
       const { backendLabel, initBackend } = await import('../../engine/tensor/backend.js');
       const { openModel, attachAdapterDir } = await import('../../engine/model/checkpoint.js');
       const { OpenAiServer } = await import('../../engine/serve/server.js');
+      const { Sandbox } = await import('../../engine/sandbox/index.js');
       await initBackend();
+      // The sandbox starts before the model loads: a process holding a real model's gigabytes may
+      // no longer be allowed to fork (ENOMEM).
+      let sandbox: InstanceType<typeof Sandbox> | null = null;
+      try {
+        sandbox = new Sandbox();
+        await sandbox.warm();
+      } catch (err) {
+        process.stderr.write(`retool serve: tools_in_sandbox is off: ${(err as Error).message}\n`);
+        await sandbox?.close();
+        sandbox = null;
+      }
       const { model, tokenizer } = openModel(opts.model);
       if (!tokenizer) throw new BadInputError(`${opts.model}: no tokenizer.json, so requests cannot be encoded`);
       if (opts.adapter) {
@@ -46,6 +58,7 @@ export function serveCommand(common: (cmd: Command) => Command): Command {
         port: opts.port,
         maxBatch: opts.maxBatch,
         defaultMaxTokens: opts.maxTokens,
+        sandbox,
       });
       const address = await server.listen();
       const url = `http://${address.address}:${address.port}/v1`;

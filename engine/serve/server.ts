@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { z } from 'zod';
 import type { DecoderModel } from '../model/decoder.js';
 import { rollout } from '../rollout/rollout.js';
-import { Sandbox } from '../sandbox/index.js';
+import type { Sandbox } from '../sandbox/index.js';
 import type { ChatMessage, TextTokenizer } from '../tokenizer/types.js';
 import { ApiError, ChatRequestSchema, CompletionRequestSchema, invalidRequest } from './openai.js';
 import { BatchScheduler, type GenerationResult } from './scheduler.js';
@@ -24,6 +24,12 @@ export interface ServeOptions {
   maxBatch?: number;
   /** Tokens a reply may have when the request names no max_tokens. */
   defaultMaxTokens?: number;
+  /**
+   * The sandbox of tools_in_sandbox requests, started before the model loaded (a process holding
+   * a real model may not be allowed to fork); without one, such requests are refused. Closed with
+   * the server.
+   */
+  sandbox?: Sandbox | null;
 }
 
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -64,11 +70,12 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 export class OpenAiServer {
   private readonly scheduler: BatchScheduler;
   private readonly server: Server;
-  private sandbox: Sandbox | null = null;
+  private readonly sandbox: Sandbox | null;
   private readonly created = Math.floor(Date.now() / 1000);
 
   constructor(private readonly o: ServeOptions) {
     this.scheduler = new BatchScheduler(o.model, o.tokenizer, stopIdsOf(o.model, o.tokenizer), o.maxBatch ?? 8);
+    this.sandbox = o.sandbox ?? null;
     this.server = createServer((req, res) => void this.route(req, res));
   }
 
@@ -217,7 +224,8 @@ export class OpenAiServer {
     ids: number[],
     s: { temperature: number; topP: number; seed: number; maxTokens: number },
   ): Promise<GenerationResult> {
-    this.sandbox ??= new Sandbox();
+    if (!this.sandbox)
+      throw new ApiError(400, 'this server has no sandbox, so tools_in_sandbox is off', 'invalid_request_error', 'tools_in_sandbox');
     const { trajectories } = await rollout(this.o.model, this.o.tokenizer, this.sandbox, [ids], {
       tools: true,
       maxResponseTokens: s.maxTokens,
