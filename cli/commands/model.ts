@@ -3,7 +3,7 @@ import { BadInputError } from '../../domain/errors.js';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CATALOG } from '../../engine/model/catalog.js';
-import { ModelInitSchema, type DecoderConfig } from '../../engine/model/config.js';
+import { ModelInitSchema } from '../../engine/model/config.js';
 import type { TextTokenizer } from '../../engine/tokenizer/types.js';
 import { emit, parseList, parseNumber, type CommonOptions } from '../output.js';
 import { addSchemaFlags, parseSchemaFlags, type Flags } from '../schema-flags.js';
@@ -145,7 +145,7 @@ export function modelCommand(common: (cmd: Command) => Command): Command {
       ) => {
         const { backendInfo, initBackend } = await import('../../engine/tensor/backend.js');
         const { openModel } = await import('../../engine/model/checkpoint.js');
-        const { generate } = await import('../../engine/model/generate.js');
+        const { generate, stopTokenIds } = await import('../../engine/model/generate.js');
         await initBackend();
         const backend = backendInfo();
         const { model: m, tokenizer } = openModel(opts.model);
@@ -160,7 +160,7 @@ export function modelCommand(common: (cmd: Command) => Command): Command {
           temperature: opts.temperature,
           topP: opts.topP,
           seed: opts.seed,
-          eosIds: stopIds(m.config, tokenizer),
+          eosIds: stopTokenIds(m.config, tokenizer),
           padId: tokenizer.padId,
         });
         const seconds = (performance.now() - t0) / 1000;
@@ -195,10 +195,4 @@ function chatPrompt(tokenizer: TextTokenizer, dir: string, prompt: string, syste
     throw new BadInputError(`--chat: ${dir} has no chat template (chat_template.jinja or tokenizer_config.json)`);
   const messages = [...(system !== undefined ? [{ role: 'system', content: system }] : []), { role: 'user', content: prompt }];
   return tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
-}
-
-/** The tokenizer's end token and every one config.json lists (Llama 3 lists several). */
-function stopIds(config: DecoderConfig, tokenizer: TextTokenizer): number[] {
-  const listed = config.eos_token_id == null ? [] : Array.isArray(config.eos_token_id) ? config.eos_token_id : [config.eos_token_id];
-  return [...new Set([tokenizer.eosId, ...listed])];
 }

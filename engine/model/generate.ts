@@ -212,7 +212,9 @@ export class Decoder {
       const longest = Math.max(...this.opts.pauseStrings.map((s) => s.length));
       const tail = this.decodeText(r.tokens.slice(-longest - 8));
       if (this.opts.pauseStrings.some((s) => tail.endsWith(s))) return 'pause';
-      if (this.encodeText && this.cutAtPauseString(r, token, tail, row)) return 'pause';
+      // The last token decoded on its own only when a pause string is in view (not every step).
+      if (this.encodeText && this.opts.pauseStrings.some((s) => tail.includes(s)) && this.cutAtPauseString(r, token, tail, row))
+        return 'pause';
     }
     if (r.sampled >= this.rowSampling[row]!.maxNewTokens) return 'length';
     return null;
@@ -244,6 +246,13 @@ export class Decoder {
     disposeCache(this.cache);
     this.cache = undefined;
   }
+}
+
+/** The tokens that end a reply: the tokenizer's end token and every one config.json lists (Llama 3 lists several). */
+export function stopTokenIds(config: DecoderModel['config'], tokenizer: { eosId: number }): number[] {
+  const e = config.eos_token_id;
+  const listed = e == null ? [] : Array.isArray(e) ? e : [e];
+  return [...new Set([tokenizer.eosId, ...listed])];
 }
 
 export interface Generation {

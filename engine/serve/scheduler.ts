@@ -116,6 +116,8 @@ export class BatchScheduler {
           if (finished[b]) return;
           const row = decoder.rows[b]!;
           const ended = row.state === 'done';
+          // Text is needed each token only to stream it or to look for a stop string.
+          if (!ended && !p.job.onText && p.job.stop.length === 0 && !p.job.signal?.aborted) return;
           const ids = row.reason === 'eos' ? row.tokens.slice(0, -1) : row.tokens;
           let text = this.tokenizer.decode(ids);
           const stopAt = firstStop(text, p.job.stop);

@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { z } from 'zod';
 import type { DecoderModel } from '../model/decoder.js';
+import { stopTokenIds } from '../model/generate.js';
 import { rollout } from '../rollout/rollout.js';
 import type { Sandbox } from '../sandbox/index.js';
 import type { ChatMessage, TextTokenizer } from '../tokenizer/types.js';
@@ -33,12 +34,6 @@ export interface ServeOptions {
 }
 
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
-
-function stopIdsOf(model: DecoderModel, tokenizer: TextTokenizer): number[] {
-  const e = model.config.eos_token_id;
-  const listed = e == null ? [] : Array.isArray(e) ? e : [e];
-  return [...new Set([tokenizer.eosId, ...listed])];
-}
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
@@ -74,7 +69,7 @@ export class OpenAiServer {
   private readonly created = Math.floor(Date.now() / 1000);
 
   constructor(private readonly o: ServeOptions) {
-    this.scheduler = new BatchScheduler(o.model, o.tokenizer, stopIdsOf(o.model, o.tokenizer), o.maxBatch ?? 8);
+    this.scheduler = new BatchScheduler(o.model, o.tokenizer, stopTokenIds(o.model.config, o.tokenizer), o.maxBatch ?? 8);
     this.sandbox = o.sandbox ?? null;
     this.server = createServer((req, res) => void this.route(req, res));
   }
@@ -235,7 +230,7 @@ export class OpenAiServer {
       batchSize: 1,
     });
     const t = trajectories[0]!;
-    const eos = t.stop === 'eos' && stopIdsOf(this.o.model, this.o.tokenizer).includes(t.tokens.at(-1)!);
+    const eos = t.stop === 'eos' && stopTokenIds(this.o.model.config, this.o.tokenizer).includes(t.tokens.at(-1)!);
     return {
       text: this.o.tokenizer.decode(eos ? t.tokens.slice(0, -1) : t.tokens),
       promptTokens: ids.length,

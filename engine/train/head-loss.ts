@@ -50,11 +50,14 @@ export function chunkedHeadLoss(input: HeadLossInput): tf.Scalar {
     ),
     mask: tf.tensor1d(Array.from({ length: rows }, (_, i) => input.mask[start + i]!)),
   }));
+  // A frozen head (LoRA) is no input of the op: no [V, H] gradient is made for it. It is a
+  // variable, so it outlives the tape, unlike what the forward pass makes.
+  const inputs = input.weightGrad ? [input.hidden, input.weight] : [input.hidden];
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const hidden = args[0] as tf.Tensor2D;
-    const weight = args[1] as tf.Tensor2D;
+    const weight = input.weightGrad ? (args[1] as tf.Tensor2D) : input.weight;
     // Saved, not closed over: variableGrads frees what the forward made unless the tape keeps it.
-    (args[2] as tf.GradSaveFunc)([hidden, weight, ...slices.flatMap((s) => [s.targets, s.mask])]);
+    (args[inputs.length] as tf.GradSaveFunc)([hidden, weight, ...slices.flatMap((s) => [s.targets, s.mask])]);
     const value = tf.tidy(() => {
       let total: tf.Tensor = tf.scalar(0);
       for (const s of slices) {
@@ -74,7 +77,7 @@ export function chunkedHeadLoss(input: HeadLossInput): tf.Scalar {
           const [hidden, weight, ...perBlock] = saved as [tf.Tensor2D, tf.Tensor2D, ...tf.Tensor1D[]];
           const scale = tf.div(dy, denominator);
           const dHidden: tf.Tensor2D[] = [];
-          let dWeight: tf.Tensor = tf.zeros([V, H]);
+          let dWeight: tf.Tensor | null = null;
           let at = 0;
           const gap = (rows: number) => rows > 0 && dHidden.push(tf.zeros([rows, H]));
           slices.forEach((s, i) => {
@@ -85,13 +88,17 @@ export function chunkedHeadLoss(input: HeadLossInput): tf.Scalar {
             const probs = tf.softmax(tf.matMul(h, weight, false, true));
             const g = tf.mul(tf.sub(probs, tf.oneHot(targets, V)), tf.reshape(tf.mul(mask, scale), [s.rows, 1])) as tf.Tensor2D;
             dHidden.push(tf.matMul(g, weight));
-            if (input.weightGrad) dWeight = tf.add(dWeight, tf.matMul(g, h, true, false));
+            if (input.weightGrad) {
+              const part = tf.matMul(g, h, true, false);
+              dWeight = dWeight ? tf.add(dWeight, part) : part;
+            }
             at = s.start + s.rows;
           });
           gap(N - at);
-          return [dHidden.length === 1 ? dHidden[0]! : tf.concat(dHidden, 0), dWeight];
+          const dH = dHidden.length === 1 ? dHidden[0]! : tf.concat(dHidden, 0);
+          return input.weightGrad ? [dH, dWeight ?? tf.zeros([V, H])] : [dH];
         }),
     };
   });
-  return op(input.hidden, input.weight) as tf.Scalar;
+  return op(...inputs) as tf.Scalar;
 }
