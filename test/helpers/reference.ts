@@ -16,7 +16,7 @@ export type ReferenceJob =
     }
   | { op: 'logits'; dir: string; ids: number[][] }
   | { op: 'generate'; dir: string; ids: number[][]; new_tokens: number }
-  | { op: 'make_gguf'; file: string; dir: string; config: Record<string, unknown>; seed?: number }
+  | { op: 'make_gguf'; file: string; dir: string; config: Record<string, unknown>; seed?: number; rope_freqs?: number[] }
   | {
       op: 'gguf';
       file: string;

@@ -122,12 +122,38 @@ def make_gguf(job):
             gname = {'model.embed_tokens.weight': 'token_embd.weight', 'model.norm.weight': 'output_norm.weight',
                      'lm_head.weight': 'output.weight'}[name]
         w.add_tensor(gname, np.ascontiguousarray(x, dtype=np.float32))
+    divisors = job.get('rope_freqs') or llama3_rope_divisors(job['config'], head_dim)
+    if divisors:
+        w.add_tensor('rope_freqs.weight', np.asarray(divisors, dtype=np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
     model.save_pretrained(job['dir'], safe_serialization=True)
     return None
+
+
+def llama3_rope_divisors(config, head_dim):
+    # llama.cpp's converter (LlamaModel.generate_extra_tensors): Llama 3.1+'s scaling as one
+    # divisor per rotary frequency, since GGUF metadata has no field for it.
+    import math
+    scaling = config.get('rope_scaling') or {}
+    if scaling.get('rope_type') != 'llama3':
+        return None
+    base = config.get('rope_theta', 10000.0)
+    factor, low, high = scaling['factor'], scaling['low_freq_factor'], scaling['high_freq_factor']
+    context = scaling['original_max_position_embeddings']
+    out = []
+    for i in range(0, head_dim, 2):
+        wavelen = 2 * math.pi * base ** (i / head_dim)
+        if wavelen < context / high:
+            out.append(1.0)
+        elif wavelen > context / low:
+            out.append(factor)
+        else:
+            smooth = (context / wavelen - low) / (high - low)
+            out.append(1 / ((1 - smooth) / factor + smooth))
+    return out
 
 
 def from_gguf(job):
