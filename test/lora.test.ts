@@ -1,15 +1,16 @@
 // LoRA: a new adapter changes nothing, training moves only the adapter, and adapters cross over
 // to Python's peft both ways (ours loaded by peft onto the transformers model, peft's loaded
 // here), merged or not, to the same logits.
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, saveAdapter } from '../engine/model/checkpoint.js';
 import { LoraConfigSchema } from '../engine/model/lora-config.js';
 import { DecoderConfigSchema, PRESETS } from '../engine/model/config.js';
-import { DecoderModel } from '../engine/model/decoder.js';
-import { initBackend } from '../engine/tensor/backend.js';
+import { DecoderModel, setNativeTraining } from '../engine/model/decoder.js';
+import { initBackend, tf } from '../engine/tensor/backend.js';
 import { AdamW, OptimizerConfigSchema } from '../engine/train/optim.js';
-import { trainStep, type TokenBatch } from '../engine/train/step.js';
+import { lossAndGrads, trainStep, type TokenBatch } from '../engine/train/step.js';
 import { describeOnEachBackend } from './helpers/backends.js';
 import { json, retool, tempHome } from './helpers/cli.js';
 import { maxAbsDiff, reference } from './helpers/reference.js';
@@ -69,11 +70,18 @@ describe('LoRA', () => {
     model.dispose();
     const merge = await retool(['model', 'merge', '--adapter', dir('ours'), '--out', dir('merged'), '--json'], { home: home.dir });
     json(merge);
-    const [oursInPeft, peftInPeft, merged] = await reference([
+    json(
+      await retool(['model', 'merge', '--adapter', dir('ours'), '--out', dir('merged-bf16'), '--dtype', 'bf16', '--json'], {
+        home: home.dir,
+      }),
+    );
+    const [oursInPeft, peftInPeft, merged, mergedBf16] = await reference([
       { op: 'peft_logits', base: dir('base'), adapter: dir('ours'), ids: IDS },
       { op: 'peft_logits', base: dir('base'), adapter: dir('peft'), ids: IDS },
       { op: 'logits', dir: dir('merged'), ids: IDS },
+      { op: 'logits', dir: dir('merged-bf16'), ids: IDS },
     ]);
+    expected.set('merged-bf16', (mergedBf16 as number[][][]).flat(2));
     expected.set('ours', (oursInPeft as number[][][]).flat(2));
     expected.set('peft', (peftInPeft as number[][][]).flat(2));
     expected.set('merged', (merged as number[][][]).flat(2));
@@ -97,6 +105,33 @@ describe('LoRA', () => {
   });
 
   describeOnEachBackend('on', () => {
+    // On wasm both passes are tfjs's; on the native backend the first is the fused training layer.
+    it.each([
+      ['every linear layer (trained adapter)', null],
+      ['k_proj and up_proj only', ['k_proj', 'up_proj']],
+    ] as const)('the fused training layer gives the adapter gradients tfjs derives: %s', (_, targets) => {
+      const { model } = loadModel(targets ? dir('base') : dir('ours'));
+      if (targets) {
+        const lora = model.attachLora(LoraConfigSchema.parse({ rank: 4, alpha: 8, targetModules: targets }), { seed: 5 });
+        // B = 0 would make every A gradient zero: give B values.
+        for (const b of lora.b.values()) b.assign(tf.randomNormal(b.shape, 0, 0.1, 'float32', 11));
+      }
+      const batch = copyBatch(3, 61);
+      const fused = lossAndGrads(model, batch);
+      setNativeTraining(false);
+      const derived = lossAndGrads(model, batch);
+      setNativeTraining(true);
+      expect(Math.abs(fused.loss - derived.loss)).toBeLessThan(1e-5);
+      expect([...fused.grads.keys()].sort()).toEqual([...model.policyParams().keys()].sort());
+      expect([...fused.grads.keys()].sort()).toEqual([...derived.grads.keys()].sort());
+      for (const [k, g] of fused.grads) {
+        expect(maxAbsDiff(g.dataSync(), derived.grads.get(k)!.dataSync()), k).toBeLessThan(1e-5);
+        expect(maxAbsDiff(g.dataSync(), new Float32Array(g.size)), k).toBeGreaterThan(0);
+      }
+      tf.dispose([...fused.grads.values(), ...derived.grads.values()]);
+      model.dispose();
+    });
+
     it('a new adapter changes no logit', () => {
       const { model } = loadModel(dir('base'));
       const plain = logitsOf(model, IDS);
@@ -128,6 +163,21 @@ describe('LoRA', () => {
       expect(model.lora).toBeNull();
       expect(maxAbsDiff(logitsOf(model, IDS), expected.get('merged')!)).toBeLessThanOrEqual(1e-4);
       expect(maxAbsDiff(expected.get('merged')!, expected.get('ours')!)).toBeLessThanOrEqual(1e-4);
+      model.dispose();
+    });
+
+    it('`model merge --dtype bf16` writes bfloat16 weights at half the size, which load here and in transformers alike', () => {
+      const size = (d: string) => statSync(join(d, 'model.safetensors')).size;
+      expect(size(dir('merged-bf16'))).toBeLessThan(0.55 * size(dir('merged')));
+      expect(JSON.parse(readFileSync(join(dir('merged-bf16'), 'config.json'), 'utf8')).torch_dtype).toBe('bfloat16');
+      const { model } = loadModel(dir('merged-bf16'));
+      const got = logitsOf(model, IDS);
+      // Both widen the same bf16 weights to f32.
+      expect(maxAbsDiff(got, expected.get('merged-bf16')!)).toBeLessThanOrEqual(1e-4);
+      // Rounding to bf16 moved the logits, a little.
+      const rounding = maxAbsDiff(got, expected.get('merged')!);
+      expect(rounding).toBeGreaterThan(0);
+      expect(rounding).toBeLessThanOrEqual(0.1);
       model.dispose();
     });
   });

@@ -5,7 +5,7 @@
 import { tf } from '../tensor/backend.js';
 import { attentionBiases, hasQkNorm, headDim, ropeInverseFrequencies, type DecoderConfig } from './config.js';
 import { isNativeBackend, nativeInference, nativeInferenceActive, nativeTables, type NativeWeights } from '../tensor/native-kernels.js';
-import { nativeDecoderLayer } from './native-layer.js';
+import { nativeDecoderLayer, WEIGHT_INDEX, type LayerAdapter } from './native-layer.js';
 import { LoraAdapter, loraTargets } from './lora.js';
 import type { LoraConfig } from './lora-config.js';
 import type { NamedTensor } from './safetensors.js';
@@ -299,8 +299,9 @@ export class DecoderModel {
   ): Omit<ForwardOutput, 'logits'> & { logits?: tf.Tensor3D } {
     // On the native backend, a pass whose gradient nobody records runs as fused raw ops.
     if (this.nativeCapable && nativeInferenceActive() && !recordingGradients()) return this.nativeForward(input, opts);
-    // The fused training layer knows no adapter: with one, training takes the tfjs ops.
-    if (this.nativeCapable && !this.lora && nativeTraining && isNativeBackend() && !input.cache && !opts.useCache)
+    // The fused training layer trains adapters too, but knows no dropout: that takes the tfjs ops.
+    const fusedLora = !this.lora || this.lora.config.dropout === 0;
+    if (this.nativeCapable && fusedLora && nativeTraining && isNativeBackend() && !input.cache && !opts.useCache)
       return this.nativeTrainingForward(input, withHead);
     const c = this.config;
     const [B, T] = input.ids.shape;
@@ -549,7 +550,7 @@ export class DecoderModel {
           this.p(`${l}mlp.up_proj.weight`),
           this.p(`${l}mlp.down_proj.weight`),
         ];
-        h = nativeDecoderLayer(h, weights, tables, shape);
+        h = nativeDecoderLayer(h, weights, tables, shape, { adapters: this.layerAdapters(i), scale: this.lora?.scale ?? 1 });
       }
       const hidden = this.rmsNorm(h, 'model.norm.weight') as tf.Tensor2D;
       const head = c.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
@@ -558,6 +559,17 @@ export class DecoderModel {
     } finally {
       tf.dispose([tables.bias, tables.cos, tables.sin]);
     }
+  }
+
+  /** Layer i's LoRA matrices, for the fused training layer. */
+  private layerAdapters(i: number): LayerAdapter[] {
+    const lora = this.lora;
+    if (!lora) return [];
+    return (Object.keys(WEIGHT_INDEX) as LayerAdapter['weight'][]).flatMap((module) => {
+      const parent = module === 'gate_proj' || module === 'up_proj' || module === 'down_proj' ? 'mlp' : 'self_attn';
+      const name = `model.layers.${i}.${parent}.${module}.weight`;
+      return lora.has(name) ? [{ weight: module, a: lora.a.get(name)!, b: lora.b.get(name)! }] : [];
+    });
   }
 
   /** The critic's estimate for every position, from the final hidden states: [B, T]. */

@@ -21,6 +21,20 @@ export interface LayerTables {
  */
 export type LayerWeights = tf.Tensor[];
 
+/** Where each projection sits in LayerWeights. */
+export const WEIGHT_INDEX = { q_proj: 1, k_proj: 3, v_proj: 5, o_proj: 7, gate_proj: 9, up_proj: 10, down_proj: 11 } as const;
+
+/**
+ * A LoRA adapter on one projection: W + scale B A, A [r, in] and B [out, r]. With adapters the
+ * layer trains them alone: the other inputs get no gradient (a zero scalar in its place, which the
+ * tape never reads, since tfjs prunes the inputs that lead to no variable being trained).
+ */
+export interface LayerAdapter {
+  weight: keyof typeof WEIGHT_INDEX;
+  a: tf.Tensor;
+  b: tf.Tensor;
+}
+
 /** N raw-op handles, named by destructuring (the callers pass exactly N tensors). */
 type Handles<N extends number, R extends number[] = []> = R['length'] extends N ? R : Handles<N, [...R, number]>;
 
@@ -38,18 +52,36 @@ function rmsGrad(raw: NativeScope, dy: number, xn: number, r: number, w: number)
   return [dx, dw];
 }
 
-export function nativeDecoderLayer(h: tf.Tensor2D, weights: LayerWeights, tables: LayerTables, s: LayerShape): tf.Tensor2D {
+export function nativeDecoderLayer(
+  h: tf.Tensor2D,
+  weights: LayerWeights,
+  tables: LayerTables,
+  s: LayerShape,
+  lora: { adapters: LayerAdapter[]; scale: number } = { adapters: [], scale: 1 },
+): tf.Tensor2D {
   const { B, T, headDim: hd, heads: nH, kvHeads: nKV, intermediate: I } = s;
   const rep = nH / nKV;
   const G = nH + 2 * nKV;
   const N = B * T;
   const half = hd / 2;
+  const { adapters } = lora;
+  const foldedO = adapters.some((a) => a.weight === 'o_proj');
+  const foldedDown = adapters.some((a) => a.weight === 'down_proj');
+  const count = 13 + 2 * adapters.length;
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const inputs = args.slice(0, 13) as tf.Tensor[];
-    const save = args[13] as tf.GradSaveFunc;
+    const inputs = args.slice(0, count) as tf.Tensor[];
+    const save = args[count] as tf.GradSaveFunc;
     const raw = nativeScope()!;
     try {
-      const [hIn, wIn, wq, bq, wk, bk, wv, bv, wo, wPost, wg, wu, wd] = inputs.map((t) => raw.id(t)) as Handles<13>;
+      const handles = inputs.map((t) => raw.id(t));
+      // The adapted weights with their adapters folded in (a small [out, r] @ [r, in] product each):
+      // the pass then costs what a pass without adapters costs.
+      const scale = raw.scalar(lora.scale);
+      adapters.forEach((adapter, i) => {
+        const at = 1 + WEIGHT_INDEX[adapter.weight];
+        handles[at] = raw.add(handles[at]!, raw.mul(raw.matmul(handles[14 + 2 * i]!, handles[13 + 2 * i]!), scale));
+      });
+      const [hIn, wIn, wq, bq, wk, bk, wv, bv, wo, wPost, wg, wu, wd] = handles as Handles<13>;
       const eps = raw.scalar(s.eps);
       const [cos, sin, bias] = [raw.id(tables.cos), raw.id(tables.sin), raw.id(tables.bias)];
       // Attention.
@@ -79,6 +111,9 @@ export function nativeDecoderLayer(h: tf.Tensor2D, weights: LayerWeights, tables
         ...[xn, r1, x, wqkv, qg, k, v, p, merged, yn, r2, y, wgu, g, u, sg, a, act].map((id) => raw.tensor(id)),
         tables.cos,
         tables.sin,
+        // Folded o and down weights, for the input gradient (folded q/k/v and gate/up are in wqkv, wgu).
+        ...(foldedO ? [raw.tensor(wo!)] : []),
+        ...(foldedDown ? [raw.tensor(wd!)] : []),
       ]);
       return {
         value: raw.tensor<tf.Rank.R2>(out),
@@ -88,29 +123,27 @@ export function nativeDecoderLayer(h: tf.Tensor2D, weights: LayerWeights, tables
       raw.close();
     }
   });
-  return op(h, ...weights) as tf.Tensor2D;
+  return op(h, ...weights, ...adapters.flatMap((a) => [a.a, a.b])) as tf.Tensor2D;
 
   function layerGrad(dyT: tf.Tensor, saved: tf.Tensor[], inputs: tf.Tensor[], sh: LayerShape): tf.Tensor[] {
     const raw = nativeScope()!;
     try {
-      const [xn, r1, x, wqkv, qg, k, v, p, merged, yn, r2, y, wgu, g, u, sg, a, act, cos, sin] = saved.map((t) => raw.id(t)) as Handles<20>;
+      const handles = saved.map((t) => raw.id(t));
+      const [xn, r1, x, wqkv, qg, k, v, p, merged, yn, r2, y, wgu, g, u, sg, a, act, cos, sin] = handles as Handles<20>;
       const wIn = raw.id(inputs[1]!);
-      const wo = raw.id(inputs[8]!);
+      const wo = foldedO ? handles[20]! : raw.id(inputs[8]!);
       const wPost = raw.id(inputs[9]!);
-      const wd = raw.id(inputs[12]!);
+      const wd = foldedDown ? handles[foldedO ? 21 : 20]! : raw.id(inputs[12]!);
       const dOut = raw.id(dyT);
       // MLP: out = h1 + act wd^T, act = silu(g) u.
-      const dWd = raw.matmul(dOut, act, true, false);
       const dAct = raw.matmul(dOut, wd);
       const dU = raw.mul(dAct, a);
       // silu'(g) = sg (1 + g (1 - sg)) = sg (1 + g - a)
       const dG = raw.mul(raw.mul(dAct, u), raw.mul(sg, raw.add(raw.sub(g, a), raw.scalar(1))));
       const dGU = raw.concat([dG, dU], 1);
-      const [dWg, dWu] = raw.split(raw.matmul(dGU, y, true, false), [sh.intermediate, sh.intermediate], 0) as [number, number];
       const [dH1Norm, dWPost] = rmsGrad(raw, raw.matmul(dGU, wgu), yn, r2, wPost);
       const dH1 = raw.add(dOut, dH1Norm);
       // Attention: h1 = h + merged wo^T.
-      const dWo = raw.matmul(dH1, merged, true, false);
       const dMerged = raw.matmul(dH1, wo);
       const dAttn = raw.reshape(raw.transpose(raw.reshape(dMerged, [B, T, nH, hd]), [0, 2, 1, 3]), [B, nKV, rep * T, hd]);
       const dP = raw.bmm(dAttn, v, false, true);
@@ -122,11 +155,39 @@ export function nativeDecoderLayer(h: tf.Tensor2D, weights: LayerWeights, tables
       // roped = x cos + roll(x, hd/2) sin; a roll by hd/2 is its own inverse.
       const dHeads = raw.add(raw.mul(dRoped, cos), raw.roll(raw.mul(dRoped, sin), half, 3));
       const dQKV = raw.reshape(raw.transpose(dHeads, [0, 2, 1, 3]), [N, G * hd]);
-      const [dBq, dBk, dBv] = raw.split(raw.sum(dQKV, [0]), [nH * hd, nKV * hd, nKV * hd], 0) as [number, number, number];
-      const [dWq, dWk, dWv] = raw.split(raw.matmul(dQKV, x, true, false), [nH * hd, nKV * hd, nKV * hd], 0) as [number, number, number];
       const [dHNorm, dWIn] = rmsGrad(raw, raw.matmul(dQKV, wqkv), xn, r1, wIn);
       const dH = raw.add(dH1, dHNorm);
-      return [dH, dWIn, dWq, dBq, dWk, dBk, dWv, dBv, dWo, dWPost, dWg, dWu, dWd].map((id) => raw.tensor(id));
+      const widths = [nH * hd, nKV * hd, nKV * hd];
+      if (adapters.length === 0) {
+        const dWd = raw.matmul(dOut, act, true, false);
+        const [dWg, dWu] = raw.split(raw.matmul(dGU, y, true, false), [sh.intermediate, sh.intermediate], 0) as [number, number];
+        const dWo = raw.matmul(dH1, merged, true, false);
+        const [dBq, dBk, dBv] = raw.split(raw.sum(dQKV, [0]), widths, 0) as [number, number, number];
+        const [dWq, dWk, dWv] = raw.split(raw.matmul(dQKV, x, true, false), widths, 0) as [number, number, number];
+        return [dH, dWIn, dWq, dBq, dWk, dBk, dWv, dBv, dWo, dWPost, dWg, dWu, dWd].map((id) => raw.tensor(id));
+      }
+      // y = x W^T + s (x A^T) B^T: dB = s dy^T (x A^T), dA = s (dy B)^T x. No [out, in] product.
+      const [dQ, dK2, dV2] = raw.split(dQKV, widths, 1) as [number, number, number];
+      const flows: Record<LayerAdapter['weight'], [number, number]> = {
+        q_proj: [x, dQ],
+        k_proj: [x, dK2],
+        v_proj: [x, dV2],
+        o_proj: [merged, dH1],
+        gate_proj: [y, dG],
+        up_proj: [y, dU],
+        down_proj: [act, dOut],
+      };
+      const scale = raw.scalar(lora.scale);
+      const adapterGrads = adapters.flatMap((adapter, i) => {
+        const [input, dy] = flows[adapter.weight];
+        const A = raw.id(inputs[13 + 2 * i]!);
+        const Bm = raw.id(inputs[14 + 2 * i]!);
+        const dA = raw.mul(raw.matmul(raw.matmul(dy, Bm), input, true, false), scale);
+        const dB = raw.mul(raw.matmul(dy, raw.matmul(input, A, false, true), true, false), scale);
+        return [dA, dB];
+      });
+      const frozen = Array.from({ length: 12 }, () => raw.scalar(0));
+      return [dH, ...frozen, ...adapterGrads].map((id) => raw.tensor(id));
     } finally {
       raw.close();
     }
