@@ -10,6 +10,13 @@ import { addSchemaFlags, parseSchemaFlags, type Flags } from '../schema-flags.js
 
 const INIT_FLAGS = { preset: 'model size', seed: 'initialisation seed' } satisfies Flags<typeof ModelInitSchema>;
 
+const DTYPE_HELP = 'weights on disk: f32 (exact), bf16 or f16 (half the size; loaded back as f32)';
+function diskDtype(flag: string): 'F32' | 'BF16' | 'F16' {
+  const dtype = ({ f32: 'F32', bf16: 'BF16', f16: 'F16' } as const)[flag as 'f32'];
+  if (!dtype) throw new BadInputError(`--dtype: "${flag}" is not one of f32, bf16, f16`);
+  return dtype;
+}
+
 export function modelCommand(common: (cmd: Command) => Command): Command {
   const model = new Command('model').description('the tfjs policy (Qwen2, Llama, Qwen3): create, import, fetch, inspect, generate');
 
@@ -35,10 +42,9 @@ export function modelCommand(common: (cmd: Command) => Command): Command {
     .description('a GGUF file (llama.cpp) as a Hugging Face model directory: weights dequantized, tokenizer and chat template rebuilt')
     .argument('<file>', 'the .gguf file')
     .requiredOption('--out <dir>', 'where to write the model directory')
-    .option('--dtype <type>', 'weights on disk: f32 (exact), bf16 or f16', 'f32')
+    .option('--dtype <type>', DTYPE_HELP, 'f32')
     .action(async (file: string, opts: CommonOptions & { out: string; dtype: string }) => {
-      const dtype = ({ f32: 'F32', bf16: 'BF16', f16: 'F16' } as const)[opts.dtype as 'f32'];
-      if (!dtype) throw new BadInputError(`--dtype: "${opts.dtype}" is not one of f32, bf16, f16`);
+      const dtype = diskDtype(opts.dtype);
       refuseToReplace(opts.out);
       const { importGguf } = await import('../../engine/model/gguf-import.js');
       const made = await importGguf(file, opts.out, { dtype });
@@ -65,7 +71,9 @@ export function modelCommand(common: (cmd: Command) => Command): Command {
     .description('a LoRA adapter folded into its base model: a plain Hugging Face model directory')
     .requiredOption('--adapter <dir>', 'PEFT adapter directory (adapter_config.json names the base model)')
     .requiredOption('--out <dir>', 'where to write the merged model')
-    .action(async (opts: CommonOptions & { adapter: string; out: string }) => {
+    .option('--dtype <type>', DTYPE_HELP, 'f32')
+    .action(async (opts: CommonOptions & { adapter: string; out: string; dtype: string }) => {
+      const dtype = diskDtype(opts.dtype);
       refuseToReplace(opts.out);
       const { initBackend } = await import('../../engine/tensor/backend.js');
       const { openModel, saveModel, isAdapterDir } = await import('../../engine/model/checkpoint.js');
@@ -79,8 +87,12 @@ export function modelCommand(common: (cmd: Command) => Command): Command {
         const adapted = m.lora!.a.size;
         m.mergeLora();
         const tokenizerFrom = existsSync(join(opts.adapter, 'tokenizer.json')) ? opts.adapter : base;
-        await saveModel(opts.out, m, { tokenizerFrom });
-        emit(opts, { dir: opts.out, base, adaptedWeights: adapted }, () => `merged ${adapted} adapted weights into ${opts.out}`);
+        await saveModel(opts.out, m, { tokenizerFrom, dtype });
+        emit(
+          opts,
+          { dir: opts.out, base, adaptedWeights: adapted, dtype: opts.dtype },
+          () => `merged ${adapted} adapted weights into ${opts.out}`,
+        );
       } finally {
         m.dispose();
       }
