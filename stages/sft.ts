@@ -60,7 +60,18 @@ export async function runSft(
     if (opts.resume) {
       const previous = await getRun(store, runId);
       if (previous.kind !== 'sft') throw new BadInputError(`run ${runId} is a ${previous.kind} run, not sft`);
-      for (const key of ['traces', 'steps', 'batchSize', 'gradAccum', 'seed', 'lr', 'warmupSteps', 'schedule', 'loraRank'] as const) {
+      for (const key of [
+        'traces',
+        'steps',
+        'batchSize',
+        'gradAccum',
+        'lengthBucketSteps',
+        'seed',
+        'lr',
+        'warmupSteps',
+        'schedule',
+        'loraRank',
+      ] as const) {
         // A key the record lacks was added since the run started, with the default it then had.
         if (key in previous.config && previous.config[key] !== opts[key])
           throw new BadInputError(

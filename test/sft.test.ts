@@ -7,6 +7,7 @@ import { DecoderModel } from '../engine/model/decoder.js';
 import { buildExamples, lossMask, padBatch } from '../engine/sft/data.js';
 import { ShuffledStream } from '../engine/train/stream.js';
 import { SftConfigSchema } from '../engine/sft/config.js';
+import { LengthBucketedBatches } from '../engine/sft/batches.js';
 import { trainSft } from '../engine/sft/trainer.js';
 import { initBackend, tf } from '../engine/tensor/backend.js';
 import { builtinTokenizer, saveTokenizer } from '../engine/tokenizer/builtin.js';
@@ -56,6 +57,45 @@ describe('SFT examples and masks', () => {
   });
 });
 
+describe('length-bucketed SFT batches', () => {
+  // Lengths as varied as real traces: 20 to 400 tokens.
+  const lengths = Array.from({ length: 96 }, (_, i) => 20 + ((i * 7919) % 381));
+  const padding = (steps: number[][][]) =>
+    steps
+      .flat()
+      .reduce((n, batch) => n + Math.max(...batch.map((i) => lengths[i]!)) * batch.length - batch.reduce((a, i) => a + lengths[i]!, 0), 0);
+  const take = (b: LengthBucketedBatches, n: number) => Array.from({ length: n }, () => b.next());
+  const opts = { seed: 5, batchSize: 4, gradAccum: 2 };
+
+  it('one step per window: the step holds the examples the stream drew, its micro-batches grouped by length', () => {
+    const drawn = new ShuffledStream(lengths.length, 5);
+    for (const step of take(new LengthBucketedBatches(lengths, { ...opts, windowSteps: 1 }), 20)) {
+      const expected = drawn.next(8);
+      expect(step.flat().sort((a, b) => a - b)).toEqual([...expected].sort((a, b) => a - b));
+      expect(Math.min(...step[0]!.map((i) => lengths[i]!))).toBeGreaterThanOrEqual(Math.max(...step[1]!.map((i) => lengths[i]!)));
+    }
+  });
+
+  it('wider windows pad far less and still take every example once per epoch', () => {
+    const plain = take(new LengthBucketedBatches(lengths, { ...opts, windowSteps: 1 }), 12);
+    const bucketed = take(new LengthBucketedBatches(lengths, { ...opts, windowSteps: 12 }), 12);
+    expect(bucketed.flat(2).sort((a, b) => a - b)).toEqual(lengths.map((_, i) => i));
+    expect(padding(bucketed)).toBeLessThan(padding(plain) / 4);
+    // The steps of a window come in shuffled order, not longest first.
+    const longest = bucketed.map((s) => Math.max(...s.flat().map((i) => lengths[i]!)));
+    expect(longest).not.toEqual([...longest].sort((a, b) => b - a));
+  });
+
+  it('continues identically from a cursor taken inside a window', () => {
+    const whole = take(new LengthBucketedBatches(lengths, { ...opts, windowSteps: 5 }), 17);
+    const first = new LengthBucketedBatches(lengths, { ...opts, windowSteps: 5 });
+    take(first, 7);
+    expect(first.cursor.windowStep).toBe(2);
+    const resumed = new LengthBucketedBatches(lengths, { ...opts, windowSteps: 5 }, first.cursor);
+    expect(take(resumed, 10)).toEqual(whole.slice(7));
+  });
+});
+
 describeOnEachBackend('SFT loss mask', () => {
   it('masked positions get exactly zero gradient; model positions do not', () => {
     const { examples } = buildExamples(tokenizer, [{ problem: 'Compute 12*3+4.', response: RESPONSE }], 256);
@@ -98,7 +138,8 @@ describeOnEachBackend('SFT resume', () => {
     response: `<code>\n\`\`\`python\nprint(${i}*7+3)\n\`\`\`\n</code>\n<interpreter>\n${i * 7 + 3}\n</interpreter>\n<answer>\\boxed{${i * 7 + 3}}</answer>`,
   }));
   const { examples } = buildExamples(tokenizer, traces, 128);
-  const sftConfig = SftConfigSchema.parse({ steps: 6, batchSize: 4, checkpointEvery: 3, warmupSteps: 2, lr: 1e-2 });
+  // Windows of 4 steps: the stop at step 3 falls inside one, which the resumed run must finish.
+  const sftConfig = SftConfigSchema.parse({ steps: 6, batchSize: 4, checkpointEvery: 3, warmupSteps: 2, lr: 1e-2, lengthBucketSteps: 4 });
 
   it('stopping at a checkpoint and resuming gives the same losses and weights as an uninterrupted run', async () => {
     await saveTokenizer(home.dir);

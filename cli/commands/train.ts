@@ -50,6 +50,7 @@ const SFT_FLAGS = {
   steps: 'optimizer steps',
   batchSize: 'sequences per step',
   gradAccum: 'micro-batches of --batch-size per optimizer step (gradient accumulation)',
+  lengthBucketSteps: 'draw the examples of N steps together and batch them by length (less padding); 1: as drawn',
   lr: 'peak learning rate',
   minLr: 'learning rate at the end of the decay',
   warmupSteps: 'linear warm-up steps',

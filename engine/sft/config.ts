@@ -9,6 +9,12 @@ export const SftConfigSchema = z.object({
   /** Micro-batches of batchSize sequences per optimizer step, their gradients summed (memory of one). */
   gradAccum: z.number().int().positive().default(1),
   seed: z.number().int().default(0),
+  /**
+   * Optimizer steps whose examples are drawn together, sorted by length and cut into batches, so a
+   * batch pads little (engine/sft/batches.ts). 1 keeps each step's examples as drawn and only
+   * groups its micro-batches by length.
+   */
+  lengthBucketSteps: z.number().int().positive().default(1),
   /** Save a resumable checkpoint every this many steps (and always at the end). 0: only at the end. */
   checkpointEvery: z.number().int().min(0).default(250),
   lr: z.number().positive().default(3e-3),

@@ -6,7 +6,7 @@ import type { DecoderModel } from '../model/decoder.js';
 import { AdamW, OptimizerConfigSchema } from '../train/optim.js';
 import { accumulatedTrainStep } from '../train/step.js';
 import { padBatch, type SftExample } from './data.js';
-import { ShuffledStream, type DataCursor } from '../train/stream.js';
+import { LengthBucketedBatches, type BatchCursor } from './batches.js';
 import { BadInputError } from '../../domain/errors.js';
 import { loraOf, type SftConfig } from './config.js';
 
@@ -67,18 +67,27 @@ export async function trainSft(run: SftRun): Promise<SftResult> {
       maxGradNorm: c.maxGradNorm,
     }),
   );
-  let cursor: DataCursor = { epoch: 0, position: 0 };
+  let cursor: BatchCursor = { epoch: 0, position: 0 };
   if (run.resume?.trainerState) {
-    const extra = run.resume.trainerState.extra as { cursor?: DataCursor; seed?: number; examples?: number };
+    const extra = run.resume.trainerState.extra as { cursor?: BatchCursor; seed?: number; examples?: number; lengthBucketSteps?: number };
     if (extra.seed !== c.seed || extra.examples !== run.examples.length)
       throw new BadInputError(
         `the checkpoint was made with seed ${extra.seed} on ${extra.examples} examples, this run has seed ${c.seed} and ${run.examples.length}`,
+      );
+    if ((extra.lengthBucketSteps ?? 1) !== c.lengthBucketSteps)
+      throw new BadInputError(
+        `the checkpoint was made with lengthBucketSteps ${extra.lengthBucketSteps ?? 1}, this run has ${c.lengthBucketSteps}: its batches would differ`,
       );
     if (!run.resume.optimizerState) throw new BadInputError('the checkpoint holds no optimizer state, so training cannot continue exactly');
     optimizer.loadState(run.resume.trainerState.step, run.resume.optimizerState);
     cursor = extra.cursor ?? cursor;
   }
-  const stream = new ShuffledStream(run.examples.length, c.seed, cursor);
+  if (run.examples.length === 0) throw new BadInputError('no examples to train on');
+  const batches = new LengthBucketedBatches(
+    run.examples.map((e) => e.ids.length),
+    { seed: c.seed, batchSize: c.batchSize, gradAccum: c.gradAccum, windowSteps: c.lengthBucketSteps },
+    cursor,
+  );
   const losses: number[] = [];
   let lastCheckpoint: string | null = null;
   let tokens = 0;
@@ -90,7 +99,10 @@ export async function trainSft(run: SftRun): Promise<SftResult> {
       baseModel: run.baseModel,
       tokenizerFrom: run.tokenizerDir,
       optimizer,
-      trainerState: { step: optimizer.step, extra: { cursor: stream.cursor, seed: c.seed, examples: run.examples.length } },
+      trainerState: {
+        step: optimizer.step,
+        extra: { cursor: batches.cursor, seed: c.seed, examples: run.examples.length, lengthBucketSteps: c.lengthBucketSteps },
+      },
     });
     lastCheckpoint = dir;
     await run.onCheckpoint?.(optimizer.step, dir);
@@ -102,11 +114,14 @@ export async function trainSft(run: SftRun): Promise<SftResult> {
         if (lastCheckpoint !== run.checkpointDir(optimizer.step)) await checkpoint();
         return { step: optimizer.step, stopped: true, losses, lastCheckpoint, tokensPerSecond: tokens / Math.max(seconds, 1e-9) };
       }
-      const examples = stream.next(c.batchSize * c.gradAccum).map((i) => run.examples[i]!);
-      const micro = Array.from({ length: c.gradAccum }, (_, k) =>
-        padBatch(examples.slice(k * c.batchSize, (k + 1) * c.batchSize), run.padId),
+      const indices = batches.next();
+      const micro = indices.map((batch) =>
+        padBatch(
+          batch.map((i) => run.examples[i]!),
+          run.padId,
+        ),
       );
-      const batchTokens = examples.reduce((n, e) => n + e.ids.length, 0);
+      const batchTokens = indices.flat().reduce((n, i) => n + run.examples[i]!.ids.length, 0);
       const t0 = performance.now();
       const result = accumulatedTrainStep(run.model, optimizer, micro);
       const dt = (performance.now() - t0) / 1000;
