@@ -2,7 +2,7 @@
 // and Python's `openai`): replies equal the engine's own decoding, streamed or not, batched or
 // not; errors have OpenAI's shape.
 import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openModel } from '../engine/model/checkpoint.js';
@@ -12,6 +12,7 @@ import { rollout } from '../engine/rollout/rollout.js';
 import { Sandbox } from '../engine/sandbox/index.js';
 import { initBackend } from '../engine/tensor/backend.js';
 import { ROOT, tempHome } from './helpers/cli.js';
+import { startServe, type RunningServer } from './helpers/serve.js';
 
 const PYTHON = process.env.RETOOL_TEST_PYTHON ?? join(ROOT, '.venv', 'bin', 'python');
 const QUESTION = 'Compute 12*7+5.';
@@ -19,7 +20,7 @@ const QUESTION = 'Compute 12*7+5.';
 describe('retool serve with the OpenAI clients', () => {
   const home = tempHome('retool-serve-');
   const modelDir = join(home.dir, 'tiny');
-  let server: ResultPromise;
+  let server: RunningServer | undefined;
   let baseURL: string;
   let client: OpenAI;
   let greedy: string;
@@ -34,29 +35,12 @@ describe('retool serve with the OpenAI clients', () => {
     greedy = tokenizer!.decode(out!.reason === 'eos' ? out!.tokens.slice(0, -1) : out!.tokens);
     model.dispose();
 
-    server = execa('node', [join(ROOT, 'bin', 'retool.js'), 'serve', '--model', modelDir, '--port', '0', '--name', 'tiny', '--json'], {
-      cwd: ROOT,
-      env: { RETOOL_HOME: home.dir },
-      reject: false,
-    });
-    // The first stdout JSON object names the address.
-    let printed = '';
-    baseURL = await new Promise<string>((resolve, reject) => {
-      server.stdout!.on('data', (chunk: Buffer) => {
-        printed += chunk.toString();
-        try {
-          resolve((JSON.parse(printed) as { url: string }).url);
-        } catch {
-          // not whole yet
-        }
-      });
-      void server.then((r) => reject(new Error(`retool serve exited ${r.exitCode}: ${String(r.stderr)}`)));
-    });
+    server = await startServe(['--model', modelDir, '--name', 'tiny'], home.dir);
+    baseURL = server.baseURL;
     client = new OpenAI({ baseURL, apiKey: 'unused', maxRetries: 0 });
   }, 120_000);
   afterAll(async () => {
-    server?.kill('SIGTERM');
-    await server;
+    await server?.stop();
     home.cleanup();
   });
 
