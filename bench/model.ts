@@ -1,11 +1,15 @@
 // `retool bench model`: how fast the tfjs Qwen2 trains and decodes on this machine, against the
 // backend's own matmul ceiling and against the same model in PyTorch (bench/torch_peer.py).
 // Every time is a median over repeated runs: the machine is shared and noisy.
+import { readFileSync } from 'node:fs';
 import { cpus, platform, arch } from 'node:os';
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { PRESETS, DecoderConfigSchema, headDim, type DecoderConfig } from '../engine/model/config.js';
 import { Decoder } from '../engine/model/generate.js';
+import { isAdapterDir, loadModel } from '../engine/model/checkpoint.js';
+import { LoraConfigSchema, type LoraConfig } from '../engine/model/lora-config.js';
+import { BadInputError } from '../domain/errors.js';
 import { PROJECT_ROOT, VENV_DIR } from '../engine/util/project-root.js';
 import { DecoderModel } from '../engine/model/decoder.js';
 import { backendInfo, initBackend, tf } from '../engine/tensor/backend.js';
@@ -37,13 +41,38 @@ export const BENCH_MODELS = {
 } as const;
 export type BenchModelName = keyof typeof BENCH_MODELS;
 
+/**
+ * One model to measure: a built-in size with random weights, or a model directory (its own
+ * weights, loaded afresh for each training run; PyTorch loads the same directory).
+ */
+export interface BenchSubject {
+  name: string;
+  preset?: BenchModelName;
+  dir?: string;
+}
+
+/** A preset name, or else a model directory (an adapter directory is refused: measure its base). */
+export function benchSubject(presetOrDir: string): BenchSubject {
+  if (presetOrDir in BENCH_MODELS) return { name: presetOrDir, preset: presetOrDir as BenchModelName };
+  const dir = resolve(presetOrDir);
+  if (isAdapterDir(dir)) throw new BadInputError(`--model ${presetOrDir}: a LoRA adapter directory; give the model it sits on`);
+  loadableConfig(dir, presetOrDir);
+  return { name: basename(dir), dir };
+}
+
+function loadableConfig(dir: string, shown: string): DecoderConfig {
+  try {
+    return DecoderConfigSchema.parse(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
+  } catch (e) {
+    throw new BadInputError(`--model ${shown}: not a model directory this engine loads (${(e as Error).message.split('\n')[0]})`);
+  }
+}
+
 export interface BenchModelOptions {
-  presets: BenchModelName[];
+  models: BenchSubject[];
   /** Timed training steps per preset (after two untimed warm-up steps). */
   steps: number;
   onProgress?: (what: string) => void;
-  /** Skip the PyTorch peer (it needs the project's .venv). */
-  torch?: boolean;
 }
 
 /** Training shape per preset: 8 sequences of 128 tokens (1,024 tokens a step). */
@@ -52,6 +81,13 @@ const TRAIN_SHAPE: Record<BenchModelName, { batch: number; seq: number }> = {
   small: { batch: 8, seq: 128 },
   'smollm2-135m': { batch: 2, seq: 128 },
 };
+/** A model directory trains at SmolLM2-135M's shape when it is at least that wide. */
+function trainShape(subject: BenchSubject, c: DecoderConfig): { batch: number; seq: number } {
+  if (subject.preset) return TRAIN_SHAPE[subject.preset];
+  return c.hidden_size >= 512 ? TRAIN_SHAPE['smollm2-135m'] : TRAIN_SHAPE.small;
+}
+/** The adapter a LoRA training step trains: PEFT's usual rank 16, alpha 32, every linear layer. */
+const BENCH_LORA: LoraConfig = LoraConfigSchema.parse({});
 const CONTEXT = 256;
 /** Decode steps timed per run: the prompt is CONTEXT - DECODE_TOKENS long, so decoding ends at CONTEXT. */
 const DECODE_TOKENS = 16;
@@ -65,6 +101,8 @@ export const FORMULAS = {
     '6 * N * tokens + 12 * L * H * T * tokens, with N = all parameters (the tied embedding is the LM head), tokens = B * T, L layers, H = heads * head_dim; the second term is the QK^T and PV products, forward and backward, over the full T x T (masked, not skipped)',
   achieved: 'flops_per_step / median step time (forward, backward, clipping and AdamW)',
   mfu: 'achieved / ceiling',
+  lora_training: `the same step with a LoRA adapter (rank ${BENCH_LORA.rank}, alpha ${BENCH_LORA.alpha}, on ${BENCH_LORA.targetModules.join('/')}) trained and the model frozen; PyTorch uses peft with the same settings`,
+  prefill: `the first decoding step alone (the ${CONTEXT - DECODE_TOKENS}-token prompt into an empty KV cache, and its next token), median of ${3} runs; tokens/s = batch * prompt / time`,
   decode: `greedy, prompt of ${CONTEXT - DECODE_TOKENS} tokens then ${DECODE_TOKENS} steps, so the last step attends to ${CONTEXT} positions; tokens/s = batch / median step time over steps 2..${DECODE_TOKENS - 1} (step 1 carries the prompt; step ${DECODE_TOKENS} is profiled for memory instead); uncached recomputes the whole sequence every step`,
 } as const;
 
@@ -109,8 +147,14 @@ function modelShapes(c: DecoderConfig, tokens: number): Record<string, [number, 
   };
 }
 
-export function benchModelConfig(name: BenchModelName): DecoderConfig {
-  return DecoderConfigSchema.parse({ vocab_size: builtinTokenizer().vocabSize, ...BENCH_MODELS[name] });
+function subjectConfig(subject: BenchSubject): DecoderConfig {
+  if (subject.dir) return loadableConfig(subject.dir, subject.dir);
+  return DecoderConfigSchema.parse({ vocab_size: builtinTokenizer().vocabSize, ...BENCH_MODELS[subject.preset!] });
+}
+
+/** A fresh model for each run: training changes the weights. */
+function subjectModel(subject: BenchSubject, c: DecoderConfig): DecoderModel {
+  return subject.dir ? loadModel(subject.dir).model : DecoderModel.init(c, 0);
 }
 
 function trainingBatch(c: DecoderConfig, batch: number, seq: number, seed: number): TokenBatch {
@@ -118,9 +162,10 @@ function trainingBatch(c: DecoderConfig, batch: number, seq: number, seed: numbe
   return { ids, lossMask: ids.map((r) => r.map(() => 1)) };
 }
 
-async function benchTraining(c: DecoderConfig, steps: number, shape: { batch: number; seq: number }) {
-  const model = DecoderModel.init(c, 0);
-  const optimizer = new AdamW(model.params, OptimizerConfigSchema.parse({ lr: 1e-3, warmupSteps: 0, totalSteps: steps + 3 }));
+async function benchTraining(model: DecoderModel, steps: number, shape: { batch: number; seq: number }, lora?: LoraConfig) {
+  const c = model.config;
+  if (lora) model.attachLora(lora, { seed: 0 });
+  const optimizer = new AdamW(model.policyParams(), OptimizerConfigSchema.parse({ lr: 1e-3, warmupSteps: 0, totalSteps: steps + 3 }));
   const batch = trainingBatch(c, shape.batch, shape.seq, 7);
   const times: number[] = [];
   const losses: number[] = [];
@@ -137,11 +182,31 @@ async function benchTraining(c: DecoderConfig, steps: number, shape: { batch: nu
     const info = await tf.profile(() => {
       trainStep(model, optimizer, batch);
     });
-    return { times, losses, rss, peakBytes: info.peakBytes, parameters: model.parameterCount() };
+    const trainable = [...model.policyParams().values()].reduce((n, v) => n + v.size, 0);
+    return { times, losses, rss, peakBytes: info.peakBytes, parameters: model.parameterCount(), trainable };
   } finally {
     optimizer.dispose();
     model.dispose();
   }
+}
+
+const PREFILL_RUNS = 3;
+
+function benchPrefill(model: DecoderModel, batch: number) {
+  const prompts = randomIds(batch, CONTEXT - DECODE_TOKENS, model.config.vocab_size, 2000 + batch);
+  const times: number[] = [];
+  for (let i = 0; i < PREFILL_RUNS + 1; i++) {
+    const decoder = new Decoder(model, prompts, { maxNewTokens: 1, temperature: 0, useCache: true });
+    try {
+      const t0 = performance.now();
+      decoder.step();
+      if (i > 0) times.push((performance.now() - t0) / 1000);
+    } finally {
+      decoder.dispose();
+    }
+  }
+  const step = median(times);
+  return { step_s: round(step), tokens_per_s: round((batch * (CONTEXT - DECODE_TOKENS)) / step) };
 }
 
 async function benchDecode(model: DecoderModel, batch: number, useCache: boolean) {
@@ -164,16 +229,28 @@ async function benchDecode(model: DecoderModel, batch: number, useCache: boolean
   return { step_s: round(step), tokens_per_s: round(batch / step), steps_timed: times.length, tf_peak_bytes: peakBytes };
 }
 
-interface TorchRun {
+interface TorchTraining {
+  step_s: number;
+  tokens_per_s: number;
+  first_loss: number;
+  last_loss: number;
+}
+export interface TorchRun {
   threads: number;
   parameters: number;
-  training: { step_s: number; tokens_per_s: number; first_loss: number; last_loss: number };
-  decode: Record<string, { cached: { tokens_per_s: number }; uncached: { tokens_per_s: number } }>;
+  training: TorchTraining;
+  lora_training: TorchTraining & { trainable: number };
+  decode: Record<string, { prefill: { tokens_per_s: number }; cached: { tokens_per_s: number }; uncached: { tokens_per_s: number } }>;
 }
 
-export async function torchPeer(c: DecoderConfig, steps: number, model: BenchModelName) {
-  const shape = TRAIN_SHAPE[model];
+/** The same measurements in transformers/PyTorch (bench/torch_peer.py), at 1 and at all threads. */
+export async function torchPeer(subject: BenchSubject, steps: number) {
+  const c = subjectConfig(subject);
+  const shape = trainShape(subject, c);
   const job = {
+    model_dir: subject.dir ?? null,
+    lora: { r: BENCH_LORA.rank, alpha: BENCH_LORA.alpha, targets: BENCH_LORA.targetModules },
+    prefill_runs: PREFILL_RUNS,
     config: {
       vocab_size: c.vocab_size,
       hidden_size: c.hidden_size,
@@ -205,10 +282,10 @@ function wasmHeapBytes(): number | null {
   return backend.wasm?.HEAPU8?.buffer.byteLength ?? null;
 }
 
-async function benchPreset(preset: BenchModelName, opts: BenchModelOptions) {
-  const say = (s: string) => opts.onProgress?.(`${preset}: ${s}`);
-  const c = benchModelConfig(preset);
-  const shape = TRAIN_SHAPE[preset];
+async function benchSubjectModel(subject: BenchSubject, opts: BenchModelOptions) {
+  const say = (s: string) => opts.onProgress?.(`${subject.name}: ${s}`);
+  const c = subjectConfig(subject);
+  const shape = trainShape(subject, c);
   const tokens = shape.batch * shape.seq;
   const H = c.num_attention_heads * headDim(c);
   const L = c.num_hidden_layers;
@@ -219,7 +296,9 @@ async function benchPreset(preset: BenchModelName, opts: BenchModelOptions) {
   for (const [name, [m, k, n]] of Object.entries(modelShapes(c, tokens))) shapes[name] = { m, k, n, gflops: round(matmulRate(m, k, n, 5)) };
 
   say(`training, ${opts.steps} steps of ${shape.batch}x${shape.seq}`);
-  const train = await benchTraining(c, opts.steps, shape);
+  const train = await benchTraining(subjectModel(subject, c), opts.steps, shape);
+  say(`LoRA training, ${opts.steps} steps of ${shape.batch}x${shape.seq}`);
+  const loraTrain = await benchTraining(subjectModel(subject, c), opts.steps, shape, BENCH_LORA);
   const heapAfterTraining = wasmHeapBytes();
   // Measured again after training: the machine is shared, a busy moment only lowers a median,
   // and a ceiling is an upper bound, so the higher of the two is the one MFU divides by.
@@ -232,16 +311,23 @@ async function benchPreset(preset: BenchModelName, opts: BenchModelOptions) {
 
   const decode: Record<
     string,
-    { cached: Awaited<ReturnType<typeof benchDecode>>; uncached: Awaited<ReturnType<typeof benchDecode>>; speedup: number }
+    {
+      prefill: ReturnType<typeof benchPrefill>;
+      cached: Awaited<ReturnType<typeof benchDecode>>;
+      uncached: Awaited<ReturnType<typeof benchDecode>>;
+      speedup: number;
+    }
   > = {};
-  const model = DecoderModel.init(c, 0);
+  const model = subjectModel(subject, c);
   try {
     for (const b of DECODE_BATCHES) {
+      say(`prefill, batch ${b}`);
+      const prefill = benchPrefill(model, b);
       say(`decode, batch ${b}, cached`);
       const cached = await benchDecode(model, b, true);
       say(`decode, batch ${b}, uncached`);
       const uncached = await benchDecode(model, b, false);
-      decode[`batch_${b}`] = { cached, uncached, speedup: round(cached.tokens_per_s / uncached.tokens_per_s) };
+      decode[`batch_${b}`] = { prefill, cached, uncached, speedup: round(cached.tokens_per_s / uncached.tokens_per_s) };
     }
   } finally {
     model.dispose();
@@ -276,6 +362,15 @@ async function benchPreset(preset: BenchModelName, opts: BenchModelOptions) {
       loss_first: round(train.losses[0]!),
       loss_last: round(train.losses[train.losses.length - 1]!),
     },
+    lora_training: {
+      ...BENCH_LORA,
+      trainable_parameters: loraTrain.trainable,
+      step_s: round(median(loraTrain.times)),
+      tokens_per_s: round(tokens / median(loraTrain.times)),
+      loss_first: round(loraTrain.losses[0]!),
+      loss_last: round(loraTrain.losses[loraTrain.losses.length - 1]!),
+      tf_peak_bytes: loraTrain.peakBytes,
+    },
     decode: { context: CONTEXT, prompt: CONTEXT - DECODE_TOKENS, steps: DECODE_TOKENS, ...decode },
     memory: {
       tf_peak_bytes_training_step: train.peakBytes,
@@ -287,49 +382,8 @@ async function benchPreset(preset: BenchModelName, opts: BenchModelOptions) {
       process_peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
       note: 'tf_peak_* are tf.memory().numBytes peaks (tf.profile): tfjs counts every tensor at its full size, so views that share one buffer (reshapes, the clones saved for the backward pass) count more than once; the wasm heap (it never shrinks) and the process RSS are what the memory really reached, and both are high-water marks of the whole process so far, including every preset run before this one',
     },
-    torch: null as null | Record<string, unknown>,
   };
 
-  if (opts.torch !== false) {
-    say('PyTorch peer');
-    try {
-      const peer = await torchPeer(c, opts.steps, preset);
-      result.torch = {
-        version: peer.torch,
-        attention: peer.attention,
-        peak_rss_bytes: peer.peak_rss_bytes,
-        runs: peer.runs.map((r) => ({
-          threads: r.threads,
-          parameters: r.parameters,
-          training_tokens_per_s: round(r.training.tokens_per_s),
-          training_step_s: round(r.training.step_s),
-          achieved_gflops: round(flops / r.training.step_s / 1e9),
-          decode: Object.fromEntries(
-            Object.entries(r.decode).map(([k, v]) => [
-              k,
-              { cached_tokens_per_s: round(v.cached.tokens_per_s), uncached_tokens_per_s: round(v.uncached.tokens_per_s) },
-            ]),
-          ),
-          ratio_tfjs_over_torch: {
-            training: round(result.training.tokens_per_s / r.training.tokens_per_s),
-            ...Object.fromEntries(
-              Object.entries(r.decode).flatMap(([k, v]) => {
-                const ours = decode[k];
-                return ours
-                  ? [
-                      [`decode_${k}_cached`, round(ours.cached.tokens_per_s / v.cached.tokens_per_s)],
-                      [`decode_${k}_uncached`, round(ours.uncached.tokens_per_s / v.uncached.tokens_per_s)],
-                    ]
-                  : [];
-              }),
-            ),
-          },
-        })),
-      };
-    } catch (e) {
-      result.torch = { error: String((e as Error).message ?? e).slice(0, 2000) };
-    }
-  }
   return result;
 }
 
@@ -353,8 +407,8 @@ export async function benchModel(opts: BenchModelOptions) {
       wasm,
     },
     formulas: FORMULAS,
-    presets: {} as Record<string, Awaited<ReturnType<typeof benchPreset>>>,
+    models: {} as Record<string, Awaited<ReturnType<typeof benchSubjectModel>>>,
   };
-  for (const preset of opts.presets) out.presets[preset] = await benchPreset(preset, opts);
+  for (const subject of opts.models) out.models[subject.name] = await benchSubjectModel(subject, opts);
   return out;
 }

@@ -47,10 +47,12 @@ export function benchCommand(common: (cmd: Command) => Command): Command {
     .description(
       'training tokens/s and MFU, cached vs uncached decode at context 256, peak memory: per backend (each in a process of its own) against a PyTorch peer at 1 and all threads',
     )
-    .option('--presets <list>', 'comma-separated models: tiny, small, smollm2-135m (random weights of that size)', parseList, [
-      'tiny',
-      'small',
-    ])
+    .option(
+      '--presets <list>',
+      'comma-separated built-in models: tiny, small, smollm2-135m (random weights of that size); default tiny,small without --model',
+      parseList,
+    )
+    .option('--model <dir>', 'a model directory (e.g. from `retool model fetch`): its own weights, and the same folder in PyTorch')
     .option('--steps <n>', 'timed training steps per model', parseNumber('--steps'), 10)
     .option('--backend <list>', 'comma-separated backends (default: every one that loads here, e.g. node,wasm)', parseList)
     .option('--native-threads <list>', 'thread counts for the native backend (default: 1 and all cores)', (v: string) =>
@@ -61,7 +63,8 @@ export function benchCommand(common: (cmd: Command) => Command): Command {
     .action(
       async (
         opts: CommonOptions & {
-          presets: string[];
+          presets?: string[];
+          model?: string;
           steps: number;
           backend?: string[];
           nativeThreads?: number[];
@@ -69,14 +72,14 @@ export function benchCommand(common: (cmd: Command) => Command): Command {
           inProcess?: boolean;
         },
       ) => {
-        const { BENCH_MODELS, benchModel } = await import('../../bench/model.js');
-        const presets = opts.presets.map((p) => {
+        const { BENCH_MODELS, benchModel, benchSubject } = await import('../../bench/model.js');
+        const presets = opts.presets ?? (opts.model ? [] : ['tiny', 'small']);
+        for (const p of presets)
           if (!(p in BENCH_MODELS)) throw new BadInputError(`--presets: unknown model "${p}" (${Object.keys(BENCH_MODELS).join(', ')})`);
-          return p as keyof typeof BENCH_MODELS;
-        });
+        const models = [...presets, ...(opts.model ? [opts.model] : [])].map(benchSubject);
         const onProgress = (w: string) => !opts.json && process.stderr.write(`${w}\n`);
         if (opts.inProcess) {
-          const result = await benchModel({ presets, steps: opts.steps, torch: opts.torch, onProgress });
+          const result = await benchModel({ models, steps: opts.steps, onProgress });
           return emit(opts, result, () => JSON.stringify(result, null, 2));
         }
         const { parseBackendName } = await import('../../engine/tensor/backend-names.js');
@@ -84,7 +87,7 @@ export function benchCommand(common: (cmd: Command) => Command): Command {
         const backends = opts.backend ? opts.backend.map((b) => parseBackendName(b, '--backend')) : availableBackends();
         const { benchModelBackends } = await import('../../bench/model-backends.js');
         const result = await benchModelBackends({
-          models: presets,
+          models,
           steps: opts.steps,
           backends,
           nativeThreads: opts.nativeThreads ?? [...new Set([1, availableParallelism()])],
