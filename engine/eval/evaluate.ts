@@ -1,14 +1,13 @@
 // Evaluation's engine half: roll out k samples per problem, grade the final \boxed{} answers and
 // compute the paper's metrics. No store: the eval stage and RL's periodic evaluation both call it.
 import type { z } from 'zod';
-import { gradeResponse } from '../../domain/grading.js';
 import type { ProblemRow } from '../../domain/problem.js';
 import type { DecoderModel } from '../model/decoder.js';
 import type { RolloutOptionsSchema } from '../rollout/options.js';
 import { rollout, type Trajectory } from '../rollout/rollout.js';
 import type { Sandbox } from '../sandbox/index.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
-import { codeBlocks, TAG } from '../trace/format.js';
+import { codeBlocks, gradeModelAnswer, TAG } from '../trace/format.js';
 import { promptText } from '../trace/prompt.js';
 import { codeLineCount, evalMetrics, type SampleFacts } from './metrics.js';
 
@@ -53,7 +52,7 @@ export async function evaluateModel(
   const { trajectories, stats } = await rollout(model, tokenizer, sandbox, prompts, options, onProgress);
   const samples = trajectories.map((t, i) => {
     const { p, s } = jobs[i]!;
-    const graded = gradeResponse(t.response, p.answer);
+    const graded = gradeModelAnswer(t.response, p.answer);
     return {
       problem: p,
       sampleIdx: s,

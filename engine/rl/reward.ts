@@ -2,9 +2,8 @@
 // ground truth, -1 otherwise. Running code earns nothing by itself. Two options from later work,
 // off by default and recorded in the run's config when on: the verl ReTool recipe's small credit
 // for tool calls in wrong answers, and SimpleTIR's exclusion of trajectories with a void turn.
-import { gradeResponse } from '../../domain/grading.js';
 import type { Trajectory } from '../rollout/rollout.js';
-import { codeBlocks } from '../trace/format.js';
+import { codeBlocks, gradeModelAnswer } from '../trace/format.js';
 
 export interface RewardOptions {
   /** verl recipe: a wrong answer gets +0.1 per tool call, but never more than -0.6. */
@@ -18,7 +17,7 @@ export interface Scored {
 }
 
 export function outcomeReward(t: Pick<Trajectory, 'response' | 'toolCalls'>, gold: string, opts: RewardOptions): Scored {
-  const { correct, extracted } = gradeResponse(t.response, gold);
+  const { correct, extracted } = gradeModelAnswer(t.response, gold);
   let reward = correct ? 1 : -1;
   if (!correct && opts.toolCallBonus) reward = Math.min(-0.6, reward + 0.1 * t.toolCalls.length);
   return { reward, correct, answer: extracted };

@@ -2,7 +2,7 @@
 // <code>\n```python\n...\n```\n</code>, each followed by <interpreter>output</interpreter> from the
 // sandbox, and one final <answer>\boxed{...}</answer>. Roles are assigned per segment of text here,
 // then per token by encoding segment by segment, never by re-parsing strings after tokenisation.
-import { extractBoxed } from '../../domain/grading.js';
+import { extractBoxed, gradeResponse } from '../../domain/grading.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 
 export type Role = 'prompt' | 'model' | 'interpreter';
@@ -52,6 +52,24 @@ export function responseSegments(response: string): Segment[] {
     at = end;
   }
   return segments;
+}
+
+/**
+ * The model's prose: the response without interpreter spans and without its code blocks. Answers
+ * are graded on this, so code that prints (or a program that spells out) `\boxed{...}` earns
+ * nothing unless the model states the answer itself.
+ */
+export function modelProse(response: string): string {
+  return responseSegments(response)
+    .filter((s) => s.role === 'model')
+    .map((s) => s.text.replace(CODE_SPAN, ''))
+    .join('');
+}
+const CODE_SPAN = /<code>[\s\S]*?(?:<\/code>|$)/g;
+
+/** The grade of the model's own final answer (reward, evaluation and trace verification use it). */
+export function gradeModelAnswer(response: string, gold: string): { extracted: string | null; correct: boolean } {
+  return gradeResponse(modelProse(response), gold);
 }
 
 export interface CodeBlock {

@@ -1,9 +1,8 @@
 // The paper's two-stage verification of a code-integrated trace: format first (tags, fences, one
 // boxed answer, code that parses), then answer (every block re-executed in the sandbox must print
 // what the trace recorded, and the final answer must grade equal to the ground truth).
-import { gradeResponse } from '../../domain/grading.js';
 import { renderForModel, type Sandbox } from '../sandbox/index.js';
-import { checkFormat, codeBlocks, type FormatDefect } from './format.js';
+import { checkFormat, codeBlocks, gradeModelAnswer, type FormatDefect } from './format.js';
 
 export type RejectReason = FormatDefect | 'code_in_text_trace' | 'code_syntax' | 'output_mismatch' | 'wrong_answer';
 
@@ -57,7 +56,7 @@ export async function verifyTrace(response: string, gold: string, sandbox: Sandb
       };
     }
   }
-  const graded = gradeResponse(response, gold);
+  const graded = gradeModelAnswer(response, gold);
   if (!graded.correct)
     return { ok: false, stage: 'answer', reason: 'wrong_answer', detail: `answered ${graded.extracted ?? '(nothing)'}, expected ${gold}` };
   return { ok: true, blocks: blocks.length };
