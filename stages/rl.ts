@@ -97,6 +97,7 @@ function stepValues(m: RlStepMetrics): Record<string, number> {
     pg_loss: m.pgLoss,
     value_loss: m.valueLoss,
     grad_norm: m.gradNorm,
+    skipped_updates: m.skippedUpdates,
     response_length: m.responseLength,
     code_ratio: m.codeRatio,
     tool_calls: m.toolCalls,

@@ -7,7 +7,7 @@ import { withStore } from '../datasets/store.js';
 import { saveModel } from '../engine/model/checkpoint.js';
 import { DecoderConfigSchema } from '../engine/model/config.js';
 import { DecoderModel } from '../engine/model/decoder.js';
-import { gae, groupAdvantages } from '../engine/rl/advantages.js';
+import { gae, groupAdvantages, whiten } from '../engine/rl/advantages.js';
 import type { RlOptions } from '../stages/options.js';
 import { runRl } from '../stages/rl.js';
 import {
@@ -19,7 +19,8 @@ import {
   type ValueInputs,
 } from '../engine/rl/losses.js';
 import { hasVoidTurn, outcomeReward } from '../engine/rl/reward.js';
-import type { RlStepMetrics } from '../engine/rl/trainer.js';
+import { balancedChunks, type RlStepMetrics } from '../engine/rl/trainer.js';
+import { generate } from '../engine/model/generate.js';
 import { buildExamples, padBatch } from '../engine/sft/data.js';
 import { initBackend, tf } from '../engine/tensor/backend.js';
 import { builtinTokenizer } from '../engine/tokenizer/builtin.js';
@@ -27,6 +28,7 @@ import { AdamW, OptimizerConfigSchema } from '../engine/train/optim.js';
 import { trainStep } from '../engine/train/step.js';
 import { describeOnEachBackend } from './helpers/backends.js';
 import { json, retool, tempHome } from './helpers/cli.js';
+import { maxAbsDiff } from './helpers/reference.js';
 
 const tokenizer = builtinTokenizer();
 const code = (src: string) => `<code>\n\`\`\`python\n${src}\n\`\`\`\n</code>`;
@@ -69,6 +71,30 @@ describe('advantages', () => {
     [0, 0.50256, 0.648, 0, 0, 1].forEach((r, i) => expect(returns[i]).toBeCloseTo(r, 12));
   });
 
+  it('whitening: mean 0 and unbiased std 1 over the action tokens, zero elsewhere', () => {
+    const actions = [
+      [0, 1, 1, 0],
+      [0, 0, 1, 1],
+    ];
+    const raw = [
+      [9, 1, 2, 9],
+      [9, 9, 3, 6],
+    ];
+    const w = whiten(raw, actions);
+    // Action values 1, 2, 3, 6: mean 3, unbiased variance (4 + 1 + 0 + 9) / 3.
+    const sd = Math.sqrt(14 / 3);
+    expect(w[0]).toEqual([0, -2 / sd, -1 / sd, 0].map((x) => expect.closeTo(x, 6)));
+    expect(w[1]).toEqual([0, 0, 0, 3 / sd].map((x) => expect.closeTo(x, 6)));
+  });
+
+  it('mini-batches split evenly: 37 by 32 is 19 + 18, not 32 + 5', () => {
+    const sizes = (n: number, size: number) => balancedChunks([...Array(n).keys()], size).map((c) => c.length);
+    expect(sizes(37, 32)).toEqual([19, 18]);
+    expect(sizes(64, 32)).toEqual([32, 32]);
+    expect(sizes(65, 32)).toEqual([22, 22, 21]);
+    expect(balancedChunks([...Array(37).keys()], 32).flat()).toEqual([...Array(37).keys()]);
+  });
+
   it('group-normalised advantages: (r - mean) / std within each prompt; uniform groups dropped', () => {
     const rewards = [1, -1, -1, 1, -1, -1, -1, -1, 1, -1, -1];
     const groups = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2];
@@ -106,6 +132,16 @@ describe('reward', () => {
     expect(wrong(3)).toBeCloseTo(-0.7, 12);
     expect(wrong(6)).toBe(-0.6);
     expect(outcomeReward({ response: answer('2'), toolCalls: [call, call] }, '2', { toolCallBonus: true }).reward).toBe(1);
+  });
+
+  it("grades the model's own answer only: code that prints a boxed answer earns nothing by itself", () => {
+    const printed = `${code("print('\\\\boxed{42}')")}${out('\\boxed{42}')}`;
+    expect(outcomeReward({ response: printed, toolCalls: [call] }, '42', { toolCallBonus: false })).toEqual({
+      reward: -1,
+      correct: false,
+      answer: null,
+    });
+    expect(outcomeReward({ response: `${printed}${answer('42')}`, toolCalls: [call] }, '42', { toolCallBonus: false }).reward).toBe(1);
   });
 
   it('a void turn is a last turn with neither code nor an answer', () => {
@@ -159,7 +195,7 @@ describeOnEachBackend('interpreter and prompt tokens carry zero weight in every 
     ['model', code('print(5*7)')],
     ['interpreter', out('35')],
   ]);
-  const lossConfig = { clipLow: 0.2, clipHigh: 0.28, entropyCoef: 0.01, klCoef: 0.1, temperature: 1 };
+  const lossConfig = { clipLow: 0.2, clipHigh: 0.28, clipRatioC: 3, entropyCoef: 0.01, klCoef: 0.1, temperature: 1 };
 
   beforeAll(() => {
     model = DecoderModel.init(config, 3);
@@ -250,6 +286,54 @@ describeOnEachBackend('interpreter and prompt tokens carry zero weight in every 
     expect(negative.stats.clipFrac).toBe(0);
     expect(negative.stats.pgLoss).toBeCloseTo(Math.exp(0.3), 4);
     expect([...gradsArray(negative.grads).values()].some((g) => g.some((x) => x !== 0))).toBe(true);
+    // Dual clip: a ratio of e^5 with a negative advantage weighs clipRatioC (3), not 148, and is constant.
+    const runaway = policyLossAndGrads(model, [inputs(5, -1)], tokenizer.padId, noEntropy);
+    expect(runaway.stats.pgLoss).toBeCloseTo(3, 4);
+    expect([...gradsArray(runaway.grads).values()].every((g) => g.every((x) => x === 0))).toBe(true);
+  });
+
+  it('a reference far from the policy gives a bounded, finite KL term', () => {
+    const current = tokenLogprobs(model, [middle], tokenizer.padId)[0]!;
+    const far: PolicyInputs = {
+      ...middle,
+      oldLogprobs: current,
+      advantages: middle.actions.map(() => 0),
+      refLogprobs: current.map((l) => l + 30),
+    };
+    const { stats, grads } = policyLossAndGrads(model, [far], tokenizer.padId, { ...lossConfig, entropyCoef: 0 });
+    expect(stats.refKl).toBeCloseTo(10, 4);
+    expect(Number.isFinite(stats.loss)).toBe(true);
+    expect([...gradsArray(grads).values()].every((g) => g.every(Number.isFinite))).toBe(true);
+  });
+});
+
+describeOnEachBackend('sampler and optimizer', () => {
+  it('the sampler records log-probs under the temperature it sampled at, as the losses compute them', () => {
+    const model = DecoderModel.init(config, 3);
+    const prompt = tokenizer.encode('user: 6*7?\nassistant: ');
+    const [sampled] = generate(model, [prompt], { maxNewTokens: 12, temperature: 0.6, seed: 5 });
+    const seq = { ids: [...prompt, ...sampled!.tokens], actions: [...prompt.map(() => 0), ...sampled!.tokens.map(() => 1)] };
+    const at = (temperature: number) => tokenLogprobs(model, [seq], tokenizer.padId, temperature)[0]!.slice(prompt.length);
+    expect(maxAbsDiff(sampled!.logprobs, at(0.6))).toBeLessThan(1e-4);
+    expect(maxAbsDiff(sampled!.logprobs, at(1))).toBeGreaterThan(1e-2);
+    model.dispose();
+  });
+
+  it('an optimizer step on non-finite gradients changes nothing and says so', () => {
+    const w = tf.variable(tf.tensor1d([1, 2, 3]));
+    const opt = new AdamW(new Map([['w', w]]), OptimizerConfigSchema.parse({ lr: 0.1, warmupSteps: 0, totalSteps: 10 }));
+    expect(opt.update(new Map([['w', tf.tensor1d([0.1, 0.2, 0.3])]])).applied).toBe(true);
+    const state = () => [w, opt.m.get('w')!, opt.v.get('w')!].map((t) => Array.from(t.dataSync()));
+    const before = state();
+    for (const bad of [NaN, Infinity]) {
+      const result = opt.update(new Map([['w', tf.tensor1d([bad, 0, 1])]]));
+      expect(result.applied).toBe(false);
+      expect(Number.isFinite(result.norm)).toBe(false);
+      expect(state()).toEqual(before);
+      expect(opt.step).toBe(1);
+    }
+    opt.dispose();
+    w.dispose();
   });
 });
 

@@ -42,6 +42,8 @@ const RL_FLAGS = {
   temperature: 'sampling temperature',
   klCoef: 'KL to the starting model (paper: 0)',
   entropyCoef: 'entropy bonus',
+  clipRatioC: 'dual clip: a negative advantage weighs at most this many times itself (verl: 3)',
+  whitenAdvantages: { help: "PPO: advantages to mean 0, std 1 over the step's tokens", onOff: true },
   ...ROLLOUT_FLAGS,
   rolloutBatchSize: 'sequences decoded together',
   toolCallBonus: 'verl recipe: +0.1 per tool call for wrong answers, capped at -0.6',

@@ -192,7 +192,8 @@ export class Decoder {
       const sampling = this.rowSampling[b]!;
       const token = sampleToken(logits, sampling, sampling.random);
       r.tokens.push(token);
-      r.logprobs.push(logProbOf(logits, token));
+      // Under the temperature sampled at (greedy: 1), as the RL losses compute them.
+      r.logprobs.push(logProbOf(logits, token, sampling.temperature > 0 ? sampling.temperature : 1));
       r.sampled += 1;
       this.pending[b] = [token];
       const stop = this.stopReason(r, token, b);

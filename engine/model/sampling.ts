@@ -17,12 +17,13 @@ export function seededRandom(seed: number): () => number {
 }
 
 /** log softmax of `logits` at `index`, in float64. */
-export function logProbOf(logits: Float32Array, index: number): number {
+/** log softmax(logits / temperature)[index]: the log-prob of a token under the temperature sampled at. */
+export function logProbOf(logits: Float32Array, index: number, temperature = 1): number {
   let max = -Infinity;
   for (const x of logits) if (x > max) max = x;
   let sum = 0;
-  for (const x of logits) sum += Math.exp(x - max);
-  return logits[index]! - max - Math.log(sum);
+  for (const x of logits) sum += Math.exp((x - max) / temperature);
+  return (logits[index]! - max) / temperature - Math.log(sum);
 }
 
 export function sampleToken(logits: Float32Array, opts: SamplingOptions, random: () => number): number {

@@ -32,6 +32,20 @@ export function gae(
   return { advantages, returns };
 }
 
+/**
+ * Advantages shifted and scaled to mean 0 and (unbiased) std 1 over every action token of the
+ * batch, as verl's and OpenRLHF's PPO do: the critic's scale drifts, the step size should not.
+ * Non-action positions stay 0.
+ */
+export function whiten(advantages: number[][], actions: number[][], eps = 1e-8): number[][] {
+  const values = advantages.flatMap((row, i) => row.filter((_, t) => actions[i]![t]));
+  if (values.length < 2) return advantages;
+  const mean = values.reduce((a, b) => a + b, 0) / values.length;
+  const variance = values.reduce((a, v) => a + (v - mean) ** 2, 0) / (values.length - 1);
+  const scale = 1 / Math.sqrt(variance + eps);
+  return advantages.map((row, i) => row.map((a, t) => (actions[i]![t] ? (a - mean) * scale : 0)));
+}
+
 export interface GroupAdvantages {
   /** One advantage per trajectory (broadcast over its action tokens). */
   advantages: number[];

@@ -41,7 +41,11 @@ export const RlConfigSchema = RolloutBudget.extend({
   /** Clip range below and above 1; clipHigh defaults to 0.2 for PPO and 0.28 for GRPO (DAPO). */
   clipLow: z.number().positive().default(0.2),
   clipHigh: z.number().positive().optional(),
+  /** Dual clip: a token with a negative advantage weighs at most clipRatioC times it (verl: 3). */
+  clipRatioC: z.number().gt(1).default(3),
   valueClip: z.number().positive().default(0.2),
+  /** PPO: advantages shifted and scaled to mean 0, std 1 over the step's action tokens (verl, OpenRLHF). */
+  whitenAdvantages: z.boolean().default(true),
   gamma: z.number().min(0).max(1).default(1),
   lambda: z.number().min(0).max(1).default(1),
   /** KL(policy || SFT model) in the loss (paper: 0, so no reference model is loaded). */

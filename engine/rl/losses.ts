@@ -27,6 +27,8 @@ export interface ValueInputs extends RlSequence {
 export interface PolicyLossConfig {
   clipLow: number;
   clipHigh: number;
+  /** Dual clip: with a negative advantage a token's loss is at most -advantage * clipRatioC. */
+  clipRatioC: number;
   entropyCoef: number;
   klCoef: number;
   temperature: number;
@@ -43,6 +45,10 @@ export interface PolicyStats {
   refKl: number | null;
   tokens: number;
 }
+
+/** Bounds of log-ratios before exp and of a token's k3 term (verl's values). */
+const LOG_RATIO_BOUND = 20;
+const KL_BOUND = 10;
 
 /** Rows right-padded to one length, with the masks nextTokenTensors expects. */
 function padded(seqs: RlSequence[], padId: number) {
@@ -136,17 +142,23 @@ export function policyLossAndGrads(
       const meanOver = (x: tf.Tensor) => tf.div(tf.sum(tf.mul(x, mask)), n);
       const { logits } = model.forward({ ids: t.ids as tf.Tensor2D, positions: t.positions as tf.Tensor2D, valid: t.valid as tf.Tensor2D });
       const { all, picked } = logprobsOf(logits, t.targets as tf.Tensor2D, c.temperature);
-      // Off the actions `picked - old` would be a real log-prob: mask it before exp.
-      const logRatio = tf.mul(tf.sub(picked, old), mask);
+      // Off the actions `picked - old` would be a real log-prob: mask it before exp. Clamped as verl
+      // does, so that one far-off token cannot overflow the ratio.
+      const logRatio = tf.mul(tf.clipByValue(tf.sub(picked, old), -LOG_RATIO_BOUND, LOG_RATIO_BOUND), mask);
       const ratio = tf.exp(logRatio);
       const unclipped = tf.mul(tf.neg(adv), ratio);
       const clipped = tf.mul(tf.neg(adv), tf.clipByValue(ratio, 1 - c.clipLow, 1 + c.clipHigh));
-      const pg = meanOver(tf.maximum(unclipped, clipped));
+      const surrogate = tf.maximum(unclipped, clipped);
+      // Dual clip (Ye et al. 2020; verl's clip_ratio_c): a negative advantage on a token whose ratio
+      // ran far above 1 would otherwise weigh without bound.
+      const dual = tf.where(tf.less(adv, 0), tf.minimum(surrogate, tf.mul(tf.neg(adv), c.clipRatioC)), surrogate);
+      const pg = meanOver(dual);
       const entropy = meanOver(tf.neg(tf.sum(tf.mul(tf.exp(all), all), -1)));
       let loss = tf.sub(pg, tf.mul(entropy, c.entropyCoef));
-      // k3 = exp(ref - logp) - (ref - logp) - 1: unbiased, never negative (Schulman's estimator).
-      const d = ref ? tf.mul(tf.sub(ref, picked), mask) : null;
-      const kl = d ? meanOver(tf.sub(tf.sub(tf.exp(d), d), 1)) : tf.scalar(0);
+      // k3 = exp(ref - logp) - (ref - logp) - 1: unbiased, never negative (Schulman's estimator);
+      // the difference and the term clamped as verl's low_var_kl, so a far-off token stays finite.
+      const d = ref ? tf.mul(tf.clipByValue(tf.sub(ref, picked), -LOG_RATIO_BOUND, LOG_RATIO_BOUND), mask) : null;
+      const kl = d ? meanOver(tf.clipByValue(tf.sub(tf.sub(tf.exp(d), d), 1), -KL_BOUND, KL_BOUND)) : tf.scalar(0);
       if (c.klCoef > 0) loss = tf.add(loss, tf.mul(kl, c.klCoef));
       // Kept past the tape and read once: one device sync per mini-batch, not one per number.
       stats = tf.keep(

@@ -14,8 +14,8 @@ import { ShuffledStream, type DataCursor } from '../train/stream.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { codeBlocks } from '../trace/format.js';
 import { promptText } from '../trace/prompt.js';
-import { AdamW, gradNormScale, OptimizerConfigSchema } from '../train/optim.js';
-import { gae, groupAdvantages } from './advantages.js';
+import { AdamW, OptimizerConfigSchema } from '../train/optim.js';
+import { gae, groupAdvantages, whiten } from './advantages.js';
 import { clipHighOf, type RlConfig } from './config.js';
 import { policyLossAndGrads, tokenLogprobs, tokenValues, valueLossAndGrads, type PolicyInputs, type PolicyStats } from './losses.js';
 import { hasVoidTurn, outcomeReward } from './reward.js';
@@ -53,6 +53,8 @@ export interface RlStepMetrics {
   valueLoss: number | null;
   valueClipFrac: number | null;
   gradNorm: number | null;
+  /** Optimizer steps (actor or critic) skipped because their gradients were not finite. */
+  skippedUpdates: number;
   responseLength: number;
   codeRatio: number;
   toolCalls: number;
@@ -109,6 +111,22 @@ function chunks<T>(items: T[], size: number): T[][] {
   return out;
 }
 
+/**
+ * Mini-batches of at most `size` whose sizes differ by one at most: 37 by 32 is 19 + 18, not
+ * 32 + 5, whose last optimizer step would follow five sequences as far as thirty-two.
+ */
+export function balancedChunks<T>(items: T[], size: number): T[][] {
+  const count = Math.ceil(items.length / size);
+  const out: T[][] = [];
+  let at = 0;
+  for (let k = 0; k < count; k++) {
+    const n = Math.floor(items.length / count) + (k < items.length % count ? 1 : 0);
+    out.push(items.slice(at, at + n));
+    at += n;
+  }
+  return out;
+}
+
 function shuffled<T>(items: T[], rng: Rng): T[] {
   const out = [...items];
   for (let i = out.length - 1; i > 0; i--) {
@@ -151,6 +169,11 @@ function score(run: RlRun, trajectories: Trajectory[], jobs: { problem: RlProble
     values = chunks(seqs, c.miniBatchSize).flatMap((ch) => tokenValues(run.critic!, ch, pad));
     const estimates = seqs.map((s, i) => gae(values[i]!, s.actions, scored[i]!.reward, c.gamma, c.lambda));
     advantages = estimates.map((e) => e.advantages);
+    if (c.whitenAdvantages)
+      advantages = whiten(
+        advantages,
+        seqs.map((s, i) => (scored[i]!.kept ? s.actions : s.actions.map(() => 0))),
+      );
     returns = estimates.map((e) => e.returns);
   } else {
     const g = groupAdvantages(
@@ -278,23 +301,25 @@ export async function trainRl(run: RlRun): Promise<RlResult> {
       const policyStats: PolicyStats[] = [];
       const valueStats: { valueLoss: number; valueClipFrac: number }[] = [];
       const gradNorms: number[] = [];
+      let skippedUpdates = 0;
       for (let epoch = 0; epoch < c.epochs && train.length > 0; epoch++) {
         const order = shuffled(train, new Rng(c.seed * 1_000_003 + step * 131 + epoch));
-        for (const mb of chunks(order, c.miniBatchSize)) {
+        for (const mb of balancedChunks(order, c.miniBatchSize)) {
           const p = policyLossAndGrads(run.policy, mb, run.tokenizer.padId, {
             clipLow: c.clipLow,
             clipHigh: clipHighOf(c),
+            clipRatioC: c.clipRatioC,
             entropyCoef: c.entropyCoef,
             klCoef: c.klCoef,
             temperature: c.temperature,
           });
-          const clipped = gradNormScale(p.grads, c.maxGradNorm);
-          actorOpt.apply(p.grads, clipped.scale);
+          const update = actorOpt.update(p.grads);
           policyStats.push(p.stats);
-          gradNorms.push(clipped.norm);
+          if (update.applied) gradNorms.push(update.norm);
+          else skippedUpdates += 1;
           if (run.critic && criticOpt) {
             const v = valueLossAndGrads(run.critic, mb, run.tokenizer.padId, c.valueClip);
-            criticOpt.apply(v.grads, gradNormScale(v.grads, c.maxGradNorm).scale);
+            if (!criticOpt.update(v.grads).applied) skippedUpdates += 1;
             valueStats.push(v.stats);
           }
           await new Promise((r) => setImmediate(r));
@@ -317,6 +342,7 @@ export async function trainRl(run: RlRun): Promise<RlResult> {
         valueLoss: meanOrNull(valueStats.map((s) => s.valueLoss)),
         valueClipFrac: meanOrNull(valueStats.map((s) => s.valueClipFrac)),
         gradNorm: meanOrNull(gradNorms),
+        skippedUpdates,
         responseLength: mean(scored.map((t) => t.tokens.length)),
         codeRatio: withCode / scored.length,
         toolCalls: mean(scored.map((t) => t.toolCalls.length)),

@@ -77,6 +77,20 @@ export class AdamW {
    * p <- p (1 - lr wd) - (lr sqrt(bc2) / bc1) m / (sqrt(v) + eps sqrt(bc2)): the same maths, rounded
    * differently, in fewer passes over the weights.
    */
+  /**
+   * One step on gradients clipped to `maxNorm` (the config's by default), unless their norm is not
+   * finite: a NaN or Inf would enter the weights and Adam's moments for good, so then nothing
+   * changes (weights, moments, step count) and the gradients are freed.
+   */
+  update(grads: Map<string, tf.Tensor>, maxNorm = this.config.maxGradNorm): { norm: number; applied: boolean; lr: number } {
+    const { norm, scale } = gradNormScale(grads, maxNorm);
+    if (!Number.isFinite(norm)) {
+      tf.dispose([...grads.values()]);
+      return { norm, applied: false, lr: learningRate(this.step, this.config) };
+    }
+    return { norm, applied: true, lr: this.apply(grads, scale) };
+  }
+
   apply(grads: Map<string, tf.Tensor>, scale = 1): number {
     const c = this.config;
     const lr = learningRate(this.step, c);

@@ -1,6 +1,6 @@
 import { tf } from '../tensor/backend.js';
 import type { DecoderModel } from '../model/decoder.js';
-import { gradNormScale, type AdamW } from './optim.js';
+import type { AdamW } from './optim.js';
 import { chunkedHeadLoss } from './head-loss.js';
 
 /**
@@ -31,6 +31,8 @@ export interface StepResult {
   gradNorm: number;
   lr: number;
   tokens: number;
+  /** False when the gradients were not finite and the step was skipped (nothing changed). */
+  applied: boolean;
 }
 
 /** Shifted tensors for next-token prediction: inputs t < T-1 predict targets t+1. */
@@ -135,7 +137,6 @@ export function accumulatedTrainStep(model: DecoderModel, optimizer: AdamW, batc
     }
   });
   const grads = sum! as Map<string, tf.Tensor>;
-  const { norm, scale } = gradNormScale(grads, optimizer.config.maxGradNorm);
-  const lr = optimizer.apply(grads, scale);
-  return { loss, gradNorm: norm, lr, tokens: total };
+  const { norm, applied, lr } = optimizer.update(grads);
+  return { loss, gradNorm: norm, lr, tokens: total, applied };
 }
