@@ -45,7 +45,7 @@ export function benchCommand(common: (cmd: Command) => Command): Command {
     });
   common(bench.command('model'))
     .description(
-      'training tokens/s and MFU, cached vs uncached decode at context 256, peak memory: per backend (each in a process of its own) against a PyTorch peer at 1 and all threads',
+      'full and LoRA training tokens/s and MFU, prefill and cached vs uncached decode at context 256, peak memory: per backend (each in a process of its own) against a PyTorch peer at 1 and all threads',
     )
     .option(
       '--presets <list>',
