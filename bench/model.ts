@@ -89,6 +89,8 @@ function trainShape(subject: BenchSubject, c: DecoderConfig): { batch: number; s
 /** The adapter a LoRA training step trains: PEFT's usual rank 16, alpha 32, every linear layer. */
 const BENCH_LORA: LoraConfig = LoraConfigSchema.parse({});
 const CONTEXT = 256;
+/** Prefill runs timed per batch size (after one untimed run). */
+const PREFILL_RUNS = 3;
 /** Decode steps timed per run: the prompt is CONTEXT - DECODE_TOKENS long, so decoding ends at CONTEXT. */
 const DECODE_TOKENS = 16;
 const DECODE_BATCHES = [1, 8];
@@ -102,7 +104,7 @@ export const FORMULAS = {
   achieved: 'flops_per_step / median step time (forward, backward, clipping and AdamW)',
   mfu: 'achieved / ceiling',
   lora_training: `the same step with a LoRA adapter (rank ${BENCH_LORA.rank}, alpha ${BENCH_LORA.alpha}, on ${BENCH_LORA.targetModules.join('/')}) trained and the model frozen; PyTorch uses peft with the same settings`,
-  prefill: `the first decoding step alone (the ${CONTEXT - DECODE_TOKENS}-token prompt into an empty KV cache, and its next token), median of ${3} runs; tokens/s = batch * prompt / time`,
+  prefill: `the first decoding step alone (the ${CONTEXT - DECODE_TOKENS}-token prompt into an empty KV cache, and its next token), median of ${PREFILL_RUNS} runs; tokens/s = batch * prompt / time`,
   decode: `greedy, prompt of ${CONTEXT - DECODE_TOKENS} tokens then ${DECODE_TOKENS} steps, so the last step attends to ${CONTEXT} positions; tokens/s = batch / median step time over steps 2..${DECODE_TOKENS - 1} (step 1 carries the prompt; step ${DECODE_TOKENS} is profiled for memory instead); uncached recomputes the whole sequence every step`,
 } as const;
 
@@ -189,8 +191,6 @@ async function benchTraining(model: DecoderModel, steps: number, shape: { batch:
     model.dispose();
   }
 }
-
-const PREFILL_RUNS = 3;
 
 function benchPrefill(model: DecoderModel, batch: number) {
   const prompts = randomIds(batch, CONTEXT - DECODE_TOKENS, model.config.vocab_size, 2000 + batch);

@@ -16,8 +16,7 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-/** log softmax of `logits` at `index`, in float64. */
-/** log softmax(logits / temperature)[index]: the log-prob of a token under the temperature sampled at. */
+/** log softmax(logits / temperature)[index], in float64: a token's log-prob under the temperature sampled at. */
 export function logProbOf(logits: Float32Array, index: number, temperature = 1): number {
   let max = -Infinity;
   for (const x of logits) if (x > max) max = x;

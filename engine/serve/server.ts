@@ -66,10 +66,12 @@ export class OpenAiServer {
   private readonly scheduler: BatchScheduler;
   private readonly server: Server;
   private readonly sandbox: Sandbox | null;
+  private readonly stopIds: number[];
   private readonly created = Math.floor(Date.now() / 1000);
 
   constructor(private readonly o: ServeOptions) {
-    this.scheduler = new BatchScheduler(o.model, o.tokenizer, stopTokenIds(o.model.config, o.tokenizer), o.maxBatch ?? 8);
+    this.stopIds = stopTokenIds(o.model.config, o.tokenizer);
+    this.scheduler = new BatchScheduler(o.model, o.tokenizer, this.stopIds, o.maxBatch ?? 8);
     this.sandbox = o.sandbox ?? null;
     this.server = createServer((req, res) => void this.route(req, res));
   }
@@ -230,7 +232,7 @@ export class OpenAiServer {
       batchSize: 1,
     });
     const t = trajectories[0]!;
-    const eos = t.stop === 'eos' && stopTokenIds(this.o.model.config, this.o.tokenizer).includes(t.tokens.at(-1)!);
+    const eos = t.stop === 'eos' && this.stopIds.includes(t.tokens.at(-1)!);
     return {
       text: this.o.tokenizer.decode(eos ? t.tokens.slice(0, -1) : t.tokens),
       promptTokens: ids.length,

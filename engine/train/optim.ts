@@ -68,16 +68,6 @@ export class AdamW {
   }
 
   /**
-   * Applies `grads` (by parameter name), each multiplied by `scale` (gradNormScale's clipping
-   * factor), and disposes them. Returns the learning rate used.
-   *
-   * The update is the usual p <- p (1 - lr wd) - lr m^ / (sqrt(v^) + eps) with m^ = m / bc1 and
-   * v^ = v / bc2, written with the bias corrections and the clipping factor folded into scalars:
-   * m <- b1 m + ((1 - b1) s) g, v <- b2 v + ((1 - b2) s^2) g^2,
-   * p <- p (1 - lr wd) - (lr sqrt(bc2) / bc1) m / (sqrt(v) + eps sqrt(bc2)): the same maths, rounded
-   * differently, in fewer passes over the weights.
-   */
-  /**
    * One step on gradients clipped to `maxNorm` (the config's by default), unless their norm is not
    * finite: a NaN or Inf would enter the weights and Adam's moments for good, so then nothing
    * changes (weights, moments, step count) and the gradients are freed.
@@ -91,6 +81,16 @@ export class AdamW {
     return { norm, applied: true, lr: this.apply(grads, scale) };
   }
 
+  /**
+   * Applies `grads` (by parameter name), each multiplied by `scale` (gradNormScale's clipping
+   * factor), and disposes them. Returns the learning rate used.
+   *
+   * The update is the usual p <- p (1 - lr wd) - lr m^ / (sqrt(v^) + eps) with m^ = m / bc1 and
+   * v^ = v / bc2, written with the bias corrections and the clipping factor folded into scalars:
+   * m <- b1 m + ((1 - b1) s) g, v <- b2 v + ((1 - b2) s^2) g^2,
+   * p <- p (1 - lr wd) - (lr sqrt(bc2) / bc1) m / (sqrt(v) + eps sqrt(bc2)): the same maths, rounded
+   * differently, in fewer passes over the weights.
+   */
   apply(grads: Map<string, tf.Tensor>, scale = 1): number {
     const c = this.config;
     const lr = learningRate(this.step, c);
