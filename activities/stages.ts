@@ -109,10 +109,15 @@ export function createStageActivities({ home, stallFloorMs }: StageActivityOptio
     );
 
   return {
-    async initModel(input: { out: string; preset: PresetName; seed: number }) {
+    /**
+     * The base model: `{ from }` finds (or fetches) a pretrained one and answers its absolute
+     * directory and content hash; a built-in preset is made at `out` (relative to the store's folder).
+     */
+    async initModel(input: { out: string; preset: PresetName; seed: number } | { from: string }) {
       return guarded(async () => {
-        const made = await offload('init-model', 0, 'initModel', { ...input, out: inHome(input.out) });
-        return { dir: input.out, parameters: made.parameters };
+        const job = 'from' in input ? { from: input.from, home: resolveHome(home) } : { ...input, out: inHome(input.out) };
+        const made = await offload('init-model', 0, 'initModel', job);
+        return { dir: 'from' in input ? made.dir : input.out, sha256: made.sha256, parameters: made.parameters };
       });
     },
 

@@ -1,7 +1,7 @@
 // `retool run`: a pipeline (one arm) or an experiment (several arms) on a Temporal server, reused
 // or started, with a worker in this process unless detached; progress is polled from the run.
 import type { Client } from '@temporalio/client';
-import type { RetoolConfig } from '../workflows/config.js';
+import { modelLabel, type RetoolConfig } from '../workflows/config.js';
 import type { ExperimentResult } from '../workflows/experiment.js';
 import type { PipelineResult } from '../workflows/pipeline.js';
 import { RetoolDataset, RetoolModel, RetoolPreset, RetoolStage } from '../workflows/search-attributes.js';
@@ -51,7 +51,7 @@ export async function retoolStart(config: RetoolConfig, taskQueue?: string) {
     typedSearchAttributes: [
       { key: RetoolStage, value: 'data' },
       { key: RetoolDataset, value: config.data.name },
-      { key: RetoolModel, value: config.model.preset },
+      { key: RetoolModel, value: modelLabel(config.model) },
       { key: RetoolPreset, value: config.preset },
     ],
   };

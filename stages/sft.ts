@@ -90,11 +90,10 @@ export async function runSft(
   const source = openModel(checkpoint?.path ?? opts.model);
   const { model, tokenizer } = source;
   if (!tokenizer) throw new BadInputError(`${opts.model}: no tokenizer.json, so traces cannot be encoded`);
-  const { examples, tooLong } = buildExamples(tokenizer, traces, model.config.max_position_embeddings);
+  const context = Math.min(model.config.max_position_embeddings, config.contextTokens ?? Infinity);
+  const { examples, tooLong } = buildExamples(tokenizer, traces, context);
   if (examples.length === 0)
-    throw new BadInputError(
-      `every trace of ${dataset.name}@${dataset.version} is longer than the model's context (${model.config.max_position_embeddings} tokens)`,
-    );
+    throw new BadInputError(`every trace of ${dataset.name}@${dataset.version} is longer than the context (${context} tokens)`);
 
   const pending: MetricPoint[] = [];
   try {

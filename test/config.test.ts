@@ -43,6 +43,30 @@ describe('the run configuration', () => {
     expect((err as unknown as { nonRetryable: boolean }).nonRetryable).toBe(true);
   });
 
+  it("the base model is a built-in preset or a pretrained one; the adapter is full or LoRA with its defaults; the budget replaces the stages' own", () => {
+    expect(resolveConfig('quick').model).toEqual({ preset: 'tiny', seed: 0 });
+    expect(resolveConfig('quick', { model: { from: 'smollm2-135m-instruct' } }).model).toEqual({ from: 'smollm2-135m-instruct' });
+    expect(() => resolveConfig('quick', { model: { from: '' } })).toThrow(/model/);
+    expect(() => resolveConfig('quick', { model: { from: 'x', preset: 'tiny' } })).toThrow(/model/);
+    expect(resolveConfig('quick').adapter).toEqual({ kind: 'full' });
+    expect(resolveConfig('quick', { adapter: { kind: 'lora', rank: 4 } }).adapter).toEqual({
+      kind: 'lora',
+      rank: 4,
+      alpha: 32,
+      dropout: 0,
+      targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+    });
+    expect(() => resolveConfig('quick', { adapter: { kind: 'lora', rank: 0 } })).toThrow(/rank/);
+    expect(() => resolveConfig('quick', { adapter: { kind: 'qlora' } })).toThrow(/adapter/);
+    // One place for the interpreter budget: the stages' sections refuse it.
+    expect(() => resolveConfig('quick', { rl: { maxResponseTokens: 50 } })).toThrow(/maxResponseTokens/);
+    expect(() => resolveConfig('quick', { sft: { loraRank: 4 } })).toThrow(/loraRank/);
+    expect(resolveConfig('quick', { budget: { contextTokens: 2048 } }).budget).toMatchObject({
+      contextTokens: 2048,
+      maxResponseTokens: 96,
+    });
+  });
+
   it('a trigger from the UI may give just a preset name', () => {
     expect(parseConfig({ preset: 'quick' })).toEqual(resolveConfig('quick'));
   });

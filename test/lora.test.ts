@@ -1,7 +1,7 @@
 // LoRA: a new adapter changes nothing, training moves only the adapter, and adapters cross over
 // to Python's peft both ways (ours loaded by peft onto the transformers model, peft's loaded
 // here), merged or not, to the same logits.
-import { readFileSync, statSync } from 'node:fs';
+import { cpSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, saveAdapter } from '../engine/model/checkpoint.js';
@@ -87,6 +87,24 @@ describe('LoRA', () => {
     expected.set('merged', (merged as number[][][]).flat(2));
   }, 300_000);
   afterAll(() => home.cleanup());
+
+  it('an adapter keeps its base by path and content hash, and refuses to load on a base that changed since', async () => {
+    cpSync(dir('base'), dir('base-copy'), { recursive: true });
+    const { model } = loadModel(dir('base-copy'));
+    model.attachLora(LoraConfigSchema.parse({ rank: 2 }), { seed: 1 });
+    await saveAdapter(dir('on-copy'), model, dir('base-copy'));
+    model.dispose();
+    const record = JSON.parse(readFileSync(join(dir('on-copy'), 'retool-base.json'), 'utf8')) as { path: string; sha256: string };
+    expect(record.path).toBe(dir('base-copy'));
+    expect(record.sha256).toMatch(/^[0-9a-f]{64}$/);
+    loadModel(dir('on-copy')).model.dispose();
+    // One weight's last byte differs: same names, same shapes, other content.
+    const weights = join(dir('base-copy'), 'model.safetensors');
+    const bytes = readFileSync(weights);
+    bytes[bytes.length - 1] ^= 0x40;
+    writeFileSync(weights, bytes);
+    expect(() => loadModel(dir('on-copy'))).toThrow(/base model .*base-copy has changed since the adapter was trained/);
+  });
 
   it('trains only the adapter: the base weights stay as they were, to the bit', () => {
     expect(baseUnchanged).toBe(true);

@@ -79,10 +79,11 @@ describe('the workflows with mock activities', () => {
       expect(inputsOf(id, 'initModel')).toEqual([{ out: `${dir}/base`, ...config.model }]);
       expect(inputsOf(id, 'synthTraces')).toEqual([{ dataset, out: `${id}-code`, mode: 'code', ...config.traces }]);
       expect(inputsOf(id, 'sft')).toEqual([
-        { traces: `${id}-code@1`, model: `${dir}/base`, out: `${dir}/sft`, runId: `${id}-sft`, ...config.sft },
+        { traces: `${id}-code@1`, model: `${dir}/base`, out: `${dir}/sft`, runId: `${id}-sft`, ...config.sft, loraRank: 0 },
       ]);
       const rlInput = {
         ...config.rl,
+        ...config.budget,
         model: `${dir}/sft`,
         out: `${dir}/rl`,
         dataset,
@@ -91,7 +92,7 @@ describe('the workflows with mock activities', () => {
         evalLevels: config.eval.levels,
       };
       expect(inputsOf(`${id}-rl`, 'rl')).toEqual([2, 4, 5].map((steps) => ({ ...rlInput, steps })));
-      const evalInput = { ...config.eval, dataset: `${dataset}:test`, tools: true };
+      const evalInput = { ...config.eval, ...config.budget, dataset: `${dataset}:test`, tools: true };
       expect(inputsOf(id, 'evaluate')).toEqual([
         { ...evalInput, model: `${dir}/sft`, name: `${id}-sft-eval` },
         { ...evalInput, model: `${dir}/rl`, name: `${id}-final-eval` },
@@ -214,6 +215,7 @@ describe('the workflows with mock activities', () => {
       expect(inputsOf(`${id}-rl`, 'rl')).toEqual([
         {
           ...config.rl,
+          ...config.budget,
           steps: 2,
           model: earlier.model,
           out: `artifacts/${id}/rl`,
@@ -257,6 +259,35 @@ describe('the workflows with mock activities', () => {
         `starting from ${earlier.workflowId}`,
         `starting from ${earlier.workflowId}`,
       ]);
+    });
+
+    it('a pretrained base with a LoRA adapter and a budget: the base is found once, SFT trains the adapter on it, every stage gets the budget', async () => {
+      const id = scenario('pretrained');
+      const input: RetoolConfigInput = {
+        preset: 'quick',
+        heartbeatTimeout,
+        model: { from: 'smollm2-135m-instruct' },
+        adapter: { kind: 'lora', rank: 8, targetModules: ['q_proj', 'v_proj'] },
+        budget: { contextTokens: 1024, maxResponseTokens: 300, maxToolCalls: 2, maxInterpreterTokens: 80 },
+        rl: { steps: 2, evalEvery: 2 },
+      };
+      const result = await (await start(id, input)).result();
+      const budget = { contextTokens: 1024, maxResponseTokens: 300, maxToolCalls: 2, maxInterpreterTokens: 80 };
+      expect(inputsOf(id, 'initModel')).toEqual([{ from: 'smollm2-135m-instruct' }]);
+      expect(inputsOf(id, 'sft')).toEqual([
+        expect.objectContaining({
+          model: '/models/smollm2-135m-instruct',
+          loraRank: 8,
+          loraAlpha: 32,
+          loraDropout: 0,
+          loraTargets: ['q_proj', 'v_proj'],
+          contextTokens: 1024,
+        }),
+      ]);
+      expect(inputsOf(`${id}-rl`, 'rl')).toEqual([expect.objectContaining(budget)]);
+      expect(inputsOf(id, 'evaluate')).toEqual([expect.objectContaining(budget), expect.objectContaining(budget)]);
+      expect(inputsOf(id, 'recordRunEnd')[0].summary).toMatchObject({ baseModel: '/models/smollm2-135m-instruct' });
+      expect(result.status).toBe('completed');
     });
 
     it('startFrom latest with no earlier model trains from scratch', async () => {

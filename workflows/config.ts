@@ -4,6 +4,8 @@
 // trigger (zod is deterministic, so it may run in workflow code).
 import { z } from 'zod';
 import { ModelInitSchema } from '../engine/model/config.js';
+import { LoraConfigSchema } from '../engine/model/lora-config.js';
+import { RolloutOptionsSchema } from '../engine/rollout/options.js';
 import { ColdStartOptionsSchema, EvalOptionsSchema, RlOptionsSchema, SftOptionsSchema } from '../stages/options.js';
 
 const Levels = z.array(z.number().int().min(1).max(4)).nonempty();
@@ -25,14 +27,53 @@ const StoredData = z.strictObject({
 /** The problem set when a config names none. */
 const DEFAULT_DATA = { source: 'synth', name: 'world', count: 4000 } as const;
 
-/** The base model: its size and initialisation seed. */
-const ModelSection = ModelInitSchema.strict();
+/** A built-in architecture made from a seed: its size and initialisation seed. */
+const BuiltinModel = ModelInitSchema.strict();
+/**
+ * A pretrained model: a directory in Hugging Face layout (a relative path is taken from the
+ * store's folder) or the name of one `retool model fetch` knows, such as "smollm2-135m-instruct".
+ */
+const PretrainedModel = z.strictObject({ from: z.string().min(1) });
+const ModelSection = z.union([PretrainedModel, BuiltinModel]);
+
+/** What trains: every weight, or a LoRA adapter on the frozen base (its checkpoints hold the adapter only). */
+const AdapterSection = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('full') }),
+  LoraConfigSchema.extend({ kind: z.literal('lora') }).strict(),
+]);
+
+/**
+ * What one response may spend, the same for SFT, RL and every evaluation: the context (prompt,
+ * response and interpreter outputs; default the model's own), the model's tokens, the tool calls,
+ * and the tokens of one interpreter output (cut in the middle past it, as in the paper's recipe).
+ */
+const BudgetSection = RolloutOptionsSchema.pick({
+  contextTokens: true,
+  maxResponseTokens: true,
+  maxToolCalls: true,
+  maxInterpreterTokens: true,
+}).strict();
+const BUDGET_KEYS = { contextTokens: true, maxResponseTokens: true, maxToolCalls: true, maxInterpreterTokens: true } as const;
+
 /** Cold-start traces: at most `limit` problems, the teacher's seed, traces in flight. */
 const TracesSection = ColdStartOptionsSchema.pick({ limit: true, seed: true, concurrency: true }).strict();
-/** Every SFT knob; the run supplies the traces, the models and the run id. */
-const SftSection = SftOptionsSchema.omit({ traces: true, model: true, out: true, runId: true, resume: true, home: true }).strict();
-/** Every RL knob (sampling, interpreter budget, sandbox limits, losses); the arm decides `tools`. */
+/** Every SFT knob; the run supplies the traces, the models and the run id, `adapter` the LoRA settings, `budget` the context. */
+const SftSection = SftOptionsSchema.omit({
+  traces: true,
+  model: true,
+  out: true,
+  runId: true,
+  resume: true,
+  home: true,
+  loraRank: true,
+  loraAlpha: true,
+  loraDropout: true,
+  loraTargets: true,
+  contextTokens: true,
+}).strict();
+/** Every RL knob (sampling, sandbox limits, losses); the arm decides `tools`, `budget` the interpreter budget. */
 const RlSection = RlOptionsSchema.omit({
+  ...BUDGET_KEYS,
   model: true,
   dataset: true,
   out: true,
@@ -45,7 +86,7 @@ const RlSection = RlOptionsSchema.omit({
 })
   .extend({ levels: Levels.optional() })
   .strict();
-/** The held-out evaluations (after SFT and at the end), and the levels RL's periodic ones use. */
+/** The held-out evaluations (sampling: greedy unless `temperature` and `samples` say otherwise) (after SFT and at the end), and the levels RL's periodic ones use. */
 const EvalSection = EvalOptionsSchema.omit({
   model: true,
   dataset: true,
@@ -56,6 +97,7 @@ const EvalSection = EvalOptionsSchema.omit({
   home: true,
   overlapTools: true,
   toolLatencySteps: true,
+  ...BUDGET_KEYS,
 })
   .extend({ levels: Levels.optional() })
   .strict();
@@ -78,6 +120,8 @@ export const RetoolConfigSchema = z
     startFrom: z.enum(['scratch', 'latest']).default('scratch'),
     // Sections default to their schema's own defaults: each default is written once, in the stage.
     model: ModelSection.prefault({}),
+    adapter: AdapterSection.prefault({ kind: 'full' }),
+    budget: BudgetSection.prefault({}),
     traces: TracesSection.prefault({}),
     sft: SftSection.prefault({}),
     rl: RlSection.prefault({}),
@@ -107,7 +151,8 @@ export const PRESETS = {
     data: { source: 'synth', name: 'quick-world', count: 600 },
     traces: { limit: 200 },
     sft: { steps: 30, checkpointEvery: 10 },
-    rl: { steps: 4, promptsPerStep: 4, samplesPerPrompt: 4, evalEvery: 2, evalLimit: 16, checkpointEvery: 1, maxResponseTokens: 96 },
+    rl: { steps: 4, promptsPerStep: 4, samplesPerPrompt: 4, evalEvery: 2, evalLimit: 16, checkpointEvery: 1 },
+    budget: { maxResponseTokens: 96 },
     eval: { limit: 32 },
   },
   default: {
@@ -126,6 +171,18 @@ export const PRESETS = {
 } satisfies Record<string, RetoolConfigInput>;
 
 export type PresetName = keyof typeof PRESETS;
+
+/** The SFT stage's LoRA options for the config's adapter. */
+export function sftAdapterOptions(adapter: RetoolConfig['adapter']) {
+  if (adapter.kind === 'full') return { loraRank: 0 };
+  return { loraRank: adapter.rank, loraAlpha: adapter.alpha, loraDropout: adapter.dropout, loraTargets: adapter.targetModules };
+}
+
+/** A short name of the base model for search attributes and summaries. */
+export function modelLabel(model: RetoolConfig['model']): string {
+  if ('from' in model) return model.from.split('/').filter(Boolean).pop() ?? model.from;
+  return model.preset;
+}
 
 /** A preset with a file's (or trigger's) settings laid over it, section by section. */
 export function resolveConfig(preset: PresetName | undefined, overrides: Record<string, unknown> = {}): RetoolConfig {

@@ -36,7 +36,7 @@ export const experimentProgress = defineQuery<ExperimentProgress>('progress');
 /** `input` is typed for callers; what arrives from the UI or a trigger is parsed all the same. */
 export async function retoolExperiment(input: RetoolConfigInput): Promise<ExperimentResult> {
   const config = parseConfig(input);
-  const { brief } = activitiesFor(config.heartbeatTimeout);
+  const { brief, long } = activitiesFor(config.heartbeatTimeout);
   const control = new TrainingControl().install();
   const id = workflowInfo().workflowId;
   const progress: ExperimentProgress = { preset: config.preset, stage: 'data', dataset: null, arms: [] };
@@ -56,6 +56,8 @@ export async function retoolExperiment(input: RetoolConfigInput): Promise<Experi
     // One problem set for every arm, made once.
     const data = await brief.prepareProblems(config.data);
     progress.dataset = data.dataset;
+    // A pretrained base is fetched once too, so the arms do not download it side by side.
+    const model = 'from' in config.model ? { from: (await long.initModel({ from: config.model.from })).dir } : config.model;
 
     enter('arms');
     const children = await Promise.all(
@@ -63,7 +65,7 @@ export async function retoolExperiment(input: RetoolConfigInput): Promise<Experi
         startChild(retoolPipeline, {
           workflowId: `${id}-${arm}`,
           staticSummary: `${arm === 'code' ? 'ReTool (code)' : 'text-only'} arm of ${id}`,
-          args: [{ ...config, arm, data: { source: 'stored', name: data.name, version: data.version } }],
+          args: [{ ...config, arm, model, data: { source: 'stored', name: data.name, version: data.version } }],
         }),
       ),
     );

@@ -14,7 +14,15 @@ import {
 } from '@temporalio/workflow';
 import { ZodError } from 'zod';
 import { BAD_INPUT, describeZodError } from '../domain/errors.js';
-import { PRESETS, resolveConfig, type PresetName, type RetoolConfig, type RetoolConfigInput } from './config.js';
+import {
+  modelLabel,
+  PRESETS,
+  resolveConfig,
+  sftAdapterOptions,
+  type PresetName,
+  type RetoolConfig,
+  type RetoolConfigInput,
+} from './config.js';
 import { pauseSignal, resumeSignal, STOPPED, stopSignal, TrainingControl } from './control.js';
 import { activitiesFor } from './proxies.js';
 import { retoolRl, type RlRoundsResult } from './rl-rounds.js';
@@ -139,7 +147,7 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
   upsertSearchAttributes([
     { key: RetoolStage, value: 'data' },
     { key: RetoolDataset, value: config.data.name },
-    { key: RetoolModel, value: `${config.model.preset}-${arm}` },
+    { key: RetoolModel, value: `${modelLabel(config.model)}-${arm}` },
     { key: RetoolPreset, value: config.preset },
   ]);
   upsertMemo({ preset: config.preset, arm, dataset: config.data.name });
@@ -147,7 +155,7 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
 
   const evaluate = (model: string, name: string, what: string) =>
     acts.long.evaluate.executeWithOptions({ summary: `greedy held-out evaluation of the ${what} (tools ${tools ? 'on' : 'off'})` }, [
-      { ...config.eval, model, dataset: `${progress.dataset}:test`, tools, name },
+      { ...config.eval, ...config.budget, model, dataset: `${progress.dataset}:test`, tools, name },
     ]);
 
   try {
@@ -158,6 +166,7 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
     upsertMemo({ dataset: data.dataset });
 
     let sftModel: string | null = null;
+    let baseModel: string | null = null;
     let traces: string | null = null;
     let skipRl = false;
     const previous = config.startFrom === 'latest' ? await acts.brief.findLatestGoodModel({ datasetName: data.name, arm }) : null;
@@ -166,22 +175,32 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
       mark('sft', 'skipped', `starting from ${previous.workflowId}`);
       sftModel = previous.model;
     } else {
-      const [, made] = await stage('cold-start', () =>
+      const baseInput = 'from' in config.model ? config.model : { out: `${dir}/base`, ...config.model };
+      const baseSummary =
+        'from' in config.model ? `base model ${config.model.from}` : `base model (${config.model.preset}, seed ${config.model.seed})`;
+      const [base, made] = await stage('cold-start', () =>
         Promise.all([
-          acts.long.initModel.executeWithOptions({ summary: `base model (${config.model.preset}, seed ${config.model.seed})` }, [
-            { out: `${dir}/base`, ...config.model },
-          ]),
+          acts.long.initModel.executeWithOptions({ summary: baseSummary }, [baseInput]),
           acts.long.synthTraces.executeWithOptions({ summary: `cold-start ${arm} traces, verified by the sandbox` }, [
             { dataset: data.dataset, out: `${id}-${arm}`, mode: arm, ...config.traces },
           ]),
         ]),
       );
       traces = made.dataset;
+      baseModel = base.dir;
       entry('cold-start').detail = `${made.kept} verified traces`;
       const sft = await stage('sft', () =>
         control.train(() =>
           acts.long.sft.executeWithOptions({ summary: `SFT on ${traces}: ${config.sft.steps} steps of ${config.sft.batchSize}` }, [
-            { traces: traces!, model: `${dir}/base`, out: `${dir}/sft`, runId: `${id}-sft`, ...config.sft },
+            {
+              traces: traces!,
+              model: base.dir,
+              out: `${dir}/sft`,
+              runId: `${id}-sft`,
+              ...config.sft,
+              ...sftAdapterOptions(config.adapter),
+              contextTokens: config.budget.contextTokens,
+            },
           ]),
         ),
       );
@@ -211,7 +230,7 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
                 out: `${dir}/rl`,
                 dataset: data.dataset,
                 tools,
-                rl: config.rl,
+                rl: { ...config.rl, ...config.budget },
                 evalLevels: config.eval.levels,
                 heartbeatTimeout: config.heartbeatTimeout,
                 roundsPerRun: config.roundsPerRun,
@@ -270,7 +289,7 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
         dataset: data.dataset,
         arm,
         traces,
-        baseModel: previous ? null : `${dir}/base`,
+        baseModel,
         sftModel,
         finalModel,
         startedFrom: result.startedFrom,

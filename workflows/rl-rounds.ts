@@ -13,7 +13,7 @@ export interface RlRoundsInput {
   out: string;
   dataset: string;
   tools: boolean;
-  rl: RetoolConfig['rl'];
+  rl: RetoolConfig['rl'] & RetoolConfig['budget'];
   evalLevels?: number[];
   heartbeatTimeout: string;
   roundsPerRun: number;

@@ -3,6 +3,7 @@
 // the worker. Paths arrive absolute; `home` names the store.
 import { withStore } from '../../datasets/store.js';
 import type { PresetName } from '../../engine/model/config.js';
+import { resolvePretrained } from '../../engine/model/fetch.js';
 import { initModelDir } from '../../engine/model/init.js';
 import { Sandbox } from '../../engine/sandbox/index.js';
 import { backendInfo, backendLabel, initBackend } from '../../engine/tensor/backend.js';
@@ -20,6 +21,7 @@ export interface JobReport {
   signal: AbortSignal;
 }
 
+export type BaseModelInput = { out: string; preset: PresetName; seed: number } | { from: string; home: string };
 type SynthInput = Pick<ColdStartOptions, 'dataset' | 'out' | 'mode' | 'seed' | 'limit' | 'concurrency'> & { home?: string };
 
 export const JOBS = {
@@ -29,10 +31,12 @@ export const JOBS = {
     return { info: backendInfo(), label: backendLabel() };
   },
 
-  async initModel(input: { out: string; preset: PresetName; seed: number }) {
+  /** The run's base model: a built-in one made from its seed, or a pretrained one found (or fetched) and hashed. */
+  async initModel(input: BaseModelInput) {
+    if ('from' in input) return resolvePretrained(input.from, input.home);
     await initBackend();
     const made = await initModelDir(input.out, input.preset, input.seed);
-    return { parameters: made.parameters };
+    return { dir: input.out, sha256: null, parameters: made.parameters };
   },
 
   async synthTraces(input: SynthInput, report: JobReport) {

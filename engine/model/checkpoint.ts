@@ -14,6 +14,7 @@ import { readModelTensors, writeDirAtomically, writeModelTensors } from './check
 import { architectureOf, DecoderConfigSchema } from './config.js';
 import { parameterShapes, DecoderModel, VALUE_HEAD, type Params } from './decoder.js';
 import { readSafetensorsFile, writeSafetensorsFile, type DType, type NamedTensor } from './safetensors.js';
+import { checkBaseRecord, writeBaseRecord } from './base-record.js';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, parsePeftConfig, stripPeftPrefix } from './lora.js';
 
 const VALUE_HEAD_FILE = 'value_head.safetensors';
@@ -80,7 +81,8 @@ function writeCompanions(dir: string, opts: SaveOptions): void {
 
 /**
  * Writes the model's LoRA adapter as a PEFT adapter directory (atomically): adapter_config.json
- * naming `baseModel` (made absolute), adapter_model.safetensors, and the same companions as a model.
+ * naming `baseModel` (made absolute), adapter_model.safetensors, the base's content hash
+ * (base-record.ts), and the same companions as a model.
  */
 export async function saveAdapter(
   dir: string,
@@ -93,6 +95,7 @@ export async function saveAdapter(
   await writeDirAtomically(dir, (tmp) => {
     writeFileSync(join(tmp, ADAPTER_CONFIG_FILE), `${JSON.stringify(lora.peftConfig(resolve(baseModel)), null, 2)}\n`);
     writeSafetensorsFile(join(tmp, ADAPTER_WEIGHTS_FILE), lora.tensors());
+    writeBaseRecord(tmp, baseModel);
     writeCompanions(tmp, opts);
   });
 }
@@ -182,6 +185,7 @@ function loadAdapter(dir: string): LoadedModel {
   const base = isAbsolute(baseModel) ? baseModel : resolve(dir, baseModel);
   if (!existsSync(join(base, 'config.json')))
     throw new Error(`${configFile}: base_model_name_or_path ${baseModel} is not a model directory here (hub names are not fetched)`);
+  checkBaseRecord(dir, base);
   const loaded = loadModel(base);
   try {
     attachAdapterDir(loaded.model, dir);

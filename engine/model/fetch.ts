@@ -3,11 +3,14 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { BadInputError } from '../../domain/errors.js';
 import { VENV_DIR } from '../util/project-root.js';
 import { cacheRoot, CATALOG, type CatalogEntry, type CatalogName } from './catalog.js';
+import { modelContentHash } from './base-record.js';
+import { DecoderConfigSchema } from './config.js';
+import { parameterShapes } from './decoder.js';
 import { importGguf } from './gguf-import.js';
 
 async function sha256Of(path: string): Promise<string> {
@@ -90,4 +93,24 @@ export async function fetchModel(name: string, opts: { out?: string; log?: (line
     parameters: imported.parameters,
     quantization: imported.quantization,
   };
+}
+
+/**
+ * A pipeline's pretrained base (`model.from`): a catalog name, fetched into the cache the first
+ * time, or a model directory (a relative path is taken from `relativeTo`). Returns the directory,
+ * its content hash (the adapters trained on it keep it) and its parameter count.
+ */
+export async function resolvePretrained(from: string, relativeTo: string, log?: (line: string) => void) {
+  const dir = from in CATALOG ? (await fetchModel(from, { log })).dir : resolve(relativeTo, from);
+  const configFile = join(dir, 'config.json');
+  if (!existsSync(configFile))
+    throw new BadInputError(
+      `model.from "${from}": not a model directory (no ${configFile}) and not a model retool can fetch (${Object.keys(CATALOG).join(', ')})`,
+    );
+  const parsed = DecoderConfigSchema.safeParse(JSON.parse(readFileSync(configFile, 'utf8')));
+  if (!parsed.success)
+    throw new BadInputError(`${configFile}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  let parameters = 0;
+  for (const shape of parameterShapes(parsed.data).values()) parameters += shape.reduce((a, b) => a * b, 1);
+  return { dir, sha256: modelContentHash(dir), parameters };
 }

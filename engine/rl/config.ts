@@ -7,6 +7,7 @@ import { RolloutOptionsSchema } from '../rollout/options.js';
 
 /** The rollout's interpreter budget and sandbox limits, as evaluation has them. */
 const RolloutBudget = RolloutOptionsSchema.pick({
+  contextTokens: true,
   maxToolCalls: true,
   maxResponseTokens: true,
   maxInterpreterTokens: true,

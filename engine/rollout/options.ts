@@ -5,6 +5,8 @@ import { SandboxLimitsSchema } from '../sandbox/types.js';
 
 export const RolloutOptionsSchema = z.object({
   tools: z.boolean().default(true),
+  /** Prompt, response and interpreter outputs together at most, in tokens (default: the model's context). */
+  contextTokens: z.number().int().positive().optional(),
   maxToolCalls: z.number().int().min(0).default(4),
   /** Sampled (model) tokens per response at most. */
   maxResponseTokens: z.number().int().positive().default(192),

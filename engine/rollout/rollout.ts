@@ -67,7 +67,7 @@ async function rolloutBatch(
   o: z.output<typeof RolloutOptionsSchema>,
   stats: RolloutStats,
 ): Promise<Trajectory[]> {
-  const context = model.config.max_position_embeddings;
+  const context = Math.min(model.config.max_position_embeddings, o.contextTokens ?? Infinity);
   const closeCode = tokenizer.tokenToId(TAG.codeClose);
   const answerClose = tokenizer.tokenToId(TAG.answerClose);
   const decode = (ids: number[]) => tokenizer.decode(ids);

@@ -15,6 +15,8 @@ export const SftConfigSchema = z.object({
    * groups its micro-batches by length.
    */
   lengthBucketSteps: z.number().int().positive().default(1),
+  /** Traces longer than this many tokens (prompt included) are left out (default: the model's context). */
+  contextTokens: z.number().int().positive().optional(),
   /** Save a resumable checkpoint every this many steps (and always at the end). 0: only at the end. */
   checkpointEvery: z.number().int().min(0).default(250),
   lr: z.number().positive().default(3e-3),

@@ -95,7 +95,10 @@ export const canned: Activities = {
   recordRunEnd: async () => undefined,
   lastCheckpoint: async () => null,
   report: async (input) => ({ html: `/mock-home/${input.out}`, pngs: [] }),
-  initModel: async (input) => ({ dir: input.out, parameters: 1234 }),
+  initModel: async (input) =>
+    'from' in input
+      ? { dir: `/models/${input.from}`, sha256: 'ab'.repeat(32), parameters: 1234 }
+      : { dir: input.out, sha256: null, parameters: 1234 },
   synthTraces: async (input) => ({ dataset: `${input.out}@1`, kept: 42, reused: false }),
   sft: async (input) => ({
     runId: input.runId,
