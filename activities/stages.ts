@@ -122,7 +122,9 @@ export function createStageActivities({ home, stallFloorMs }: StageActivityOptio
     },
 
     /** Cold-start traces. A retry that finds the dataset its first attempt committed returns it. */
-    async synthTraces(input: Pick<ColdStartOptions, 'dataset' | 'out' | 'mode' | 'seed' | 'limit' | 'concurrency'>) {
+    async synthTraces(
+      input: Pick<ColdStartOptions, 'dataset' | 'out' | 'mode' | 'seed' | 'limit' | 'concurrency' | 'teacher' | 'style' | 'openai'>,
+    ) {
       return guarded(async () => {
         const existing = await withStore(home, (store) => resolveTraceDataset(store, input.out)).catch(() => null);
         if (existing) return { dataset: `${existing.name}@${existing.version}`, kept: existing.rowCount, reused: true };

@@ -33,8 +33,12 @@ export interface ColdStartSummary {
 }
 
 export function makeTeacher(opts: z.output<typeof ColdStartOptionsSchema>, sandbox: Sandbox): Teacher {
-  if (opts.teacher === 'builtin') return new BuiltinTeacher(sandbox, { seed: opts.seed, rates: opts.rates });
-  return new OpenAITeacher(OpenAITeacherOptionsSchema.parse({ ...opts.openai, seed: opts.seed }));
+  if (opts.teacher === 'builtin') return new BuiltinTeacher(sandbox, { seed: opts.seed, rates: opts.rates, style: opts.style });
+  const { apiKeyEnv, ...openai } = opts.openai ?? {};
+  if (apiKeyEnv && !process.env[apiKeyEnv])
+    throw new BadInputError(`teacher.apiKeyEnv: the environment variable ${apiKeyEnv} is not set where the cold start runs`);
+  const apiKey = openai.apiKey ?? (apiKeyEnv ? process.env[apiKeyEnv] : undefined);
+  return new OpenAITeacher(OpenAITeacherOptionsSchema.parse({ ...openai, apiKey, seed: opts.seed }));
 }
 
 export async function coldStart(

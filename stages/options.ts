@@ -2,7 +2,7 @@
 // runners parse with them, `retool synth|sft|eval|rl` derive their flags from them, and the pipeline
 // config (workflows/config.ts) builds its sections from them. Zod only: workflow code imports it.
 import { z } from 'zod';
-import { DefectRatesSchema, OpenAITeacherOptionsSchema, TraceModeSchema } from '../engine/coldstart/options.js';
+import { DefectRatesSchema, OpenAITeacherOptionsSchema, TraceModeSchema, TraceStyleSchema } from '../engine/coldstart/options.js';
 import { RlConfigSchema } from '../engine/rl/config.js';
 import { RolloutOptionsSchema } from '../engine/rollout/options.js';
 import { SftConfigSchema } from '../engine/sft/config.js';
@@ -28,6 +28,8 @@ export const ColdStartOptionsSchema = z.object({
   newVersion: z.boolean().default(false),
   teacher: z.enum(['builtin', 'openai']).default('builtin'),
   mode: TraceModeSchema.default('code'),
+  /** The built-in teacher's way of writing. */
+  style: TraceStyleSchema,
   /** At most this many problems (the first ones in stored order). */
   limit: z.number().int().positive().optional(),
   seed: z.number().int().default(0),

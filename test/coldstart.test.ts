@@ -99,6 +99,24 @@ describe('built-in teacher and two-stage verification', () => {
     });
   });
 
+  it('the explained style: a plan in words, the code, what it printed, and the answer block the ReTool prompt asks for; both stages pass', async () => {
+    const clean = { malformedTags: 0, syntaxError: 0, wrongCode: 0, wrongAnswer: 0, selfCorrection: 0 };
+    const code = await write(ARITH, 'code', { rates: clean, style: 'explained' });
+    expect(code.response).toBe(
+      'We need the value of 4821*397+1150. I will compute it exactly with Python.\n' +
+        '<code>\n```python\nprint(4821*397+1150)\n```\n</code>\n<interpreter>\n1915087\n</interpreter>\n' +
+        'The code printed 1915087, so the answer is 1915087.\n<answer>\n\\boxed{1915087}\n</answer>',
+    );
+    expect(await verifyTrace(code.response, ARITH.answer, sandbox)).toEqual({ ok: true, blocks: 1 });
+    const text = await write(GCD, 'text', { rates: clean, style: 'explained' });
+    expect(text.response).toMatch(/^We need the greatest common divisor of 84, 126\. I will work it out by hand\.\n126 = 1\*84\+42/);
+    expect(text.response.endsWith('So the answer is 42.\n<answer>\n\\boxed{42}\n</answer>')).toBe(true);
+    expect(await verifyTrace(text.response, GCD.answer, sandbox)).toMatchObject({ ok: true });
+    const fixed = await write(GCD, 'code', { force: 'self_correction', style: 'explained' });
+    expect(fixed.response).toContain('</interpreter>\nThe code failed, so I fix it and run it again.\n<code>');
+    expect(await verifyTrace(fixed.response, GCD.answer, sandbox)).toEqual({ ok: true, blocks: 2 });
+  });
+
   it('the same seed gives the same traces; another seed spoils other problems', async () => {
     const problems = Array.from({ length: 40 }, (_, i) => ({
       ...ARITH,

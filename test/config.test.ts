@@ -67,6 +67,15 @@ describe('the run configuration', () => {
     });
   });
 
+  it('the teacher is the built-in one (terse by default) or an OpenAI-compatible API whose key is named, never given', () => {
+    expect(resolveConfig('quick').teacher).toEqual({ kind: 'builtin', style: 'terse' });
+    const openai = { kind: 'openai', baseUrl: 'http://127.0.0.1:8000/v1', model: 'm', apiKeyEnv: 'TEACHER_KEY' };
+    expect(resolveConfig('quick', { teacher: openai }).teacher).toMatchObject(openai);
+    expect(() => resolveConfig('quick', { teacher: { ...openai, apiKey: 'sk-1' } })).toThrow(/apiKey/);
+    expect(() => resolveConfig('quick', { teacher: { ...openai, baseUrl: 'localhost:8000' } })).toThrow(/baseUrl/);
+    expect(() => resolveConfig('quick', { teacher: { ...openai, apiKeyEnv: 'TEACHER KEY' } })).toThrow(/apiKeyEnv/);
+  });
+
   it('a trigger from the UI may give just a preset name', () => {
     expect(parseConfig({ preset: 'quick' })).toEqual(resolveConfig('quick'));
   });

@@ -101,7 +101,7 @@ describe('LoRA', () => {
     // One weight's last byte differs: same names, same shapes, other content.
     const weights = join(dir('base-copy'), 'model.safetensors');
     const bytes = readFileSync(weights);
-    bytes[bytes.length - 1] ^= 0x40;
+    bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0x40, bytes.length - 1);
     writeFileSync(weights, bytes);
     expect(() => loadModel(dir('on-copy'))).toThrow(/base model .*base-copy has changed since the adapter was trained/);
   });

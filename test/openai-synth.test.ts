@@ -5,6 +5,9 @@ import type { AddressInfo } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { withStore } from '../datasets/store.js';
+import { Sandbox } from '../engine/sandbox/index.js';
+import { coldStart } from '../stages/coldstart.js';
 import { json, retool, tempHome } from './helpers/cli.js';
 
 const trace = (code: string, output: string, answer: string) =>
@@ -21,7 +24,9 @@ const REWRITES: Record<string, string> = {
 describe('retool synth --teacher openai', () => {
   const home = tempHome('retool-openai-');
   let baseUrl = '';
+  const authorizations: (string | undefined)[] = [];
   const server = createServer((req, res) => {
+    authorizations.push(req.headers.authorization);
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -91,5 +96,29 @@ describe('retool synth --teacher openai', () => {
       'What is 99 plus 1?': 'wrong_answer',
     });
     expect(JSON.stringify(shown)).not.toContain('sk-test-not-a-real-key');
+  }, 120_000);
+
+  it("the pipeline's way: the key is read from the environment variable the config names, and a missing one is a clear error", async () => {
+    const sandbox = new Sandbox({ poolSize: 1 });
+    process.env.RETOOL_TEST_TEACHER_KEY = 'sk-named-by-config';
+    try {
+      const options = {
+        dataset: 'mini',
+        out: 'mini-pipeline',
+        teacher: 'openai' as const,
+        openai: { baseUrl, model: 'mock-teacher', apiKeyEnv: 'RETOOL_TEST_TEACHER_KEY' },
+      };
+      authorizations.length = 0;
+      const summary = await withStore(home.dir, (store) => coldStart(store, sandbox, options));
+      expect(summary).toMatchObject({ teacher: 'openai', kept: 1 });
+      expect(new Set(authorizations)).toEqual(new Set(['Bearer sk-named-by-config']));
+      delete process.env.RETOOL_TEST_TEACHER_KEY;
+      await expect(withStore(home.dir, (store) => coldStart(store, sandbox, { ...options, out: 'mini-nokey' }))).rejects.toThrow(
+        /RETOOL_TEST_TEACHER_KEY is not set/,
+      );
+    } finally {
+      delete process.env.RETOOL_TEST_TEACHER_KEY;
+      await sandbox.close();
+    }
   }, 120_000);
 });

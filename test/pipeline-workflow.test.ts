@@ -77,7 +77,9 @@ describe('the workflows with mock activities', () => {
       expect(inputsOf(id, 'recordRunStart')).toEqual([{ kind: 'pipeline', preset: 'quick', config }]);
       expect(inputsOf(id, 'prepareProblems')).toEqual([config.data]);
       expect(inputsOf(id, 'initModel')).toEqual([{ out: `${dir}/base`, ...config.model }]);
-      expect(inputsOf(id, 'synthTraces')).toEqual([{ dataset, out: `${id}-code`, mode: 'code', ...config.traces }]);
+      expect(inputsOf(id, 'synthTraces')).toEqual([
+        { dataset, out: `${id}-code`, mode: 'code', ...config.traces, teacher: 'builtin', style: 'terse' },
+      ]);
       expect(inputsOf(id, 'sft')).toEqual([
         { traces: `${id}-code@1`, model: `${dir}/base`, out: `${dir}/sft`, runId: `${id}-sft`, ...config.sft, loraRank: 0 },
       ]);
@@ -261,19 +263,26 @@ describe('the workflows with mock activities', () => {
       ]);
     });
 
-    it('a pretrained base with a LoRA adapter and a budget: the base is found once, SFT trains the adapter on it, every stage gets the budget', async () => {
+    it('a pretrained base with a LoRA adapter, a budget and an OpenAI-compatible teacher: SFT trains the adapter on the base, every stage gets the budget, the cold start the teacher (its key by name only)', async () => {
       const id = scenario('pretrained');
       const input: RetoolConfigInput = {
         preset: 'quick',
         heartbeatTimeout,
         model: { from: 'smollm2-135m-instruct' },
         adapter: { kind: 'lora', rank: 8, targetModules: ['q_proj', 'v_proj'] },
+        teacher: { kind: 'openai', baseUrl: 'http://127.0.0.1:9/v1', model: 'teacher-model', apiKeyEnv: 'TEACHER_KEY' },
         budget: { contextTokens: 1024, maxResponseTokens: 300, maxToolCalls: 2, maxInterpreterTokens: 80 },
         rl: { steps: 2, evalEvery: 2 },
       };
       const result = await (await start(id, input)).result();
       const budget = { contextTokens: 1024, maxResponseTokens: 300, maxToolCalls: 2, maxInterpreterTokens: 80 };
       expect(inputsOf(id, 'initModel')).toEqual([{ from: 'smollm2-135m-instruct' }]);
+      expect(inputsOf(id, 'synthTraces')).toEqual([
+        expect.objectContaining({
+          teacher: 'openai',
+          openai: expect.objectContaining({ baseUrl: 'http://127.0.0.1:9/v1', model: 'teacher-model', apiKeyEnv: 'TEACHER_KEY' }),
+        }),
+      ]);
       expect(inputsOf(id, 'sft')).toEqual([
         expect.objectContaining({
           model: '/models/smollm2-135m-instruct',

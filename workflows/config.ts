@@ -3,6 +3,7 @@
 // workflow, and by the workflow itself for runs started from the Temporal UI, a schedule or a
 // trigger (zod is deterministic, so it may run in workflow code).
 import { z } from 'zod';
+import { OpenAITeacherOptionsSchema, TraceStyleSchema } from '../engine/coldstart/options.js';
 import { ModelInitSchema } from '../engine/model/config.js';
 import { LoraConfigSchema } from '../engine/model/lora-config.js';
 import { RolloutOptionsSchema } from '../engine/rollout/options.js';
@@ -54,6 +55,23 @@ const BudgetSection = RolloutOptionsSchema.pick({
   maxInterpreterTokens: true,
 }).strict();
 const BUDGET_KEYS = { contextTokens: true, maxResponseTokens: true, maxToolCalls: true, maxInterpreterTokens: true } as const;
+
+/**
+ * Who writes the cold-start traces: the built-in teacher (synthetic families only), or any
+ * OpenAI-compatible chat API (`retool serve` of a local model is one). The API key stays on the
+ * worker: `apiKeyEnv` names the environment variable that holds it.
+ */
+const TeacherSection = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('builtin'), style: TraceStyleSchema }),
+  z.strictObject({
+    kind: z.literal('openai'),
+    // A pattern rather than z.url(): the workflow sandbox parses this config too.
+    baseUrl: z.string().regex(/^https?:\/\/\S+$/, 'an http(s) URL such as http://127.0.0.1:8000/v1'),
+    model: z.string().min(1),
+    apiKeyEnv: OpenAITeacherOptionsSchema.shape.apiKeyEnv,
+    ...OpenAITeacherOptionsSchema.pick({ concurrency: true, temperature: true, timeoutMs: true, maxRetries: true }).partial().shape,
+  }),
+]);
 
 /** Cold-start traces: at most `limit` problems, the teacher's seed, traces in flight. */
 const TracesSection = ColdStartOptionsSchema.pick({ limit: true, seed: true, concurrency: true }).strict();
@@ -122,6 +140,7 @@ export const RetoolConfigSchema = z
     model: ModelSection.prefault({}),
     adapter: AdapterSection.prefault({ kind: 'full' }),
     budget: BudgetSection.prefault({}),
+    teacher: TeacherSection.prefault({ kind: 'builtin' }),
     traces: TracesSection.prefault({}),
     sft: SftSection.prefault({}),
     rl: RlSection.prefault({}),
@@ -176,6 +195,13 @@ export type PresetName = keyof typeof PRESETS;
 export function sftAdapterOptions(adapter: RetoolConfig['adapter']) {
   if (adapter.kind === 'full') return { loraRank: 0 };
   return { loraRank: adapter.rank, loraAlpha: adapter.alpha, loraDropout: adapter.dropout, loraTargets: adapter.targetModules };
+}
+
+/** The cold-start stage's teacher options for the config's teacher. */
+export function coldStartTeacherOptions(teacher: RetoolConfig['teacher']) {
+  if (teacher.kind === 'builtin') return { teacher: 'builtin' as const, style: teacher.style };
+  const { kind: _kind, ...openai } = teacher;
+  return { teacher: 'openai' as const, openai };
 }
 
 /** A short name of the base model for search attributes and summaries. */

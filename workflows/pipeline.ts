@@ -15,6 +15,7 @@ import {
 import { ZodError } from 'zod';
 import { BAD_INPUT, describeZodError } from '../domain/errors.js';
 import {
+  coldStartTeacherOptions,
   modelLabel,
   PRESETS,
   resolveConfig,
@@ -182,7 +183,7 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
         Promise.all([
           acts.long.initModel.executeWithOptions({ summary: baseSummary }, [baseInput]),
           acts.long.synthTraces.executeWithOptions({ summary: `cold-start ${arm} traces, verified by the sandbox` }, [
-            { dataset: data.dataset, out: `${id}-${arm}`, mode: arm, ...config.traces },
+            { dataset: data.dataset, out: `${id}-${arm}`, mode: arm, ...config.traces, ...coldStartTeacherOptions(config.teacher) },
           ]),
         ]),
       );

@@ -22,7 +22,9 @@ export interface JobReport {
 }
 
 export type BaseModelInput = { out: string; preset: PresetName; seed: number } | { from: string; home: string };
-type SynthInput = Pick<ColdStartOptions, 'dataset' | 'out' | 'mode' | 'seed' | 'limit' | 'concurrency'> & { home?: string };
+type SynthInput = Pick<ColdStartOptions, 'dataset' | 'out' | 'mode' | 'seed' | 'limit' | 'concurrency' | 'teacher' | 'style' | 'openai'> & {
+  home?: string;
+};
 
 export const JOBS = {
   /** Which backend a child computes on: the worker asks once before it polls. */

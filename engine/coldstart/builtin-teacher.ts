@@ -8,7 +8,7 @@ import { Rng } from '../../domain/rng.js';
 import { fnv1a32 } from '../../domain/synth/index.js';
 import { renderForModel, type Sandbox } from '../sandbox/index.js';
 import { codeBlock, interpreterBlock, TAG } from '../trace/format.js';
-import { DefectRatesSchema } from './options.js';
+import { DefectRatesSchema, TraceStyleSchema } from './options.js';
 import { solutionFor } from './solutions.js';
 import type { SeededDefect, Teacher, TeacherFailure, TeacherProblem, TeacherTrace, TraceMode } from './teacher.js';
 
@@ -17,13 +17,15 @@ export type DefectRates = z.output<typeof DefectRatesSchema>;
 export const BuiltinTeacherOptionsSchema = z.object({
   seed: z.number().int().default(0),
   rates: DefectRatesSchema.default(DefectRatesSchema.parse({})),
+  style: TraceStyleSchema,
   /** Force one defect on every trace (tests). */
   force: z.enum(['malformed_tags', 'syntax_error', 'wrong_code', 'wrong_answer', 'self_correction']).optional(),
 });
 export type BuiltinTeacherOptions = z.input<typeof BuiltinTeacherOptionsSchema>;
 
-function answerBox(answer: string): string {
-  return `${TAG.answerOpen}\\boxed{${answer}}${TAG.answerClose}`;
+function answerBox(answer: string, explained = false): string {
+  const nl = explained ? '\n' : '';
+  return `${TAG.answerOpen}${nl}\\boxed{${answer}}${nl}${TAG.answerClose}`;
 }
 
 /** A different number of the same length: the slip of a careless writer. */
@@ -100,22 +102,27 @@ export class BuiltinTeacher implements Teacher {
     const drawn = this.draw(rng);
     const base = { problemId: problem.id, mode, teacher: this.name, seededDefect: null as SeededDefect | null, selfCorrection: false };
 
+    const explained = this.opts.style === 'explained';
     if (mode === 'text') {
       const answer = drawn === 'wrong_answer' || drawn === 'wrong_code' ? typo(problem.answer, rng) : problem.answer;
-      const response = `${solution.textSteps(answer).join('.\n')}.\n${answerBox(answer)}`;
+      const steps = `${solution.textSteps(answer).join('.\n')}.\n`;
+      const response = explained
+        ? `We need ${solution.goal}. I will work it out by hand.\n${steps}So the answer is ${answer}.\n${answerBox(answer, true)}`
+        : `${steps}${answerBox(answer)}`;
       return { ...base, response, seededDefect: answer === problem.answer ? null : 'wrong_answer' };
     }
 
     const code = [...solution.setup, solution.compute].join('\n');
     // No reasoning sentence before the code: a tiny model learns to copy the problem's numbers
     // into the code far sooner when the copy is short-range (see the README's results).
-    let response = '';
+    let response = explained ? `We need ${solution.goal}. I will compute it exactly with Python.\n` : '';
     let seeded: SeededDefect | null = null;
     let selfCorrection = false;
     if (drawn === 'self_correction') {
       // A first attempt that fails at run time (never a syntax error: that fails the format stage).
       const broken = solution.setup.length > 0 ? solution.compute : solution.compute.replace(/^print\((.*)\)$/, 'print(value($1))');
-      response += `${codeBlock(broken)}${interpreterBlock(await this.run(broken))}Fix the error.\n`;
+      const fix = explained ? 'The code failed, so I fix it and run it again.\n' : 'Fix the error.\n';
+      response += `${codeBlock(broken)}${interpreterBlock(await this.run(broken))}${fix}`;
       selfCorrection = true;
     }
     let finalCode = code;
@@ -123,7 +130,10 @@ export class BuiltinTeacher implements Teacher {
     if (drawn === 'wrong_code') finalCode = wrongOperand(code, rng);
     const output = await this.run(finalCode);
     const answer = drawn === 'wrong_answer' ? typo(output, rng) : output;
-    response += `${codeBlock(finalCode)}${interpreterBlock(output)}${answerBox(answer)}`;
+    const conclusion = explained
+      ? `The code printed ${output}, so the answer is ${answer}.\n${answerBox(answer, true)}`
+      : answerBox(answer);
+    response += `${codeBlock(finalCode)}${interpreterBlock(output)}${conclusion}`;
     if (drawn === 'malformed_tags') response = malformTags(response, rng);
     if (drawn !== null && drawn !== 'self_correction') seeded = drawn;
     return { ...base, response, seededDefect: seeded, selfCorrection };

@@ -4,6 +4,14 @@ import { z } from 'zod';
 
 export const TraceModeSchema = z.enum(['code', 'text']);
 
+/**
+ * How the built-in teacher writes. `terse`: code first, answer last, nothing else (what a tiny
+ * model learns fastest). `explained`: a one-line plan in words, the code (or the worked steps),
+ * a sentence on what it printed, and the answer in the ReTool prompt's `<answer>` block: the shape
+ * a pretrained instruct model is asked for and can learn from.
+ */
+export const TraceStyleSchema = z.enum(['terse', 'explained']).default('terse');
+
 export const DefectRatesSchema = z.object({
   malformedTags: z.number().min(0).max(1).default(0.04),
   syntaxError: z.number().min(0).max(1).default(0.04),
@@ -26,6 +34,14 @@ export const OpenAITeacherOptionsSchema = z.object({
     .string()
     .optional()
     .transform((key) => key || process.env.OPENAI_API_KEY || undefined),
+  /**
+   * The environment variable that holds the key, read where the teacher runs (the worker), so a
+   * pipeline config names the key without carrying it into workflow history.
+   */
+  apiKeyEnv: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name')
+    .optional(),
   /** Requests in flight at most, whatever the caller's concurrency. */
   concurrency: z.number().int().positive().default(4),
   /** Retries after the first attempt, on network errors, timeouts, 408, 409, 429 and 5xx. */

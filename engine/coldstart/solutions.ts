@@ -6,6 +6,8 @@
 import { solvers } from '../../domain/synth/index.js';
 
 export interface Solution {
+  /** What the problem asks for, as a noun phrase ("the value of 12*34+5"): the plan's words. */
+  goal: string;
   /** Lines before the computation, e.g. an import; the self-correction defect drops them. */
   setup: string[];
   /** The computation's last line, a print(...). */
@@ -77,11 +79,16 @@ export function solutionFor(family: string, problem: string): Solution | null {
   switch (family) {
     case 'arith_chain':
       if (!(m = /^Compute ([\d*+-]+)\.$/.exec(problem))) return null;
-      return { setup: [], compute: `print(${m[1]})`, textSteps: () => arith(m![1]!) };
+      return { goal: `the value of ${m[1]}`, setup: [], compute: `print(${m[1]})`, textSteps: () => arith(m![1]!) };
     case 'mod_pow':
       if ((m = /^Find (\d+) mod (\d+)\.$/.exec(problem))) {
         const [a, n] = [Number(m[1]), Number(m[2])];
-        return { setup: [], compute: `print(${a}%${n})`, textSteps: () => [`${a} = ${n}*${Math.floor(a / n)}+${a % n}`] };
+        return {
+          goal: `the remainder of ${a} divided by ${n}`,
+          setup: [],
+          compute: `print(${a}%${n})`,
+          textSteps: () => [`${a} = ${n}*${Math.floor(a / n)}+${a % n}`],
+        };
       }
       if (!(m = /^Find (\d+)\^(\d+) mod (\d+)\.$/.exec(problem))) return null;
       {
@@ -89,6 +96,7 @@ export function solutionFor(family: string, problem: string): Solution | null {
         const squares: string[] = [];
         for (let k = 1n, v = a % n; k <= e; k *= 2n, v = (v * v) % n) squares.push(`^${k}=${v}`);
         return {
+          goal: `${a}^${e} modulo ${n}`,
           setup: [],
           compute: `print(pow(${a},${e},${n}))`,
           textSteps: (ans) =>
@@ -102,6 +110,7 @@ export function solutionFor(family: string, problem: string): Solution | null {
       const value = big(m[1]!) ** big(m[2]!);
       const digits = value.toString();
       return {
+        goal: `the sum of the digits of ${m[1]}^${m[2]}`,
         setup: [],
         compute: `print(sum(map(int,str(${m[1]}**${m[2]}))))`,
         textSteps: (ans) =>
@@ -122,12 +131,18 @@ export function solutionFor(family: string, problem: string): Solution | null {
         if (fn === 'lcm') steps.push(`lcm(${acc},${x}) = ${acc}*${x}/${g} = ${(acc * x) / g}`);
         acc = fn === 'gcd' ? g : (acc * x) / g;
       }
-      return { setup: ['import math'], compute: `print(math.${fn}(${m[2]}))`, textSteps: () => steps };
+      return {
+        goal: `the ${fn === 'gcd' ? 'greatest common divisor' : 'least common multiple'} of ${m[2]!.split(',').join(', ')}`,
+        setup: ['import math'],
+        compute: `print(math.${fn}(${m[2]}))`,
+        textSteps: () => steps,
+      };
     }
     case 'divisor_count': {
       if (!(m = /^Number of divisors of (\d+)\?$/.exec(problem))) return null;
       const f = factorise(Number(m[1]));
       return {
+        goal: `how many positive divisors ${m[1]} has`,
         setup: ['from sympy import divisor_count'],
         compute: `print(divisor_count(${m[1]}))`,
         textSteps: (ans) => [
@@ -142,6 +157,7 @@ export function solutionFor(family: string, problem: string): Solution | null {
       const primes: number[] = [];
       for (let p = 2; p < n && n <= 60; p++) if (factorise(p).length === 1 && factorise(p)[0]![1] === 1) primes.push(p);
       return {
+        goal: `how many primes are below ${n}`,
         setup: ['from sympy import primepi'],
         compute: `print(primepi(${n}-1))`,
         textSteps: (ans) =>
@@ -159,6 +175,7 @@ export function solutionFor(family: string, problem: string): Solution | null {
       const num = top.reduce((a, x) => a * BigInt(x), 1n);
       const den = bottom.reduce((a, x) => a * BigInt(x), 1n);
       return {
+        goal: `the binomial coefficient C(${n},${k0})`,
         setup: ['import math'],
         compute: `print(math.comb(${n},${k0}))`,
         textSteps: (ans) => [`C(${n},${k0}) = C(${n},${k}) = ${top.join('*')}/(${bottom.join('*')}) = ${num}/${den} = ${ans}`],
@@ -180,7 +197,12 @@ export function solutionFor(family: string, problem: string): Solution | null {
         if ((t = /^(\d+)\^k$/.exec(term))) return [`(${t[1]}^${hi + 1}-${t[1]}^${lo})/(${t[1]}-1) = ${ans}`];
         return [`The sum is ${ans}`];
       };
-      return { setup: [], compute: `print(sum(${pythonTerm(term)} for k in range(${lo},${hi}+1)))`, textSteps: text };
+      return {
+        goal: `the sum of ${term} for k from ${lo} to ${hi}`,
+        setup: [],
+        compute: `print(sum(${pythonTerm(term)} for k in range(${lo},${hi}+1)))`,
+        textSteps: text,
+      };
     }
     case 'base_convert': {
       if (!(m = /^Write (\d+) in base (\d)\.$/.exec(problem))) return null;
@@ -188,6 +210,7 @@ export function solutionFor(family: string, problem: string): Solution | null {
       const remainders: number[] = [];
       for (let q = n; q > 0; q = Math.floor(q / b)) remainders.push(q % b);
       return {
+        goal: `${n} written in base ${b}`,
         setup: ['import numpy'],
         compute: `print(numpy.base_repr(${n},${b}))`,
         textSteps: (ans) => [`Remainders of ${n} divided by ${b} repeatedly: ${remainders.join(',')}`, `Read backwards: ${ans}`],
