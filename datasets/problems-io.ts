@@ -15,7 +15,7 @@ const EXTENSIONS: Record<string, ImportFormat> = {
   '.parquet': 'parquet',
 };
 
-function detectFormat(file: string, given?: ImportFormat): ImportFormat {
+export function detectFormat(file: string, given?: ImportFormat): ImportFormat {
   if (given) return given;
   const format = EXTENSIONS[extname(file).toLowerCase()];
   if (!format) {
@@ -26,7 +26,7 @@ function detectFormat(file: string, given?: ImportFormat): ImportFormat {
   return format;
 }
 
-function readerSql(file: string, format: ImportFormat, columns?: Map<string, string>): string {
+export function readerSql(file: string, format: ImportFormat, columns?: Map<string, string>): string {
   const f = sqlString(file);
   switch (format) {
     case 'jsonl':
@@ -94,7 +94,7 @@ function locateJsonLinesError(file: string): string | null {
 }
 
 /** The 1-based line of the `rowIndex`-th non-blank line (DuckDB's row order for JSONL). */
-function jsonlLineOfRow(file: string, rowIndex: number): number {
+export function jsonlLineOfRow(file: string, rowIndex: number): number {
   let seen = -1;
   const lines = readFileSync(file, 'utf8').split('\n');
   for (let i = 0; i < lines.length; i++) {
@@ -104,7 +104,7 @@ function jsonlLineOfRow(file: string, rowIndex: number): number {
   return rowIndex + 1;
 }
 
-function explainReadError(file: string, format: ImportFormat, err: unknown): BadInputError {
+export function explainReadError(file: string, format: ImportFormat, err: unknown): BadInputError {
   const raw = err instanceof Error ? err.message : String(err);
   const firstLine = raw.split('\n')[0]!.replace(/^[A-Za-z ]+Error: /, '');
   if (format === 'jsonl') {

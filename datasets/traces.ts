@@ -11,7 +11,8 @@ export interface TraceRow {
   problem: string;
   family: string | null;
   level: number | null;
-  gold: string;
+  /** Null for imported traces that came without answers. */
+  gold: string | null;
   mode: 'code' | 'text';
   teacher: string;
   /** The model's turn (what follows the prompt). */
@@ -29,7 +30,10 @@ export interface TraceRow {
 
 export interface NewTraceDataset {
   name: string;
-  parent: DatasetInfo;
+  /** The problems the teacher wrote for; an imported file has none (its path and hash are in params). */
+  parent?: DatasetInfo;
+  /** `cold-start` (a teacher's) or `import:<file>`. */
+  source?: string;
   params: Record<string, unknown>;
   newVersion?: boolean;
 }
@@ -40,9 +44,9 @@ export async function writeTraceDataset(store: Store, spec: NewTraceDataset, row
     const { id, version } = await createDataset(store, {
       name: spec.name,
       kind: 'traces',
-      source: 'cold-start',
+      source: spec.source ?? 'cold-start',
       params: spec.params,
-      parents: [{ id: spec.parent.id, relation: 'cold-start' }],
+      parents: spec.parent ? [{ id: spec.parent.id, relation: 'cold-start' }] : [],
       newVersion: spec.newVersion,
     });
     const appender = await store.connection.createAppender('traces');

@@ -1,20 +1,18 @@
 // Stage 1: cold-start synthesis. Problems -> teacher traces -> two-stage verification -> a trace
 // dataset in the store, rejected traces kept with their reason, counts per reason in its params.
 import { z } from 'zod';
-import { extractBoxed } from '../domain/grading.js';
 import { BadInputError } from '../domain/errors.js';
 import { problemsForStage } from '../datasets/problems-io.js';
 import type { Store } from '../datasets/store.js';
 import { writeTraceDataset, type TraceRow } from '../datasets/traces.js';
 import type { Sandbox } from '../engine/sandbox/index.js';
-import { responseSegments } from '../engine/trace/format.js';
-import { verifyTrace } from '../engine/trace/verify.js';
 import { mapConcurrent } from '../engine/util/concurrency.js';
 import { BuiltinTeacher } from '../engine/coldstart/builtin-teacher.js';
 import { OpenAITeacher } from '../engine/coldstart/openai-teacher.js';
 import { OpenAITeacherOptionsSchema } from '../engine/coldstart/options.js';
 import { isFailure, type Teacher, type TeacherProblem } from '../engine/coldstart/teacher.js';
 import { ColdStartOptionsSchema, type ColdStartOptions } from './options.js';
+import { rejectedByReason, verifiedTrace } from './verified-trace.js';
 
 export interface ColdStartSummary {
   dataset: string;
@@ -85,16 +83,9 @@ export async function coldStart(
           selfCorrection: false,
         };
       } else {
-        const verdict = await verifyTrace(trace.response, p.answer, sandbox, { mode: opts.mode });
         row = {
           ...base,
-          response: trace.response,
-          segments: [{ role: 'prompt', text: p.problem }, ...responseSegments(trace.response)],
-          verified: verdict.ok,
-          rejectStage: verdict.ok ? null : verdict.stage,
-          rejectReason: verdict.ok ? null : verdict.reason,
-          rejectDetail: verdict.ok ? null : verdict.detail,
-          answer: extractBoxed(trace.response),
+          ...(await verifiedTrace({ problem: p.problem, response: trace.response, gold: p.answer, mode: opts.mode }, sandbox)),
           seededDefect: trace.seededDefect,
           selfCorrection: trace.selfCorrection,
         };
@@ -105,10 +96,8 @@ export async function coldStart(
   } finally {
     await writer.close?.();
   }
-  const rejectedByReason: Record<string, number> = {};
   const seeded: ColdStartSummary['seeded'] = {};
   for (const r of rows) {
-    if (!r.verified) rejectedByReason[r.rejectReason!] = (rejectedByReason[r.rejectReason!] ?? 0) + 1;
     if (r.seededDefect) {
       const s = (seeded[r.seededDefect] ??= { seeded: 0, rejected: 0 });
       s.seeded += 1;
@@ -123,7 +112,7 @@ export async function coldStart(
     problems: problems.length,
     kept,
     rejected: rows.length - kept,
-    rejectedByReason,
+    rejectedByReason: rejectedByReason(rows),
     seeded,
     selfCorrections: rows.filter((r) => r.verified && r.selfCorrection).length,
     teacherFailures: rows.filter((r) => r.rejectStage === 'teacher').length,

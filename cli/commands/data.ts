@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { BadInputError } from '../../domain/errors.js';
+import { BadInputError, describeZodError } from '../../domain/errors.js';
 import type { DatasetInfo } from '../../datasets/schemas.js';
 import { ImportOptionsSchema } from '../../datasets/import-options.js';
 import { FAMILIES } from '../../domain/synth/index.js';
@@ -33,15 +33,63 @@ const IMPORT_FLAGS = {
   newVersion: 'add a version when the name exists',
 } satisfies Flags<typeof ImportOptionsSchema>;
 
+/** `retool data import FILE --kind traces`: every row verified in the sandbox, then stored (all or none). */
+async function importTraceFile(file: string, opts: Opts): Promise<void> {
+  if (opts.retrain)
+    throw new BadInputError('--retrain retrains on problems; import traces without it and name them in `retool sft --dataset`');
+  if (opts.split || opts.splitField || opts.problemField)
+    throw new BadInputError('--kind traces takes the problem from the user turn: --split, --split-field and --problem-field do not apply');
+  const { TraceImportOptionsSchema } = await import('../../datasets/trace-import.js');
+  const parsed = TraceImportOptionsSchema.safeParse({
+    file,
+    name: opts.name,
+    messagesField: opts.messagesField,
+    answerField: opts.answerField,
+    idField: opts.idField,
+    format: opts.format,
+    limit: opts.limit,
+    newVersion: opts.newVersion,
+  });
+  if (!parsed.success) throw new BadInputError(`retool data import --kind traces: ${describeZodError(parsed.error)}`);
+  const { withStore } = await loadStore();
+  const { importTraces } = await import('../../stages/import-traces.js');
+  const { Sandbox } = await import('../../engine/sandbox/index.js');
+  const bar = progressBar(opts, 'verify', 'traces');
+  const sandbox = new Sandbox();
+  try {
+    const summary = await withStore(opts.home, (store) => importTraces(store, sandbox, parsed.data, bar.update));
+    bar.stop();
+    emit(opts, summary, () =>
+      [
+        `${summary.dataset}: kept ${summary.kept} of ${summary.rows} traces from ${summary.file} (${summary.graded} with a gold answer, ${summary.codeTraces} with code; ${summary.seconds.toFixed(1)} s)`,
+        table(
+          Object.entries(summary.rejectedByReason).map(([reason, n]) => ({ reason, rejected: n })),
+          ['reason', 'rejected'],
+        ),
+      ].join('\n'),
+    );
+  } finally {
+    bar.stop();
+    await sandbox.close();
+  }
+}
+
 export function dataCommand(common: (cmd: Command) => Command): Command {
   const data = new Command('data').description('the DuckDB dataset store: import, export, list, show, synthesise, split');
   addSchemaFlags(
     common(data.command('import').argument('<file>', 'a .jsonl, .json, .csv or .parquet file')).description(
-      "import problems with DuckDB's readers (all rows or none)",
+      "import problems, or traces (--kind traces: conversation rows, verified like the cold start's), with DuckDB's readers (all rows or none)",
     ),
     ImportOptionsSchema,
     IMPORT_FLAGS,
   )
+    .addOption(
+      new Option('--kind <kind>', 'problems, or traces: rows of messages (system, user, assistant with <code>/<interpreter>)')
+        .choices(['problems', 'traces'])
+        .default('problems'),
+    )
+    .option('--messages-field <field>', 'with --kind traces: the field holding the messages', 'messages')
+    .option('--limit <n>', 'with --kind traces: the first N rows only', parseNumber('--limit'))
     .option('--retrain', 'then retrain on it: a pipeline run from the latest good model (splits an unsplit file 80/20)', false)
     .addOption(new Option('--preset <name>', "with --retrain: the run's settings").choices(Object.keys(PRESETS)))
     .option('--config <file>', 'with --retrain: a JSON file of settings laid over the preset')
@@ -49,6 +97,7 @@ export function dataCommand(common: (cmd: Command) => Command): Command {
     .option('--task-queue <queue>', 'with --retrain: the task queue to run on')
     .option('--workers <n>', 'with --retrain: worker processes while it waits', parseNumber('--workers'), 1)
     .action(async (file: string, opts: Opts) => {
+      if (opts.kind === 'traces') return importTraceFile(file, opts);
       const options = parseSchemaFlags(ImportOptionsSchema, opts, IMPORT_FLAGS, { file });
       const { withStore } = await loadStore();
       if (opts.retrain) {
