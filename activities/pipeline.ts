@@ -2,7 +2,7 @@
 // the model a retraining run starts from, the last checkpoint of a stopped stage, and the report.
 import { resolve } from 'node:path';
 import { Context } from '@temporalio/activity';
-import { ensureProblems, latestGoodModel, type ProblemSource } from '../datasets/pipeline-runs.js';
+import { ensureBenchmark, ensureProblems, latestGoodModel, type BenchmarkName, type ProblemSource } from '../datasets/pipeline-runs.js';
 import { collectReport } from '../datasets/report-data.js';
 import { finishRun, latestCheckpoint, startRun } from '../datasets/runs.js';
 import { resolveHome, withStore } from '../datasets/store.js';
@@ -20,6 +20,14 @@ export function createPipelineActivities({ home }: { home?: string } = {}) {
       return guarded(async () => {
         const d = await withStore(home, (store) => ensureProblems(store, data, workflowId()));
         return { dataset: `${d.name}@${d.version}`, name: d.name, version: d.version, rows: d.rowCount, splits: d.splits };
+      });
+    },
+
+    /** A shipped benchmark (AIME 2024/2025) as a stored problem set. */
+    async prepareBenchmark(input: { name: BenchmarkName }) {
+      return guarded(async () => {
+        const d = await withStore(home, (store) => ensureBenchmark(store, input.name, workflowId()));
+        return { dataset: `${d.name}@${d.version}:test`, name: input.name, rows: d.rowCount };
       });
     },
 

@@ -75,6 +75,7 @@ function optionFor(key: string, field: z.ZodType, flag: Flag): Option {
 /** The rollout's flags, as `retool rl` and `retool eval` both show them (fields of RolloutOptionsSchema). */
 export const ROLLOUT_FLAGS = {
   topP: 'nucleus sampling: keep the smallest set of tokens holding this much probability',
+  contextTokens: "prompt, response and interpreter outputs together at most (default: the model's context)",
   maxToolCalls: 'code executions per response at most',
   maxResponseTokens: { name: 'max-tokens', help: 'sampled tokens per response at most' },
   maxInterpreterTokens: 'tokens of one interpreter output at most (cut in the middle)',

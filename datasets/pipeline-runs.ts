@@ -2,6 +2,8 @@
 // model a retraining run starts from (from the pipeline rows of `runs`).
 import { BadInputError } from '../domain/errors.js';
 import { prepareData } from './prepare.js';
+import { importProblems } from './problems-io.js';
+import { AIME24_FILE, AIME25_FILE } from './real-data.js';
 import { resolveDataset } from './registry.js';
 import type { DatasetInfo } from './schemas.js';
 import type { Store } from './store.js';
@@ -52,4 +54,29 @@ export async function latestGoodModel(
   );
   const r = rows[0];
   return r ? { workflowId: String(r.run_id), model: String(r.model), accuracy: r.accuracy === null ? null : Number(r.accuracy) } : null;
+}
+
+/** The benchmarks shipped in datasets/real/ that a pipeline can evaluate on, by name. */
+export const BENCHMARKS = { aime24: AIME24_FILE, aime25: AIME25_FILE } as const;
+export type BenchmarkName = keyof typeof BENCHMARKS;
+
+/**
+ * A shipped benchmark as a problem set in the store (`bench-<name>`, every row in the test split),
+ * imported the first time and reused after.
+ */
+export async function ensureBenchmark(store: Store, name: BenchmarkName, requestId: string): Promise<DatasetInfo> {
+  const datasetName = `bench-${name}`;
+  const file = BENCHMARKS[name];
+  const latest = await resolveDataset(store, datasetName).catch(() => null);
+  if (latest && latest.source === `import:${file}`) return latest;
+  const made = await importProblems(store, {
+    file,
+    name: datasetName,
+    problemField: 'input',
+    answerField: 'output',
+    split: 'test',
+    newVersion: latest !== null,
+    requestId,
+  });
+  return made.dataset;
 }

@@ -94,7 +94,8 @@ describe('the workflows with mock activities', () => {
         evalLevels: config.eval.levels,
       };
       expect(inputsOf(`${id}-rl`, 'rl')).toEqual([2, 4, 5].map((steps) => ({ ...rlInput, steps })));
-      const evalInput = { ...config.eval, ...config.budget, dataset: `${dataset}:test`, tools: true };
+      const { baseEval: _b, benchmarks: _bs, benchmark: _k, ...heldOut } = config.eval;
+      const evalInput = { ...heldOut, ...config.budget, dataset: `${dataset}:test`, tools: true };
       expect(inputsOf(id, 'evaluate')).toEqual([
         { ...evalInput, model: `${dir}/sft`, name: `${id}-sft-eval` },
         { ...evalInput, model: `${dir}/rl`, name: `${id}-final-eval` },
@@ -110,6 +111,7 @@ describe('the workflows with mock activities', () => {
         startedFrom: null,
         sftModel: `${dir}/sft`,
         finalModel: `${dir}/rl`,
+        baseEval: null,
         sftEval: { evaluation: `${id}-sft-eval@1`, accuracy: 0.25, byLevel: { '1': 0.25 } },
         rlEvals,
         rlSteps: 5,
@@ -132,6 +134,7 @@ describe('the workflows with mock activities', () => {
             startedFrom: null,
             sftRunId: `${id}-sft`,
             rlRunId: `${id}-rl`,
+            baseAccuracy: null,
             sftAccuracy: 0.25,
             accuracy: 0.5,
             byLevel: { '1': 0.5 },
@@ -146,6 +149,7 @@ describe('the workflows with mock activities', () => {
       expect(stages(progress)).toEqual([
         'data:done',
         'cold-start:done',
+        'base-eval:skipped',
         'sft:done',
         'sft-eval:done',
         'rl:done',
@@ -251,6 +255,7 @@ describe('the workflows with mock activities', () => {
       expect(stages(progress)).toEqual([
         'data:done',
         'cold-start:skipped',
+        'base-eval:skipped',
         'sft:skipped',
         'sft-eval:done',
         'rl:done',
@@ -258,6 +263,7 @@ describe('the workflows with mock activities', () => {
         'report:done',
       ]);
       expect(progress.stages.filter((s) => s.status === 'skipped').map((s) => s.detail)).toEqual([
+        `starting from ${earlier.workflowId}`,
         `starting from ${earlier.workflowId}`,
         `starting from ${earlier.workflowId}`,
       ]);
@@ -273,8 +279,10 @@ describe('the workflows with mock activities', () => {
         teacher: { kind: 'openai', baseUrl: 'http://127.0.0.1:9/v1', model: 'teacher-model', apiKeyEnv: 'TEACHER_KEY' },
         budget: { contextTokens: 1024, maxResponseTokens: 300, maxToolCalls: 2, maxInterpreterTokens: 80 },
         rl: { steps: 2, evalEvery: 2 },
+        eval: { baseEval: true, benchmarks: ['aime24'], benchmark: { samples: 3 } },
       };
-      const result = await (await start(id, input)).result();
+      const handle = await start(id, input);
+      const result = await handle.result();
       const budget = { contextTokens: 1024, maxResponseTokens: 300, maxToolCalls: 2, maxInterpreterTokens: 80 };
       expect(inputsOf(id, 'initModel')).toEqual([{ from: 'smollm2-135m-instruct' }]);
       expect(inputsOf(id, 'synthTraces')).toEqual([
@@ -294,7 +302,20 @@ describe('the workflows with mock activities', () => {
         }),
       ]);
       expect(inputsOf(`${id}-rl`, 'rl')).toEqual([expect.objectContaining(budget)]);
-      expect(inputsOf(id, 'evaluate')).toEqual([expect.objectContaining(budget), expect.objectContaining(budget)]);
+      // Each model (base, SFT, final) on the held-out set, greedy, then on AIME 2024, sampled.
+      const evals = inputsOf(id, 'evaluate');
+      expect(evals.map((e) => [e.name, e.model, e.dataset, e.samples, e.temperature])).toEqual([
+        [`${id}-base-eval`, '/models/smollm2-135m-instruct', 'quick-world@1:test', 1, 0],
+        [`${id}-base-eval-aime24`, '/models/smollm2-135m-instruct', 'bench-aime24@1:test', 3, 0.6],
+        [`${id}-sft-eval`, `artifacts/${id}/sft`, 'quick-world@1:test', 1, 0],
+        [`${id}-sft-eval-aime24`, `artifacts/${id}/sft`, 'bench-aime24@1:test', 3, 0.6],
+        [`${id}-final-eval`, `artifacts/${id}/rl`, 'quick-world@1:test', 1, 0],
+        [`${id}-final-eval-aime24`, `artifacts/${id}/rl`, 'bench-aime24@1:test', 3, 0.6],
+      ]);
+      for (const e of evals) expect(e).toMatchObject({ ...budget, tools: true });
+      expect(inputsOf(id, 'prepareBenchmark')).toEqual([{ name: 'aime24' }]);
+      expect(result.baseEval).toMatchObject({ evaluation: `${id}-base-eval@1` });
+      expect(stages(await handle.query(pipelineProgress))).toContain('base-eval:done');
       expect(inputsOf(id, 'recordRunEnd')[0].summary).toMatchObject({ baseModel: '/models/smollm2-135m-instruct' });
       expect(result.status).toBe('completed');
     });
@@ -347,7 +368,7 @@ describe('the workflows with mock activities', () => {
       ]);
       const progress = await handle.query(pipelineProgress);
       expect(progress.stage).toBe('failed');
-      expect(stages(progress).slice(0, 3)).toEqual(['data:done', 'cold-start:done', 'sft:failed']);
+      expect(stages(progress).slice(0, 4)).toEqual(['data:done', 'cold-start:done', 'base-eval:skipped', 'sft:failed']);
       expect((await handle.describe()).typedSearchAttributes.get(RetoolStage)).toBe('failed');
     });
 
@@ -385,6 +406,7 @@ describe('the workflows with mock activities', () => {
       expect(stages(await handle.query(pipelineProgress))).toEqual([
         'data:done',
         'cold-start:done',
+        'base-eval:skipped',
         'sft:done',
         'sft-eval:done',
         'rl:done',
@@ -409,6 +431,7 @@ describe('the workflows with mock activities', () => {
       expect(stages(progress)).toEqual([
         'data:done',
         'cold-start:done',
+        'base-eval:skipped',
         'sft:stopped',
         'sft-eval:done',
         'rl:skipped',
@@ -440,6 +463,7 @@ describe('the workflows with mock activities', () => {
       expect(stages(progress)).toEqual([
         'data:done',
         'cold-start:done',
+        'base-eval:skipped',
         'sft:stopped',
         'sft-eval:pending',
         'rl:pending',

@@ -117,7 +117,20 @@ const EvalSection = EvalOptionsSchema.omit({
   toolLatencySteps: true,
   ...BUDGET_KEYS,
 })
-  .extend({ levels: Levels.optional() })
+  .extend({
+    levels: Levels.optional(),
+    /** Evaluate the base model before any training too (zero-shot, with the ReTool prompt): the table's first row. */
+    baseEval: z.boolean().default(false),
+    /** Shipped benchmarks each model is also evaluated on (avg@k and pass@k with `benchmark`'s sampling). */
+    benchmarks: z.array(z.enum(['aime24', 'aime25'])).default([]),
+    benchmark: z
+      .strictObject({
+        samples: z.number().int().positive().max(64).default(4),
+        temperature: z.number().min(0).default(0.6),
+        topP: z.number().gt(0).max(1).default(0.95),
+      })
+      .prefault({}),
+  })
   .strict();
 
 export const RetoolConfigSchema = z

@@ -29,7 +29,7 @@ import { activitiesFor } from './proxies.js';
 import { retoolRl, type RlRoundsResult } from './rl-rounds.js';
 import { RetoolBestAccuracy, RetoolDataset, RetoolModel, RetoolPreset, RetoolStage } from './search-attributes.js';
 
-export const STAGES = ['data', 'cold-start', 'sft', 'sft-eval', 'rl', 'final-eval', 'report'] as const;
+export const STAGES = ['data', 'cold-start', 'base-eval', 'sft', 'sft-eval', 'rl', 'final-eval', 'report'] as const;
 export type PipelineStage = (typeof STAGES)[number];
 type StageStatus = 'pending' | 'running' | 'done' | 'skipped' | 'stopped' | 'failed';
 
@@ -66,6 +66,8 @@ export interface PipelineResult {
   startedFrom: string | null;
   sftModel: string | null;
   finalModel: string | null;
+  /** The base model before any training (eval.baseEval), zero-shot with the ReTool prompt. */
+  baseEval: EvalBrief | null;
   sftEval: EvalBrief | null;
   rlEvals: { step: number; accuracy: number }[];
   rlSteps: number;
@@ -154,25 +156,57 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
   upsertMemo({ preset: config.preset, arm, dataset: config.data.name });
   await acts.brief.recordRunStart({ kind: 'pipeline', preset: config.preset, config });
 
-  const evaluate = (model: string, name: string, what: string) =>
-    acts.long.evaluate.executeWithOptions({ summary: `greedy held-out evaluation of the ${what} (tools ${tools ? 'on' : 'off'})` }, [
-      { ...config.eval, ...config.budget, model, dataset: `${progress.dataset}:test`, tools, name },
-    ]);
+  const { baseEval: evaluateBase, benchmarks, benchmark, ...heldOut } = config.eval;
+  let benchmarkSets: { name: string; dataset: string }[] = [];
+  /** The held-out evaluation of a model, then its avg@k on each benchmark; answers the held-out one. */
+  const evaluate = async (model: string, label: 'base' | 'sft' | 'final', what: string) => {
+    const main = await acts.long.evaluate.executeWithOptions(
+      { summary: `held-out evaluation of the ${what} (tools ${tools ? 'on' : 'off'})` },
+      [{ ...heldOut, ...config.budget, model, dataset: `${progress.dataset}:test`, tools, name: `${id}-${label}-eval` }],
+    );
+    for (const b of benchmarkSets)
+      await acts.long.evaluate.executeWithOptions(
+        { summary: `${b.name}: avg@${benchmark.samples} of the ${what} at temperature ${benchmark.temperature}` },
+        [
+          {
+            ...config.budget,
+            ...benchmark,
+            model,
+            dataset: b.dataset,
+            tools,
+            name: `${id}-${label}-eval-${b.name}`,
+            batchSize: heldOut.batchSize,
+            seed: heldOut.seed,
+            timeoutMs: heldOut.timeoutMs,
+            memoryMb: heldOut.memoryMb,
+          },
+        ],
+      );
+    return main;
+  };
 
   try {
-    const data = await stage('data', () =>
-      acts.brief.prepareProblems.executeWithOptions({ summary: `problem set ${config.data.name} (${config.data.source})` }, [config.data]),
+    const [data, ...benches] = await stage('data', () =>
+      Promise.all([
+        acts.brief.prepareProblems.executeWithOptions({ summary: `problem set ${config.data.name} (${config.data.source})` }, [
+          config.data,
+        ]),
+        ...benchmarks.map((name) => acts.brief.prepareBenchmark.executeWithOptions({ summary: `benchmark ${name}` }, [{ name }])),
+      ]),
     );
+    benchmarkSets = benches;
     progress.dataset = data.dataset;
     upsertMemo({ dataset: data.dataset });
 
     let sftModel: string | null = null;
     let baseModel: string | null = null;
+    let baseEval: EvalBrief | null = null;
     let traces: string | null = null;
     let skipRl = false;
     const previous = config.startFrom === 'latest' ? await acts.brief.findLatestGoodModel({ datasetName: data.name, arm }) : null;
     if (previous) {
       mark('cold-start', 'skipped', `starting from ${previous.workflowId}`);
+      mark('base-eval', 'skipped', `starting from ${previous.workflowId}`);
       mark('sft', 'skipped', `starting from ${previous.workflowId}`);
       sftModel = previous.model;
     } else {
@@ -189,6 +223,8 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
       );
       traces = made.dataset;
       baseModel = base.dir;
+      if (evaluateBase) baseEval = brief(await stage('base-eval', () => evaluate(base.dir, 'base', 'base model')));
+      else mark('base-eval', 'skipped');
       entry('cold-start').detail = `${made.kept} verified traces`;
       const sft = await stage('sft', () =>
         control.train(() =>
@@ -247,7 +283,7 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
         });
       };
       const [sftResult, rlResult] = await Promise.all([
-        stage('sft-eval', () => evaluate(model, `${id}-sft-eval`, previous ? 'starting model' : 'SFT model')),
+        stage('sft-eval', () => evaluate(model, 'sft', previous ? 'starting model' : 'SFT model')),
         runRl(),
       ]);
       sftEval = brief(sftResult);
@@ -260,7 +296,7 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
     const finalModel = rl?.model ?? sftModel;
     let finalEval: EvalBrief | null = null;
     if (finalModel) {
-      finalEval = brief(await stage('final-eval', () => evaluate(finalModel, `${id}-final-eval`, 'final model')));
+      finalEval = brief(await stage('final-eval', () => evaluate(finalModel, 'final', 'final model')));
       progress.finalAccuracy = finalEval.accuracy;
       noteBest(finalEval.accuracy);
     } else mark('final-eval', 'skipped', 'no model: stopped before the first SFT checkpoint');
@@ -276,6 +312,7 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
       startedFrom: previous?.workflowId ?? null,
       sftModel,
       finalModel,
+      baseEval,
       sftEval,
       rlEvals: rl?.evals ?? [],
       rlSteps: rl?.steps ?? 0,
@@ -296,6 +333,7 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
         startedFrom: result.startedFrom,
         sftRunId: previous ? null : `${id}-sft`,
         rlRunId: rl ? `${id}-rl` : null,
+        baseAccuracy: baseEval?.accuracy ?? null,
         sftAccuracy: sftEval?.accuracy ?? null,
         accuracy: finalEval?.accuracy ?? null,
         byLevel: finalEval?.byLevel ?? {},

@@ -37,6 +37,7 @@ const SYNTH_FLAGS = {
   out: { help: 'name of the trace dataset to write', arg: 'name', required: true },
   teacher: 'who writes the traces',
   mode: 'code-integrated traces, or text-only for the baseline arm',
+  style: "the built-in teacher's writing: terse (code first, for the built-in models) or explained (a plan in words, for pretrained ones)",
   limit: 'first N problems only',
   seed: "the teacher's seed (which traces get which defect)",
   concurrency: 'traces in flight at once',
@@ -62,6 +63,7 @@ const SFT_FLAGS = {
   loraAlpha: 'LoRA scale numerator (default 32)',
   loraDropout: "dropout on the adapter's input",
   loraTargets: 'layers the adapter wraps (default all seven)',
+  contextTokens: "leave out traces longer than this many tokens (default: the model's context)",
   runId: { help: 'name of the run (default: generated)', arg: 'id' },
   resume: 'continue --run-id from its latest checkpoint',
 } satisfies Flags<typeof SftOptionsSchema>;

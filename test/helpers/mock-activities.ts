@@ -90,6 +90,7 @@ export const canned: Activities = {
     const version = data.source === 'stored' ? (data.version ?? 1) : 1;
     return { dataset: `${data.name}@${version}`, name: data.name, version, rows: 100, splits: { train: 80, test: 20 } };
   },
+  prepareBenchmark: async (input) => ({ dataset: `bench-${input.name}@1:test`, name: input.name, rows: 30 }),
   findLatestGoodModel: async () => null,
   recordRunStart: async () => undefined,
   recordRunEnd: async () => undefined,
