@@ -1,6 +1,6 @@
 // Gathers what a run report shows from the store: each arm's pipeline row, its RL curves and
 // behaviour metrics, the lineage of datasets and checkpoints, and a few sample trajectories.
-import type { LineageEntry, ReportArm, ReportData, SampleTrajectory } from '../domain/report-types.js';
+import type { LineageEntry, PairedChange, ReportArm, ReportData, ReportEvaluation, SampleTrajectory } from '../domain/report-types.js';
 import { BadInputError } from '../domain/errors.js';
 import { resolveDataset } from './registry.js';
 import { getRun } from './runs.js';
@@ -67,6 +67,67 @@ async function lineageOf(store: Store, summary: Record<string, unknown>, arm: st
   return entries;
 }
 
+const MODELS = ['base', 'sft', 'final'] as const;
+
+/** The latest version of each evaluation the arm's pipeline stored (`<arm id>-<model>-eval[-<benchmark>]`). */
+async function evaluationsOf(store: Store, armId: string, arm: string): Promise<ReportEvaluation[]> {
+  const rows = await store.query<{ name: string; version: number; params: string }>(
+    `SELECT name, version, CAST(params AS VARCHAR) AS params FROM datasets d
+     WHERE kind = 'evaluations' AND starts_with(name, $1)
+       AND version = (SELECT max(version) FROM datasets e WHERE e.name = d.name)`,
+    [`${armId}-`],
+  );
+  const out: ReportEvaluation[] = [];
+  for (const r of rows) {
+    const m = new RegExp(`^${escapeRegExp(armId)}-(base|sft|final)-eval(?:-(.+))?$`).exec(String(r.name));
+    if (!m) continue;
+    const p = JSON.parse(String(r.params ?? '{}')) as Record<string, unknown>;
+    const num = (key: string): number | null => (typeof p[key] === 'number' ? (p[key] as number) : null);
+    out.push({
+      arm,
+      model: m[1] as ReportEvaluation['model'],
+      set: m[2] ?? 'held-out',
+      evaluation: `${String(r.name)}@${Number(r.version)}`,
+      tools: p.tools !== false,
+      k: num('k') ?? num('samples') ?? 1,
+      temperature: num('temperature') ?? 0,
+      problems: num('problems') ?? 0,
+      avgAtK: num('avgAtK') ?? 0,
+      passAtK: num('passAtK') ?? 0,
+      byLevel: (p.byLevel as ReportEvaluation['byLevel'] | undefined) ?? {},
+      responseLength: num('responseLength'),
+      codeRatio: num('codeRatio'),
+      codeInvocationPosition: num('codeInvocationPosition'),
+      codePassRate: num('codePassRate'),
+    });
+  }
+  const order = (e: ReportEvaluation) => `${e.set === 'held-out' ? 0 : 1}${e.set}${MODELS.indexOf(e.model)}`;
+  return out.sort((a, b) => order(a).localeCompare(order(b)));
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** RL's change to the arm's answers, problem by problem, on each set both its SFT and final models were evaluated on. */
+async function pairedChanges(store: Store, evaluations: ReportEvaluation[]): Promise<PairedChange[]> {
+  const out: PairedChange[] = [];
+  for (const sft of evaluations.filter((e) => e.model === 'sft')) {
+    const final = evaluations.find((e) => e.model === 'final' && e.set === sft.set && e.arm === sft.arm);
+    if (!final) continue;
+    const [row] = await store.query<{ n: bigint; gained: bigint | null; lost: bigint | null }>(
+      `SELECT count(*) AS n, sum(CASE WHEN f.correct AND NOT s.correct THEN 1 ELSE 0 END) AS gained,
+              sum(CASE WHEN s.correct AND NOT f.correct THEN 1 ELSE 0 END) AS lost
+       FROM evaluations s JOIN evaluations f ON f.problem_id = s.problem_id AND f.sample_idx = s.sample_idx
+       WHERE s.eval_id = $1 AND f.eval_id = $2`,
+      [sft.evaluation, final.evaluation],
+    );
+    if (!row || Number(row.n) === 0) continue;
+    out.push({ arm: sft.arm, set: sft.set, problems: Number(row.n), gained: Number(row.gained ?? 0), lost: Number(row.lost ?? 0) });
+  }
+  return out;
+}
+
 /** One correct trajectory that used the tool and one wrong one, from the last RL step. */
 async function samplesOf(store: Store, runId: string, datasetRef: string | undefined, arm: string): Promise<SampleTrajectory[]> {
   if (!datasetRef) return [];
@@ -102,6 +163,7 @@ export async function collectReport(store: Store, runId: string): Promise<Report
     run.kind === 'experiment' ? ((run.summary?.arms as { workflowId: string }[] | undefined) ?? []).map((a) => a.workflowId) : [runId];
   const arms: ReportArm[] = [];
   const lineage: LineageEntry[] = [];
+  const evaluations: ReportEvaluation[] = [];
   const samples: SampleTrajectory[] = [];
   const stageSeconds: Record<string, number> = {};
   const sandboxModes = new Set<string>();
@@ -136,6 +198,7 @@ export async function collectReport(store: Store, runId: string): Promise<Report
       evalBehaviour: evalSeries,
       trainBehaviour: await metricSeries(store, rlRunId, 'rl'),
     });
+    evaluations.push(...(await evaluationsOf(store, id, name)));
     lineage.push(...(await lineageOf(store, s, name)));
     samples.push(...(await samplesOf(store, rlRunId, typeof s.dataset === 'string' ? s.dataset : undefined, name)));
     for (const [stage, seconds] of Object.entries((s.stageSeconds as Record<string, number> | undefined) ?? {}))
@@ -149,6 +212,8 @@ export async function collectReport(store: Store, runId: string): Promise<Report
     preset: typeof run.config.preset === 'string' ? run.config.preset : null,
     config: run.config,
     arms,
+    evaluations,
+    rlVsSft: await pairedChanges(store, evaluations),
     lineage,
     samples,
     stageSeconds,

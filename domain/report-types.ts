@@ -29,6 +29,37 @@ export interface ReportArm {
   trainBehaviour: { step: number; values: Record<string, number> }[];
 }
 
+/** One stored evaluation of an arm's model: the paper's table row (accuracy and behaviour). */
+export interface ReportEvaluation {
+  arm: string;
+  /** Which model: the base (zero-shot), after cold-start SFT, or the final one (after RL). */
+  model: 'base' | 'sft' | 'final';
+  /** `held-out` (the run's own test split) or a benchmark name such as aime24. */
+  set: string;
+  evaluation: string;
+  tools: boolean;
+  k: number;
+  temperature: number;
+  problems: number;
+  avgAtK: number;
+  passAtK: number;
+  /** avg@k per difficulty level, with its problem count. */
+  byLevel: Record<string, { avgAtK: number; problems: number }>;
+  responseLength: number | null;
+  codeRatio: number | null;
+  codeInvocationPosition: number | null;
+  codePassRate: number | null;
+}
+
+/** Problems the final model answers right and the SFT model wrong (gained), and the reverse (lost). */
+export interface PairedChange {
+  arm: string;
+  set: string;
+  problems: number;
+  gained: number;
+  lost: number;
+}
+
 export interface LineageEntry {
   kind: 'dataset' | 'traces' | 'checkpoint' | 'model' | 'evaluation';
   name: string;
@@ -58,6 +89,9 @@ export interface ReportData {
   preset: string | null;
   config: unknown;
   arms: ReportArm[];
+  evaluations: ReportEvaluation[];
+  /** RL's effect on each arm's held-out answers, paired problem by problem (McNemar's test). */
+  rlVsSft: PairedChange[];
   lineage: LineageEntry[];
   samples: SampleTrajectory[];
   /** Wall-clock seconds per stage when known. */

@@ -44,6 +44,21 @@ async function problemsFor(
   return { dataset, ref: source, problems };
 }
 
+/** What the evaluation dataset keeps of its metrics (the report's table reads them back). */
+function storedMetrics(m: EvalMetrics) {
+  return {
+    k: m.k,
+    problems: m.problems,
+    avgAtK: m.avgAtK,
+    passAtK: m.passAtK,
+    byLevel: Object.fromEntries(Object.entries(m.byLevel).map(([level, a]) => [level, { avgAtK: a.avgAtK, problems: a.problems }])),
+    responseLength: m.responseLength,
+    codeRatio: m.codeRatio,
+    codeInvocationPosition: m.codeInvocationPosition,
+    codePassRate: m.codePassRate.all,
+  };
+}
+
 export async function runEval(options: EvalOptions, onProgress?: (done: number, total: number) => void): Promise<EvalSummary> {
   const opts = EvalOptionsSchema.parse(options);
   await initBackend();
@@ -81,8 +96,8 @@ export async function runEval(options: EvalOptions, onProgress?: (done: number, 
             tools: opts.tools,
             samples: opts.samples,
             temperature: opts.temperature,
-            avgAtK: metrics.avgAtK,
-            passAtK: metrics.passAtK,
+            topP: opts.topP,
+            ...storedMetrics(metrics),
           },
         },
         evaluationRows(samples, opts.tools),

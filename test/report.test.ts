@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { renderPlots, writeReport, type ReportArm, type ReportData } from '../engine/report/index.js';
+import { mcnemar } from '../engine/eval/metrics.js';
+import { renderPlots, writeReport, type ReportArm, type ReportData, type ReportEvaluation } from '../engine/report/index.js';
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
@@ -46,6 +47,24 @@ const textOnly: ReportArm = {
   trainBehaviour: [],
 };
 
+const heldOut = (model: ReportEvaluation['model'], avgAtK: number, hard: [number, number]): ReportEvaluation => ({
+  arm: 'ReTool (code)',
+  model,
+  set: 'held-out',
+  evaluation: `run-code-${model}-eval@1`,
+  tools: true,
+  k: 1,
+  temperature: 0,
+  problems: 100,
+  avgAtK,
+  passAtK: avgAtK,
+  byLevel: { '1': { avgAtK: 1, problems: 60 }, '3': { avgAtK: hard[0], problems: 30 }, '4': { avgAtK: hard[1], problems: 10 } },
+  responseLength: 120.4,
+  codeRatio: model === 'base' ? 0.05 : 1,
+  codeInvocationPosition: model === 'base' ? null : 0.25,
+  codePassRate: 0.9,
+});
+
 const data: ReportData = {
   title: 'ReTool vs text-only',
   runId: 'run-1',
@@ -54,6 +73,13 @@ const data: ReportData = {
   preset: 'tiny',
   config: { rl: { steps: 20, lr: 1e-6 }, note: '<b>not bold</b>' },
   arms: [retool, textOnly],
+  evaluations: [
+    heldOut('base', 0.02, [0, 0]),
+    heldOut('sft', 0.4, [0.3, 0.1]),
+    heldOut('final', 0.557, [0.5, 0.125]),
+    { ...heldOut('final', 0.0125, [0, 0]), set: 'aime24', problems: 30, k: 4, temperature: 0.6, passAtK: 1 / 30, byLevel: {} },
+  ],
+  rlVsSft: [{ arm: 'ReTool (code)', set: 'held-out', problems: 100, gained: 12, lost: 3 }],
   lineage: [
     { kind: 'dataset', name: 'dapo-math', detail: '12000 rows', from: [] },
     { kind: 'checkpoint', name: 'sft-final', detail: 'step 40', from: ['dapo-math', 'coldstart-traces'] },
@@ -141,6 +167,32 @@ describe('writeReport', () => {
     };
     expect(cells('ReTool (code)')).toEqual(['40.0%', '55.7%', '90.0%', '62.5%', '50.0%', '12.5%', '20']);
     expect(cells('text-only')).toEqual(['35.0%', '33.3%', '75.0%', '25.0%', '—', '—', '20']);
+
+    // The evaluations table, also as Markdown beside the page. Levels 3-4 of the final model:
+    // (0.5*30 + 0.125*10) / 40 = 40.6%. RL vs SFT: z = (12-3)/sqrt(15) = 2.32; exact
+    // p = 2 * (C(15,0)+C(15,1)+C(15,2)+C(15,3)) / 2^15 = 2 * 576 / 32768 = 0.0352.
+    expect(html).toContain('id="evaluations"');
+    const md = readFileSync(out.markdown, 'utf8');
+    expect(out.markdown).toBe(join(dir, 'nested', 'report.md'));
+    expect(md).toContain(
+      '| ReTool (code) | base (zero-shot) | held-out (100) | on | 1 (greedy) | 2.0% | 2.0% | 0.0% | 120 | 5.0% | — | 90.0% |',
+    );
+    expect(md).toContain(
+      '| ReTool (code) | after RL (20 steps) | held-out (100) | on | 1 (greedy) | 55.7% | 55.7% | 40.6% | 120 | 100.0% | 25.0% | 90.0% |',
+    );
+    expect(md).toContain('| ReTool (code) | after RL (20 steps) | aime24 (30) | on | 4 (T 0.6) | 1.3% | 3.3% | — |');
+    expect(md).toContain('| ReTool (code) | held-out | 100 | 12 | 3 | 2.32 | 0.0352 |');
+  });
+
+  it("McNemar's test: exact two-sided p of the discordant split, z by the normal approximation", () => {
+    expect(mcnemar(0, 0)).toEqual({ z: null, p: 1 });
+    // All 10 discordant pairs one way: p = 2 / 2^10.
+    expect(mcnemar(10, 0).p).toBeCloseTo(2 / 1024, 12);
+    expect(mcnemar(0, 10).z).toBeCloseTo(-Math.sqrt(10), 12);
+    // An even split is no evidence at all.
+    expect(mcnemar(7, 7)).toMatchObject({ z: 0, p: 1 });
+    // 54 gained, 22 lost (docs/results.md): z = 32 / sqrt(76) = 3.67.
+    expect(mcnemar(54, 22).z).toBeCloseTo(3.6707, 3);
   });
 
   it('leaves out plots without data and never throws on empty arms', async () => {

@@ -115,3 +115,20 @@ export function evalMetrics(samples: SampleFacts[]): EvalMetrics {
 export function codeLineCount(code: string): number {
   return code.split('\n').filter((l) => l.trim() !== '').length;
 }
+
+/**
+ * McNemar's test of a paired change (the same problems answered by two models): `gained` turned
+ * right, `lost` turned wrong. z is the normal approximation (b - c) / sqrt(b + c); p the exact
+ * two-sided binomial probability of a split at least this uneven if both directions were equally likely.
+ */
+export function mcnemar(gained: number, lost: number): { z: number | null; p: number } {
+  const n = gained + lost;
+  if (n === 0) return { z: null, p: 1 };
+  let logC = 0; // log C(n, 0)
+  let tail = 0;
+  for (let i = 0; i <= Math.min(gained, lost); i++) {
+    if (i > 0) logC += Math.log(n - i + 1) - Math.log(i);
+    tail += Math.exp(logC - n * Math.LN2);
+  }
+  return { z: (gained - lost) / Math.sqrt(n), p: Math.min(1, 2 * tail) };
+}

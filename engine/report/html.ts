@@ -2,6 +2,7 @@
 // loads, so it can be mailed around or opened from an artifact store as is.
 import type { Plot } from './plots.js';
 import type { ReportArm, ReportData, SampleTrajectory } from '../../domain/report-types.js';
+import { evaluationTable, pairedTable, pct, type Table } from './tables.js';
 
 export function renderHtml(data: ReportData, plots: Plot[]): string {
   const sandbox = data.sandbox.length > 0 ? ` · code sandbox ${data.sandbox.join(', ')}` : '';
@@ -21,6 +22,7 @@ export function renderHtml(data: ReportData, plots: Plot[]): string {
 <p class="meta">Run <code>${esc(data.runId)}</code> · ${esc(when)}</p>
 </header>
 ${summarySection(data.arms)}
+${evaluationsSection(data)}
 ${plotsSection(plots)}
 ${stagesSection(data.stageSeconds)}
 ${lineageSection(data)}
@@ -47,6 +49,27 @@ function summarySection(arms: ReportArm[]): string {
   return `<section>
 <h2 id="summary">Summary</h2>
 ${arms.length ? table(head, rows, 1) : '<p class="empty">No arms.</p>'}
+</section>`;
+}
+
+function evaluationsSection(data: ReportData): string {
+  if (data.evaluations.length === 0) return '';
+  const steps = (arm: string) => data.arms.find((a) => a.name === arm)?.rlSteps ?? 0;
+  const asHtml = (t: Table) =>
+    table(
+      t.head,
+      t.rows.map((r) => r.map(esc)),
+      t.numericFrom,
+    );
+  const paired = data.rlVsSft.length
+    ? `<h3>RL against SFT, paired problem by problem</h3>
+${asHtml(pairedTable(data))}`
+    : '';
+  return `<section>
+<h2 id="evaluations">Evaluations</h2>
+<p>avg@k: mean correctness over k samples per problem; pass@k: share of problems with a correct sample. Tokens: mean response length; code ratio: responses with code; first code at: where the first code block starts, as a share of the response; code pass: responses whose last code block ran without error.</p>
+${asHtml(evaluationTable(data, steps))}
+${paired}
 </section>`;
 }
 
@@ -151,10 +174,6 @@ ${rows.map((r) => `<tr>${r.map((c, i) => cell('td', c, i)).join('')}</tr>`).join
 function scopeIds(svg: string, scope: string): string {
   const p = scope.replace(/[^a-z0-9_-]/gi, '');
   return svg.replace(/\bid="([^"]+)"/g, `id="${p}-$1"`).replace(/url\(#([^)]+)\)/g, `url(#${p}-$1)`);
-}
-
-function pct(x: number | null | undefined): string {
-  return typeof x === 'number' && Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : '—';
 }
 
 function duration(seconds: number): string {

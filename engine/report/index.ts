@@ -4,6 +4,7 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { renderHtml } from './html.js';
 import { renderPlots } from './plots.js';
+import { renderMarkdown } from './tables.js';
 import type { ReportData } from '../../domain/report-types.js';
 
 export type * from '../../domain/report-types.js';
@@ -11,8 +12,11 @@ export type { Plot } from './plots.js';
 export { renderHtml } from './html.js';
 export { renderPlots } from './plots.js';
 
-/** Writes `outPath` and `<name>-<plot>.svg|.png` next to it; returns absolute paths. */
-export async function writeReport(data: ReportData, outPath: string): Promise<{ html: string; pngs: string[]; svgs: string[] }> {
+/** Writes `outPath`, `<name>.md` (the result tables) and `<name>-<plot>.svg|.png` next to it; returns absolute paths. */
+export async function writeReport(
+  data: ReportData,
+  outPath: string,
+): Promise<{ html: string; markdown: string; pngs: string[]; svgs: string[] }> {
   const html = resolve(outPath);
   const dir = dirname(html);
   const stem = basename(html).replace(/\.html?$/i, '');
@@ -28,9 +32,11 @@ export async function writeReport(data: ReportData, outPath: string): Promise<{ 
     svgs.push(svg);
     pngs.push(png);
   }
+  const markdown = join(dir, `${stem}.md`);
+  await writeAtomic(markdown, renderMarkdown(data));
   // Last, so a page on disk always has its images beside it.
   await writeAtomic(html, renderHtml(data, plots));
-  return { html, pngs, svgs };
+  return { html, markdown, pngs, svgs };
 }
 
 /** Readers (a browser, a watcher) never see a half-written file: write aside, then rename. */

@@ -1,0 +1,82 @@
+// The report's result tables as plain cells, rendered as HTML (html.ts) and as Markdown
+// (report.md, the form the README's table is pasted from).
+import type { ReportData, ReportEvaluation } from '../../domain/report-types.js';
+import { mcnemar } from '../eval/metrics.js';
+
+export interface Table {
+  head: string[];
+  rows: string[][];
+  /** Columns from this index on are numbers (right-aligned). */
+  numericFrom: number;
+}
+
+const HARD_LEVELS = ['3', '4'];
+const MODEL_NAMES: Record<ReportEvaluation['model'], string> = { base: 'base (zero-shot)', sft: 'cold-start SFT', final: 'after RL' };
+
+export function pct(x: number | null | undefined): string {
+  return typeof x === 'number' && Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : '—';
+}
+
+/** avg@k over the hard levels, weighted by their problem counts; null when the set has none. */
+function hardAccuracy(e: ReportEvaluation): number | null {
+  const levels = HARD_LEVELS.map((l) => e.byLevel[l]).filter((x) => x !== undefined);
+  const problems = levels.reduce((a, l) => a + l.problems, 0);
+  return problems === 0 ? null : levels.reduce((a, l) => a + l.avgAtK * l.problems, 0) / problems;
+}
+
+/** The paper's table: every model of every arm on every set, accuracy and behaviour. */
+export function evaluationTable(data: ReportData, rlSteps: (arm: string) => number): Table {
+  const head = ['Arm', 'Model', 'Set', 'Tools', 'k', 'avg@k', 'pass@k', 'Levels 3-4', 'Tokens', 'Code ratio', 'First code at', 'Code pass'];
+  const rows = data.evaluations.map((e) => [
+    e.arm,
+    e.model === 'final' ? `${MODEL_NAMES.final} (${rlSteps(e.arm)} steps)` : MODEL_NAMES[e.model],
+    e.set === 'held-out' ? `held-out (${e.problems})` : `${e.set} (${e.problems})`,
+    e.tools ? 'on' : 'off',
+    e.k === 1 && e.temperature === 0 ? '1 (greedy)' : `${e.k} (T ${e.temperature})`,
+    pct(e.avgAtK),
+    pct(e.passAtK),
+    pct(hardAccuracy(e)),
+    e.responseLength === null ? '—' : e.responseLength.toFixed(0),
+    pct(e.codeRatio),
+    pct(e.codeInvocationPosition),
+    pct(e.codePassRate),
+  ]);
+  return { head, rows, numericFrom: 4 };
+}
+
+/** RL against SFT, paired problem by problem. */
+export function pairedTable(data: ReportData): Table {
+  const head = ['Arm', 'Set', 'Pairs', 'Gained', 'Lost', 'McNemar z', 'p (exact)'];
+  const rows = data.rlVsSft.map((c) => {
+    const { z, p } = mcnemar(c.gained, c.lost);
+    return [
+      c.arm,
+      c.set,
+      String(c.problems),
+      String(c.gained),
+      String(c.lost),
+      z === null ? '—' : z.toFixed(2),
+      p < 1e-4 ? p.toExponential(1) : p.toFixed(4),
+    ];
+  });
+  return { head, rows, numericFrom: 2 };
+}
+
+export function markdownTable(t: Table): string {
+  const line = (cells: string[]) => `| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
+  return [line(t.head), line(t.head.map((_, i) => (i >= t.numericFrom ? '---:' : '---'))), ...t.rows.map(line)].join('\n');
+}
+
+/** report.md: the run's tables, for a README or a note. */
+export function renderMarkdown(data: ReportData): string {
+  const steps = (arm: string) => data.arms.find((a) => a.name === arm)?.rlSteps ?? 0;
+  const parts = [
+    `# ${data.title}`,
+    '',
+    `Run \`${data.runId}\`, ${data.status}${data.preset ? `, preset ${data.preset}` : ''}, ${data.createdAt}.`,
+    '',
+  ];
+  if (data.evaluations.length) parts.push('## Evaluations', '', markdownTable(evaluationTable(data, steps)), '');
+  if (data.rlVsSft.length) parts.push('## RL against SFT, paired', '', markdownTable(pairedTable(data)), '');
+  return `${parts.join('\n')}\n`;
+}
