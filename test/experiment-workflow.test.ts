@@ -78,6 +78,30 @@ describe('the workflows with mock activities', () => {
       expect((await handle.describe()).typedSearchAttributes.get(RetoolBestAccuracy)).toBe(0.5);
     });
 
+    it('arms one after the other (parallelArms off) on a pretrained base found once for both', async () => {
+      const id = scenario('sequential');
+      const config = resolveConfig('quick', {
+        arms: ['code', 'text'],
+        parallelArms: false,
+        model: { from: 'smollm2-135m-instruct' },
+        heartbeatTimeout,
+        rl: { steps: 2, evalEvery: 2 },
+      });
+      const result = await (await startExperiment(id, config)).result();
+      expect(result.arms.map((a) => [a.arm, a.status])).toEqual([
+        ['code', 'completed'],
+        ['text', 'completed'],
+      ]);
+      expect(inputsOf(id, 'initModel')).toEqual([{ from: 'smollm2-135m-instruct' }]);
+      for (const arm of ['code', 'text'])
+        expect(inputsOf(`${id}-${arm}`, 'initModel')).toEqual([{ from: '/models/smollm2-135m-instruct' }]);
+      // Every activity of the code arm (its RL child included) ran before the text arm's first.
+      const order = calls
+        .filter((c) => c.workflowId.startsWith(`${id}-`))
+        .map((c) => (c.workflowId.startsWith(`${id}-code`) ? 'code' : 'text'));
+      expect(order.indexOf('text')).toBe(order.lastIndexOf('code') + 1);
+    });
+
     it('stop reaches both arms: each ends stopped and the experiment is recorded as stopped', async () => {
       const id = scenario('experiment-stop', { sft: heldUntilCancelled });
       const handle = await startExperiment(id, experimentConfig());

