@@ -219,7 +219,11 @@ describeOnEachBackend('training', () => {
     expect(two.tokens).toBe(one.tokens);
     expect(Math.abs(two.loss - one.loss)).toBeLessThan(1e-5);
     expect(Math.abs(two.gradNorm - one.gradNorm)).toBeLessThan(1e-5);
-    for (const [name, p] of a.params) expect(maxAbsDiff(p.dataSync(), b.params.get(name)!.dataSync()), name).toBeLessThan(1e-6);
+    // Adam's first step moves a weight by about lr·g/(|g|+eps): for a gradient near eps, float
+    // noise from summing the micro-batches in another order (which differs between CPUs) shows
+    // as a small fraction of one step, so the bound is 2% of the first step's size.
+    const firstStep = optimizerConfig.lr / optimizerConfig.warmupSteps;
+    for (const [name, p] of a.params) expect(maxAbsDiff(p.dataSync(), b.params.get(name)!.dataSync()), name).toBeLessThan(0.02 * firstStep);
     for (const o of [optA, optB]) o.dispose();
     for (const m of [a, b]) m.dispose();
   });

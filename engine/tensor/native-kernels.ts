@@ -154,7 +154,8 @@ export function nativeTables(
  * A forward pass without gradients as raw libtensorflow ops: 30-odd ops a layer against the
  * 60-odd tfjs kernels (and their hidden constant tensors) of the differentiable forward.
  * Returns logits [B, T, V], the normed hidden state [B, T, H] and, per layer, the keys and values
- * of every position [B, nKV, S, hd], all as tfjs tensors; every intermediate is freed here.
+ * of every position [B, nKV, S, hd], all as tfjs tensors; every intermediate is freed here, a
+ * layer's as soon as the layer is done.
  */
 export function nativeInference(
   w: NativeWeights,
@@ -257,6 +258,13 @@ export function nativeInference(
         if (kAll) metaOf.delete(kAll.id);
         if (vAll) metaOf.delete(vAll.id);
       }
+      // The layer's intermediates go now: a long prefill of a wide batch would otherwise hold
+      // every layer's attention scores at once (measured: 19 GB for SmolLM2 at batch 16).
+      for (const id of live) if (id !== h) b.deleteTensor(id);
+      live.length = 0;
+      live.push(h);
+      for (const id of metaOf.keys()) b.deleteTensor(id);
+      metaOf.clear();
     });
     const normed = rmsNorm(h);
     const logitsMeta = b.executeOp('Reshape', reshapeAttrs, [matmul(normed, weightIds(w.head)), int32Constant(b, [B, T, s.vocab])], 1)[0]!;
