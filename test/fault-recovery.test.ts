@@ -49,8 +49,8 @@ describe('recovery from killed and stopped workers, production timeouts', () => 
         checkpointEvery: 2,
         promptsPerStep: 2,
         samplesPerPrompt: 2,
-        maxResponseTokens: 32,
       },
+      budget: { maxResponseTokens: 32 },
     });
     const workflowId = `test-fault-${Date.now()}`;
     const handle = await client.workflow.start(retoolPipeline, { taskQueue: queue, workflowId, args: [config] });

@@ -41,7 +41,8 @@ describe('the experiment in the Temporal UI and its report, in headless Chromium
       traces: { limit: 60, seed: 0 },
       sft: { steps: 12, checkpointEvery: 6 },
       eval: { limit: 8 },
-      rl: { steps: 2, evalEvery: 1, evalLimit: 4, checkpointEvery: 1, promptsPerStep: 2, samplesPerPrompt: 2, maxResponseTokens: 48 },
+      rl: { steps: 2, evalEvery: 1, evalLimit: 4, checkpointEvery: 1, promptsPerStep: 2, samplesPerPrompt: 2 },
+      budget: { maxResponseTokens: 48 },
     });
     const started = await startRetool(client, config, { taskQueue, workflowId: `test-experiment-${Date.now()}` });
     experimentId = started.workflowId;
@@ -146,7 +147,8 @@ describe('the experiment in the Temporal UI and its report, in headless Chromium
       JSON.stringify({
         preset: 'quick',
         eval: { limit: 4 },
-        rl: { steps: 1, evalEvery: 1, evalLimit: 4, promptsPerStep: 2, samplesPerPrompt: 2, maxResponseTokens: 32 },
+        rl: { steps: 1, evalEvery: 1, evalLimit: 4, promptsPerStep: 2, samplesPerPrompt: 2 },
+        budget: { maxResponseTokens: 32 },
       }),
     );
     const retrained = json(

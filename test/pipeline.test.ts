@@ -52,7 +52,8 @@ describe('retoolPipeline on a real Temporal dev server', () => {
       traces: { limit: 60, seed: 0 },
       sft: { steps: 12, checkpointEvery: 6 },
       eval: { limit: 8 },
-      rl: { steps: 4, evalEvery: 2, checkpointEvery: 1, promptsPerStep: 2, samplesPerPrompt: 2, evalLimit: 4, maxResponseTokens: 48 },
+      rl: { steps: 4, evalEvery: 2, checkpointEvery: 1, promptsPerStep: 2, samplesPerPrompt: 2, evalLimit: 4 },
+      budget: { maxResponseTokens: 48 },
     });
     const workflowId = `test-pipeline-${Date.now()}`;
     const handle = await client.workflow.start(retoolPipeline, { taskQueue, workflowId, args: [config] });
@@ -188,7 +189,8 @@ describe('retoolPipeline on a real Temporal dev server', () => {
       traces: { limit: 60, seed: 0 },
       sft: { steps: 300, checkpointEvery: 1000 },
       eval: { limit: 4 },
-      rl: { steps: 400, evalEvery: 200, evalLimit: 4, checkpointEvery: 1, promptsPerStep: 2, samplesPerPrompt: 2, maxResponseTokens: 32 },
+      rl: { steps: 400, evalEvery: 200, evalLimit: 4, checkpointEvery: 1, promptsPerStep: 2, samplesPerPrompt: 2 },
+      budget: { maxResponseTokens: 32 },
     });
     const workflowId = `test-control-${Date.now()}`;
     const handle = await client.workflow.start(retoolPipeline, { taskQueue, workflowId, args: [config] });

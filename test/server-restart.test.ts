@@ -45,7 +45,8 @@ describe('the Temporal dev server stopped and restarted mid-run', () => {
       traces: { limit: 60, seed: 0 },
       sft: { steps: 200, checkpointEvery: 50 },
       eval: { limit: 4 },
-      rl: { steps: 2, evalEvery: 2, evalLimit: 4, promptsPerStep: 2, samplesPerPrompt: 2, maxResponseTokens: 32 },
+      rl: { steps: 2, evalEvery: 2, evalLimit: 4, promptsPerStep: 2, samplesPerPrompt: 2 },
+      budget: { maxResponseTokens: 32 },
     });
     const workflowId = `test-restart-${Date.now()}`;
     await client.workflow.start(retoolPipeline, { taskQueue, workflowId, args: [config] });

@@ -227,13 +227,14 @@ export const PRESETS = {
       samplesPerPrompt: 4,
       rolloutBatchSize: 16,
       epochs: 1,
-      miniBatchSize: 16,
+      // Four updates a step: a whole step's 16 sequences in one pass would not fit in memory.
+      miniBatchSize: 4,
       lr: 5e-5,
       evalEvery: 6,
-      evalLimit: 60,
+      evalLimit: 40,
       checkpointEvery: 2,
     },
-    eval: { limit: 120, baseEval: true, benchmarks: ['aime24'], benchmark: { samples: 2 }, batchSize: 40 },
+    eval: { limit: 60, baseEval: true, benchmarks: ['aime24'], benchmark: { samples: 2 }, batchSize: 16 },
   },
 } satisfies Record<string, RetoolConfigInput>;
 
