@@ -70,6 +70,7 @@ describe('retoolPipeline on a real Temporal dev server', () => {
     expect(progress.stages.map((s) => `${s.name}:${s.status}`)).toEqual([
       'data:done',
       'cold-start:done',
+      'base-eval:skipped',
       'sft:done',
       'sft-eval:done',
       'rl:done',
@@ -84,6 +85,11 @@ describe('retoolPipeline on a real Temporal dev server', () => {
     expect(described.memo).toMatchObject({ preset: 'quick', bestAccuracy: best, report: result.report });
     expect(existsSync(result.report!)).toBe(true);
     expect(existsSync(result.report!.replace(/\.html$/, '-accuracy.png'))).toBe(true);
+    // report.md: the SFT and final models' held-out evaluations from the store, and RL against SFT paired.
+    const markdown = readFileSync(result.report!.replace(/\.html$/, '.md'), 'utf8');
+    expect(markdown).toMatch(/\| ReTool \(code\) \| cold-start SFT \| held-out \(8\) \| on \| 1 \(greedy\) \|/);
+    expect(markdown).toMatch(/\| ReTool \(code\) \| after RL \(4 steps\) \| held-out \(8\) \| on \|/);
+    expect(markdown).toMatch(/\| ReTool \(code\) \| held-out \| 8 \| \d+ \| \d+ \|/);
     // The report records the isolation the model's code ran under.
     expect(readFileSync(result.report!, 'utf8')).toContain(`code sandbox ${expectedSandboxMode()}`);
     // ... and the backend it computed on: the native one by default, wherever it was built.
@@ -174,7 +180,7 @@ describe('retoolPipeline on a real Temporal dev server', () => {
         rlSteps: 2,
       });
       const retrainProgress = await client.workflow.getHandle(retrainId!).query(pipelineProgress);
-      expect(retrainProgress.stages.filter((s) => s.status === 'skipped').map((s) => s.name)).toEqual(['cold-start', 'sft']);
+      expect(retrainProgress.stages.filter((s) => s.status === 'skipped').map((s) => s.name)).toEqual(['cold-start', 'base-eval', 'sft']);
       const rlInput = (await client.workflow.getHandle(retrainProgress.rlWorkflowId!).fetchHistory()).events![0]!
         .workflowExecutionStartedEventAttributes!.input!.payloads![0]!;
       expect(defaultPayloadConverter.fromPayload<{ model: string }>(rlInput).model).toBe(result.finalModel);
