@@ -221,7 +221,7 @@ export const PRESETS = {
     budget: { contextTokens: 1024, maxResponseTokens: 200, maxToolCalls: 2, maxInterpreterTokens: 48 },
     sft: { steps: 60, batchSize: 4, lr: 2e-4, minLr: 2e-5, warmupSteps: 6, checkpointEvery: 10, lengthBucketSteps: 8 },
     rl: {
-      steps: 12,
+      steps: 10,
       levels: [3, 4],
       promptsPerStep: 4,
       samplesPerPrompt: 4,
@@ -230,8 +230,8 @@ export const PRESETS = {
       // Four updates a step: a whole step's 16 sequences in one pass would not fit in memory.
       miniBatchSize: 4,
       lr: 5e-5,
-      evalEvery: 6,
-      evalLimit: 40,
+      evalEvery: 5,
+      evalLimit: 30,
       checkpointEvery: 2,
     },
     eval: { limit: 60, baseEval: true, benchmarks: ['aime24'], benchmark: { samples: 2 }, batchSize: 16 },
