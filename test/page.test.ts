@@ -87,7 +87,7 @@ describe('the experiment in the Temporal UI and its report, in headless Chromium
         await page.getByText(stage, { exact: true }).first().waitFor({ timeout: 30_000 });
       for (const summary of [
         `SFT on ${experimentId}-code-code@1: 12 steps of 8`,
-        'greedy held-out evaluation of the final model (tools on)',
+        'held-out evaluation of the final model (tools on)',
         'RL (grpo) of the code arm: 2 steps in rounds of 1',
       ]) {
         await page.getByText(summary, { exact: true }).first().waitFor({ timeout: 30_000 });
