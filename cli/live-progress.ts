@@ -8,7 +8,7 @@ const HEARTBEAT_STAGE: Record<string, string[]> = {
   sft: ['sft'],
   rl: ['rl'],
   'cold-start': ['cold-start'],
-  eval: ['sft-eval', 'final-eval'],
+  eval: ['base-eval', 'sft-eval', 'final-eval'],
 };
 
 export function formatEta(seconds: number | null): string {

@@ -99,3 +99,35 @@ export function progressBar(opts: CommonOptions, label: string, unit = 'rows') {
     stop: () => started && bar.stop(),
   };
 }
+
+/**
+ * Runs a job that verifies traces in a sandbox (`synth`, `data import --kind traces`) behind a
+ * progress bar, then prints its headline and the rejections by reason.
+ */
+export async function runTraceVerification<S extends { rejectedByReason: Record<string, number> }>(
+  opts: CommonOptions,
+  label: string,
+  work: (sandbox: import('../engine/sandbox/index.js').Sandbox, onProgress: (done: number, total: number) => void) => Promise<S>,
+  headline: (summary: S) => string,
+): Promise<void> {
+  // The sandbox loads here, not when the CLI starts.
+  const { Sandbox } = await import('../engine/sandbox/index.js');
+  const bar = progressBar(opts, label, 'traces');
+  const sandbox = new Sandbox();
+  try {
+    const summary = await work(sandbox, bar.update);
+    bar.stop();
+    emit(opts, summary, () =>
+      [
+        headline(summary),
+        table(
+          Object.entries(summary.rejectedByReason).map(([reason, n]) => ({ reason, rejected: n })),
+          ['reason', 'rejected'],
+        ),
+      ].join('\n'),
+    );
+  } finally {
+    bar.stop();
+    await sandbox.close();
+  }
+}

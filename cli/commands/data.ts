@@ -3,7 +3,7 @@ import { BadInputError, describeZodError } from '../../domain/errors.js';
 import type { DatasetInfo } from '../../datasets/schemas.js';
 import { ImportOptionsSchema } from '../../datasets/import-options.js';
 import { FAMILIES } from '../../domain/synth/index.js';
-import { emit, parseList, parseNumber, progressBar, table, type CommonOptions } from '../output.js';
+import { emit, parseList, parseNumber, progressBar, runTraceVerification, table, type CommonOptions } from '../output.js';
 import { PRESETS } from '../../workflows/config.js';
 import { addSchemaFlags, parseSchemaFlags, type Flags } from '../schema-flags.js';
 import { loadConfig, runWithProgress } from './run.js';
@@ -53,25 +53,13 @@ async function importTraceFile(file: string, opts: Opts): Promise<void> {
   if (!parsed.success) throw new BadInputError(`retool data import --kind traces: ${describeZodError(parsed.error)}`);
   const { withStore } = await loadStore();
   const { importTraces } = await import('../../stages/import-traces.js');
-  const { Sandbox } = await import('../../engine/sandbox/index.js');
-  const bar = progressBar(opts, 'verify', 'traces');
-  const sandbox = new Sandbox();
-  try {
-    const summary = await withStore(opts.home, (store) => importTraces(store, sandbox, parsed.data, bar.update));
-    bar.stop();
-    emit(opts, summary, () =>
-      [
-        `${summary.dataset}: kept ${summary.kept} of ${summary.rows} traces from ${summary.file} (${summary.graded} with a gold answer, ${summary.codeTraces} with code; ${summary.seconds.toFixed(1)} s)`,
-        table(
-          Object.entries(summary.rejectedByReason).map(([reason, n]) => ({ reason, rejected: n })),
-          ['reason', 'rejected'],
-        ),
-      ].join('\n'),
-    );
-  } finally {
-    bar.stop();
-    await sandbox.close();
-  }
+  await runTraceVerification(
+    opts,
+    'verify',
+    (sandbox, onProgress) => withStore(opts.home, (store) => importTraces(store, sandbox, parsed.data, onProgress)),
+    (s) =>
+      `${s.dataset}: kept ${s.kept} of ${s.rows} traces from ${s.file} (${s.graded} with a gold answer, ${s.codeTraces} with code; ${s.seconds.toFixed(1)} s)`,
+  );
 }
 
 export function dataCommand(common: (cmd: Command) => Command): Command {

@@ -3,7 +3,7 @@
 import { Command } from 'commander';
 import { ColdStartOptionsSchema, EvalOptionsSchema, SftOptionsSchema } from '../../stages/options.js';
 import type { EvalMetrics } from '../../engine/eval/metrics.js';
-import { emit, pct, progressBar, table, type CommonOptions } from '../output.js';
+import { emit, pct, progressBar, table, type CommonOptions, runTraceVerification } from '../output.js';
 import { addSchemaFlags, parseSchemaFlags, ROLLOUT_FLAGS, type Flags } from '../schema-flags.js';
 
 type Opts = CommonOptions & Record<string, unknown>;
@@ -96,25 +96,13 @@ export function synthCommand(common: (cmd: Command) => Command): Command {
       // The stages, the store and the sandbox load here, not when the CLI starts.
       const { withStore } = await import('../../datasets/store.js');
       const { coldStart } = await import('../../stages/coldstart.js');
-      const { Sandbox } = await import('../../engine/sandbox/index.js');
-      const bar = progressBar(opts, 'synth', 'traces');
-      const sandbox = new Sandbox();
-      try {
-        const summary = await withStore(opts.home, (store) => coldStart(store, sandbox, options, bar.update));
-        bar.stop();
-        emit(opts, summary, () =>
-          [
-            `${summary.dataset}: kept ${summary.kept} of ${summary.problems} ${summary.mode} traces from ${summary.source} (teacher ${summary.teacher}, ${summary.seconds.toFixed(1)} s)`,
-            table(
-              Object.entries(summary.rejectedByReason).map(([reason, n]) => ({ reason, rejected: n })),
-              ['reason', 'rejected'],
-            ),
-          ].join('\n'),
-        );
-      } finally {
-        bar.stop();
-        await sandbox.close();
-      }
+      await runTraceVerification(
+        opts,
+        'synth',
+        (sandbox, onProgress) => withStore(opts.home, (store) => coldStart(store, sandbox, options, onProgress)),
+        (s) =>
+          `${s.dataset}: kept ${s.kept} of ${s.problems} ${s.mode} traces from ${s.source} (teacher ${s.teacher}, ${s.seconds.toFixed(1)} s)`,
+      );
     });
 }
 
