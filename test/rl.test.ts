@@ -468,7 +468,7 @@ describe('the RL loop', () => {
     await saveAdapter(adapterDir, model, modelDir, { tokenizer });
     model.dispose();
     const lora = (runId: string, extra: Partial<RlOptions> = {}) => base(runId, { model: adapterDir, lr: 5e-3, evalEvery: 0, ...extra });
-    const whole = await runRl(lora('lora-whole'));
+    await runRl(lora('lora-whole'));
     const stop = new AbortController();
     await runRl(lora('lora-split'), { onStep: (m) => m.step === 2 && stop.abort(), signal: stop.signal });
     const second = await runRl(lora('lora-split', { resume: true }));
