@@ -47,6 +47,9 @@ export function loadConfig(preset: string | undefined, file: string | undefined)
 
 function resultsTable(run: RunRetoolResult): string {
   const rows = run.arms.flatMap((a) => [
+    ...(a.baseEval
+      ? [{ arm: a.arm, model: 'base (zero-shot)', accuracy: pct(a.baseEval.accuracy), evaluation: a.baseEval.evaluation }]
+      : []),
     {
       arm: a.arm,
       model: a.startedFrom ? `start (${a.startedFrom})` : 'after SFT',
@@ -63,9 +66,10 @@ export function runCommand(common: (cmd: Command) => Command): Command {
   return common(new Command('run'))
     .description('the ReTool pipeline on Temporal: data, cold start, SFT, evaluation, RL rounds, final evaluation, report')
     .addOption(
-      new Option('--preset <name>', 'quick: a first look in minutes; default: the main job; paper: ReTool vs text-only (hours)').choices(
-        Object.keys(PRESETS),
-      ),
+      new Option(
+        '--preset <name>',
+        'quick: a first look in minutes; default: the main job; paper: ReTool vs text-only (hours); real: the same on SmolLM2 with LoRA (hours)',
+      ).choices(Object.keys(PRESETS)),
     )
     .option('--config <file>', 'a JSON file of settings laid over the preset (see README, "Configuration")')
     .option('--task-queue <queue>', 'the task queue to run on', undefined)
