@@ -62,15 +62,17 @@ export const JOBS = {
 
   async rl(input: RlOptions, report: JobReport) {
     let heldOut: number | null = null;
+    let step = 0;
     const { history: _history, ...summary } = await runRl(input, {
       onStep: (m) =>
-        report.progress(m.step, undefined, {
+        report.progress((step = m.step), undefined, {
           reward: m.rewardMean,
           accuracy: m.accuracy,
           response_length: m.responseLength,
           held_out_accuracy: heldOut,
         }),
-      onEval: (p) => report.progress(p.step, undefined, { held_out_accuracy: (heldOut = p.accuracy) }),
+      // An evaluation may finish after later steps (it overlaps training): it never moves progress back.
+      onEval: (p) => report.progress(Math.max(step, p.step), undefined, { held_out_accuracy: (heldOut = p.accuracy) }),
       onCheckpoint: (step, path) => report.checkpoint(step, path),
       signal: report.signal,
     });
