@@ -37,8 +37,6 @@ export interface ConversationRow {
   problem: string;
   response: string;
   gold: string | null;
-  /** Where the row is in the file, for messages ("line 3", "row 7"). */
-  where: string;
 }
 
 /**
@@ -108,6 +106,7 @@ export async function readConversationRows(store: Store, options: TraceImportOpt
     throw explainReadError(opts.file, format, err);
   }
   if (rows.length === 0) throw new BadInputError(`${opts.file}: no rows to import`);
+  // Re-reads a JSONL file to find the line: only on the error path.
   const where = (i: number) => (format === 'jsonl' ? `line ${jsonlLineOfRow(file, i)}` : `row ${i + 1}`);
   const seen = new Set<string>();
   return rows.map((r, i) => {
@@ -118,6 +117,6 @@ export async function readConversationRows(store: Store, options: TraceImportOpt
     const id = r.i ?? `row-${i}`;
     if (seen.has(id)) throw new BadInputError(`${opts.file} ${where(i)}: id "${id}" is on more than one row; ids must be unique`);
     seen.add(id);
-    return { id, ...conv, gold: answerField ? r.a!.trim() : null, where: where(i) };
+    return { id, ...conv, gold: answerField ? r.a!.trim() : null };
   });
 }

@@ -90,7 +90,7 @@ export interface ReportData {
   config: unknown;
   arms: ReportArm[];
   evaluations: ReportEvaluation[];
-  /** RL's effect on each arm's held-out answers, paired problem by problem (McNemar's test). */
+  /** RL's effect on each arm's answers per evaluated set, paired problem by problem (McNemar's test). */
   rlVsSft: PairedChange[];
   lineage: LineageEntry[];
   samples: SampleTrajectory[];

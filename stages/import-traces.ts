@@ -3,15 +3,14 @@
 // lineage is the file (its path and SHA-256). Rows without a gold answer are checked for format
 // and code (every block re-run must print what the trace recorded) and need an answer, but their
 // answer is not graded: nothing to grade it against.
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { readConversationRows, TraceImportOptionsSchema, type TraceImportOptions } from '../datasets/trace-import.js';
 import type { Store } from '../datasets/store.js';
 import { writeTraceDataset, type TraceRow } from '../datasets/traces.js';
 import type { Sandbox } from '../engine/sandbox/index.js';
-import { codeBlocks } from '../engine/trace/format.js';
+import { TAG } from '../engine/trace/format.js';
 import { mapConcurrent } from '../engine/util/concurrency.js';
+import { fileSha256 } from '../engine/util/hash.js';
 import { rejectedByReason, verifiedTrace } from './verified-trace.js';
 
 export interface TraceImportSummary {
@@ -38,10 +37,10 @@ export async function importTraces(
   const started = performance.now();
   const conversations = await readConversationRows(store, opts);
   const file = resolve(opts.file);
-  const sha256 = createHash('sha256').update(readFileSync(file)).digest('hex');
+  const sha256 = await fileSha256(file);
   let done = 0;
   const rows = await mapConcurrent(conversations, opts.concurrency, async (c): Promise<TraceRow> => {
-    const mode = codeBlocks(c.response).length > 0 || c.response.includes('<code>') ? 'code' : 'text';
+    const mode = c.response.includes(TAG.codeOpen) ? 'code' : 'text';
     const row: TraceRow = {
       problemId: c.id,
       problem: c.problem,

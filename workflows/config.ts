@@ -48,13 +48,8 @@ const AdapterSection = z.discriminatedUnion('kind', [
  * response and interpreter outputs; default the model's own), the model's tokens, the tool calls,
  * and the tokens of one interpreter output (cut in the middle past it, as in the paper's recipe).
  */
-const BudgetSection = RolloutOptionsSchema.pick({
-  contextTokens: true,
-  maxResponseTokens: true,
-  maxToolCalls: true,
-  maxInterpreterTokens: true,
-}).strict();
 const BUDGET_KEYS = { contextTokens: true, maxResponseTokens: true, maxToolCalls: true, maxInterpreterTokens: true } as const;
+const BudgetSection = RolloutOptionsSchema.pick(BUDGET_KEYS).strict();
 
 /**
  * Who writes the cold-start traces: the built-in teacher (synthetic families only), or any
@@ -104,7 +99,10 @@ const RlSection = RlOptionsSchema.omit({
 })
   .extend({ levels: Levels.optional() })
   .strict();
-/** The held-out evaluations (sampling: greedy unless `temperature` and `samples` say otherwise) (after SFT and at the end), and the levels RL's periodic ones use. */
+/**
+ * The held-out evaluations (of the base, the SFT and the final model; greedy unless `temperature`
+ * and `samples` say otherwise), the levels RL's periodic ones use, and the benchmarks.
+ */
 const EvalSection = EvalOptionsSchema.omit({
   model: true,
   dataset: true,

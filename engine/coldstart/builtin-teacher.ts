@@ -113,8 +113,8 @@ export class BuiltinTeacher implements Teacher {
     }
 
     const code = [...solution.setup, solution.compute].join('\n');
-    // No reasoning sentence before the code: a tiny model learns to copy the problem's numbers
-    // into the code far sooner when the copy is short-range (see the README's results).
+    // Terse: no reasoning sentence before the code, since a tiny model learns to copy the
+    // problem's numbers into the code far sooner when the copy is short-range (README's results).
     let response = explained ? `We need ${solution.goal}. I will compute it exactly with Python.\n` : '';
     let seeded: SeededDefect | null = null;
     let selfCorrection = false;

@@ -16,8 +16,8 @@ const BaseRecordSchema = z.object({
 });
 export type BaseRecord = z.infer<typeof BaseRecordSchema>;
 
-/** What decides a model's outputs: its config, weights and tokenizer (not its optimizer or notes). */
-const CONTENT_FILES = /^(config\.json|tokenizer\.json|.*\.safetensors|model\.safetensors\.index\.json)$/;
+/** What decides a model's outputs: its config, weights (whole or in shards) and tokenizer; not its optimizer or value head. */
+const CONTENT_FILES = /^(config\.json|tokenizer\.json|model(-\d{5}-of-\d{5})?\.safetensors|model\.safetensors\.index\.json)$/;
 const CHUNK_BYTES = 4 << 20;
 const hashes = new Map<string, { stamp: string; sha256: string }>();
 

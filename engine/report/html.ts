@@ -54,7 +54,6 @@ ${arms.length ? table(head, rows, 1) : '<p class="empty">No arms.</p>'}
 
 function evaluationsSection(data: ReportData): string {
   if (data.evaluations.length === 0) return '';
-  const steps = (arm: string) => data.arms.find((a) => a.name === arm)?.rlSteps ?? 0;
   const asHtml = (t: Table) =>
     table(
       t.head,
@@ -68,7 +67,7 @@ ${asHtml(pairedTable(data))}`
   return `<section>
 <h2 id="evaluations">Evaluations</h2>
 <p>avg@k: mean correctness over k samples per problem; pass@k: share of problems with a correct sample. Tokens: mean response length; code ratio: responses with code; first code at: where the first code block starts, as a share of the response; code pass: responses whose last code block ran without error.</p>
-${asHtml(evaluationTable(data, steps))}
+${asHtml(evaluationTable(data))}
 ${paired}
 </section>`;
 }

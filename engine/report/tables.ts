@@ -25,7 +25,8 @@ function hardAccuracy(e: ReportEvaluation): number | null {
 }
 
 /** The paper's table: every model of every arm on every set, accuracy and behaviour. */
-export function evaluationTable(data: ReportData, rlSteps: (arm: string) => number): Table {
+export function evaluationTable(data: ReportData): Table {
+  const rlSteps = (arm: string) => data.arms.find((a) => a.name === arm)?.rlSteps ?? 0;
   const head = ['Arm', 'Model', 'Set', 'Tools', 'k', 'avg@k', 'pass@k', 'Levels 3-4', 'Tokens', 'Code ratio', 'First code at', 'Code pass'];
   const rows = data.evaluations.map((e) => [
     e.arm,
@@ -69,14 +70,13 @@ export function markdownTable(t: Table): string {
 
 /** report.md: the run's tables, for a README or a note. */
 export function renderMarkdown(data: ReportData): string {
-  const steps = (arm: string) => data.arms.find((a) => a.name === arm)?.rlSteps ?? 0;
   const parts = [
     `# ${data.title}`,
     '',
     `Run \`${data.runId}\`, ${data.status}${data.preset ? `, preset ${data.preset}` : ''}, ${data.createdAt}.`,
     '',
   ];
-  if (data.evaluations.length) parts.push('## Evaluations', '', markdownTable(evaluationTable(data, steps)), '');
+  if (data.evaluations.length) parts.push('## Evaluations', '', markdownTable(evaluationTable(data)), '');
   if (data.rlVsSft.length) parts.push('## RL against SFT, paired', '', markdownTable(pairedTable(data)), '');
   return `${parts.join('\n')}\n`;
 }
