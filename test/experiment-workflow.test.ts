@@ -86,6 +86,7 @@ describe('the workflows with mock activities', () => {
         model: { from: 'smollm2-135m-instruct' },
         heartbeatTimeout,
         rl: { steps: 2, evalEvery: 2 },
+        eval: { baseEval: true },
       });
       const result = await (await startExperiment(id, config)).result();
       expect(result.arms.map((a) => [a.arm, a.status])).toEqual([
@@ -95,6 +96,10 @@ describe('the workflows with mock activities', () => {
       expect(inputsOf(id, 'initModel')).toEqual([{ from: 'smollm2-135m-instruct' }]);
       for (const arm of ['code', 'text'])
         expect(inputsOf(`${id}-${arm}`, 'initModel')).toEqual([{ from: '/models/smollm2-135m-instruct' }]);
+      // The shared base is evaluated once, in the first arm.
+      const evaluations = (arm: string) => inputsOf(`${id}-${arm}`, 'evaluate').map((e) => e.name);
+      expect(evaluations('code')).toEqual([`${id}-code-base-eval`, `${id}-code-sft-eval`, `${id}-code-final-eval`]);
+      expect(evaluations('text')).toEqual([`${id}-text-sft-eval`, `${id}-text-final-eval`]);
       // Every activity of the code arm (its RL child included) ran before the text arm's first.
       const order = calls
         .filter((c) => c.workflowId.startsWith(`${id}-`))

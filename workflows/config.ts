@@ -230,7 +230,7 @@ export const PRESETS = {
       // 5e-5 took held-out accuracy from 66.7% to 40.0% in five steps (docs/results.md, 2026-12-07).
       lr: 1e-5,
       evalEvery: 5,
-      evalLimit: 30,
+      evalLimit: 20,
       checkpointEvery: 2,
     },
     eval: { limit: 60, baseEval: true, benchmarks: ['aime24'], benchmark: { samples: 2 }, batchSize: 16 },

@@ -64,7 +64,16 @@ export async function retoolExperiment(input: RetoolConfigInput): Promise<Experi
       startChild(retoolPipeline, {
         workflowId: `${id}-${arm}`,
         staticSummary: `${arm === 'code' ? 'ReTool (code)' : 'text-only'} arm of ${id}`,
-        args: [{ ...config, arm, model, data: { source: 'stored', name: data.name, version: data.version } }],
+        args: [
+          {
+            ...config,
+            arm,
+            model,
+            data: { source: 'stored', name: data.name, version: data.version },
+            // The arms share one base, so its zero-shot evaluation runs once, in the first arm.
+            eval: { ...config.eval, baseEval: config.eval.baseEval && arm === config.arms[0] },
+          },
+        ],
       });
     const signals = { pause: pauseSignal, resume: resumeSignal, stop: stopSignal };
     const running: Awaited<ReturnType<typeof startArm>>[] = [];
