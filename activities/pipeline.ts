@@ -2,7 +2,14 @@
 // the model a retraining run starts from, the last checkpoint of a stopped stage, and the report.
 import { resolve } from 'node:path';
 import { Context } from '@temporalio/activity';
-import { ensureBenchmark, ensureProblems, latestGoodModel, type BenchmarkName, type ProblemSource } from '../datasets/pipeline-runs.js';
+import {
+  ensureBenchmark,
+  ensureProblems,
+  latestGoodModel,
+  storedColdStart,
+  type BenchmarkName,
+  type ProblemSource,
+} from '../datasets/pipeline-runs.js';
 import { collectReport } from '../datasets/report-data.js';
 import { finishRun, latestCheckpoint, startRun } from '../datasets/runs.js';
 import { resolveHome, withStore } from '../datasets/store.js';
@@ -28,6 +35,14 @@ export function createPipelineActivities({ home }: { home?: string } = {}) {
       return guarded(async () => {
         const d = await withStore(home, (store) => ensureBenchmark(store, input.name, workflowId()));
         return { dataset: `${d.name}@${d.version}:test`, name: input.name, rows: d.rowCount };
+      });
+    },
+
+    /** An arm's cold-start traces taken from the store instead of a teacher. */
+    async useStoredTraces(input: { traces: string; mode: 'code' | 'text' }) {
+      return guarded(async () => {
+        const { dataset, kept } = await withStore(home, (store) => storedColdStart(store, input.traces, input.mode));
+        return { dataset: `${dataset.name}@${dataset.version}`, kept, reused: true };
       });
     },
 

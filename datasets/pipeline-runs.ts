@@ -7,6 +7,7 @@ import { AIME24_FILE, AIME25_FILE } from './real-data.js';
 import { resolveDataset } from './registry.js';
 import type { DatasetInfo } from './schemas.js';
 import type { Store } from './store.js';
+import { resolveTraceDataset } from './traces.js';
 
 export type ProblemSource =
   { source: 'synth'; name: string; count: number; seed: number } | { source: 'stored'; name: string; version?: number };
@@ -79,4 +80,27 @@ export async function ensureBenchmark(store: Store, name: BenchmarkName, request
     requestId,
   });
   return made.dataset;
+}
+
+/**
+ * A stored trace dataset as an arm's cold start (`teacher: {kind: stored}`): it must hold verified
+ * traces, and a text arm's none with code (the baseline never sees the tool). A code arm's may
+ * mix in text traces, as the paper's cold start does.
+ */
+export async function storedColdStart(store: Store, ref: string, mode: 'code' | 'text'): Promise<{ dataset: DatasetInfo; kept: number }> {
+  const key = `teacher.${mode}`;
+  const dataset = await resolveTraceDataset(store, ref).catch((err: unknown) => {
+    throw err instanceof BadInputError ? new BadInputError(`${key}: ${err.message}`) : err;
+  });
+  const counts = await store.query<{ mode: string; n: number }>(
+    'SELECT mode, CAST(count(*) AS INTEGER) AS n FROM traces WHERE dataset_id = $1 AND verified GROUP BY mode',
+    [dataset.id],
+  );
+  const label = `${dataset.name}@${dataset.version}`;
+  const withCode = counts.find((c) => c.mode === 'code')?.n ?? 0;
+  if (mode === 'text' && withCode > 0)
+    throw new BadInputError(`${key}: ${label} holds ${withCode} verified traces that call code; the text arm trains on text only`);
+  const kept = counts.reduce((sum, c) => sum + c.n, 0);
+  if (kept === 0) throw new BadInputError(`${key}: ${label} holds no verified traces`);
+  return { dataset, kept };
 }

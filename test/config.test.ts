@@ -76,6 +76,18 @@ describe('the run configuration', () => {
     expect(() => resolveConfig('quick', { teacher: { ...openai, apiKeyEnv: 'TEACHER KEY' } })).toThrow(/apiKeyEnv/);
   });
 
+  it('a stored-traces teacher names a dataset for every arm the run trains', () => {
+    const stored = { kind: 'stored', code: 'retool-sft@2' };
+    expect(resolveConfig('quick', { teacher: stored }).teacher).toEqual(stored);
+    expect(() => parseConfig({ preset: 'quick', arms: ['code', 'text'], teacher: stored })).toThrow(
+      /^bad config: teacher\.text: the text arm needs a stored trace dataset of its own/,
+    );
+    expect(resolveConfig('quick', { arms: ['code', 'text'], teacher: { ...stored, text: 'words' } }).teacher).toMatchObject({
+      text: 'words',
+    });
+    expect(() => parseConfig({ preset: 'quick', teacher: { kind: 'stored', code: '' } })).toThrow(/^bad config: teacher\.code/);
+  });
+
   it('a trigger from the UI may give just a preset name', () => {
     expect(parseConfig({ preset: 'quick' })).toEqual(resolveConfig('quick'));
   });

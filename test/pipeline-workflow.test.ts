@@ -320,6 +320,22 @@ describe('the workflows with mock activities', () => {
       expect(result.status).toBe('completed');
     });
 
+    it('a stored-traces teacher: the stored set is the arm cold start (no teacher runs) and SFT trains on it; an arm without one fails for good', async () => {
+      const id = scenario('stored-teacher');
+      const teacher = { kind: 'stored', code: 'retool-sft@3' } as const;
+      const result = await (await start(id, { preset: 'quick', heartbeatTimeout, teacher, rl: { steps: 2, evalEvery: 2 } })).result();
+      expect(inputsOf(id, 'useStoredTraces')).toEqual([{ traces: 'retool-sft@3', mode: 'code' }]);
+      expect(callsOf(id, 'synthTraces')).toEqual([]);
+      expect(inputsOf(id, 'sft')).toEqual([expect.objectContaining({ traces: 'retool-sft@1' })]);
+      expect(result).toMatchObject({ status: 'completed', traces: 'retool-sft@1' });
+
+      const textArm = scenario('stored-teacher-text');
+      const err = await failureOf((await start(textArm, { preset: 'quick', arm: 'text', teacher })).result());
+      expect(err.cause).toMatchObject({ type: BAD_INPUT, nonRetryable: true });
+      expect((err.cause as ApplicationFailure).message).toMatch(/^bad config: teacher\.text: the text arm needs a stored trace dataset/);
+      expect(callsOf(textArm)).toEqual([]);
+    });
+
     it('startFrom latest with no earlier model trains from scratch', async () => {
       const id = scenario('latest-none');
       const config = resolveConfig('quick', { startFrom: 'latest', heartbeatTimeout, rl: { steps: 2, evalEvery: 2 } });

@@ -5,6 +5,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { storedColdStart } from '../datasets/pipeline-runs.js';
+import { withStore } from '../datasets/store.js';
 import { json, retool, tempHome } from './helpers/cli.js';
 
 const SYSTEM = { role: 'system', content: 'You are a helpful assistant.' };
@@ -85,6 +87,20 @@ describe('retool data import --kind traces', () => {
     );
     expect(sft).toMatchObject({ traces: 'imported@1', examples: 2, steps: 2 });
     expect(Number.isFinite(sft.finalLoss)).toBe(true);
+  }, 120_000);
+
+  it('an imported set is the cold start of a pipeline arm (teacher: stored): any verified traces for the code arm, text-only ones for the text arm', async () => {
+    writeFileSync(file('words.jsonl'), lines([ROWS[3]]));
+    json(await run([file('words.jsonl'), '--kind', 'traces', '--name', 'words', '--json']));
+    await withStore(home.dir, async (store) => {
+      const code = await storedColdStart(store, 'imported', 'code');
+      expect([code.dataset.name, code.dataset.version, code.kept]).toEqual(['imported', 1, 2]);
+      await expect(storedColdStart(store, 'imported', 'text')).rejects.toThrow(
+        'teacher.text: imported@1 holds 1 verified traces that call code; the text arm trains on text only',
+      );
+      expect((await storedColdStart(store, 'words@1', 'text')).kept).toBe(1);
+      await expect(storedColdStart(store, 'nowhere', 'code')).rejects.toThrow(/^teacher\.code: .*nowhere/);
+    });
   }, 120_000);
 
   it.each([

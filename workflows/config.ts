@@ -52,9 +52,10 @@ const BUDGET_KEYS = { contextTokens: true, maxResponseTokens: true, maxToolCalls
 const BudgetSection = RolloutOptionsSchema.pick(BUDGET_KEYS).strict();
 
 /**
- * Who writes the cold-start traces: the built-in teacher (synthetic families only), or any
- * OpenAI-compatible chat API (`retool serve` of a local model is one). The API key stays on the
- * worker: `apiKeyEnv` names the environment variable that holds it.
+ * Who writes the cold-start traces: the built-in teacher (synthetic families only), any
+ * OpenAI-compatible chat API (`retool serve` of a local model is one; the API key stays on the
+ * worker: `apiKeyEnv` names the environment variable that holds it), or nobody: trace datasets
+ * already in the store (`retool data import --kind traces`, an earlier cold start), one per arm.
  */
 const TeacherSection = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('builtin'), style: TraceStyleSchema }),
@@ -65,6 +66,13 @@ const TeacherSection = z.discriminatedUnion('kind', [
     model: z.string().min(1),
     apiKeyEnv: OpenAITeacherOptionsSchema.shape.apiKeyEnv,
     ...OpenAITeacherOptionsSchema.pick({ concurrency: true, temperature: true, timeoutMs: true, maxRetries: true }).partial().shape,
+  }),
+  z.strictObject({
+    kind: z.literal('stored'),
+    /** The code arm's traces, as NAME or NAME@VERSION. */
+    code: z.string().min(1).optional(),
+    /** The text arm's traces (text-only reasoning). */
+    text: z.string().min(1).optional(),
   }),
 ]);
 
@@ -172,7 +180,13 @@ export const RetoolConfigSchema = z
     /** Rounds an RL child workflow runs before it continues as new (keeps its history short). */
     roundsPerRun: z.number().int().positive().default(25),
   })
-  .strict();
+  .strict()
+  .superRefine((config, ctx) => {
+    for (const arm of config.arms) {
+      const missing = storedTracesMissing(config.teacher, arm);
+      if (missing) ctx.addIssue({ code: 'custom', path: ['teacher', arm], message: missing });
+    }
+  });
 
 export type RetoolConfig = z.output<typeof RetoolConfigSchema>;
 export type RetoolConfigInput = z.input<typeof RetoolConfigSchema>;
@@ -245,8 +259,14 @@ export function sftAdapterOptions(adapter: RetoolConfig['adapter']) {
   return { loraRank: adapter.rank, loraAlpha: adapter.alpha, loraDropout: adapter.dropout, loraTargets: adapter.targetModules };
 }
 
-/** The cold-start stage's teacher options for the config's teacher. */
-export function coldStartTeacherOptions(teacher: RetoolConfig['teacher']) {
+/** Why a stored-traces teacher cannot cold-start `arm`, or null when it can (or writes traces itself). */
+export function storedTracesMissing(teacher: z.output<typeof TeacherSection>, arm: 'code' | 'text'): string | null {
+  if (teacher.kind !== 'stored' || teacher[arm]) return null;
+  return `the ${arm} arm needs a stored trace dataset of its own (NAME or NAME@VERSION)`;
+}
+
+/** The cold-start stage's teacher options for a teacher that writes traces. */
+export function coldStartTeacherOptions(teacher: Exclude<RetoolConfig['teacher'], { kind: 'stored' }>) {
   if (teacher.kind === 'builtin') return { teacher: 'builtin' as const, style: teacher.style };
   const { kind: _kind, ...openai } = teacher;
   return { teacher: 'openai' as const, openai };

@@ -16,6 +16,7 @@ import { ZodError } from 'zod';
 import { BAD_INPUT, describeZodError } from '../domain/errors.js';
 import {
   coldStartTeacherOptions,
+  storedTracesMissing,
   modelLabel,
   PRESETS,
   resolveConfig,
@@ -107,6 +108,9 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
   const dir = `artifacts/${id}`;
   const arm = config.arm;
   const tools = arm === 'code';
+  // The schema checks an experiment's arms; a pipeline started on its own names its arm here.
+  const missingTraces = storedTracesMissing(config.teacher, arm);
+  if (missingTraces) throw ApplicationFailure.nonRetryable(`bad config: teacher.${arm}: ${missingTraces}`, BAD_INPUT);
   const progress: PipelineProgress = {
     preset: config.preset,
     arm,
@@ -219,9 +223,13 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
       const [base, made] = await stage('cold-start', () =>
         Promise.all([
           acts.long.initModel.executeWithOptions({ summary: baseSummary }, [baseInput]),
-          acts.long.synthTraces.executeWithOptions({ summary: `cold-start ${arm} traces, verified by the sandbox` }, [
-            { dataset: data.dataset, out: `${id}-${arm}`, mode: arm, ...config.traces, ...coldStartTeacherOptions(config.teacher) },
-          ]),
+          config.teacher.kind === 'stored'
+            ? acts.brief.useStoredTraces.executeWithOptions({ summary: `stored ${arm} traces ${config.teacher[arm]}` }, [
+                { traces: config.teacher[arm]!, mode: arm },
+              ])
+            : acts.long.synthTraces.executeWithOptions({ summary: `cold-start ${arm} traces, verified by the sandbox` }, [
+                { dataset: data.dataset, out: `${id}-${arm}`, mode: arm, ...config.traces, ...coldStartTeacherOptions(config.teacher) },
+              ]),
         ]),
       );
       traces = made.dataset;

@@ -101,6 +101,7 @@ export const canned: Activities = {
       ? { dir: `/models/${input.from}`, sha256: 'ab'.repeat(32), parameters: 1234 }
       : { dir: input.out, sha256: null, parameters: 1234 },
   synthTraces: async (input) => ({ dataset: `${input.out}@1`, kept: 42, reused: false }),
+  useStoredTraces: async (input) => ({ dataset: `${input.traces.split('@')[0]}@1`, kept: 17, reused: true }),
   sft: async (input) => ({
     runId: input.runId,
     traces: input.traces,
