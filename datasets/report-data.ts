@@ -99,6 +99,7 @@ async function evaluationsOf(store: Store, armId: string, arm: string): Promise<
       codeRatio: num('codeRatio'),
       codeInvocationPosition: num('codeInvocationPosition'),
       codePassRate: num('codePassRate'),
+      codePurposes: (p.codePurposes as Record<string, number> | undefined) ?? {},
     });
   }
   const order = (e: ReportEvaluation) => `${e.set === 'held-out' ? 0 : 1}${e.set}${MODELS.indexOf(e.model)}`;

@@ -49,6 +49,8 @@ export interface ReportEvaluation {
   codeRatio: number | null;
   codeInvocationPosition: number | null;
   codePassRate: number | null;
+  /** Code blocks by purpose over the set (engine/eval/code-purpose.ts); empty for evaluations stored before it. */
+  codePurposes: Record<string, number>;
 }
 
 /** Problems the final model answers right and the SFT model wrong (gained), and the reverse (lost). */

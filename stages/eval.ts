@@ -56,6 +56,11 @@ function storedMetrics(m: EvalMetrics) {
     codeRatio: m.codeRatio,
     codeInvocationPosition: m.codeInvocationPosition,
     codePassRate: m.codePassRate.all,
+    codeLines: m.codeLines,
+    selfCorrectionRate: m.selfCorrectionRate,
+    codeBlocks: m.codeBlocks,
+    passingCodeBlocks: m.passingCodeBlocks,
+    codePurposes: m.codePurposes,
   };
 }
 

@@ -133,6 +133,10 @@ describe('evaluation metrics on ten hand-written responses', () => {
     // Only p2#1 fails then passes: 1 of 8 with code; of the 4 with a failing block (p2#1, p2#2, p4#2, p5#2) 1.
     expect(m.selfCorrectionRate).toBeCloseTo(1 / 8, 12);
     expect(m.recoveryRate).toBeCloseTo(1 / 4, 12);
+    // Every block of these responses prints a number or a name: arithmetic, nothing searched or solved.
+    const blocks = CASES.flatMap((c) => c.blocks);
+    expect([m.codeBlocks, m.passingCodeBlocks]).toEqual([blocks.length, blocks.filter(Boolean).length]);
+    expect(m.codePurposes).toEqual({ calculation: blocks.length });
     const lengths = CASES.map((c) => count(c.response));
     expect(m.responseLength).toBeCloseTo(lengths.reduce((a, b) => a + b) / 10, 9);
     const positions = CASES.filter((c) => c.blocks.length > 0).map(

@@ -63,6 +63,11 @@ const heldOut = (model: ReportEvaluation['model'], avgAtK: number, hard: [number
   codeRatio: model === 'base' ? 0.05 : 1,
   codeInvocationPosition: model === 'base' ? null : 0.25,
   codePassRate: 0.9,
+  codePurposes: {
+    base: { calculation: 5 },
+    sft: { calculation: 60, enumeration: 30, verification: 10 },
+    final: { enumeration: 50, calculation: 25, 'equation-solving': 25 },
+  }[model],
 });
 
 const data: ReportData = {
@@ -182,6 +187,11 @@ describe('writeReport', () => {
     );
     expect(md).toContain('| ReTool (code) | after RL (20 steps) | aime24 (30) | on | 4 (T 0.6) | 1.3% | 3.3% | — |');
     expect(md).toContain('| ReTool (code) | held-out | 100 | 12 | 3 | 2.32 | 0.0352 |');
+    // What the code is for, as shares of each model's blocks (columns: the purposes any model used).
+    expect(md).toContain('| Arm | Model | Set | Code blocks | calculation | verification | enumeration | equation-solving |');
+    expect(md).toContain('| ReTool (code) | cold-start SFT | held-out | 100 | 60.0% | 10.0% | 30.0% | 0.0% |');
+    expect(md).toContain('| ReTool (code) | after RL | held-out | 100 | 25.0% | 0.0% | 50.0% | 25.0% |');
+    expect(html).toContain('<h3>What the code is for</h3>');
   });
 
   it("McNemar's test: exact two-sided p of the discordant split, z by the normal approximation", () => {

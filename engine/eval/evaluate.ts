@@ -9,6 +9,7 @@ import type { Sandbox } from '../sandbox/index.js';
 import type { TextTokenizer } from '../tokenizer/types.js';
 import { codeBlocks, gradeModelAnswer, TAG } from '../trace/format.js';
 import { promptText } from '../trace/prompt.js';
+import { classifyCode } from './code-purpose.js';
 import { codeLineCount, evalMetrics, type SampleFacts } from './metrics.js';
 
 /** The per-sample facts the metrics need, read from the trajectory's tokens and roles. */
@@ -33,7 +34,11 @@ export function sampleFacts(
     correct,
     responseTokens: t.tokens.length,
     firstCodeToken,
-    codeBlocks: blocks.map((b, i) => ({ lines: codeLineCount(b.code), ok: t.toolCalls[i] ? t.toolCalls[i]!.status === 'ok' : null })),
+    codeBlocks: blocks.map((b, i) => ({
+      lines: codeLineCount(b.code),
+      ok: t.toolCalls[i] ? t.toolCalls[i]!.status === 'ok' : null,
+      purpose: classifyCode(b.code),
+    })),
   };
 }
 

@@ -1,5 +1,6 @@
 // The paper's evaluation numbers: accuracy (pass@1 averaged over k samples, and pass@k) and the
 // behaviour metrics of its analysis section, overall and per family and difficulty level.
+import type { CodePurpose } from './code-purpose.js';
 
 export interface SampleFacts {
   problemId: string;
@@ -10,8 +11,8 @@ export interface SampleFacts {
   responseTokens: number;
   /** Token index in the response where the first `<code>` starts; null without code. */
   firstCodeToken: number | null;
-  /** Each code block written: its non-empty lines, and whether it ran without error (null: not run). */
-  codeBlocks: { lines: number; ok: boolean | null }[];
+  /** Each code block written: its non-empty lines, whether it ran without error (null: not run), what it is for. */
+  codeBlocks: { lines: number; ok: boolean | null; purpose: CodePurpose }[];
 }
 
 export interface AccuracyMetrics {
@@ -40,6 +41,11 @@ export interface BehaviourMetrics {
   selfCorrectionRate: number | null;
   /** Among responses with a failing block, the share where a later block passes. */
   recoveryRate: number | null;
+  /** Code blocks written over the whole set, and those that ran without error (the paper's "correct code"). */
+  codeBlocks: number;
+  passingCodeBlocks: number;
+  /** Code blocks by purpose (code-purpose.ts), over the whole set. */
+  codePurposes: Partial<Record<CodePurpose, number>>;
 }
 
 export interface EvalMetrics extends AccuracyMetrics, BehaviourMetrics {
@@ -77,6 +83,7 @@ export function behaviour(samples: SampleFacts[]): BehaviourMetrics {
   const lastRan = withCode.filter((s) => s.codeBlocks.at(-1)!.ok !== null);
   const lastOk = (xs: SampleFacts[]) => share(xs.map((s) => s.codeBlocks.at(-1)!.ok === true));
   const failing = withCode.filter((s) => s.codeBlocks.some((b) => b.ok === false));
+  const blocks = samples.flatMap((s) => s.codeBlocks);
   return {
     responseLength: mean(samples.map((s) => s.responseTokens)) ?? 0,
     codeRatio: share(samples.map((s) => s.codeBlocks.length > 0)) ?? 0,
@@ -89,7 +96,16 @@ export function behaviour(samples: SampleFacts[]): BehaviourMetrics {
     codeInvocationPosition: mean(withCode.map((s) => s.firstCodeToken! / Math.max(1, s.responseTokens))),
     selfCorrectionRate: share(withCode.map((s) => selfCorrects(s.codeBlocks))),
     recoveryRate: share(failing.map((s) => selfCorrects(s.codeBlocks))),
+    codeBlocks: blocks.length,
+    passingCodeBlocks: blocks.filter((b) => b.ok === true).length,
+    codePurposes: countBy(blocks.map((b) => b.purpose)),
   };
+}
+
+function countBy<T extends string>(xs: T[]): Partial<Record<T, number>> {
+  const counts: Partial<Record<T, number>> = {};
+  for (const x of xs) counts[x] = (counts[x] ?? 0) + 1;
+  return counts;
 }
 
 function groupBy(samples: SampleFacts[], key: (s: SampleFacts) => string): Record<string, AccuracyMetrics> {

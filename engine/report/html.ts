@@ -2,7 +2,7 @@
 // loads, so it can be mailed around or opened from an artifact store as is.
 import type { Plot } from './plots.js';
 import type { ReportArm, ReportData, SampleTrajectory } from '../../domain/report-types.js';
-import { evaluationTable, pairedTable, pct, type Table } from './tables.js';
+import { evaluationTable, pairedTable, pct, purposeTable, type Table } from './tables.js';
 
 export function renderHtml(data: ReportData, plots: Plot[]): string {
   const sandbox = data.sandbox.length > 0 ? ` · code sandbox ${data.sandbox.join(', ')}` : '';
@@ -64,11 +64,18 @@ function evaluationsSection(data: ReportData): string {
     ? `<h3>RL against SFT, paired problem by problem</h3>
 ${asHtml(pairedTable(data))}`
     : '';
+  const purposes = purposeTable(data);
+  const purposeSection = purposes
+    ? `<h3>What the code is for</h3>
+<p>Each code block's purpose by a rule-based classifier over its syntax tree (calculation, verification, enumeration, equation solving, symbolic rewriting, simulation, data structures), as shares of the model's blocks.</p>
+${asHtml(purposes)}`
+    : '';
   return `<section>
 <h2 id="evaluations">Evaluations</h2>
 <p>avg@k: mean correctness over k samples per problem; pass@k: share of problems with a correct sample. Tokens: mean response length; code ratio: responses with code; first code at: where the first code block starts, as a share of the response; code pass: responses whose last code block ran without error.</p>
 ${asHtml(evaluationTable(data))}
 ${paired}
+${purposeSection}
 </section>`;
 }
 

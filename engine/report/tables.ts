@@ -1,6 +1,7 @@
 // The report's result tables as plain cells, rendered as HTML (html.ts) and as Markdown
 // (report.md, the form the README's table is pasted from).
 import type { ReportData, ReportEvaluation } from '../../domain/report-types.js';
+import { CODE_PURPOSES } from '../eval/code-purpose.js';
 import { mcnemar } from '../eval/metrics.js';
 
 export interface Table {
@@ -63,6 +64,18 @@ export function pairedTable(data: ReportData): Table {
   return { head, rows, numericFrom: 2 };
 }
 
+/** What each model's code is for, as shares of its blocks: the paper's purpose breakdown before and after RL. */
+export function purposeTable(data: ReportData): Table | null {
+  const withCode = data.evaluations.filter((e) => Object.keys(e.codePurposes).length > 0);
+  if (withCode.length === 0) return null;
+  const purposes = CODE_PURPOSES.filter((p) => withCode.some((e) => e.codePurposes[p]));
+  const rows = withCode.map((e) => {
+    const blocks = Object.values(e.codePurposes).reduce((a, b) => a + b, 0);
+    return [e.arm, MODEL_NAMES[e.model], e.set, String(blocks), ...purposes.map((p) => pct((e.codePurposes[p] ?? 0) / blocks))];
+  });
+  return { head: ['Arm', 'Model', 'Set', 'Code blocks', ...purposes], rows, numericFrom: 3 };
+}
+
 export function markdownTable(t: Table): string {
   const line = (cells: string[]) => `| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
   return [line(t.head), line(t.head.map((_, i) => (i >= t.numericFrom ? '---:' : '---'))), ...t.rows.map(line)].join('\n');
@@ -78,5 +91,7 @@ export function renderMarkdown(data: ReportData): string {
   ];
   if (data.evaluations.length) parts.push('## Evaluations', '', markdownTable(evaluationTable(data)), '');
   if (data.rlVsSft.length) parts.push('## RL against SFT, paired', '', markdownTable(pairedTable(data)), '');
+  const purposes = purposeTable(data);
+  if (purposes) parts.push('## What the code is for', '', markdownTable(purposes), '');
   return `${parts.join('\n')}\n`;
 }

@@ -1,0 +1,57 @@
+// The code-purpose classifier (engine/eval/code-purpose.ts) against hand-labelled blocks, the
+// features its rules read, and the purpose counts the evaluation metrics report.
+import { describe, expect, it } from 'vitest';
+import { classifyCode, CODE_PURPOSES, codeFeatures } from '../engine/eval/code-purpose.js';
+import { evalMetrics, type SampleFacts } from '../engine/eval/metrics.js';
+import { LABELLED_CODE } from './fixtures/code-purposes.js';
+
+describe('code purposes', () => {
+  it('agree with every hand label, and the labelled set covers every purpose', () => {
+    const disagreements = LABELLED_CODE.map((c) => ({ ...c, got: classifyCode(c.code) })).filter((c) => c.got !== c.label);
+    expect(disagreements).toEqual([]);
+    expect(new Set(LABELLED_CODE.map((c) => c.label))).toEqual(new Set(CODE_PURPOSES));
+  });
+
+  it('read modules, callees, search loops and printed checks from the syntax tree, not from strings or comments', () => {
+    const f = codeFeatures(
+      [
+        'import numpy.linalg as la, math',
+        'from sympy.abc import x',
+        '# for i in range(3): if i: solve(i)',
+        's = "while True: assert 1 == 1"',
+        'for i in range(3):',
+        '    if i:',
+        '        print(la.norm([i, 4]), i >= 1)',
+        'for j in range(2):',
+        '    print(j)',
+        'print([k for k in range(9) if k % 2])',
+      ].join('\n'),
+    );
+    expect([...f.modules].sort()).toEqual(['math', 'numpy', 'sympy']);
+    expect(f.callees).toEqual(['range', 'print', 'la.norm', 'range', 'print', 'print', 'range']);
+    expect(f).toMatchObject({ parsed: true, searchLoops: 1, whileLoops: 0, filteredComprehensions: 1, asserts: 0, printedChecks: 1 });
+    expect(codeFeatures('print((1 + 2)').parsed).toBe(false);
+  });
+
+  it('the metrics count blocks by purpose over the whole set, and the blocks that ran', () => {
+    const sample = (blocks: SampleFacts['codeBlocks']): SampleFacts => ({
+      problemId: 'p',
+      family: null,
+      level: null,
+      correct: true,
+      responseTokens: 10,
+      firstCodeToken: blocks.length ? 0 : null,
+      codeBlocks: blocks,
+    });
+    const m = evalMetrics([
+      sample([
+        { lines: 2, ok: false, purpose: 'enumeration' },
+        { lines: 1, ok: true, purpose: 'verification' },
+      ]),
+      sample([{ lines: 3, ok: true, purpose: 'enumeration' }]),
+      sample([]),
+    ]);
+    expect(m.codePurposes).toEqual({ enumeration: 2, verification: 1 });
+    expect([m.codeBlocks, m.passingCodeBlocks]).toEqual([3, 2]);
+  });
+});
