@@ -286,7 +286,15 @@ export async function runRl(
             response_length: point.responseLength,
             code_ratio: point.codeRatio,
           };
-          if (point.codeInvocationPosition !== null) values.code_invocation_position = point.codeInvocationPosition;
+          // The paper's Fig. 3 panels, where the evaluation had code to measure them on.
+          const panels = {
+            code_invocation_position: point.codeInvocationPosition,
+            code_lines: metrics.codeLines,
+            passing_code_blocks: metrics.passingCodeBlocks,
+            code_pass_rate: metrics.codePassRate.all,
+            self_correction_rate: metrics.selfCorrectionRate,
+          };
+          for (const [name, value] of Object.entries(panels)) if (value !== null) values[name] = value;
           for (const [level, acc] of Object.entries(point.byLevel)) values[`accuracy_level_${level}`] = acc;
           await recordMetrics(store, runId, 'rl-eval', [{ step, values }]);
           return point;

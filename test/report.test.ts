@@ -22,8 +22,8 @@ const retool: ReportArm = {
     { step: 20, accuracy: 0.557 },
   ],
   evalBehaviour: [
-    { step: 0, values: { response_length: 900, code_ratio: 0.6, code_invocation_position: 0.5 } },
-    { step: 20, values: { response_length: 700, code_ratio: 0.9, code_invocation_position: 0.3 } },
+    { step: 0, values: { response_length: 900, code_ratio: 0.6, code_invocation_position: 0.5, code_pass_rate: 0.7 } },
+    { step: 20, values: { response_length: 700, code_ratio: 0.9, code_invocation_position: 0.3, code_pass_rate: 0.9 } },
   ],
   trainBehaviour: [
     { step: 1, values: { reward_mean: -0.2, accuracy: 0.4, tool_calls: 1.5, kl: 0.01 } },
@@ -139,6 +139,11 @@ describe('writeReport', () => {
     expect(accuracySvg).toContain('>ReTool (code)<');
     expect(accuracySvg).toContain('>text-only<');
     // text-only has no training rows, so only the ReTool arm is in that legend.
+    // The behaviour panels are the paper's Fig. 3 ones that have points.
+    const behaviourSvg = readFileSync(out.svgs[1]!, 'utf8');
+    for (const panel of ['Response length (tokens)', 'Code ratio', 'Code pass rate', 'Code invocation position'])
+      expect(behaviourSvg).toContain(`>${panel}<`);
+    expect(behaviourSvg).not.toContain('>Self-correction rate<');
     const trainingSvg = readFileSync(out.svgs[2]!, 'utf8');
     expect(trainingSvg).toContain('>ReTool (code)<');
     expect(trainingSvg).not.toContain('>text-only<');

@@ -456,6 +456,10 @@ describe('the RL loop', () => {
         expect(turns[1]!.text).toBe(out('42'));
         expect(await readMetrics(store, splitId, 'rl', 'reward_mean')).toEqual(await readMetrics(store, wholeId, 'rl', 'reward_mean'));
         expect((await readMetrics(store, wholeId, 'rl-eval', 'accuracy')).map((p) => p.step)).toEqual([0, 2, 3]);
+        // The paper's Fig. 3 panels at every held-out point (code blocks that ran, whatever their number).
+        const passing = await readMetrics(store, wholeId, 'rl-eval', 'passing_code_blocks');
+        expect(passing.map((p) => p.step)).toEqual([0, 2, 3]);
+        expect(passing.every((p) => Number.isInteger(p.value) && p.value >= 0)).toBe(true);
       });
     }, 240_000);
   });

@@ -17,12 +17,25 @@ export interface Plot {
 const FONT = 'DejaVu Sans';
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f'];
 
-const EVAL_METRICS = ['response_length', 'code_ratio', 'code_invocation_position'];
+// The paper's Fig. 3 panels, in its order.
+const EVAL_METRICS = [
+  'response_length',
+  'code_ratio',
+  'code_lines',
+  'passing_code_blocks',
+  'code_pass_rate',
+  'code_invocation_position',
+  'self_correction_rate',
+];
 const TRAIN_METRICS = ['reward_mean', 'accuracy', 'response_length', 'code_ratio', 'tool_calls', 'entropy'];
 const METRIC_LABELS: Record<string, string> = {
   response_length: 'Response length (tokens)',
   code_ratio: 'Code ratio',
   code_invocation_position: 'Code invocation position',
+  code_lines: 'Code lines per response with code',
+  passing_code_blocks: 'Code blocks that ran (whole set)',
+  code_pass_rate: 'Code pass rate',
+  self_correction_rate: 'Self-correction rate',
   reward_mean: 'Mean reward',
   accuracy: 'Accuracy',
   tool_calls: 'Tool calls per response',
