@@ -27,6 +27,8 @@ export interface ColdStartSummary {
   seeded: Record<string, { seeded: number; rejected: number }>;
   selfCorrections: number;
   teacherFailures: number;
+  /** The built-in `paper` style: traces written and kept per strategy. */
+  strategies: Record<string, { written: number; kept: number }>;
   seconds: number;
 }
 
@@ -56,6 +58,7 @@ export async function coldStart(
   const writer = teacher ?? makeTeacher(opts, sandbox);
   let done = 0;
   let rows: TraceRow[];
+  const strategyOf = new Map<string, string>();
   try {
     rows = await mapConcurrent(problems, opts.concurrency, async (p): Promise<TraceRow> => {
       const trace = await writer.write(p, opts.mode);
@@ -83,6 +86,7 @@ export async function coldStart(
           selfCorrection: false,
         };
       } else {
+        if (trace.strategy) strategyOf.set(p.id, trace.strategy);
         row = {
           ...base,
           ...(await verifiedTrace({ problem: p.problem, response: trace.response, gold: p.answer, mode: opts.mode }, sandbox)),
@@ -104,6 +108,14 @@ export async function coldStart(
       if (!r.verified) s.rejected += 1;
     }
   }
+  const strategies: ColdStartSummary['strategies'] = {};
+  for (const r of rows) {
+    const strategy = strategyOf.get(r.problemId);
+    if (!strategy) continue;
+    const s = (strategies[strategy] ??= { written: 0, kept: 0 });
+    s.written += 1;
+    if (r.verified) s.kept += 1;
+  }
   const kept = rows.filter((r) => r.verified).length;
   const summary = {
     source,
@@ -116,6 +128,7 @@ export async function coldStart(
     seeded,
     selfCorrections: rows.filter((r) => r.verified && r.selfCorrection).length,
     teacherFailures: rows.filter((r) => r.rejectStage === 'teacher').length,
+    strategies,
   };
   const out = await writeTraceDataset(
     store,

@@ -25,11 +25,13 @@ describe('code purposes', () => {
         'for j in range(2):',
         '    print(j)',
         'print([k for k in range(9) if k % 2])',
+        'print(sum(1 for d in range(9) if d))',
       ].join('\n'),
     );
     expect([...f.modules].sort()).toEqual(['math', 'numpy', 'sympy']);
-    expect(f.callees).toEqual(['range', 'print', 'la.norm', 'range', 'print', 'print', 'range']);
-    expect(f).toMatchObject({ parsed: true, searchLoops: 1, whileLoops: 0, filteredComprehensions: 1, asserts: 0, printedChecks: 1 });
+    expect(f.callees).toEqual(['range', 'print', 'la.norm', 'range', 'print', 'print', 'range', 'print', 'sum', 'range']);
+    // The list comprehension and the generator passed to sum() both filter.
+    expect(f).toMatchObject({ parsed: true, searchLoops: 1, whileLoops: 0, filteredComprehensions: 2, asserts: 0, printedChecks: 1 });
     expect(codeFeatures('print((1 + 2)').parsed).toBe(false);
   });
 

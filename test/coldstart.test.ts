@@ -5,6 +5,7 @@ import { AIME24_FILE } from '../datasets/real-data.js';
 import { withStore } from '../datasets/store.js';
 import { readTraces, resolveTraceDataset } from '../datasets/traces.js';
 import { BuiltinTeacher, type BuiltinTeacherOptions } from '../engine/coldstart/builtin-teacher.js';
+import { PAPER_STRATEGIES } from '../engine/coldstart/paper-style.js';
 import { coldStart } from '../stages/coldstart.js';
 import { isFailure, type TeacherProblem, type TeacherTrace } from '../engine/coldstart/teacher.js';
 import { Sandbox } from '../engine/sandbox/index.js';
@@ -175,6 +176,17 @@ describe('the cold-start stage', () => {
       );
       expect(new Set(all.map((t) => t.problemId))).toEqual(new Set(train.map((r) => r.id)));
     });
+  });
+
+  it('the paper style counts its traces per strategy, written and kept', async () => {
+    const summary = await withStore(home.dir, (store) =>
+      coldStart(store, sandbox, { dataset: 'world', out: 'world-paper', style: 'paper', limit: 40, seed: 2 }),
+    );
+    const counts = Object.values(summary.strategies);
+    expect(Object.keys(summary.strategies).every((s) => (PAPER_STRATEGIES as readonly string[]).includes(s))).toBe(true);
+    expect(counts.reduce((a, c) => a + c.written, 0)).toBe(summary.problems);
+    expect(counts.reduce((a, c) => a + c.kept, 0)).toBe(summary.kept);
+    expect(Object.keys(summary.strategies).length).toBeGreaterThan(2);
   });
 
   it('says which problems the built-in teacher cannot write, instead of inventing traces', async () => {

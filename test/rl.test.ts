@@ -459,7 +459,7 @@ describe('the RL loop', () => {
         // The paper's Fig. 3 panels at every held-out point (code blocks that ran, whatever their number).
         const passing = await readMetrics(store, wholeId, 'rl-eval', 'passing_code_blocks');
         expect(passing.map((p) => p.step)).toEqual([0, 2, 3]);
-        expect(passing.every((p) => Number.isInteger(p.value) && p.value >= 0)).toBe(true);
+        expect(passing.every((p) => Number.isInteger(p.value) && p.value! >= 0)).toBe(true);
       });
     }, 240_000);
   });

@@ -37,7 +37,8 @@ const SYNTH_FLAGS = {
   out: { help: 'name of the trace dataset to write', arg: 'name', required: true },
   teacher: 'who writes the traces',
   mode: 'code-integrated traces, or text-only for the baseline arm',
-  style: "the built-in teacher's writing: terse (code first, for the built-in models) or explained (a plan in words, for pretrained ones)",
+  style:
+    "the built-in teacher's writing: terse (code first, for the built-in models), explained (a plan in words, for pretrained ones) or paper (the paper's mix: by hand, checked, words then code, code first, searches that time out)",
   limit: 'first N problems only',
   seed: "the teacher's seed (which traces get which defect)",
   concurrency: 'traces in flight at once',

@@ -9,6 +9,7 @@ import { fnv1a32 } from '../../domain/synth/index.js';
 import { renderForModel, type Sandbox } from '../sandbox/index.js';
 import { codeBlock, interpreterBlock, TAG } from '../trace/format.js';
 import { DefectRatesSchema, TraceStyleSchema } from './options.js';
+import { drawStrategy, writePaperTrace } from './paper-style.js';
 import { solutionFor } from './solutions.js';
 import type { SeededDefect, Teacher, TeacherFailure, TeacherProblem, TeacherTrace, TraceMode } from './teacher.js';
 
@@ -69,7 +70,12 @@ export class BuiltinTeacher implements Teacher {
   }
 
   private async run(code: string): Promise<string> {
-    return renderForModel(await this.sandbox.run({ code }));
+    return (await this.execute(code)).text;
+  }
+
+  private async execute(code: string) {
+    const result = await this.sandbox.run({ code });
+    return { text: renderForModel(result), result };
   }
 
   /** Which defect (if any) this problem's trace gets: a pure function of the seed and the id. */
@@ -102,7 +108,28 @@ export class BuiltinTeacher implements Teacher {
     const drawn = this.draw(rng);
     const base = { problemId: problem.id, mode, teacher: this.name, seededDefect: null as SeededDefect | null, selfCorrection: false };
 
-    const explained = this.opts.style === 'explained';
+    const explained = this.opts.style !== 'terse';
+    if (mode === 'code' && this.opts.style === 'paper') {
+      // Its own stream, so the strategies do not shift the defects drawn above.
+      const strategyRng = new Rng(fnv1a32(`${this.opts.seed}:strategy:${problem.id}`));
+      const trace = await writePaperTrace(
+        solution,
+        problem,
+        drawStrategy(strategyRng),
+        strategyRng,
+        (answer) => typo(answer, strategyRng),
+        (code) => this.execute(code),
+      );
+      // The strategies bring their own failing blocks; of the seeded defects the textual ones apply.
+      let response = trace.response;
+      let seeded: SeededDefect | null = null;
+      if (drawn === 'malformed_tags') [response, seeded] = [malformTags(response, rng), drawn];
+      if (drawn === 'wrong_answer') {
+        const given = /\\boxed\{([^}]*)\}[^]*$/.exec(response)?.[1] ?? problem.answer;
+        [response, seeded] = [response.replace(/\\boxed\{[^}]*\}(?![^]*\\boxed\{)/, `\\boxed{${typo(given, rng)}}`), drawn];
+      }
+      return { ...base, response, seededDefect: seeded, selfCorrection: trace.selfCorrection, strategy: trace.strategy };
+    }
     if (mode === 'text') {
       const answer = drawn === 'wrong_answer' || drawn === 'wrong_code' ? typo(problem.answer, rng) : problem.answer;
       const steps = `${solution.textSteps(answer).join('.\n')}.\n`;

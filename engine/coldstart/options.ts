@@ -8,9 +8,11 @@ export const TraceModeSchema = z.enum(['code', 'text']);
  * How the built-in teacher writes. `terse`: code first, answer last, nothing else (what a tiny
  * model learns fastest). `explained`: a one-line plan in words, the code (or the worked steps),
  * a sentence on what it printed, and the answer in the ReTool prompt's `<answer>` block: the shape
- * a pretrained instruct model is asked for and can learn from.
+ * a pretrained instruct model is asked for and can learn from. `paper`: the paper's mix, each
+ * problem drawing a strategy (by hand, by hand then checked, words then code, code first, a
+ * search that may time out or fail): see paper-style.ts.
  */
-export const TraceStyleSchema = z.enum(['terse', 'explained']).default('terse');
+export const TraceStyleSchema = z.enum(['terse', 'explained', 'paper']).default('terse');
 
 export const DefectRatesSchema = z.object({
   malformedTags: z.number().min(0).max(1).default(0.04),

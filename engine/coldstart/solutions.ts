@@ -14,6 +14,8 @@ export interface Solution {
   compute: string;
   /** Worked text steps ending in the answer. */
   textSteps: (answer: string) => string[];
+  /** A search by brute force that gets the same answer (too slow on the largest inputs), where one is natural. */
+  bruteForce?: string;
 }
 
 const big = (s: string) => BigInt(s);
@@ -131,11 +133,17 @@ export function solutionFor(family: string, problem: string): Solution | null {
         if (fn === 'lcm') steps.push(`lcm(${acc},${x}) = ${acc}*${x}/${g} = ${(acc * x) / g}`);
         acc = fn === 'gcd' ? g : (acc * x) / g;
       }
+      const largest = args.reduce((a, b) => (a > b ? a : b));
+      const smallest = args.reduce((a, b) => (a < b ? a : b));
       return {
         goal: `the ${fn === 'gcd' ? 'greatest common divisor' : 'least common multiple'} of ${m[2]!.split(',').join(', ')}`,
         setup: ['import math'],
         compute: `print(math.${fn}(${m[2]}))`,
         textSteps: () => steps,
+        bruteForce:
+          fn === 'gcd'
+            ? `print(max(d for d in range(1, ${smallest}+1) if all(x % d == 0 for x in (${m[2]}))))`
+            : `print(next(m for m in range(${largest}, ${args.reduce((a, b) => a * b)}+1, ${largest}) if all(m % x == 0 for x in (${m[2]}))))`,
       };
     }
     case 'divisor_count': {
@@ -145,6 +153,7 @@ export function solutionFor(family: string, problem: string): Solution | null {
         goal: `how many positive divisors ${m[1]} has`,
         setup: ['from sympy import divisor_count'],
         compute: `print(divisor_count(${m[1]}))`,
+        bruteForce: `print(sum(1 for d in range(1, ${m[1]}+1) if ${m[1]} % d == 0))`,
         textSteps: (ans) => [
           `${m![1]} = ${f.map(([p, e]) => (e > 1 ? `${p}^${e}` : `${p}`)).join('*')}`,
           `${f.map(([, e]) => `(${e}+1)`).join('*')} = ${ans}`,
@@ -160,6 +169,7 @@ export function solutionFor(family: string, problem: string): Solution | null {
         goal: `how many primes are below ${n}`,
         setup: ['from sympy import primepi'],
         compute: `print(primepi(${n}-1))`,
+        bruteForce: `print(sum(1 for p in range(2, ${n}) if all(p % d for d in range(2, p))))`,
         textSteps: (ans) =>
           n <= 60
             ? [`Primes below ${n}: ${primes.join(',')}`, `That is ${ans} primes`]

@@ -27,6 +27,8 @@ export interface TeacherTrace {
   /** Set by a teacher that knows it made a mistake on purpose (the built-in one). */
   seededDefect: SeededDefect | null;
   selfCorrection: boolean;
+  /** How the trace goes about the problem, where the teacher chose (the built-in `paper` style). */
+  strategy?: string;
 }
 
 /** A trace the teacher could not write at all (request failed, family unknown, ...). */

@@ -73,6 +73,9 @@ const COMPARISONS = new Set(['CompareOp']);
 const BRANCHES = new Set(['IfStatement', 'BreakStatement', 'ContinueStatement']);
 const COMPREHENSIONS = /ComprehensionExpression$/;
 
+/** A comprehension, or a generator that is a call's only argument (`sum(1 for d in ...)`), which the grammar keeps as the ArgList. */
+const isComprehension = (n: SyntaxNode) => COMPREHENSIONS.test(n.name) || (n.name === 'ArgList' && n.getChild('for') !== null);
+
 const lastName = (callee: string) => callee.split('.').pop() ?? callee;
 
 /** Reads the features of one block. */
@@ -130,7 +133,7 @@ export function codeFeatures(code: string): CodeFeatures {
             if (n.name === 'WhileStatement') f.whileLoops += 1;
             const body = n.getChild('Body');
             if (body && holds(body, BRANCHES)) f.searchLoops += 1;
-          } else if (COMPREHENSIONS.test(n.name) && n.getChildren('if').length > 0) f.filteredComprehensions += 1;
+          } else if (isComprehension(n) && n.getChildren('if').length > 0) f.filteredComprehensions += 1;
       }
     },
   });
