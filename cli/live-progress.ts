@@ -18,10 +18,16 @@ export function formatEta(seconds: number | null): string {
   return `ETA ${(seconds / 3600).toFixed(1)} h`;
 }
 
+/** Three significant digits, in exponent form below 0.01 (a learning rate of 2e-4 is not "0.000"). */
+export function formatNumber(v: number): string {
+  if (v !== 0 && Math.abs(v) < 0.01) return v.toExponential(1);
+  return Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(3);
+}
+
 function formatMetrics(metrics: Record<string, number>): string {
   return Object.entries(metrics)
     .slice(0, 3)
-    .map(([k, v]) => `${k} ${Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(3)}`)
+    .map(([k, v]) => `${k} ${formatNumber(v)}`)
     .join(' ');
 }
 
