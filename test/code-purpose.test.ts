@@ -35,12 +35,12 @@ describe('code purposes', () => {
     expect(codeFeatures('print((1 + 2)').parsed).toBe(false);
   });
 
-  it('the metrics count blocks by purpose over the whole set, and the blocks that ran', () => {
-    const sample = (blocks: SampleFacts['codeBlocks']): SampleFacts => ({
+  it('the metrics count blocks by purpose over the whole set, the blocks that ran, and self-corrections that end right', () => {
+    const sample = (blocks: SampleFacts['codeBlocks'], correct = true): SampleFacts => ({
       problemId: 'p',
       family: null,
       level: null,
-      correct: true,
+      correct,
       responseTokens: 10,
       firstCodeToken: blocks.length ? 0 : null,
       codeBlocks: blocks,
@@ -52,8 +52,19 @@ describe('code purposes', () => {
       ]),
       sample([{ lines: 3, ok: true, purpose: 'enumeration' }]),
       sample([]),
+      // Fails, then runs, but the answer is wrong: a recovery, not a self-correction.
+      sample(
+        [
+          { lines: 1, ok: false, purpose: 'calculation' },
+          { lines: 1, ok: true, purpose: 'calculation' },
+        ],
+        false,
+      ),
     ]);
-    expect(m.codePurposes).toEqual({ enumeration: 2, verification: 1 });
-    expect([m.codeBlocks, m.passingCodeBlocks]).toEqual([3, 2]);
+    expect(m.codePurposes).toEqual({ enumeration: 2, verification: 1, calculation: 2 });
+    expect([m.codeBlocks, m.passingCodeBlocks]).toEqual([5, 3]);
+    // Of the 3 responses with code, one self-corrects to a right answer; 2 of the 2 with a failing block recover.
+    expect(m.selfCorrectionRate).toBeCloseTo(1 / 3, 12);
+    expect(m.recoveryRate).toBe(1);
   });
 });

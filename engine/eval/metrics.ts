@@ -37,7 +37,7 @@ export interface BehaviourMetrics {
   codePassRate: { all: number | null; correct: number | null; incorrect: number | null };
   /** Mean (token where the first code block starts) / (response length), over responses with code. */
   codeInvocationPosition: number | null;
-  /** Share of responses with code in which a failing block is followed by a passing one. */
+  /** Share of responses with code in which a failing block is followed by a passing one and the answer is right (the paper's self-correction). */
   selfCorrectionRate: number | null;
   /** Among responses with a failing block, the share where a later block passes. */
   recoveryRate: number | null;
@@ -94,7 +94,7 @@ export function behaviour(samples: SampleFacts[]): BehaviourMetrics {
       incorrect: lastOk(lastRan.filter((s) => !s.correct)),
     },
     codeInvocationPosition: mean(withCode.map((s) => s.firstCodeToken! / Math.max(1, s.responseTokens))),
-    selfCorrectionRate: share(withCode.map((s) => selfCorrects(s.codeBlocks))),
+    selfCorrectionRate: share(withCode.map((s) => s.correct && selfCorrects(s.codeBlocks))),
     recoveryRate: share(failing.map((s) => selfCorrects(s.codeBlocks))),
     codeBlocks: blocks.length,
     passingCodeBlocks: blocks.filter((b) => b.ok === true).length,
