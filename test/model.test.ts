@@ -115,6 +115,46 @@ describeOnEachBackend('decoding', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it('drops finished rows from the batch, and the rest decode exactly as alone, a paused row resuming after the drop', () => {
+    const prompts = [
+      [1, 5, 9, 3],
+      [7, 2],
+      [4, 4, 4, 4],
+    ];
+    const limits = [3, 12, 7];
+    const perRow = limits.map((maxNewTokens) => ({ temperature: 0, topP: 1, seed: 0, maxNewTokens }));
+    const before = tf.memory().numTensors;
+    const decoder = new Decoder(model, prompts, { perRow });
+    const batchSizes: number[] = [];
+    while (decoder.hasActive) {
+      decoder.step();
+      batchSizes.push(decoder.batchRows);
+    }
+    // The batch shrinks at the step after a row's last token: 3 rows, then 2 after row 0, 1 after row 2.
+    expect(batchSizes).toEqual([3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 1]);
+    const alone = prompts.map((p, i) => generate(model, [p], { maxNewTokens: limits[i], temperature: 0 })[0]!.tokens);
+    expect(decoder.rows.map((r) => r.tokens)).toEqual(alone);
+    decoder.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+
+    const prompt = [1, 5, 9];
+    const pauseAt = generate(model, [prompt], { maxNewTokens: 6, temperature: 0 })[0]!.tokens[2]!;
+    const paused = new Decoder(model, [prompt, [7, 7]], {
+      pauseIds: [pauseAt],
+      perRow: [30, 1].map((maxNewTokens) => ({ temperature: 0, topP: 1, seed: 0, maxNewTokens })),
+    });
+    while (paused.rows[0]!.state === 'active') paused.step();
+    paused.append(0, [40, 41]);
+    paused.resume(0);
+    for (let i = 0; i < 4; i++) paused.step();
+    expect(paused.batchRows).toBe(1);
+    const head = paused.rows[0]!.tokens.slice(0, 3);
+    const continued = paused.rows[0]!.tokens.slice(5);
+    paused.dispose();
+    const fresh = generate(model, [[...prompt, ...head, 40, 41]], { maxNewTokens: continued.length, temperature: 0 })[0]!.tokens;
+    expect(continued).toEqual(fresh);
+  });
+
   it('pauses on a string that a token carries past, cut after the string, and continues from the cut', () => {
     const prompt = [1, 5, 9];
     const [first] = generate(model, [prompt], { maxNewTokens: 1, temperature: 0 })[0]!.tokens;

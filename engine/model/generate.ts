@@ -60,6 +60,8 @@ export class Decoder {
   private nextPosition: number[];
   private nextLogits: (Float32Array | null)[];
   private pending: (number[] | null)[];
+  /** The rows in the cache's batch, in its order: a finished row leaves it, so it costs nothing after. */
+  private slots: number[];
 
   constructor(
     private readonly model: DecoderModel,
@@ -80,6 +82,7 @@ export class Decoder {
     this.nextPosition = prompts.map(() => 0);
     this.nextLogits = prompts.map(() => null);
     this.pending = prompts.map((p) => [...p]);
+    this.slots = prompts.map((_, b) => b);
     if (prompts.some((p) => p.length === 0)) throw new Error('every prompt needs at least one token');
   }
 
@@ -100,25 +103,51 @@ export class Decoder {
     this.rows[row]!.state = 'done';
   }
 
+  /** Rows the next forward pass computes: the unfinished ones (paused rows keep their place). */
+  get batchRows(): number {
+    return this.slots.length;
+  }
+
   get hasActive(): boolean {
     return this.rows.some((r) => r.state === 'active');
   }
 
-  /** Feeds queued tokens of every row in one forward pass (ragged rows padded and masked). */
+  /**
+   * Drops finished rows from the cache's batch (one gather of the cache along it): otherwise every
+   * later step would still compute, and grow the cache for, rows that will never sample again.
+   * Paused rows stay: they resume from their cache.
+   */
+  private dropFinished(): void {
+    if (!this.cache || !this.opts.useCache) return;
+    const live = this.slots.filter((row) => this.rows[row]!.state !== 'done');
+    if (live.length === this.slots.length || live.length === 0) return;
+    const keep = live.map((row) => this.slots.indexOf(row));
+    const old = this.cache;
+    this.cache = tf.tidy(() => {
+      const index = tf.tensor1d(keep, 'int32');
+      const gather = <T extends tf.Tensor>(t: T) => tf.keep(tf.gather(t, index, 0) as T);
+      return { k: old.k.map(gather), v: old.v.map(gather), positions: gather(old.positions), valid: gather(old.valid) };
+    });
+    disposeCache(old);
+    this.slots = live;
+  }
+
+  /** Feeds queued tokens of every row in the cache's batch in one forward pass (ragged rows padded and masked). */
   private feed(): void {
-    const lengths = this.pending.map((p) => p?.length ?? 0);
+    this.dropFinished();
+    const lengths = this.slots.map((row) => this.pending[row]?.length ?? 0);
     const T = Math.max(...lengths);
     if (T === 0) return;
-    const B = this.rows.length;
+    const B = this.slots.length;
     const ids: number[][] = [];
     const positions: number[][] = [];
     const valid: number[][] = [];
     for (let b = 0; b < B; b++) {
-      const queued = this.pending[b] ?? [];
+      const queued = this.pending[this.slots[b]!] ?? [];
       // Left-pad, so that every row's last real token sits at the last position.
       const pad = T - queued.length;
       ids.push([...Array(pad).fill(this.opts.padId), ...queued]);
-      positions.push(Array.from({ length: T }, (_, t) => (t < pad ? 0 : this.nextPosition[b]! + t - pad)));
+      positions.push(Array.from({ length: T }, (_, t) => (t < pad ? 0 : this.nextPosition[this.slots[b]!]! + t - pad)));
       valid.push(Array.from({ length: T }, (_, t) => (t < pad ? 0 : 1)));
     }
     const previous = this.cache;
@@ -146,11 +175,12 @@ export class Decoder {
     const V = logits.shape[1]!;
     logits.dispose();
     for (let b = 0; b < B; b++) {
+      const row = this.slots[b]!;
       if (lengths[b]! > 0) {
-        this.nextLogits[b] = data.slice(b * V, (b + 1) * V);
-        this.nextPosition[b]! += lengths[b]!;
+        this.nextLogits[row] = data.slice(b * V, (b + 1) * V);
+        this.nextPosition[row]! += lengths[b]!;
       }
-      this.pending[b] = null;
+      this.pending[row] = null;
     }
   }
 
