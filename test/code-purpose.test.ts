@@ -44,6 +44,10 @@ describe('code purposes', () => {
     // The list comprehension and the generator passed to sum() both filter.
     expect(f).toMatchObject({ parsed: true, searchLoops: 1, whileLoops: 0, filteredComprehensions: 2, asserts: 0, printedChecks: 1 });
     expect(codeFeatures('print((1 + 2)').parsed).toBe(false);
+    // Names imported from sympy, and no others: numpy's alias is not one.
+    const mixed = codeFeatures('import sympy as sp\nimport numpy as np\nfrom sympy import Symbol\nprint(np.array([1, 2]))');
+    expect([...mixed.sympyNames].sort()).toEqual(['Symbol', 'sp', 'sympy']);
+    expect(classifyCode('import sympy as sp\nimport numpy as np\nprint(np.array([1, 2]).sum())')).toBe('calculation');
   });
 
   it('the metrics count blocks by purpose over the whole set, the blocks that ran, and self-corrections that end right', () => {

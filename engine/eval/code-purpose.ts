@@ -145,8 +145,10 @@ export function codeFeatures(code: string): CodeFeatures {
             : text(n)
                 .replace(/^import\s+/, '')
                 .split(',');
-          for (const name of names) f.modules.add(name.trim().split(/[.\s]/)[0]!);
-          if (f.modules.has('sympy')) for (const v of n.getChildren('VariableName')) f.sympyNames.add(text(v));
+          const modules = names.map((name) => name.trim().split(/[.\s]/)[0]!);
+          for (const m of modules) f.modules.add(m);
+          // `from sympy import x` or `import sympy as sp` (one module per statement, as models write them).
+          if (modules.length === 1 && modules[0] === 'sympy') for (const v of n.getChildren('VariableName')) f.sympyNames.add(text(v));
           break;
         }
         case 'CallExpression': {
