@@ -73,6 +73,7 @@ export async function writePaperTrace(
     return { text, ok: result.status === 'ok', shown: `${codeBlock(code)}${interpreterBlock(text)}` };
   };
   const conclude = (answer: string, why: string) => `${why}\n${box(answer)}`;
+  const fromOutput = (printed: string) => conclude(printed, `The code printed ${printed}, so the answer is ${printed}.`);
 
   switch (strategy) {
     case 'hand': {
@@ -101,7 +102,7 @@ export async function writePaperTrace(
       return {
         strategy,
         selfCorrection: false,
-        response: response + conclude(computed.text, `The code printed ${computed.text}, so the answer is ${computed.text}.`),
+        response: response + fromOutput(computed.text),
       };
     }
     case 'words-code': {
@@ -112,7 +113,7 @@ export async function writePaperTrace(
       return {
         strategy,
         selfCorrection: false,
-        response: `${plan}${said} The rest is long by hand, so I let Python finish it.\n${computed.shown}${conclude(computed.text, `The code printed ${computed.text}, so the answer is ${computed.text}.`)}`,
+        response: `${plan}${said} The rest is long by hand, so I let Python finish it.\n${computed.shown}${fromOutput(computed.text)}`,
       };
     }
     case 'code-first': {
@@ -120,7 +121,7 @@ export async function writePaperTrace(
       return {
         strategy,
         selfCorrection: false,
-        response: `${plan} I will compute it exactly with Python.\n${computed.shown}${conclude(computed.text, `The code printed ${computed.text}, so the answer is ${computed.text}.`)}`,
+        response: `${plan} I will compute it exactly with Python.\n${computed.shown}${fromOutput(computed.text)}`,
       };
     }
     case 'brute-force': {
@@ -133,7 +134,7 @@ export async function writePaperTrace(
         return {
           strategy,
           selfCorrection: false,
-          response: response + conclude(tried.text, `The code printed ${tried.text}, so the answer is ${tried.text}.`),
+          response: response + fromOutput(tried.text),
         };
       if (rng.u32() / 4294967296 < RECOVERY) {
         const why = /Timeout/.test(tried.text)
@@ -144,7 +145,7 @@ export async function writePaperTrace(
         return {
           strategy,
           selfCorrection: computed.ok,
-          response: response + conclude(computed.text, `The code printed ${computed.text}, so the answer is ${computed.text}.`),
+          response: response + fromOutput(computed.text),
         };
       }
       const result = byHand();
