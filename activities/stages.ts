@@ -8,7 +8,7 @@ import { latestCheckpoint } from '../datasets/runs.js';
 import { resolveHome, withStore } from '../datasets/store.js';
 import { resolveTraceDataset } from '../datasets/traces.js';
 import type { ColdStartOptions, EvalOptions, RlOptions, SftOptions } from '../stages/options.js';
-import type { PresetName } from '../engine/model/config.js';
+import type { ModelInit } from '../engine/model/config.js';
 import type { SftSummary } from '../stages/sft.js';
 import { guarded } from './failures.js';
 import { runOffloaded, type JobInput, type JobResult } from './offload/parent.js';
@@ -113,7 +113,7 @@ export function createStageActivities({ home, stallFloorMs }: StageActivityOptio
      * The base model: `{ from }` finds (or fetches) a pretrained one and answers its absolute
      * directory and content hash; a built-in preset is made at `out` (relative to the store's folder).
      */
-    async initModel(input: { out: string; preset: PresetName; seed: number } | { from: string }) {
+    async initModel(input: ({ out: string } & ModelInit) | { from: string }) {
       return guarded(async () => {
         const job = 'from' in input ? { from: input.from, home: resolveHome(home) } : { ...input, out: inHome(input.out) };
         const made = await offload('init-model', 0, 'initModel', job);

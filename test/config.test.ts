@@ -15,11 +15,35 @@ describe('the run configuration', () => {
     expect(resolveConfig('quick').rl.steps).toBeLessThan(resolveConfig('default').rl.steps);
   });
 
+  it("the paper preset is the paper's recipe; its earlier terse-teacher GRPO form stays one config file away", () => {
+    const paper = resolveConfig('paper');
+    expect(paper.teacher).toEqual({ kind: 'builtin', style: 'paper' });
+    expect(paper.rl).toMatchObject({ algo: 'ppo', klCoef: 0 });
+    expect(paper.model).toMatchObject({ preset: 'tiny', positions: 512 });
+    // The README's earlier results (measured before 2026-11-30) came from this configuration.
+    const earlier = loadConfig('paper', 'docs/results/paper-terse-config.json');
+    expect(earlier.teacher).toEqual({ kind: 'builtin', style: 'terse' });
+    expect(earlier.model).toEqual({ preset: 'tiny', seed: 0, positions: 256 });
+    expect(earlier.rl).toMatchObject({ algo: 'grpo', lr: 3e-5, steps: 80, promptsPerStep: 16, samplesPerPrompt: 8 });
+    expect(earlier.sft.steps).toBe(8000);
+    expect(earlier.budget.maxResponseTokens).toBe(192);
+  });
+
   it('a section of the overrides is merged key by key; a data section of another source replaces', () => {
     const c = resolveConfig('default', { sft: { steps: 10 }, data: { source: 'stored', name: 'aime' } });
     expect(c.sft).toEqual({ ...resolveConfig('default').sft, steps: 10 });
     expect(c.data).toEqual({ source: 'stored', name: 'aime' });
     expect(resolveConfig('default', { data: { count: 50 } }).data).toEqual({ source: 'synth', name: 'world', count: 50, seed: 7 });
+    // Any section of another kind replaces the preset's rather than mixing with it.
+    expect(resolveConfig('real', { model: { preset: 'small' } }).model).toEqual({ preset: 'small', seed: 0 });
+    expect(resolveConfig('paper', { model: { from: 'smollm2-135m-instruct' } }).model).toEqual({ from: 'smollm2-135m-instruct' });
+    expect(resolveConfig('paper', { model: { seed: 3 } }).model).toEqual({ ...resolveConfig('paper').model, seed: 3 });
+    expect(resolveConfig('real', { teacher: { kind: 'stored', code: 'a', text: 'b' } }).teacher).toEqual({
+      kind: 'stored',
+      code: 'a',
+      text: 'b',
+    });
+    expect(resolveConfig('real', { adapter: { kind: 'full' } }).adapter).toEqual({ kind: 'full' });
   });
 
   it('an empty config gets defaults that work', () => {

@@ -330,4 +330,19 @@ describe('retool model (CLI)', () => {
     expect(bad.exitCode).toBe(2);
     expect(String(bad.stderr)).toContain('999 is not a token id');
   });
+
+  it('--positions gives a preset a longer context with the same weights', async () => {
+    const out = join(home.dir, 'tiny-384');
+    const init = json(await retool(['model', 'init', '--positions', '384', '--out', out, '--json'], { home: home.dir }));
+    expect(init.config.max_position_embeddings).toBe(384);
+    const plain = json(await retool(['model', 'init', '--out', join(home.dir, 'tiny-256'), '--json'], { home: home.dir }));
+    expect(plain.config.max_position_embeddings).toBe(256);
+    expect(init.parameters).toBe(plain.parameters);
+    const ids = Array.from({ length: 300 }, (_, i) => String(1 + (i % 90))).join(',');
+    const logits = json(await retool(['model', 'logits', '--model', out, '--ids', ids, '--json'], { home: home.dir }));
+    expect(logits.logits).toHaveLength(300);
+    const bad = await retool(['model', 'init', '--positions', '8', '--out', join(home.dir, 'bad')], { home: home.dir });
+    expect(bad.exitCode).toBe(2);
+    expect(String(bad.stderr)).toContain('positions');
+  });
 });

@@ -98,7 +98,7 @@ describe('the paper-style teacher', () => {
     expect(new Set(traces.map((t) => t.strategy)).size).toBeGreaterThan(2);
     const again = await new BuiltinTeacher(sandbox, { style: 'paper', seed: 1 }).write(problems[5]!, 'code');
     expect(again).toEqual(traces[5]);
-    // Text mode keeps the explained text traces: no code.
+    // Text mode writes the terse text traces: no code.
     const text = await teacher.write(problems[0]!, 'text');
     expect(isFailure(text) ? 'failed' : codeBlocks(text.response)).toEqual([]);
   }, 30_000);

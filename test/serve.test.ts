@@ -28,7 +28,7 @@ describe('retool serve with the OpenAI clients', () => {
 
   beforeAll(async () => {
     await initBackend();
-    await initModelDir(modelDir, 'tiny', 3);
+    await initModelDir(modelDir, { preset: 'tiny', seed: 3 });
     const { model, tokenizer } = openModel(modelDir);
     prompt = tokenizer!.encode(tokenizer!.applyChatTemplate!([{ role: 'user', content: QUESTION }], { addGenerationPrompt: true }));
     const [out] = generate(model, [prompt], { maxNewTokens: 24, temperature: 0, eosIds: [tokenizer!.eosId], padId: tokenizer!.padId });

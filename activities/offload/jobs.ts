@@ -2,7 +2,7 @@
 // reporting progress and checkpoints through `report` instead of Temporal's context, which lives in
 // the worker. Paths arrive absolute; `home` names the store.
 import { withStore } from '../../datasets/store.js';
-import type { PresetName } from '../../engine/model/config.js';
+import type { ModelInit } from '../../engine/model/config.js';
 import { resolvePretrained } from '../../engine/model/fetch.js';
 import { initModelDir } from '../../engine/model/init.js';
 import { Sandbox } from '../../engine/sandbox/index.js';
@@ -21,7 +21,7 @@ export interface JobReport {
   signal: AbortSignal;
 }
 
-export type BaseModelInput = { out: string; preset: PresetName; seed: number } | { from: string; home: string };
+export type BaseModelInput = ({ out: string } & ModelInit) | { from: string; home: string };
 type SynthInput = Pick<ColdStartOptions, 'dataset' | 'out' | 'mode' | 'seed' | 'limit' | 'concurrency' | 'teacher' | 'style' | 'openai'> & {
   home?: string;
 };
@@ -37,7 +37,7 @@ export const JOBS = {
   async initModel(input: BaseModelInput) {
     if ('from' in input) return resolvePretrained(input.from, input.home);
     await initBackend();
-    const made = await initModelDir(input.out, input.preset, input.seed);
+    const made = await initModelDir(input.out, input);
     return { dir: input.out, sha256: null, parameters: made.parameters };
   },
 

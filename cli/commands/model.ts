@@ -8,7 +8,11 @@ import type { TextTokenizer } from '../../engine/tokenizer/types.js';
 import { emit, parseList, parseNumber, type CommonOptions } from '../output.js';
 import { addSchemaFlags, parseSchemaFlags, type Flags } from '../schema-flags.js';
 
-const INIT_FLAGS = { preset: 'model size', seed: 'initialisation seed' } satisfies Flags<typeof ModelInitSchema>;
+const INIT_FLAGS = {
+  preset: 'model size',
+  seed: 'initialisation seed',
+  positions: "the longest sequence it takes (default the preset's)",
+} satisfies Flags<typeof ModelInitSchema>;
 
 const DTYPE_HELP = 'weights on disk: f32 (exact), bf16 or f16 (half the size; loaded back as f32)';
 function diskDtype(flag: string): 'F32' | 'BF16' | 'F16' {
@@ -25,16 +29,16 @@ export function modelCommand(common: (cmd: Command) => Command): Command {
     .requiredOption('--out <dir>', 'where to write it');
   addSchemaFlags(init, ModelInitSchema, INIT_FLAGS).action(async (opts: CommonOptions & Record<string, unknown>) => {
     const out = String(opts.out);
-    const { preset, seed } = parseSchemaFlags(ModelInitSchema, opts, INIT_FLAGS);
+    const init = parseSchemaFlags(ModelInitSchema, opts, INIT_FLAGS);
     // tfjs and the model code load here, not at start: most commands never touch a model.
     const { backendInfo, backendLabel, initBackend } = await import('../../engine/tensor/backend.js');
     const { initModelDir } = await import('../../engine/model/init.js');
     await initBackend();
-    const made = await initModelDir(out, preset, seed);
+    const made = await initModelDir(out, init);
     emit(
       opts,
       { ...made, backend: backendInfo() },
-      () => `wrote ${preset} model (${made.parameters.toLocaleString()} parameters) to ${out} [backend ${backendLabel()}]`,
+      () => `wrote ${init.preset} model (${made.parameters.toLocaleString()} parameters) to ${out} [backend ${backendLabel()}]`,
     );
   });
 

@@ -108,7 +108,8 @@ export class BuiltinTeacher implements Teacher {
     const drawn = this.draw(rng);
     const base = { problemId: problem.id, mode, teacher: this.name, seededDefect: null as SeededDefect | null, selfCorrection: false };
 
-    const explained = this.opts.style !== 'terse';
+    // The paper style's text-mode traces are the terse ones: by hand, in as few characters.
+    const explained = this.opts.style === 'explained';
     if (mode === 'code' && this.opts.style === 'paper') {
       // Its own stream, so the strategies do not shift the defects drawn above.
       const strategyRng = new Rng(fnv1a32(`${this.opts.seed}:strategy:${problem.id}`));

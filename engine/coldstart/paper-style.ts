@@ -4,11 +4,14 @@
 // - hand-check: by hand, then a code block that checks the result, and a direct computation
 //   when the check fails;
 // - words-code: a plan and a first step in words, then the code computes the answer;
-// - code-first: the code straight away (the `explained` style);
+// - code-first: the code straight away;
 // - brute-force: a search first (which times out on the largest inputs) or a block that fails,
 //   then, usually, the direct computation; otherwise a guess by hand.
 // Verification later keeps only traces whose final answer is right, so the wrong hand results that
 // remain in the data are the ones a later block corrected: strategic errors, not wrong labels.
+// The words are few and short: the built-in tokenizer spells characters, and a tiny model learns to
+// copy the problem's numbers far later across a long prefix (docs/results.md), so each sentence
+// names the strategy and nothing more (no restated problem, no "the code printed X").
 import type { Rng } from '../../domain/rng.js';
 import type { ExecResult } from '../sandbox/index.js';
 import { codeBlock, interpreterBlock, TAG } from '../trace/format.js';
@@ -67,13 +70,11 @@ export async function writePaperTrace(
   const byHand = () => (rng.u32() / 4294967296 < HAND_ACCURACY[level - 1]! ? problem.answer : slip(problem.answer));
   const handSteps = (result: string) => `${solution.textSteps(result).join('.\n')}.\n`;
   const direct = [...solution.setup, solution.compute].join('\n');
-  const plan = `We need ${solution.goal}.`;
   const block = async (code: string) => {
     const { text, result } = await run(code);
     return { text, ok: result.status === 'ok', shown: `${codeBlock(code)}${interpreterBlock(text)}` };
   };
-  const conclude = (answer: string, why: string) => `${why}\n${box(answer)}`;
-  const fromOutput = (printed: string) => conclude(printed, `The code printed ${printed}, so the answer is ${printed}.`);
+  const fromOutput = (printed: string) => box(printed);
 
   switch (strategy) {
     case 'hand': {
@@ -81,7 +82,7 @@ export async function writePaperTrace(
       return {
         strategy,
         selfCorrection: false,
-        response: `${plan} I will work it out by hand.\n${handSteps(result)}${conclude(result, `So the answer is ${result}.`)}`,
+        response: `By hand:\n${handSteps(result)}${box(result)}`,
       };
     }
     case 'hand-check': {
@@ -90,15 +91,15 @@ export async function writePaperTrace(
         '\n',
       );
       const checked = await block(check);
-      let response = `${plan} I will work it out by hand, then check it with Python.\n${handSteps(result)}${checked.shown}`;
+      let response = `By hand, then a check:\n${handSteps(result)}${checked.shown}`;
       if (checked.text === 'True')
         return {
           strategy,
           selfCorrection: false,
-          response: response + conclude(result, `The check confirms ${result}, so the answer is ${result}.`),
+          response: response + box(result),
         };
       const computed = await block(direct);
-      response += `The check says my hand calculation is wrong, so I compute it directly.\n${computed.shown}`;
+      response += `Wrong by hand, so directly:\n${computed.shown}`;
       return {
         strategy,
         selfCorrection: false,
@@ -108,12 +109,12 @@ export async function writePaperTrace(
     case 'words-code': {
       const first = solution.textSteps(problem.answer)[0] ?? '';
       // The first worked step shows the method; when it already holds the answer, only the plan is said.
-      const said = first && !first.includes(problem.answer) ? ` First, ${first}.` : '';
+      const said = first && !first.includes(problem.answer) ? `First, ${first}.\n` : '';
       const computed = await block(direct);
       return {
         strategy,
         selfCorrection: false,
-        response: `${plan}${said} The rest is long by hand, so I let Python finish it.\n${computed.shown}${fromOutput(computed.text)}`,
+        response: `${said}Python does the rest:\n${computed.shown}${fromOutput(computed.text)}`,
       };
     }
     case 'code-first': {
@@ -121,7 +122,7 @@ export async function writePaperTrace(
       return {
         strategy,
         selfCorrection: false,
-        response: `${plan} I will compute it exactly with Python.\n${computed.shown}${fromOutput(computed.text)}`,
+        response: `${computed.shown}${fromOutput(computed.text)}`,
       };
     }
     case 'brute-force': {
@@ -129,7 +130,7 @@ export async function writePaperTrace(
       const firstTry = solution.bruteForce ?? (solution.setup.length > 0 ? solution.compute : null);
       if (firstTry === null) return writePaperTrace(solution, problem, 'code-first', rng, slip, run);
       const tried = await block(firstTry);
-      let response = `${plan} ${solution.bruteForce ? 'I will search for it with Python.' : 'I will compute it with Python.'}\n${tried.shown}`;
+      let response = `${solution.bruteForce ? 'Search:' : 'Python:'}\n${tried.shown}`;
       if (tried.ok)
         return {
           strategy,
@@ -137,9 +138,7 @@ export async function writePaperTrace(
           response: response + fromOutput(tried.text),
         };
       if (rng.u32() / 4294967296 < RECOVERY) {
-        const why = /Timeout/.test(tried.text)
-          ? 'That search is too slow, so I use the direct formula.'
-          : 'The code failed, so I fix it and run it again.';
+        const why = /Timeout/.test(tried.text) ? 'Too slow, so the formula:' : 'It failed, so fixed:';
         const computed = await block(direct);
         response += `${why}\n${computed.shown}`;
         return {
@@ -149,8 +148,8 @@ export async function writePaperTrace(
         };
       }
       const result = byHand();
-      response += `The code did not work, so I estimate it by hand instead.\n${handSteps(result)}`;
-      return { strategy, selfCorrection: false, response: response + conclude(result, `So the answer is ${result}.`) };
+      response += `It failed, so by hand:\n${handSteps(result)}`;
+      return { strategy, selfCorrection: false, response: response + box(result) };
     }
   }
 }

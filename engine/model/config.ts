@@ -165,4 +165,7 @@ export type PresetName = keyof typeof PRESETS;
 export const ModelInitSchema = z.object({
   preset: z.enum(Object.keys(PRESETS) as [PresetName, ...PresetName[]]).default('tiny'),
   seed: z.number().int().default(0),
+  /** The longest sequence it takes (prompt, response and interpreter outputs); default the preset's. */
+  positions: z.number().int().min(16).max(32_768).optional(),
 });
+export type ModelInit = z.output<typeof ModelInitSchema>;
