@@ -3,7 +3,7 @@
 // that come after SFT need one, and a fresh machine has none.
 import { join } from 'node:path';
 import { synthesizeDataset } from '../datasets/derive.js';
-import { withStore } from '../datasets/store.js';
+import { heldStore, withStore } from '../datasets/store.js';
 import { coldStart } from '../stages/coldstart.js';
 import { saveModel } from '../engine/model/checkpoint.js';
 import { PRESETS, DecoderConfigSchema, type PresetName } from '../engine/model/config.js';
@@ -17,7 +17,7 @@ export async function sftFixture(home: string, sandbox: Sandbox, o: { preset: Pr
   o.say('traces');
   const cold = await withStore(home, async (store) => {
     await synthesizeDataset(store, { name: 'bench', count: 3000, seed: 11 });
-    return coldStart(store, sandbox, { dataset: 'bench', out: 'bench-code' });
+    return coldStart(heldStore(store), sandbox, { dataset: 'bench', out: 'bench-code' });
   });
   const tokenizer = builtinTokenizer();
   const base = join(home, 'base');

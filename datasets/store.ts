@@ -173,6 +173,21 @@ async function migrate(path: string, connection: DuckDBConnection): Promise<void
   }
 }
 
+/**
+ * How a long stage reaches the store: `briefStore(home)` opens it for each read or write alone, so
+ * other processes (a parallel arm's stages) can use the file while the stage computes;
+ * `heldStore(store)` uses a store the caller already holds.
+ */
+export type StoreAccess = <T>(fn: (store: Store) => Promise<T>) => Promise<T>;
+export const briefStore =
+  (home: string | undefined): StoreAccess =>
+  (fn) =>
+    withStore(home, fn);
+export const heldStore =
+  (store: Store): StoreAccess =>
+  (fn) =>
+    fn(store);
+
 /** Opens the store, runs `fn`, and always releases the file. */
 export async function withStore<T>(home: string | undefined, fn: (store: Store) => Promise<T>, options?: OpenOptions): Promise<T> {
   const store = await Store.open(home, options);

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { BadInputError } from '../domain/errors.js';
 import { problemsForStage } from '../datasets/problems-io.js';
-import type { Store } from '../datasets/store.js';
+import type { StoreAccess } from '../datasets/store.js';
 import { writeTraceDataset, type TraceRow } from '../datasets/traces.js';
 import type { Sandbox } from '../engine/sandbox/index.js';
 import { mapConcurrent } from '../engine/util/concurrency.js';
@@ -42,7 +42,7 @@ export function makeTeacher(opts: z.output<typeof ColdStartOptionsSchema>, sandb
 }
 
 export async function coldStart(
-  store: Store,
+  store: StoreAccess,
   sandbox: Sandbox,
   options: ColdStartOptions,
   onProgress?: (done: number, total: number) => void,
@@ -50,7 +50,7 @@ export async function coldStart(
 ): Promise<ColdStartSummary> {
   const opts = ColdStartOptionsSchema.parse(options);
   const started = performance.now();
-  const { dataset, source, rows: problemRows } = await problemsForStage(store, opts.dataset, 'train');
+  const { dataset, source, rows: problemRows } = await store((s) => problemsForStage(s, opts.dataset, 'train'));
   const problems: TeacherProblem[] = problemRows
     .slice(0, opts.limit ?? problemRows.length)
     .map((r) => ({ id: r.id, problem: r.problem, answer: r.answer, family: r.family, level: r.level }));
@@ -130,15 +130,21 @@ export async function coldStart(
     teacherFailures: rows.filter((r) => r.rejectStage === 'teacher').length,
     strategies,
   };
-  const out = await writeTraceDataset(
-    store,
-    {
-      name: opts.out,
-      parent: dataset,
-      newVersion: opts.newVersion,
-      params: { ...summary, seed: opts.seed, openai: opts.openai ? { baseUrl: opts.openai.baseUrl, model: opts.openai.model } : undefined },
-    },
-    rows,
+  const out = await store((s) =>
+    writeTraceDataset(
+      s,
+      {
+        name: opts.out,
+        parent: dataset,
+        newVersion: opts.newVersion,
+        params: {
+          ...summary,
+          seed: opts.seed,
+          openai: opts.openai ? { baseUrl: opts.openai.baseUrl, model: opts.openai.model } : undefined,
+        },
+      },
+      rows,
+    ),
   );
   return { dataset: `${out.name}@${out.version}`, ...summary, seconds: (performance.now() - started) / 1000 };
 }

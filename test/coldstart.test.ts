@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthesizeDataset } from '../datasets/derive.js';
 import { importProblems } from '../datasets/problems-io.js';
 import { AIME24_FILE } from '../datasets/real-data.js';
-import { withStore } from '../datasets/store.js';
+import { briefStore, withStore } from '../datasets/store.js';
 import { readTraces, resolveTraceDataset } from '../datasets/traces.js';
 import { BuiltinTeacher, type BuiltinTeacherOptions } from '../engine/coldstart/builtin-teacher.js';
 import { PAPER_STRATEGIES } from '../engine/coldstart/paper-style.js';
@@ -11,7 +11,7 @@ import { isFailure, type TeacherProblem, type TeacherTrace } from '../engine/col
 import { Sandbox } from '../engine/sandbox/index.js';
 import { codeBlocks } from '../engine/trace/format.js';
 import { verifyTrace } from '../engine/trace/verify.js';
-import { tempHome } from './helpers/cli.js';
+import { retool, tempHome } from './helpers/cli.js';
 
 const sandbox = new Sandbox({ poolSize: 2 });
 afterAll(() => sandbox.close());
@@ -143,14 +143,12 @@ describe('the cold-start stage', () => {
   afterAll(() => home.cleanup());
 
   it('keeps rejected traces with their reason and stores the counts per reason', async () => {
-    const summary = await withStore(home.dir, (store) =>
-      coldStart(store, sandbox, {
-        dataset: 'world',
-        out: 'world-code',
-        seed: 5,
-        rates: { malformedTags: 0.1, syntaxError: 0.1, wrongCode: 0.1, wrongAnswer: 0.1, selfCorrection: 0.1 },
-      }),
-    );
+    const summary = await coldStart(briefStore(home.dir), sandbox, {
+      dataset: 'world',
+      out: 'world-code',
+      seed: 5,
+      rates: { malformedTags: 0.1, syntaxError: 0.1, wrongCode: 0.1, wrongAnswer: 0.1, selfCorrection: 0.1 },
+    });
     expect(summary.source).toBe('world@1:train');
     expect(summary.kept + summary.rejected).toBe(summary.problems);
     expect(summary.rejected).toBeGreaterThan(0);
@@ -179,9 +177,13 @@ describe('the cold-start stage', () => {
   });
 
   it('the paper style counts its traces per strategy, written and kept', async () => {
-    const summary = await withStore(home.dir, (store) =>
-      coldStart(store, sandbox, { dataset: 'world', out: 'world-paper', style: 'paper', limit: 40, seed: 2 }),
-    );
+    const summary = await coldStart(briefStore(home.dir), sandbox, {
+      dataset: 'world',
+      out: 'world-paper',
+      style: 'paper',
+      limit: 40,
+      seed: 2,
+    });
     const counts = Object.values(summary.strategies);
     expect(Object.keys(summary.strategies).every((s) => (PAPER_STRATEGIES as readonly string[]).includes(s))).toBe(true);
     expect(counts.reduce((a, c) => a + c.written, 0)).toBe(summary.problems);
@@ -189,8 +191,28 @@ describe('the cold-start stage', () => {
     expect(Object.keys(summary.strategies).length).toBeGreaterThan(2);
   });
 
+  it('leaves the store free while the teacher writes, so a parallel arm can use it', async () => {
+    const builtin = new BuiltinTeacher(sandbox, { seed: 1 });
+    const others: number[] = [];
+    let asked = false;
+    const teacher = {
+      name: builtin.name,
+      async write(problem: TeacherProblem, mode: 'code' | 'text') {
+        // Another process writes to the store (as the other arm's SFT does) mid cold start.
+        if (!asked) {
+          asked = true;
+          others.push((await retool(['data', 'synth', '--name', 'other', '--count', '40', '--seed', '1'], { home: home.dir })).exitCode!);
+        }
+        return builtin.write(problem, mode);
+      },
+    };
+    const summary = await coldStart(briefStore(home.dir), sandbox, { dataset: 'world', out: 'world-beside', limit: 5 }, undefined, teacher);
+    expect(others).toEqual([0]);
+    expect(summary.problems).toBe(5);
+  }, 60_000);
+
   it('says which problems the built-in teacher cannot write, instead of inventing traces', async () => {
-    const summary = await withStore(home.dir, (store) => coldStart(store, sandbox, { dataset: 'aime', out: 'aime-code', limit: 3 }));
+    const summary = await coldStart(briefStore(home.dir), sandbox, { dataset: 'aime', out: 'aime-code', limit: 3 });
     expect(summary).toMatchObject({ problems: 3, kept: 0, teacherFailures: 3, rejectedByReason: { teacher_failed: 3 } });
   });
 });

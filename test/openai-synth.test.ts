@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { withStore } from '../datasets/store.js';
+import { briefStore } from '../datasets/store.js';
 import { Sandbox } from '../engine/sandbox/index.js';
 import { coldStart } from '../stages/coldstart.js';
 import { json, retool, tempHome } from './helpers/cli.js';
@@ -109,11 +109,11 @@ describe('retool synth --teacher openai', () => {
         openai: { baseUrl, model: 'mock-teacher', apiKeyEnv: 'RETOOL_TEST_TEACHER_KEY' },
       };
       authorizations.length = 0;
-      const summary = await withStore(home.dir, (store) => coldStart(store, sandbox, options));
+      const summary = await coldStart(briefStore(home.dir), sandbox, options);
       expect(summary).toMatchObject({ teacher: 'openai', kept: 1 });
       expect(new Set(authorizations)).toEqual(new Set(['Bearer sk-named-by-config']));
       delete process.env.RETOOL_TEST_TEACHER_KEY;
-      await expect(withStore(home.dir, (store) => coldStart(store, sandbox, { ...options, out: 'mini-nokey' }))).rejects.toThrow(
+      await expect(coldStart(briefStore(home.dir), sandbox, { ...options, out: 'mini-nokey' })).rejects.toThrow(
         /RETOOL_TEST_TEACHER_KEY is not set/,
       );
     } finally {

@@ -1,7 +1,7 @@
 // What an activity's child process runs: the stage runners (store in, engine call, store out),
 // reporting progress and checkpoints through `report` instead of Temporal's context, which lives in
 // the worker. Paths arrive absolute; `home` names the store.
-import { withStore } from '../../datasets/store.js';
+import { briefStore } from '../../datasets/store.js';
 import type { ModelInit } from '../../engine/model/config.js';
 import { resolvePretrained } from '../../engine/model/fetch.js';
 import { initModelDir } from '../../engine/model/init.js';
@@ -45,7 +45,7 @@ export const JOBS = {
     const { home, ...options } = input;
     const sandbox = new Sandbox();
     try {
-      const summary = await withStore(home, (store) => coldStart(store, sandbox, options, (done, total) => report.progress(done, total)));
+      const summary = await coldStart(briefStore(home), sandbox, options, (done, total) => report.progress(done, total));
       return { dataset: summary.dataset, kept: summary.kept };
     } finally {
       await sandbox.close();

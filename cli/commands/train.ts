@@ -95,12 +95,12 @@ export function synthCommand(common: (cmd: Command) => Command): Command {
       const openai = { baseUrl: stringOption(opts.openaiBaseUrl), model: stringOption(opts.openaiModel) };
       const options = parseSchemaFlags(ColdStartOptionsSchema, opts, SYNTH_FLAGS, opts.teacher === 'openai' ? { openai } : {});
       // The stages, the store and the sandbox load here, not when the CLI starts.
-      const { withStore } = await import('../../datasets/store.js');
+      const { briefStore } = await import('../../datasets/store.js');
       const { coldStart } = await import('../../stages/coldstart.js');
       await runTraceVerification(
         opts,
         'synth',
-        (sandbox, onProgress) => withStore(opts.home, (store) => coldStart(store, sandbox, options, onProgress)),
+        (sandbox, onProgress) => coldStart(briefStore(opts.home), sandbox, options, onProgress),
         (s) =>
           `${s.dataset}: kept ${s.kept} of ${s.problems} ${s.mode} traces from ${s.source} (teacher ${s.teacher}, ${s.seconds.toFixed(1)} s)`,
       );
