@@ -193,8 +193,8 @@ export type RetoolConfigInput = z.input<typeof RetoolConfigSchema>;
 
 /**
  * quick: wiring check in a couple of minutes (the model learns little). default: the embedded main
- * job, one ReTool arm, about a quarter hour on 2 cores. paper: the ReTool-vs-text comparison at the
- * scale of the README's RL results (hours). real: the same comparison on a pretrained instruct
+ * job, one ReTool arm, about a quarter hour on 2 cores. paper: the ReTool-vs-text comparison with the
+ * paper's recipe in miniature (a cold start of mixed strategies, PPO) on the built-in model (hours). real: the same comparison on a pretrained instruct
  * model (SmolLM2-135M-Instruct, fetched from PyPI) with LoRA, the ReTool prompt and the paper's
  * evaluations (base zero-shot, held-out, AIME 2024), sized to finish within three hours on 2 cores.
  */
