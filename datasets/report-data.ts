@@ -99,6 +99,9 @@ async function evaluationsOf(store: Store, armId: string, arm: string): Promise<
       codeRatio: num('codeRatio'),
       codeInvocationPosition: num('codeInvocationPosition'),
       codePassRate: num('codePassRate'),
+      codeLines: num('codeLines'),
+      passingCodeBlocks: num('passingCodeBlocks'),
+      selfCorrectionRate: num('selfCorrectionRate'),
       codePurposes: (p.codePurposes as Record<string, number> | undefined) ?? {},
     });
   }

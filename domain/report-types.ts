@@ -49,6 +49,10 @@ export interface ReportEvaluation {
   codeRatio: number | null;
   codeInvocationPosition: number | null;
   codePassRate: number | null;
+  /** Lines per code block, blocks that ran without error (the paper's "correct code"), and the share of correct responses that fixed a failing block. */
+  codeLines: number | null;
+  passingCodeBlocks: number | null;
+  selfCorrectionRate: number | null;
   /** Code blocks by purpose over the set (engine/eval/code-purpose.ts); empty for evaluations stored before it. */
   codePurposes: Record<string, number>;
 }

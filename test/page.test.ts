@@ -1,6 +1,6 @@
 // What a person sees: the experiment (both arms) in the Temporal web UI, its HTML report in a
 // real headless Chromium (Debian's, driven by playwright-core), and the CLI around them.
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { chromium, type Browser } from 'playwright-core';
@@ -132,6 +132,10 @@ describe('the experiment in the Temporal UI and its report, in headless Chromium
     const written = json(await retool(['report', experimentId, '--out', out, '--json'], { home: home.dir, env }));
     expect(written.html).toBe(out);
     expect(existsSync(out)).toBe(true);
+    // The behaviour table reads the stored evaluations' correct-code counts back (code lines: none without code).
+    expect(readFileSync(written.markdown, 'utf8')).toMatch(
+      /\| ReTool \(code\) \| cold-start SFT \| held-out \| \d+ \| [\d.]+% \| (\d+\.\d\d|—) \| \d+ \|/,
+    );
 
     const missing = await retool(['report', 'no-such-run', '--out', join(home.dir, 'x.html')], { home: home.dir, env });
     expect(missing.exitCode).toBe(2);

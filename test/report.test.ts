@@ -63,6 +63,9 @@ const heldOut = (model: ReportEvaluation['model'], avgAtK: number, hard: [number
   codeRatio: model === 'base' ? 0.05 : 1,
   codeInvocationPosition: model === 'base' ? null : 0.25,
   codePassRate: 0.9,
+  codeLines: model === 'final' ? 1.5 : 2.25,
+  passingCodeBlocks: model === 'final' ? 95 : 88,
+  selfCorrectionRate: model === 'final' ? 0.04 : null,
   codePurposes: {
     base: { calculation: 5 },
     sft: { calculation: 60, enumeration: 30, verification: 10 },
@@ -192,6 +195,11 @@ describe('writeReport', () => {
     );
     expect(md).toContain('| ReTool (code) | after RL (20 steps) | aime24 (30) | on | 4 (T 0.6) | 1.3% | 3.3% | — |');
     expect(md).toContain('| ReTool (code) | held-out | 100 | 12 | 3 | 2.32 | 0.0352 |');
+    // The paper's behaviour measures, SFT beside the model after RL; the base model has no row.
+    expect(md).toContain('| ReTool (code) | cold-start SFT | held-out | 120 | 100.0% | 2.25 | 88 | 90.0% | 25.0% | — |');
+    expect(md).toContain('| ReTool (code) | after RL | held-out | 120 | 100.0% | 1.50 | 95 | 90.0% | 25.0% | 4.0% |');
+    expect(md).not.toMatch(/\| base \(zero-shot\) \| held-out \| 120 \|/);
+    expect(html).toContain('<h3>Behaviour</h3>');
     // What the code is for, as shares of each model's blocks (columns: the purposes any model used).
     expect(md).toContain('| Arm | Model | Set | Code blocks | calculation | verification | enumeration | equation-solving |');
     expect(md).toContain('| ReTool (code) | cold-start SFT | held-out | 100 | 60.0% | 10.0% | 30.0% | 0.0% |');

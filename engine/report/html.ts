@@ -2,7 +2,7 @@
 // loads, so it can be mailed around or opened from an artifact store as is.
 import type { Plot } from './plots.js';
 import type { ReportArm, ReportData, SampleTrajectory } from '../../domain/report-types.js';
-import { evaluationTable, pairedTable, pct, purposeTable, type Table } from './tables.js';
+import { behaviourTable, evaluationTable, pairedTable, pct, purposeTable, type Table } from './tables.js';
 
 export function renderHtml(data: ReportData, plots: Plot[]): string {
   const sandbox = data.sandbox.length > 0 ? ` · code sandbox ${data.sandbox.join(', ')}` : '';
@@ -64,6 +64,12 @@ function evaluationsSection(data: ReportData): string {
     ? `<h3>RL against SFT, paired problem by problem</h3>
 ${asHtml(pairedTable(data))}`
     : '';
+  const behaviour = behaviourTable(data);
+  const behaviourSection = behaviour
+    ? `<h3>Behaviour</h3>
+<p>The paper's Fig. 3 measures for each model with tools: code lines per block, correct code (blocks that ran without error, summed over the set), and self-correction (correct responses with a failing block followed by one that ran).</p>
+${asHtml(behaviour)}`
+    : '';
   const purposes = purposeTable(data);
   const purposeSection = purposes
     ? `<h3>What the code is for</h3>
@@ -75,6 +81,7 @@ ${asHtml(purposes)}`
 <p>avg@k: mean correctness over k samples per problem; pass@k: share of problems with a correct sample. Tokens: mean response length; code ratio: responses with code; first code at: where the first code block starts, as a share of the response; code pass: responses whose last code block ran without error.</p>
 ${asHtml(evaluationTable(data))}
 ${paired}
+${behaviourSection}
 ${purposeSection}
 </section>`;
 }

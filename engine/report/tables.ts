@@ -64,6 +64,42 @@ export function pairedTable(data: ReportData): Table {
   return { head, rows, numericFrom: 2 };
 }
 
+/**
+ * The paper's behaviour measures (its Fig. 3) for every evaluation with tools, so SFT and the model
+ * after RL sit side by side: length, code ratio, lines, correct (passing) blocks, pass rate, where
+ * the first call sits, self-correction.
+ */
+export function behaviourTable(data: ReportData): Table | null {
+  const withTools = data.evaluations.filter((e) => e.tools && e.model !== 'base');
+  if (withTools.length === 0) return null;
+  const num = (x: number | null, digits: number) => (x === null ? '—' : x.toFixed(digits));
+  const rows = withTools.map((e) => [
+    e.arm,
+    MODEL_NAMES[e.model],
+    e.set,
+    num(e.responseLength, 0),
+    pct(e.codeRatio),
+    num(e.codeLines, 2),
+    num(e.passingCodeBlocks, 0),
+    pct(e.codePassRate),
+    pct(e.codeInvocationPosition),
+    pct(e.selfCorrectionRate),
+  ]);
+  const head = [
+    'Arm',
+    'Model',
+    'Set',
+    'Tokens',
+    'Code ratio',
+    'Code lines',
+    'Correct code',
+    'Code pass',
+    'First code at',
+    'Self-correction',
+  ];
+  return { head, rows, numericFrom: 3 };
+}
+
 /** What each model's code is for, as shares of its blocks: the paper's purpose breakdown before and after RL. */
 export function purposeTable(data: ReportData): Table | null {
   const withCode = data.evaluations.filter((e) => Object.keys(e.codePurposes).length > 0);
@@ -91,6 +127,8 @@ export function renderMarkdown(data: ReportData): string {
   ];
   if (data.evaluations.length) parts.push('## Evaluations', '', markdownTable(evaluationTable(data)), '');
   if (data.rlVsSft.length) parts.push('## RL against SFT, paired', '', markdownTable(pairedTable(data)), '');
+  const behaviour = behaviourTable(data);
+  if (behaviour) parts.push("## Behaviour (the paper's Fig. 3 measures)", '', markdownTable(behaviour), '');
   const purposes = purposeTable(data);
   if (purposes) parts.push('## What the code is for', '', markdownTable(purposes), '');
   return `${parts.join('\n')}\n`;
