@@ -42,7 +42,7 @@ export function makeTeacher(opts: z.output<typeof ColdStartOptionsSchema>, sandb
 }
 
 export async function coldStart(
-  store: StoreAccess,
+  useStore: StoreAccess,
   sandbox: Sandbox,
   options: ColdStartOptions,
   onProgress?: (done: number, total: number) => void,
@@ -50,7 +50,7 @@ export async function coldStart(
 ): Promise<ColdStartSummary> {
   const opts = ColdStartOptionsSchema.parse(options);
   const started = performance.now();
-  const { dataset, source, rows: problemRows } = await store((s) => problemsForStage(s, opts.dataset, 'train'));
+  const { dataset, source, rows: problemRows } = await useStore((s) => problemsForStage(s, opts.dataset, 'train'));
   const problems: TeacherProblem[] = problemRows
     .slice(0, opts.limit ?? problemRows.length)
     .map((r) => ({ id: r.id, problem: r.problem, answer: r.answer, family: r.family, level: r.level }));
@@ -130,7 +130,7 @@ export async function coldStart(
     teacherFailures: rows.filter((r) => r.rejectStage === 'teacher').length,
     strategies,
   };
-  const out = await store((s) =>
+  const out = await useStore((s) =>
     writeTraceDataset(
       s,
       {

@@ -74,7 +74,6 @@ export async function writePaperTrace(
     const { text, result } = await run(code);
     return { text, ok: result.status === 'ok', shown: `${codeBlock(code)}${interpreterBlock(text)}` };
   };
-  const fromOutput = (printed: string) => box(printed);
 
   switch (strategy) {
     case 'hand': {
@@ -103,18 +102,18 @@ export async function writePaperTrace(
       return {
         strategy,
         selfCorrection: false,
-        response: response + fromOutput(computed.text),
+        response: response + box(computed.text),
       };
     }
     case 'words-code': {
       const first = solution.textSteps(problem.answer)[0] ?? '';
-      // The first worked step shows the method; when it already holds the answer, only the plan is said.
+      // The first worked step shows the method, unless it already holds the answer.
       const said = first && !first.includes(problem.answer) ? `First, ${first}.\n` : '';
       const computed = await block(direct);
       return {
         strategy,
         selfCorrection: false,
-        response: `${said}Python does the rest:\n${computed.shown}${fromOutput(computed.text)}`,
+        response: `${said}Python does the rest:\n${computed.shown}${box(computed.text)}`,
       };
     }
     case 'code-first': {
@@ -122,7 +121,7 @@ export async function writePaperTrace(
       return {
         strategy,
         selfCorrection: false,
-        response: `${computed.shown}${fromOutput(computed.text)}`,
+        response: `${computed.shown}${box(computed.text)}`,
       };
     }
     case 'brute-force': {
@@ -135,7 +134,7 @@ export async function writePaperTrace(
         return {
           strategy,
           selfCorrection: false,
-          response: response + fromOutput(tried.text),
+          response: response + box(tried.text),
         };
       if (rng.u32() / 4294967296 < RECOVERY) {
         const why = /Timeout/.test(tried.text) ? 'Too slow, so the formula:' : 'It failed, so fixed:';
@@ -144,7 +143,7 @@ export async function writePaperTrace(
         return {
           strategy,
           selfCorrection: computed.ok,
-          response: response + fromOutput(computed.text),
+          response: response + box(computed.text),
         };
       }
       const result = byHand();
