@@ -58,15 +58,17 @@ export async function benchRl(o: BenchRlOptions) {
       evalEvery: 0,
       checkpointEvery: 0,
     });
-    const runs: Record<'overlapped' | 'waiting', { tokensPerSecond: number; waitShare: number; toolCalls: number; seconds: number }[]> = {
+    type Mode = 'overlapped' | 'waiting' | 'padded';
+    const runs: Record<Mode, { tokensPerSecond: number; waitShare: number; toolCalls: number; seconds: number; positions: number }[]> = {
       overlapped: [],
       waiting: [],
+      padded: [],
     };
     for (let r = 0; r < o.repeats; r++) {
       const prompts = problems
         .slice(r * o.prompts, (r + 1) * o.prompts)
         .flatMap((p) => Array.from({ length: o.samples }, () => tokenizer.encode(promptText(tokenizer, p.problem))));
-      for (const mode of ['overlapped', 'waiting'] as const) {
+      for (const mode of ['overlapped', 'waiting', 'padded'] as const) {
         say(`rollout ${mode} ${r + 1}/${o.repeats}`);
         const { stats } = await rollout(model, tokenizer, sandbox, prompts, {
           tools: true,
@@ -74,13 +76,15 @@ export async function benchRl(o: BenchRlOptions) {
           seed: r,
           batchSize: config.rolloutBatchSize,
           maxResponseTokens: config.maxResponseTokens,
-          overlapTools: mode === 'overlapped',
+          overlapTools: mode !== 'waiting',
+          raggedPrefill: mode !== 'padded',
         });
         runs[mode].push({
           tokensPerSecond: stats.sampledTokens / stats.seconds,
           waitShare: stats.waitSeconds / stats.seconds,
           toolCalls: stats.toolCalls,
           seconds: stats.seconds,
+          positions: stats.fedPositions,
         });
       }
     }
@@ -88,6 +92,7 @@ export async function benchRl(o: BenchRlOptions) {
       sampled_tokens_per_s: Math.round(median(xs.map((x) => x.tokensPerSecond))),
       sandbox_wait_share: round(median(xs.map((x) => x.waitShare)), 3),
       tool_calls: median(xs.map((x) => x.toolCalls)),
+      positions_computed: median(xs.map((x) => x.positions)),
       runs_tokens_per_s: xs.map((x) => Math.round(x.tokensPerSecond)),
     });
 
@@ -112,6 +117,7 @@ export async function benchRl(o: BenchRlOptions) {
     const total = part('total');
     const overlapped = summary(runs.overlapped);
     const waiting = summary(runs.waiting);
+    const padded = summary(runs.padded);
     return {
       backend,
       model: o.model ?? `${o.preset} after ${o.sftSteps} SFT steps on built-in traces`,
@@ -122,7 +128,9 @@ export async function benchRl(o: BenchRlOptions) {
         repeats: o.repeats,
         overlapped,
         waiting,
+        padded,
         overlapped_vs_waiting: round(overlapped.sampled_tokens_per_s / waiting.sampled_tokens_per_s),
+        ragged_vs_padded: round(overlapped.sampled_tokens_per_s / padded.sampled_tokens_per_s),
       },
       ppo_step: {
         steps: o.steps,

@@ -155,6 +155,43 @@ describeOnEachBackend('decoding', () => {
     expect(continued).toEqual(fresh);
   });
 
+  it('feeds an appended span only through the rows that took it: every row decodes as alone, with fewer positions computed than padding the batch', () => {
+    const prompts = [
+      [1, 5, 9],
+      [7, 2, 8],
+      [4, 4],
+      [6, 3, 1, 2],
+    ];
+    const span = [40, 41, 42, 43, 44, 45, 46, 47];
+    const run = (raggedPrefill: boolean) => {
+      const decoder = new Decoder(model, prompts, { maxNewTokens: 12, temperature: 0, raggedPrefill });
+      let appended = false;
+      // Row 0 takes the span after its second token; the other rows decode on.
+      while (decoder.hasActive) {
+        decoder.step();
+        if (!appended && decoder.rows[0]!.tokens.length === 2) {
+          decoder.append(0, span);
+          appended = true;
+        }
+      }
+      const out = { tokens: decoder.rows.map((r) => r.tokens), positions: decoder.fedPositions };
+      decoder.dispose();
+      return out;
+    };
+    const before = tf.memory().numTensors;
+    const ragged = run(true);
+    const padded = run(false);
+    expect(tf.memory().numTensors).toBe(before);
+    const head = ragged.tokens[0]!.slice(0, 2);
+    const rest = generate(model, [[...prompts[0]!, ...head, ...span]], { maxNewTokens: 10, temperature: 0 })[0]!.tokens;
+    expect(ragged.tokens[0]).toEqual([...head, ...span, ...rest]);
+    for (const [i, p] of prompts.entries())
+      if (i > 0) expect(ragged.tokens[i]).toEqual(generate(model, [p], { maxNewTokens: 12, temperature: 0 })[0]!.tokens);
+    expect(padded.tokens).toEqual(ragged.tokens);
+    // The span's 8 positions: once for row 0, not 8 times for each of the other three rows too.
+    expect(padded.positions - ragged.positions).toBe(3 * span.length);
+  });
+
   it('pauses on a string that a token carries past, cut after the string, and continues from the cut', () => {
     const prompt = [1, 5, 9];
     const [first] = generate(model, [prompt], { maxNewTokens: 1, temperature: 0 })[0]!.tokens;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { tf } from '../tensor/backend.js';
+import { cacheRows, padCacheEnd, stackCacheRows } from './cache-rows.js';
 import { disposeCache, type KVCache, type DecoderModel } from './decoder.js';
 import { logProbOf, sampleToken, seededRandom } from './sampling.js';
 
@@ -16,6 +17,8 @@ export const GenerateOptionsSchema = z.object({
   padId: z.number().int().default(0),
   /** Off: recompute the whole sequence each step (the baseline the cache is measured against). */
   useCache: z.boolean().default(true),
+  /** Off: a long appended span makes every row of the batch compute that many (padded) positions. */
+  raggedPrefill: z.boolean().default(true),
   /**
    * Sampling of each row on its own (a server batching unrelated requests): its temperature, top-p,
    * token limit and seed, with a random stream per row, so a row samples the same in any batch.
@@ -62,6 +65,8 @@ export class Decoder {
   private pending: (number[] | null)[];
   /** The rows in the cache's batch, in its order: a finished row leaves it, so it costs nothing after. */
   private slots: number[];
+  /** Token positions the model has computed so far, padding included: the sampler's work. */
+  fedPositions = 0;
 
   constructor(
     private readonly model: DecoderModel,
@@ -121,36 +126,78 @@ export class Decoder {
     if (!this.cache || !this.opts.useCache) return;
     const live = this.slots.filter((row) => this.rows[row]!.state !== 'done');
     if (live.length === this.slots.length || live.length === 0) return;
-    const keep = live.map((row) => this.slots.indexOf(row));
     const old = this.cache;
-    this.cache = tf.tidy(() => {
-      const index = tf.tensor1d(keep, 'int32');
-      const gather = <T extends tf.Tensor>(t: T) => tf.keep(tf.gather(t, index, 0) as T);
-      return { k: old.k.map(gather), v: old.v.map(gather), positions: gather(old.positions), valid: gather(old.valid) };
-    });
+    this.cache = cacheRows(
+      old,
+      live.map((row) => this.slots.indexOf(row)),
+    );
     disposeCache(old);
     this.slots = live;
   }
 
-  /** Feeds queued tokens of every row in the cache's batch in one forward pass (ragged rows padded and masked). */
+  /**
+   * Feeds the queued tokens of every row in the cache's batch. When only some rows queued a long
+   * span (an interpreter's output) while the rest queued one sampled token, those rows go through
+   * the model apart, so the others do not compute a padded copy of the span's length; both parts'
+   * caches are then padded to the same length (masked) and put back in batch order.
+   */
   private feed(): void {
     this.dropFinished();
     const lengths = this.slots.map((row) => this.pending[row]?.length ?? 0);
     const T = Math.max(...lengths);
     if (T === 0) return;
-    const B = this.slots.length;
+    const all = this.slots.map((_, b) => b);
+    const long = all.filter((b) => lengths[b]! > 1);
+    const split = this.opts.useCache && this.opts.raggedPrefill && this.cache !== undefined && T > 1 && long.length < all.length;
+    const previous = this.cache;
+    if (!split) {
+      this.cache = this.pass(all, previous);
+    } else {
+      const short = all.filter((b) => lengths[b]! <= 1);
+      const parts = [long, short].map((at) => {
+        const own = cacheRows(previous!, at);
+        const grown = this.pass(at, own)!;
+        if (grown !== own) disposeCache(own);
+        const missing = T - Math.max(...at.map((b) => lengths[b]!));
+        if (missing === 0) return grown;
+        const padded = padCacheEnd(grown, missing);
+        disposeCache(grown);
+        return padded;
+      });
+      const stacked = [...long, ...short];
+      this.cache = stackCacheRows(
+        parts,
+        all.map((b) => stacked.indexOf(b)),
+      );
+      parts.forEach(disposeCache);
+    }
+    // The new cache was built by concatenation: the old one is garbage now.
+    if (previous && previous !== this.cache) disposeCache(previous);
+  }
+
+  /**
+   * One forward pass over the cache batch's rows `at` (their queued tokens left-padded to the
+   * longest, so every row's last real token sits at the last position), given those rows' cache.
+   * Keeps each row's next logits and returns their grown cache (the same one if nothing was queued).
+   */
+  private pass(at: number[], cache: KVCache | undefined): KVCache | undefined {
+    const lengths = at.map((b) => this.pending[this.slots[b]!]?.length ?? 0);
+    const T = Math.max(...lengths);
+    if (T === 0) return cache;
+    const B = at.length;
     const ids: number[][] = [];
     const positions: number[][] = [];
     const valid: number[][] = [];
-    for (let b = 0; b < B; b++) {
-      const queued = this.pending[this.slots[b]!] ?? [];
-      // Left-pad, so that every row's last real token sits at the last position.
+    for (const b of at) {
+      const row = this.slots[b]!;
+      const queued = this.pending[row] ?? [];
       const pad = T - queued.length;
       ids.push([...Array(pad).fill(this.opts.padId), ...queued]);
-      positions.push(Array.from({ length: T }, (_, t) => (t < pad ? 0 : this.nextPosition[this.slots[b]!]! + t - pad)));
+      positions.push(Array.from({ length: T }, (_, t) => (t < pad ? 0 : this.nextPosition[row]! + t - pad)));
       valid.push(Array.from({ length: T }, (_, t) => (t < pad ? 0 : 1)));
     }
-    const previous = this.cache;
+    this.fedPositions += B * T;
+    let grown = cache;
     const logits = tf.tidy(() => {
       const out = this.opts.useCache
         ? this.model.forward(
@@ -158,30 +205,29 @@ export class Decoder {
               ids: tf.tensor2d(ids, [B, T], 'int32'),
               positions: tf.tensor2d(positions, [B, T], 'int32'),
               valid: tf.tensor2d(valid, [B, T]),
-              cache: this.cache,
+              cache,
             },
             { useCache: true },
           )
         : this.fullForward(ids, valid);
       if (out.cache) {
-        this.cache = out.cache;
+        grown = out.cache;
         for (const t of [out.cache.positions, out.cache.valid, ...out.cache.k, ...out.cache.v]) tf.keep(t);
       }
       return tf.squeeze(tf.slice(out.logits, [0, out.logits.shape[1] - 1, 0], [B, 1, -1]), [1]);
     });
-    // The new cache was built by concatenation: the old one is garbage now.
-    if (previous && previous !== this.cache) disposeCache(previous);
     const data = logits.dataSync() as Float32Array;
     const V = logits.shape[1]!;
     logits.dispose();
-    for (let b = 0; b < B; b++) {
+    at.forEach((b, i) => {
       const row = this.slots[b]!;
-      if (lengths[b]! > 0) {
-        this.nextLogits[row] = data.slice(b * V, (b + 1) * V);
-        this.nextPosition[row]! += lengths[b]!;
+      if (lengths[i]! > 0) {
+        this.nextLogits[row] = data.slice(i * V, (i + 1) * V);
+        this.nextPosition[row]! += lengths[i]!;
       }
       this.pending[row] = null;
-    }
+    });
+    return grown;
   }
 
   /** Without a cache: the whole sequence of every row, every time (kept for comparison). */

@@ -24,5 +24,7 @@ export const RolloutOptionsSchema = z.object({
   overlapTools: z.boolean().default(true),
   /** With overlap: a call's output is appended this many decoding steps after it started (waiting only if it is late). */
   toolLatencySteps: z.number().int().min(0).default(4),
+  /** Off: an interpreter output appended to one row costs every row of the batch its length (the baseline). */
+  raggedPrefill: z.boolean().default(true),
 });
 export type RolloutOptions = z.input<typeof RolloutOptionsSchema>;

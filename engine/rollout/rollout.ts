@@ -42,6 +42,8 @@ export interface RolloutStats {
   seconds: number;
   /** Time the sampler sat waiting for a tool call's output: idle on the sandbox. */
   waitSeconds: number;
+  /** Token positions the model computed, padding included. */
+  fedPositions: number;
 }
 
 const tick = () => new Promise<void>((r) => setImmediate(r));
@@ -83,6 +85,7 @@ async function rolloutBatch(
       pauseIds: o.tools && closeCode !== undefined ? [closeCode] : [],
       pauseStrings: o.tools && closeCode === undefined ? [TAG.codeClose] : [],
       padId: tokenizer.padId,
+      raggedPrefill: o.raggedPrefill,
     },
     decode,
     (text) => tokenizer.encode(text),
@@ -161,6 +164,7 @@ async function rolloutBatch(
   } finally {
     // A rollout that failed midway must not leave its calls' results unobserved.
     await Promise.allSettled([...inFlight.values()].map((t) => t.job));
+    stats.fedPositions += decoder.fedPositions;
     decoder.dispose();
   }
   return decoder.rows.map((r, row) => {
@@ -198,6 +202,7 @@ export async function rollout(
     toolCalls: 0,
     seconds: 0,
     waitSeconds: 0,
+    fedPositions: 0,
   };
   const t0 = performance.now();
   const trajectories: Trajectory[] = [];
