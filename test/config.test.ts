@@ -20,6 +20,7 @@ describe('the run configuration', () => {
     expect(paper.teacher).toEqual({ kind: 'builtin', style: 'paper' });
     expect(paper.rl).toMatchObject({ algo: 'ppo', klCoef: 0 });
     expect(paper.model).toMatchObject({ preset: 'tiny', positions: 512 });
+    expect(paper.eval).toMatchObject({ levels: [3, 4], benchmarks: ['held-out-sampled'], benchmark: { samples: 4, temperature: 0.6 } });
     // The README's earlier results (measured before 2026-11-30) came from this configuration.
     const earlier = loadConfig('paper', 'docs/results/paper-terse-config.json');
     expect(earlier.teacher).toEqual({ kind: 'builtin', style: 'terse' });

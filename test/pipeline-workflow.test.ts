@@ -279,7 +279,7 @@ describe('the workflows with mock activities', () => {
         teacher: { kind: 'openai', baseUrl: 'http://127.0.0.1:9/v1', model: 'teacher-model', apiKeyEnv: 'TEACHER_KEY' },
         budget: { contextTokens: 1024, maxResponseTokens: 300, maxToolCalls: 2, maxInterpreterTokens: 80 },
         rl: { steps: 2, evalEvery: 2 },
-        eval: { baseEval: true, benchmarks: ['aime24'], benchmark: { samples: 3 } },
+        eval: { baseEval: true, levels: [3, 4], limit: 50, benchmarks: ['aime24', 'held-out-sampled'], benchmark: { samples: 3 } },
       };
       const handle = await start(id, input);
       const result = await handle.result();
@@ -302,15 +302,18 @@ describe('the workflows with mock activities', () => {
         }),
       ]);
       expect(inputsOf(`${id}-rl`, 'rl')).toEqual([expect.objectContaining(budget)]);
-      // Each model (base, SFT, final) on the held-out set, greedy, then on AIME 2024, sampled.
+      // Each model (base, SFT, final) on the held-out set, greedy, then on AIME 2024 and on the
+      // same held-out problems (levels, limit), sampled.
       const evals = inputsOf(id, 'evaluate');
-      expect(evals.map((e) => [e.name, e.model, e.dataset, e.samples, e.temperature])).toEqual([
-        [`${id}-base-eval`, '/models/smollm2-135m-instruct', 'quick-world@1:test', 1, 0],
-        [`${id}-base-eval-aime24`, '/models/smollm2-135m-instruct', 'bench-aime24@1:test', 3, 0.6],
-        [`${id}-sft-eval`, `artifacts/${id}/sft`, 'quick-world@1:test', 1, 0],
-        [`${id}-sft-eval-aime24`, `artifacts/${id}/sft`, 'bench-aime24@1:test', 3, 0.6],
-        [`${id}-final-eval`, `artifacts/${id}/rl`, 'quick-world@1:test', 1, 0],
-        [`${id}-final-eval-aime24`, `artifacts/${id}/rl`, 'bench-aime24@1:test', 3, 0.6],
+      const sets = (model: string, label: string) => [
+        [`${id}-${label}-eval`, model, 'quick-world@1:test', 1, 0, [3, 4], 50],
+        [`${id}-${label}-eval-aime24`, model, 'bench-aime24@1:test', 3, 0.6, undefined, undefined],
+        [`${id}-${label}-eval-held-out-sampled`, model, 'quick-world@1:test', 3, 0.6, [3, 4], 50],
+      ];
+      expect(evals.map((e) => [e.name, e.model, e.dataset, e.samples, e.temperature, e.levels, e.limit])).toEqual([
+        ...sets('/models/smollm2-135m-instruct', 'base'),
+        ...sets(`artifacts/${id}/sft`, 'sft'),
+        ...sets(`artifacts/${id}/rl`, 'final'),
       ]);
       for (const e of evals) expect(e).toMatchObject({ ...budget, tools: true });
       expect(inputsOf(id, 'prepareBenchmark')).toEqual([{ name: 'aime24' }]);

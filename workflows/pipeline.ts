@@ -20,6 +20,7 @@ import {
   modelLabel,
   PRESETS,
   resolveConfig,
+  SAMPLED_HELD_OUT,
   sftAdapterOptions,
   type PresetName,
   type RetoolConfig,
@@ -161,7 +162,8 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
   await acts.brief.recordRunStart({ kind: 'pipeline', preset: config.preset, config });
 
   const { baseEval: evaluateBase, benchmarks, benchmark, ...heldOut } = config.eval;
-  let benchmarkSets: { name: string; dataset: string }[] = [];
+  const shipped = benchmarks.filter((name): name is Exclude<typeof name, typeof SAMPLED_HELD_OUT> => name !== SAMPLED_HELD_OUT);
+  let benchmarkSets: { name: string; dataset: string; levels?: number[]; limit?: number }[] = [];
   /** The held-out evaluation of a model, then its avg@k on each benchmark; answers the held-out one. */
   const evaluate = async (model: string, label: 'base' | 'sft' | 'final', what: string) => {
     const main = await acts.long.evaluate.executeWithOptions(
@@ -181,7 +183,8 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
             dataset: b.dataset,
             tools,
             name: `${id}-${label}-eval-${b.name}`,
-            limit: benchmark.limit,
+            levels: b.levels,
+            limit: b.limit ?? benchmark.limit,
             batchSize: heldOut.batchSize,
             seed: heldOut.seed,
             timeoutMs: heldOut.timeoutMs,
@@ -198,11 +201,13 @@ export async function retoolPipeline(input: RetoolConfigInput): Promise<Pipeline
         acts.brief.prepareProblems.executeWithOptions({ summary: `problem set ${config.data.name} (${config.data.source})` }, [
           config.data,
         ]),
-        ...benchmarks.map((name) => acts.brief.prepareBenchmark.executeWithOptions({ summary: `benchmark ${name}` }, [{ name }])),
+        ...shipped.map((name) => acts.brief.prepareBenchmark.executeWithOptions({ summary: `benchmark ${name}` }, [{ name }])),
       ]),
     );
-    benchmarkSets = benches;
     progress.dataset = data.dataset;
+    benchmarkSets = benches;
+    if (benchmarks.includes(SAMPLED_HELD_OUT))
+      benchmarkSets.push({ name: SAMPLED_HELD_OUT, dataset: `${data.dataset}:test`, levels: heldOut.levels, limit: heldOut.limit });
     upsertMemo({ dataset: data.dataset });
 
     let sftModel: string | null = null;
