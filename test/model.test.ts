@@ -5,6 +5,7 @@ import { DecoderConfigSchema, PRESETS } from '../engine/model/config.js';
 import { Decoder, generate } from '../engine/model/generate.js';
 import { DecoderModel } from '../engine/model/decoder.js';
 import { initBackend, tf } from '../engine/tensor/backend.js';
+import { setNativeConstantLimit } from '../engine/tensor/native-kernels.js';
 import { describeOnEachBackend } from './helpers/backends.js';
 import { AdamW, OptimizerConfigSchema } from '../engine/train/optim.js';
 import { accumulatedTrainStep, lossAndGrads, trainStep, type TokenBatch } from '../engine/train/step.js';
@@ -190,6 +191,20 @@ describeOnEachBackend('decoding', () => {
     expect(padded.tokens).toEqual(ragged.tokens);
     // The span's 8 positions: once for row 0, not 8 times for each of the other three rows too.
     expect(padded.positions - ragged.positions).toBe(3 * span.length);
+  });
+
+  it('decodes the same when the native constant cache must be emptied at every pass (its ids stay valid through a pass)', () => {
+    const prompts = [
+      [1, 5, 9],
+      [7, 2, 8, 3],
+    ];
+    const want = generate(model, prompts, { maxNewTokens: 8, temperature: 0 }).map((g) => g.tokens);
+    const limit = setNativeConstantLimit(1);
+    try {
+      expect(generate(model, prompts, { maxNewTokens: 8, temperature: 0 }).map((g) => g.tokens)).toEqual(want);
+    } finally {
+      setNativeConstantLimit(limit);
+    }
   });
 
   it('pauses on a string that a token carries past, cut after the string, and continues from the cut', () => {

@@ -28,18 +28,32 @@ function nodeBackend(): NodeBackend {
   return tf.backend() as unknown as NodeBackend;
 }
 
-/** Constant int32 tensors (shapes, axes, permutations) kept in libtensorflow, by value. */
+/** Constant tensors (shapes, axes, permutations, epsilons) kept in libtensorflow, by value. */
 const constants = new Map<string, number>();
-const MAX_CONSTANTS = 4096;
+let maxConstants = 4096;
+
+/** How many constants the cache holds before it is emptied (small in tests, to empty it often); returns the old limit. */
+export function setNativeConstantLimit(n: number): number {
+  const old = maxConstants;
+  maxConstants = n;
+  return old;
+}
+
+/**
+ * Empties the constant cache when it is full. Only between passes: a pass holds the ids of the
+ * constants it fetched (an axis, the norm's epsilon) until its end, and a decoder's batch and
+ * length change from step to step, so new shapes arrive mid-pass; freeing then broke the pass.
+ */
+function trimConstants(b: Binding): void {
+  if (constants.size < maxConstants) return;
+  for (const old of constants.values()) b.deleteTensor(old);
+  constants.clear();
+}
 
 function int32Constant(b: Binding, values: readonly number[], scalar = false): number {
   const key = (scalar ? 's' : 'v') + values.join(',');
   let id = constants.get(key);
   if (id === undefined) {
-    if (constants.size >= MAX_CONSTANTS) {
-      for (const old of constants.values()) b.deleteTensor(old);
-      constants.clear();
-    }
     id = b.createTensor(scalar ? [] : [values.length], b.TF_INT32, Int32Array.from(values));
     constants.set(key, id);
   }
@@ -165,6 +179,7 @@ export function nativeInference(
 ): { logits: tf.Tensor3D; hidden: tf.Tensor3D; k: tf.Tensor4D[]; v: tf.Tensor4D[] } {
   const be = nodeBackend();
   const b = be.binding;
+  trimConstants(b);
   const F = b.TF_FLOAT;
   const T_F = typeAttr(b, 'T', F);
   const live: number[] = [];
