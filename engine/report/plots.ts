@@ -42,6 +42,9 @@ const METRIC_LABELS: Record<string, string> = {
   entropy: 'Entropy',
 };
 
+/** Panels whose values are shares of responses or of code blocks. */
+const SHARES = new Set(['code_ratio', 'code_pass_rate', 'code_invocation_position', 'self_correction_rate', 'accuracy'].map(label));
+
 interface Row {
   arm: string;
   step: number;
@@ -125,22 +128,26 @@ function metricsSpec(
   if (rows.length === 0) return null;
   const present = new Set(rows.map((r) => r.arm));
   const panels = metrics.map(label).filter((m) => rows.some((r) => r.metric === m));
+  // One panel per metric on its own scale (tokens vs ratios); shares from 0, so a flat line at
+  // 100% reads as such rather than as an axis of one tick.
   const spec: TopLevelSpec = {
     ...base(title),
     data: { values: rows },
-    facet: { field: 'metric', type: 'nominal', sort: panels, title: null },
     columns: 3,
-    spec: {
+    concat: panels.map((panel) => ({
+      title: panel,
       width: 220,
       height: 160,
+      transform: [{ filter: { field: 'metric', equal: panel } }],
       mark: { type: 'line', point: { size: 20 } },
       encoding: {
         x: stepAxis(),
-        y: { field: 'value', type: 'quantitative', title: null, scale: { zero: false } },
+        y: SHARES.has(panel)
+          ? { field: 'value', type: 'quantitative', title: null, scale: { zero: true }, axis: { format: '.1~%' } }
+          : { field: 'value', type: 'quantitative', title: null, scale: { zero: false }, axis: { format: ',~f' } },
         color: colorEncoding(data, present),
       },
-    },
-    // Metrics live on unrelated scales (tokens vs ratios).
+    })),
     resolve: { scale: { y: 'independent' } },
   };
   return { name, title, spec };
