@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { artifactsCommand } from './commands/artifacts.js';
 import { benchCommand } from './commands/bench.js';
 import { dataCommand } from './commands/data.js';
 import { execCommand } from './commands/exec.js';
@@ -41,6 +42,7 @@ for (const cmd of [
   execCommand(common),
   modelCommand(common),
   serveCommand(common),
+  artifactsCommand(common),
   gradeCommand(common),
   benchCommand(common),
 ]) {

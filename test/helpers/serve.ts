@@ -9,8 +9,9 @@ export interface RunningServer {
   stop: () => Promise<void>;
 }
 
-export async function startServe(args: string[], home: string): Promise<RunningServer> {
-  const server = execa('node', [join(ROOT, 'bin', 'retool.js'), 'serve', ...args, '--port', '0', '--json'], {
+/** `retool serve` by default; `command` names another serving command (`['artifacts', 'serve']`). */
+export async function startServe(args: string[], home: string, command = ['serve']): Promise<RunningServer> {
+  const server = execa('node', [join(ROOT, 'bin', 'retool.js'), ...command, ...args, '--port', '0', '--json'], {
     cwd: ROOT,
     env: { RETOOL_HOME: home },
     reject: false,
