@@ -28,6 +28,9 @@ describe('the run configuration', () => {
     expect(earlier.rl).toMatchObject({ algo: 'grpo', lr: 3e-5, steps: 80, promptsPerStep: 16, samplesPerPrompt: 8 });
     expect(earlier.sft.steps).toBe(8000);
     expect(earlier.budget.maxResponseTokens).toBe(192);
+    // The first run of the paper's recipe (2026-12-08): 10,000 SFT steps, greedy evaluations only.
+    const longerSft = loadConfig('paper', 'docs/results/paper-sft10k-config.json');
+    expect(longerSft).toEqual({ ...paper, sft: { ...paper.sft, steps: 10_000 }, eval: { ...paper.eval, benchmarks: [] } });
   });
 
   it('a section of the overrides is merged key by key; a data section of another source replaces', () => {
