@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gradeResponse } from '../domain/grading.js';
-import { sampleFacts } from '../engine/eval/evaluate.js';
+import { evaluateModel, sampleFacts, shardRanges } from '../engine/eval/evaluate.js';
 import { evalMetrics } from '../engine/eval/metrics.js';
 import { DecoderConfigSchema } from '../engine/model/config.js';
 import { DecoderModel } from '../engine/model/decoder.js';
@@ -208,6 +208,41 @@ describe('multi-turn rollout with the sandbox in the loop', () => {
     expect(trajectories[0]!.roles.every((r) => r === 'model')).toBe(true);
     // It never learned the interpreter's text, so it cannot reproduce the output by itself.
     expect(trajectories[0]!.response).not.toBe(response);
+  });
+
+  it('cut into shards at batch boundaries, an evaluation decodes the same samples as in one run, whatever the number of shards', async () => {
+    const problems = ['Compute 6*7.', 'Compute 2+3.', 'Compute 9-4.', 'Compute 8*8.', 'Compute 1+1.'].map((text, i) => ({
+      id: `q${i}`,
+      problem: text,
+      answer: '42',
+      family: null,
+      level: null,
+      split: 'test' as const,
+      extra: null,
+    }));
+    const options = { tools: true, maxResponseTokens: 60, temperature: 1.3, samples: 3, batchSize: 4, seed: 11 };
+    const whole = await evaluateModel(model, tokenizer, sandbox, problems, options);
+    const seen = (r: typeof whole) => r.samples.map((s) => [s.problem.id, s.sampleIdx, s.trajectory.response]);
+    // Sampling at temperature 1.3 draws different responses: the check below could fail.
+    expect(new Set(whole.samples.map((s) => s.trajectory.response)).size).toBeGreaterThan(3);
+    expect(whole.samples.some((s) => s.trajectory.toolCalls.length > 0)).toBe(true);
+    for (const shards of [2, 3, 5]) {
+      const ranges = shardRanges(15, 4, shards);
+      expect(
+        ranges
+          .flatMap((r) => [r.from, r.to])
+          .filter((x) => x !== 15)
+          .every((x) => x % 4 === 0),
+      ).toBe(true);
+      expect(ranges.reduce((n, r) => n + r.to - r.from, 0)).toBe(15);
+      const parts = [];
+      for (const range of ranges) parts.push(...seen(await evaluateModel(model, tokenizer, sandbox, problems, options, undefined, range)));
+      expect(parts).toEqual(seen(whole));
+    }
+    expect(shardRanges(15, 4, 9)).toHaveLength(4);
+    await expect(evaluateModel(model, tokenizer, sandbox, problems, options, undefined, { from: 2, to: 8 })).rejects.toThrow(
+      'a shard starts at sequence 2, not a multiple of the rollout batch (4)',
+    );
   });
 
   it('stops a sequence at the tool-call limit', async () => {
