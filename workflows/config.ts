@@ -229,9 +229,9 @@ export const PRESETS = {
     // 512 positions: 99.6% of the paper-style traces fit (256 held 85%); the same weights as tiny.
     model: { preset: 'tiny', positions: 512 },
     budget: { maxResponseTokens: 320 },
-    // Hard held-out accuracy after 5,000 steps: 63.8% in one run, 34.1% in another (training is not
-    // bit-for-bit repeatable and this is where copying the interpreter's number is learnt); 91.8%
-    // after 10,000 (docs/results.md, 2026-12-08). 5,000 leaves RL room, as the paper's cold start did.
+    // Hard held-out accuracy after 5,000 steps: 63.8% in one run, 34.1% in another (the cold start's
+    // searches time out with the machine's load, and this is where copying the interpreter's number
+    // is learnt); 91.8% after 10,000 (docs/results.md, 2026-12-08). 5,000 leaves RL room.
     sft: { steps: 5_000, checkpointEvery: 500 },
     // The paper's algorithm: PPO with a critic, outcome reward, no KL (engine/rl/config.ts defaults).
     // lr by measurement on a 6,000-step SFT model (docs/results.md): 3e-4 halved held-out accuracy
